@@ -1,0 +1,581 @@
+//! The state every decision and every published number comes from, with its two pure functions:
+//! `decide` (may this command be appended now?) and `evolve` (fold one appended event in).
+//!
+//! The server runs `decide` before appending and the verifier runs it again on replay, so an
+//! entry the server should have refused is caught by anyone who replays the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::command::{
+    Action, Audience, CastBallot, ChoiceKind, ClosePoll, Command, Genesis, PollDefinition, Role,
+    RoleChange, Tally,
+};
+use crate::limits;
+use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
+use crate::time::Timestamp;
+
+/// Why a command may not be appended. Each variant is a stable, documented problem type.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum Refusal {
+    #[error("the command was issued too long ago; sign a fresh one")]
+    StaleCommand,
+    #[error("the command's issue time is too far in the future")]
+    FutureCommand,
+    #[error("this author already used this nonce")]
+    ReplayedNonce,
+    #[error("the key is weak (small order) and can never be registered")]
+    WeakKey,
+    #[error("the key is already registered")]
+    KeyAlreadyRegistered,
+    #[error("the key is not registered")]
+    KeyNotRegistered,
+    #[error("only an admin key may do this")]
+    NotAdmin,
+    #[error("only an official may do this")]
+    NotOfficial,
+    #[error("only the server signs system events")]
+    SystemOnly,
+    #[error("the signer of the entry is not the author of the command")]
+    SignerIsNotAuthor,
+    #[error("invalid role change: {0}")]
+    InvalidRoleChange(String),
+    #[error("the key does not hold that role")]
+    RoleNotHeld,
+    #[error("the key already holds that role")]
+    RoleAlreadyHeld,
+    #[error("invalid poll: {0}")]
+    InvalidPoll(String),
+    #[error("no poll has that identifier")]
+    UnknownPoll,
+    #[error("the poll is not open yet")]
+    PollNotOpenYet,
+    #[error("the poll is closed")]
+    PollClosed,
+    #[error("the key is not eligible to vote in this poll")]
+    NotEligible,
+    #[error("the ballot chooses an option the poll does not have")]
+    UnknownOption,
+    #[error("the ballot chooses more options than the poll allows")]
+    TooManyChoices,
+    #[error("the ballot chooses the same option twice")]
+    DuplicateChoice,
+    #[error("the ballot chooses nothing")]
+    EmptyBallot,
+    #[error("a ballot was already cast and this poll does not allow changing it")]
+    BallotAlreadyCast,
+    #[error("genesis must be the first entry and only the first")]
+    MisplacedGenesis,
+    #[error("the log has no genesis entry")]
+    MissingGenesis,
+    #[error("the poll is already closed")]
+    PollAlreadyClosed,
+    #[error("the poll's closing time has not come")]
+    PollNotDue,
+    #[error("the close event's final tally differs from the recount")]
+    FinalTallyMismatch,
+}
+
+impl Refusal {
+    /// The stable identifier used in problem types and documentation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::StaleCommand => "stale-command",
+            Refusal::FutureCommand => "future-command",
+            Refusal::ReplayedNonce => "replayed-nonce",
+            Refusal::WeakKey => "weak-key",
+            Refusal::KeyAlreadyRegistered => "key-already-registered",
+            Refusal::KeyNotRegistered => "key-not-registered",
+            Refusal::NotAdmin => "not-admin",
+            Refusal::NotOfficial => "not-official",
+            Refusal::SystemOnly => "system-only",
+            Refusal::SignerIsNotAuthor => "signer-is-not-author",
+            Refusal::InvalidRoleChange(_) => "invalid-role-change",
+            Refusal::RoleNotHeld => "role-not-held",
+            Refusal::RoleAlreadyHeld => "role-already-held",
+            Refusal::InvalidPoll(_) => "invalid-poll",
+            Refusal::UnknownPoll => "unknown-poll",
+            Refusal::PollNotOpenYet => "poll-not-open-yet",
+            Refusal::PollClosed => "poll-closed",
+            Refusal::NotEligible => "not-eligible",
+            Refusal::UnknownOption => "unknown-option",
+            Refusal::TooManyChoices => "too-many-choices",
+            Refusal::DuplicateChoice => "duplicate-choice",
+            Refusal::EmptyBallot => "empty-ballot",
+            Refusal::BallotAlreadyCast => "ballot-already-cast",
+            Refusal::MisplacedGenesis => "misplaced-genesis",
+            Refusal::MissingGenesis => "missing-genesis",
+            Refusal::PollAlreadyClosed => "poll-already-closed",
+            Refusal::PollNotDue => "poll-not-due",
+            Refusal::FinalTallyMismatch => "final-tally-mismatch",
+        }
+    }
+}
+
+/// One appended event: an entry's header facts plus its parsed payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub position: u64,
+    pub server_time: Timestamp,
+    pub kind: EntryKind,
+    pub hash: Hash,
+    pub command: Command,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogIdentity {
+    pub server_key: PublicKey,
+    pub log_origin: String,
+    pub admin_keys: BTreeSet<PublicKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub registered_at_position: u64,
+    pub registered_at: Timestamp,
+    /// Roles held now; officials carry their department.
+    pub roles: BTreeMap<Role, Option<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollStatus {
+    /// Opened in the log, not yet accepting ballots.
+    Scheduled,
+    /// Accepting ballots.
+    Open,
+    /// Past `closes_at`; the server has not yet appended the close event.
+    Closing,
+    /// The close event is in the log.
+    Closed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedPoll {
+    pub position: u64,
+    pub server_time: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Poll {
+    pub id: u64,
+    pub author: PublicKey,
+    pub opened_at: Timestamp,
+    pub definition: PollDefinition,
+    /// Each voter's counted ballot. Public: ballots are pseudonymous, anyone can recount.
+    pub ballots: BTreeMap<PublicKey, Vec<u32>>,
+    pub tally: Tally,
+    pub closed: Option<ClosedPoll>,
+}
+
+impl Poll {
+    pub fn status(&self, now: Timestamp) -> PollStatus {
+        if self.closed.is_some() {
+            PollStatus::Closed
+        } else if now < self.definition.opens_at {
+            PollStatus::Scheduled
+        } else if now < self.definition.closes_at {
+            PollStatus::Open
+        } else {
+            PollStatus::Closing
+        }
+    }
+
+    /// Indices of the options with the most counted choices; several on a tie, none when no
+    /// ballot was counted.
+    pub fn leading_options(&self) -> Vec<u32> {
+        let most = self.tally.counts.iter().copied().max().unwrap_or(0);
+        if most == 0 {
+            return Vec::new();
+        }
+        (0..self.tally.counts.len())
+            .filter(|&index| self.tally.counts[index] == most)
+            .filter_map(|index| u32::try_from(index).ok())
+            .collect()
+    }
+}
+
+/// Nonces seen inside the freshness window. Older ones need not be kept: a command that old is
+/// refused as stale before its nonce is looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct NonceWindow {
+    seen: BTreeSet<(PublicKey, String)>,
+    by_issue_time: BTreeSet<(Timestamp, PublicKey, String)>,
+}
+
+impl NonceWindow {
+    fn contains(&self, author: PublicKey, nonce: &str) -> bool {
+        self.seen.contains(&(author, nonce.to_string()))
+    }
+
+    fn insert(&mut self, author: PublicKey, nonce: &str, issued_at: Timestamp) {
+        self.seen.insert((author, nonce.to_string()));
+        self.by_issue_time.insert((issued_at, author, nonce.to_string()));
+    }
+
+    fn forget_before(&mut self, horizon: Timestamp) {
+        while let Some(oldest) = self.by_issue_time.first() {
+            if oldest.0 >= horizon {
+                break;
+            }
+            if let Some((_, author, nonce)) = self.by_issue_time.pop_first() {
+                self.seen.remove(&(author, nonce));
+            }
+        }
+    }
+}
+
+/// Everything the log says so far.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Ledger {
+    pub identity: Option<LogIdentity>,
+    pub keys: BTreeMap<PublicKey, KeyRecord>,
+    pub polls: BTreeMap<u64, Poll>,
+    nonces: NonceWindow,
+    /// Entries folded in so far; the next position.
+    pub size: u64,
+    /// Hash of the last entry, or zeros before the first.
+    pub head_hash: Hash,
+    pub last_server_time: Timestamp,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger { head_hash: GENESIS_PREVIOUS_HASH, ..Ledger::default() }
+    }
+
+    pub fn server_key(&self) -> Option<PublicKey> {
+        self.identity.as_ref().map(|identity| identity.server_key)
+    }
+
+    pub fn is_admin(&self, key: PublicKey) -> bool {
+        self.identity.as_ref().is_some_and(|identity| identity.admin_keys.contains(&key))
+    }
+
+    pub fn holds_role(&self, key: PublicKey, role: Role) -> bool {
+        self.keys.get(&key).is_some_and(|record| record.roles.contains_key(&role))
+    }
+
+    /// Decides whether `command`, signed by `signer` in an entry of `kind`, may be appended at
+    /// the next position with server time `server_time`.
+    pub fn decide(
+        &self,
+        kind: EntryKind,
+        signer: PublicKey,
+        command: &Command,
+        server_time: Timestamp,
+    ) -> Result<(), Refusal> {
+        self.check_signer(kind, signer, command)?;
+        if kind == EntryKind::Command {
+            if command.issued_at < server_time.plus_milliseconds(-limits::COMMAND_AGE_MS_MAX) {
+                return Err(Refusal::StaleCommand);
+            }
+            if command.issued_at > server_time.plus_milliseconds(limits::COMMAND_FUTURE_MS_MAX) {
+                return Err(Refusal::FutureCommand);
+            }
+        }
+        if self.nonces.contains(command.author, &command.nonce) {
+            return Err(Refusal::ReplayedNonce);
+        }
+        match &command.action {
+            Action::Genesis(genesis) => decide_genesis(genesis),
+            Action::RegisterKey(_) => {
+                if command.author.is_weak() {
+                    Err(Refusal::WeakKey)
+                } else if self.keys.contains_key(&command.author) {
+                    Err(Refusal::KeyAlreadyRegistered)
+                } else {
+                    Ok(())
+                }
+            }
+            Action::GrantRole(change) => self.decide_role_change(command.author, change, true),
+            Action::RevokeRole(change) => self.decide_role_change(command.author, change, false),
+            Action::OpenPoll(definition) => {
+                if !self.holds_role(command.author, Role::Official) {
+                    return Err(Refusal::NotOfficial);
+                }
+                check_poll_definition(definition, server_time)
+            }
+            Action::CastBallot(ballot) => self.decide_ballot(command.author, ballot, server_time),
+            Action::ClosePoll(close) => self.decide_close(close, server_time),
+        }
+    }
+
+    fn check_signer(
+        &self,
+        kind: EntryKind,
+        signer: PublicKey,
+        command: &Command,
+    ) -> Result<(), Refusal> {
+        if signer != command.author {
+            return Err(Refusal::SignerIsNotAuthor);
+        }
+        match (&command.action, kind) {
+            (Action::Genesis(_), EntryKind::System) if self.size == 0 => Ok(()),
+            (Action::Genesis(_), _) => Err(Refusal::MisplacedGenesis),
+            (_, _) if self.identity.is_none() => Err(Refusal::MissingGenesis),
+            (action, EntryKind::System) if action.is_system() => {
+                if Some(signer) == self.server_key() {
+                    Ok(())
+                } else {
+                    Err(Refusal::SystemOnly)
+                }
+            }
+            (action, EntryKind::Command) if !action.is_system() => Ok(()),
+            _ => Err(Refusal::SystemOnly),
+        }
+    }
+
+    fn decide_role_change(
+        &self,
+        author: PublicKey,
+        change: &RoleChange,
+        grant: bool,
+    ) -> Result<(), Refusal> {
+        if !self.is_admin(author) {
+            return Err(Refusal::NotAdmin);
+        }
+        let Some(record) = self.keys.get(&change.subject) else {
+            return Err(Refusal::KeyNotRegistered);
+        };
+        match (change.role, &change.department) {
+            (Role::Official, None) if grant => {
+                return Err(Refusal::InvalidRoleChange("an official needs a department".into()))
+            }
+            (Role::Official, Some(department))
+                if department.trim().is_empty()
+                    || department.chars().count() > limits::DEPARTMENT_CHARS_MAX =>
+            {
+                return Err(Refusal::InvalidRoleChange(format!(
+                    "a department name has 1 to {} characters",
+                    limits::DEPARTMENT_CHARS_MAX
+                )))
+            }
+            (Role::Moderator | Role::Registrar, Some(_)) => {
+                return Err(Refusal::InvalidRoleChange(
+                    "only officials belong to a department".into(),
+                ))
+            }
+            _ => {}
+        }
+        let held = record.roles.contains_key(&change.role);
+        match (grant, held) {
+            (true, true) => Err(Refusal::RoleAlreadyHeld),
+            (false, false) => Err(Refusal::RoleNotHeld),
+            _ => Ok(()),
+        }
+    }
+
+    fn decide_ballot(
+        &self,
+        voter: PublicKey,
+        ballot: &CastBallot,
+        server_time: Timestamp,
+    ) -> Result<(), Refusal> {
+        let poll = self.polls.get(&ballot.poll).ok_or(Refusal::UnknownPoll)?;
+        match poll.status(server_time) {
+            PollStatus::Scheduled => return Err(Refusal::PollNotOpenYet),
+            PollStatus::Closing | PollStatus::Closed => return Err(Refusal::PollClosed),
+            PollStatus::Open => {}
+        }
+        match poll.definition.audience {
+            Audience::Everyone => {
+                if !self.keys.contains_key(&voter) {
+                    return Err(Refusal::NotEligible);
+                }
+            }
+        }
+        if ballot.choices.is_empty() {
+            return Err(Refusal::EmptyBallot);
+        }
+        let option_count = poll.definition.options.len();
+        if ballot.choices.iter().any(|&choice| choice as usize >= option_count) {
+            return Err(Refusal::UnknownOption);
+        }
+        if ballot.choices.len() > poll.definition.max_choices as usize {
+            return Err(Refusal::TooManyChoices);
+        }
+        let distinct: BTreeSet<u32> = ballot.choices.iter().copied().collect();
+        if distinct.len() != ballot.choices.len() {
+            return Err(Refusal::DuplicateChoice);
+        }
+        if poll.ballots.contains_key(&voter) && !poll.definition.vote_changes_allowed {
+            return Err(Refusal::BallotAlreadyCast);
+        }
+        Ok(())
+    }
+
+    fn decide_close(&self, close: &ClosePoll, server_time: Timestamp) -> Result<(), Refusal> {
+        let poll = self.polls.get(&close.poll).ok_or(Refusal::UnknownPoll)?;
+        if poll.closed.is_some() {
+            return Err(Refusal::PollAlreadyClosed);
+        }
+        if server_time < poll.definition.closes_at {
+            return Err(Refusal::PollNotDue);
+        }
+        if close.final_tally != poll.tally {
+            return Err(Refusal::FinalTallyMismatch);
+        }
+        Ok(())
+    }
+
+    /// Polls whose closing time has come by `now` and whose close event is not yet appended.
+    pub fn polls_due_to_close(&self, now: Timestamp) -> Vec<u64> {
+        self.polls
+            .values()
+            .filter(|poll| poll.status(now) == PollStatus::Closing)
+            .map(|poll| poll.id)
+            .collect()
+    }
+
+    /// Folds one event in. The caller has decided it (the writer) or is replaying a log whose
+    /// entries it decides as it goes (the verifier); `evolve` itself trusts its input.
+    pub fn evolve(&mut self, event: &Event) {
+        let command = &event.command;
+        self.nonces.insert(command.author, &command.nonce, command.issued_at);
+        self.nonces
+            .forget_before(event.server_time.plus_milliseconds(-limits::COMMAND_AGE_MS_MAX));
+        match &command.action {
+            Action::Genesis(genesis) => {
+                self.identity = Some(LogIdentity {
+                    server_key: command.author,
+                    log_origin: genesis.log_origin.clone(),
+                    admin_keys: genesis.admin_keys.iter().copied().collect(),
+                });
+            }
+            Action::RegisterKey(_) => {
+                self.keys.insert(
+                    command.author,
+                    KeyRecord {
+                        registered_at_position: event.position,
+                        registered_at: event.server_time,
+                        roles: BTreeMap::new(),
+                    },
+                );
+            }
+            Action::GrantRole(change) => {
+                if let Some(record) = self.keys.get_mut(&change.subject) {
+                    record.roles.insert(change.role, change.department.clone());
+                }
+            }
+            Action::RevokeRole(change) => {
+                if let Some(record) = self.keys.get_mut(&change.subject) {
+                    record.roles.remove(&change.role);
+                }
+            }
+            Action::OpenPoll(definition) => {
+                self.polls.insert(
+                    event.position,
+                    Poll {
+                        id: event.position,
+                        author: command.author,
+                        opened_at: event.server_time,
+                        definition: definition.clone(),
+                        ballots: BTreeMap::new(),
+                        tally: Tally {
+                            counts: vec![0; definition.options.len()],
+                            ..Tally::default()
+                        },
+                        closed: None,
+                    },
+                );
+            }
+            Action::CastBallot(ballot) => {
+                if let Some(poll) = self.polls.get_mut(&ballot.poll) {
+                    count_ballot(poll, command.author, &ballot.choices);
+                }
+            }
+            Action::ClosePoll(close) => {
+                if let Some(poll) = self.polls.get_mut(&close.poll) {
+                    poll.closed =
+                        Some(ClosedPoll { position: event.position, server_time: event.server_time });
+                }
+            }
+        }
+        self.size = event.position + 1;
+        self.head_hash = event.hash;
+        self.last_server_time = event.server_time;
+    }
+}
+
+fn count_ballot(poll: &mut Poll, voter: PublicKey, choices: &[u32]) {
+    if let Some(previous) = poll.ballots.insert(voter, choices.to_vec()) {
+        for choice in previous {
+            if let Some(count) = poll.tally.counts.get_mut(choice as usize) {
+                *count -= 1;
+            }
+        }
+        poll.tally.superseded_ballots += 1;
+    } else {
+        poll.tally.turnout += 1;
+    }
+    for &choice in choices {
+        if let Some(count) = poll.tally.counts.get_mut(choice as usize) {
+            *count += 1;
+        }
+    }
+}
+
+fn decide_genesis(genesis: &Genesis) -> Result<(), Refusal> {
+    if genesis.admin_keys.is_empty() || genesis.admin_keys.iter().any(|key| key.is_weak()) {
+        return Err(Refusal::WeakKey);
+    }
+    Ok(())
+}
+
+fn check_poll_definition(
+    definition: &PollDefinition,
+    server_time: Timestamp,
+) -> Result<(), Refusal> {
+    let invalid = |reason: String| Err(Refusal::InvalidPoll(reason));
+    let title_chars = definition.title.trim().chars().count();
+    if title_chars == 0 || definition.title.chars().count() > limits::POLL_TITLE_CHARS_MAX {
+        return invalid(format!("a title has 1 to {} characters", limits::POLL_TITLE_CHARS_MAX));
+    }
+    if definition.description.chars().count() > limits::POLL_DESCRIPTION_CHARS_MAX {
+        return invalid(format!(
+            "a description has at most {} characters",
+            limits::POLL_DESCRIPTION_CHARS_MAX
+        ));
+    }
+    let option_count = definition.options.len();
+    if !(limits::POLL_OPTIONS_MIN..=limits::POLL_OPTIONS_MAX).contains(&option_count) {
+        return invalid(format!(
+            "a poll has {} to {} options",
+            limits::POLL_OPTIONS_MIN,
+            limits::POLL_OPTIONS_MAX
+        ));
+    }
+    if definition.options.iter().any(|option| {
+        option.trim().is_empty() || option.chars().count() > limits::POLL_OPTION_CHARS_MAX
+    }) {
+        return invalid(format!(
+            "an option has 1 to {} characters",
+            limits::POLL_OPTION_CHARS_MAX
+        ));
+    }
+    let distinct: BTreeSet<&str> = definition.options.iter().map(|option| option.trim()).collect();
+    if distinct.len() != option_count {
+        return invalid("options must differ from each other".into());
+    }
+    match definition.choice_kind {
+        ChoiceKind::SingleChoice if definition.max_choices != 1 => {
+            return invalid("a single-choice poll has max_choices 1".into())
+        }
+        ChoiceKind::MultipleChoice
+            if definition.max_choices < 2 || definition.max_choices as usize > option_count =>
+        {
+            return invalid("a multiple-choice poll has max_choices from 2 to its option count".into())
+        }
+        _ => {}
+    }
+    if definition.closes_at <= definition.opens_at {
+        return invalid("closes_at must be after opens_at".into());
+    }
+    if definition.closes_at <= server_time {
+        return invalid("closes_at must be in the future".into());
+    }
+    if definition.closes_at.0 - definition.opens_at.0 > limits::POLL_DURATION_MS_MAX {
+        return invalid("a poll stays open at most 366 days".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The pure core of veche: the signed-command protocol, the event vocabulary, the rules that decide
+//! whether a command may be appended, and the folds that turn the log into every published number.
+//!
+//! Invariant: no IO, no clock, no randomness. The server and `veche verify` run this same code, so
+//! a recount can never disagree with the server by construction.
+
+pub mod command;
+pub mod ledger;
+pub mod limits;
+pub mod protocol;
+pub mod replay;
+pub mod time;
+
+pub use command::{Action, Command, Tally};
+pub use ledger::{Event, Ledger, Poll, PollStatus, Refusal};
+pub use protocol::{Entry, EntryKind, Hash, PublicKey};
+pub use replay::{ReplayError, ReplayFailure, Replayer, SealedEntry, SignedCommand};
+pub use time::Timestamp;

@@ -1,0 +1,43 @@
+//! Every limit veche enforces, in one place, units last in each name.
+//!
+//! The server, the verifier and third-party clients read the same numbers: a command that the
+//! server accepts must also pass `veche verify`, so limits that shape acceptance live in the pure
+//! crate rather than in server configuration.
+
+/// Largest log entry, header included: C2SP tlog-tiles entry bundles prefix entries with a
+/// 16-bit length, so nothing larger can be served.
+pub const ENTRY_BYTES_MAX: usize = 65_535;
+/// Largest signed payload: whatever is left of an entry after its fixed header.
+pub const PAYLOAD_BYTES_MAX: usize = ENTRY_BYTES_MAX - crate::protocol::ENTRY_HEADER_BYTES;
+/// Largest HTTP request body. An envelope carries the payload as a JSON string, where escaping can
+/// grow it, so this is larger than the payload limit; the payload limit is checked after decoding.
+pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// How far behind the server's clock a command's `issued_at` may be before it is refused as stale.
+pub const COMMAND_AGE_MS_MAX: i64 = 5 * 60 * 1000;
+/// How far ahead of the server's clock a command's `issued_at` may be (client clock skew).
+pub const COMMAND_FUTURE_MS_MAX: i64 = 60 * 1000;
+/// Exact length of a command nonce, in hexadecimal characters (16 random bytes).
+pub const NONCE_HEX_CHARS: usize = 32;
+
+/// Options a poll may offer, inclusive bounds.
+pub const POLL_OPTIONS_MIN: usize = 2;
+pub const POLL_OPTIONS_MAX: usize = 64;
+pub const POLL_TITLE_CHARS_MAX: usize = 200;
+pub const POLL_DESCRIPTION_CHARS_MAX: usize = 4_000;
+pub const POLL_OPTION_CHARS_MAX: usize = 200;
+/// Longest time a poll may stay open.
+pub const POLL_DURATION_MS_MAX: i64 = 366 * 24 * 60 * 60 * 1000;
+
+/// Department names carried by role grants.
+pub const DEPARTMENT_CHARS_MAX: usize = 100;
+
+/// Entries one page of the raw log may hold.
+pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;
+/// Items one page of any other list may hold.
+pub const LIST_PAGE_ITEMS_MAX: usize = 100;
+
+/// Commands the single writer takes into one group commit.
+pub const WRITER_BATCH_COMMANDS_MAX: usize = 2_048;
+/// Commands that may wait for the writer before new ones are refused as overload.
+pub const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;

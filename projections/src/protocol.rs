@@ -1,0 +1,288 @@
+//! The bytes of veche's log: domain-separated signed messages, the entry layout and the hash chain.
+//!
+//! `docs/PROTOCOL.md` is the normative description; this module is its executable form and the
+//! worked examples there are checked against it by a test.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::time::Timestamp;
+
+/// Prefix of every message a citizen (or admin, official, ...) signs. The trailing newline ends
+/// the prefix unambiguously because a payload is a JSON object and starts with `{`.
+pub const COMMAND_DOMAIN: &[u8] = b"veche command v1\n";
+/// Prefix of every message the server signs for its own system events.
+pub const SYSTEM_DOMAIN: &[u8] = b"veche system event v1\n";
+
+/// Format version, the first byte of every entry.
+pub const ENTRY_VERSION: u8 = 1;
+/// Fixed part of an entry: version, kind, position, server time, previous hash, signer, signature.
+pub const ENTRY_HEADER_BYTES: usize = 1 + 1 + 8 + 8 + 32 + 32 + 64;
+
+pub type Hash = [u8; 32];
+
+/// Hash that the first entry links to.
+pub const GENESIS_PREVIOUS_HASH: Hash = [0; 32];
+
+/// A 32-byte Ed25519 public key, written as 64 lowercase hexadecimal characters.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<PublicKey> {
+        if text.len() != 64 || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(PublicKey(bytes))
+    }
+
+    /// A key is weak when it is not a valid curve point or lies in the small-order subgroup:
+    /// signatures under such keys can be forged, so veche never registers one.
+    pub fn is_weak(self) -> bool {
+        match VerifyingKey::from_bytes(&self.0) {
+            Ok(key) => key.is_weak(),
+            Err(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "PublicKey({})", self.to_hex())
+    }
+}
+
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.to_hex())
+    }
+}
+
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PublicKey::from_hex(&text).ok_or_else(|| {
+            serde::de::Error::custom("a public key is 64 lowercase hexadecimal characters")
+        })
+    }
+}
+
+/// Who signed an entry, and therefore which domain prefix the signature covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A command signed by a key holder: citizen, official, moderator, registrar or admin.
+    Command = 1,
+    /// An event the server signs itself: genesis, poll close.
+    System = 2,
+}
+
+impl EntryKind {
+    pub fn domain(self) -> &'static [u8] {
+        match self {
+            EntryKind::Command => COMMAND_DOMAIN,
+            EntryKind::System => SYSTEM_DOMAIN,
+        }
+    }
+}
+
+/// One record of the log, exactly as it is stored, hashed, chained and served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub position: u64,
+    pub server_time: Timestamp,
+    pub previous_hash: Hash,
+    pub signer: PublicKey,
+    pub signature: [u8; 64],
+    /// The exact bytes that were signed after the domain prefix: a UTF-8 JSON object.
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum EntryError {
+    #[error("entry is {length_bytes} bytes, shorter than the {ENTRY_HEADER_BYTES}-byte header")]
+    TooShort { length_bytes: usize },
+    #[error("entry is {length_bytes} bytes, longer than the 65535-byte maximum")]
+    TooLong { length_bytes: usize },
+    #[error("entry format version {0} is not known")]
+    UnknownVersion(u8),
+    #[error("entry kind {0} is not known")]
+    UnknownKind(u8),
+}
+
+impl Entry {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ENTRY_HEADER_BYTES + self.payload.len());
+        bytes.push(ENTRY_VERSION);
+        bytes.push(self.kind as u8);
+        bytes.extend_from_slice(&self.position.to_be_bytes());
+        bytes.extend_from_slice(&self.server_time.0.to_be_bytes());
+        bytes.extend_from_slice(&self.previous_hash);
+        bytes.extend_from_slice(&self.signer.0);
+        bytes.extend_from_slice(&self.signature);
+        bytes.extend_from_slice(&self.payload);
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        if bytes.len() < ENTRY_HEADER_BYTES {
+            return Err(EntryError::TooShort { length_bytes: bytes.len() });
+        }
+        if bytes.len() > crate::limits::ENTRY_BYTES_MAX {
+            return Err(EntryError::TooLong { length_bytes: bytes.len() });
+        }
+        let (header, payload) = bytes.split_at(ENTRY_HEADER_BYTES);
+        if header[0] != ENTRY_VERSION {
+            return Err(EntryError::UnknownVersion(header[0]));
+        }
+        let kind = match header[1] {
+            1 => EntryKind::Command,
+            2 => EntryKind::System,
+            other => return Err(EntryError::UnknownKind(other)),
+        };
+        Ok(Entry {
+            kind,
+            position: u64::from_be_bytes(array(&header[2..10])),
+            server_time: Timestamp(i64::from_be_bytes(array(&header[10..18]))),
+            previous_hash: array(&header[18..50]),
+            signer: PublicKey(array(&header[50..82])),
+            signature: array(&header[82..146]),
+            payload: payload.to_vec(),
+        })
+    }
+
+    /// The message the signature covers: domain prefix, then the payload bytes.
+    pub fn signed_message(&self) -> Vec<u8> {
+        signed_message(self.kind, &self.payload)
+    }
+
+    /// Strict Ed25519 verification of the entry's signature under its signer key.
+    pub fn verify_signature(&self) -> Result<(), SignatureError> {
+        verify_strict(self.signer, &self.signed_message(), &self.signature)
+    }
+}
+
+/// Copies a slice whose length the caller has already fixed into an array.
+fn array<const N: usize>(slice: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(slice);
+    out
+}
+
+pub fn signed_message(kind: EntryKind, payload: &[u8]) -> Vec<u8> {
+    let domain = kind.domain();
+    let mut message = Vec::with_capacity(domain.len() + payload.len());
+    message.extend_from_slice(domain);
+    message.extend_from_slice(payload);
+    message
+}
+
+/// The hash chain link: SHA-256 over the whole encoded entry, which itself carries the previous
+/// entry's hash.
+pub fn entry_hash(entry_bytes: &[u8]) -> Hash {
+    Sha256::digest(entry_bytes).into()
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum SignatureError {
+    #[error("the signer key is not a valid Ed25519 public key")]
+    InvalidKey,
+    #[error("the signature does not verify under the signer key")]
+    Mismatch,
+}
+
+/// Verifies with `verify_strict`: rejects small-order keys and signature components and
+/// non-canonical encodings, so every conforming library agrees on which signatures count.
+pub fn verify_strict(
+    signer: PublicKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), SignatureError> {
+    let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| SignatureError::InvalidKey)?;
+    let signature = Signature::from_bytes(signature);
+    key.verify_strict(message, &signature).map_err(|_| SignatureError::Mismatch)
+}
+
+pub fn sign(key: &SigningKey, kind: EntryKind, payload: &[u8]) -> [u8; 64] {
+    key.sign(&signed_message(kind, payload)).to_bytes()
+}
+
+pub fn public_key_of(key: &SigningKey) -> PublicKey {
+    PublicKey(key.verifying_key().to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_entry() -> Entry {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let payload = br#"{"action":"register_key"}"#.to_vec();
+        Entry {
+            kind: EntryKind::Command,
+            position: 5,
+            server_time: Timestamp(1_795_000_000_000),
+            previous_hash: [9; 32],
+            signer: public_key_of(&key),
+            signature: sign(&key, EntryKind::Command, &payload),
+            payload,
+        }
+    }
+
+    #[test]
+    fn an_entry_decodes_to_what_was_encoded() {
+        let entry = sample_entry();
+        let bytes = entry.encode();
+        assert_eq!(bytes.len(), ENTRY_HEADER_BYTES + entry.payload.len());
+        assert_eq!(Entry::decode(&bytes), Ok(entry));
+    }
+
+    #[test]
+    fn a_signature_does_not_verify_in_the_other_domain() {
+        let mut entry = sample_entry();
+        assert_eq!(entry.verify_signature(), Ok(()));
+        entry.kind = EntryKind::System;
+        assert_eq!(entry.verify_signature(), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_with_the_reason() {
+        let bytes = sample_entry().encode();
+        assert_eq!(Entry::decode(&bytes[..10]), Err(EntryError::TooShort { length_bytes: 10 }));
+        let mut wrong_version = bytes.clone();
+        wrong_version[0] = 2;
+        assert_eq!(Entry::decode(&wrong_version), Err(EntryError::UnknownVersion(2)));
+        let mut wrong_kind = bytes;
+        wrong_kind[1] = 9;
+        assert_eq!(Entry::decode(&wrong_kind), Err(EntryError::UnknownKind(9)));
+    }
+
+    #[test]
+    fn small_order_keys_are_weak() {
+        // The identity point (y = 1) has order one.
+        let mut identity = [0; 32];
+        identity[0] = 1;
+        assert!(PublicKey(identity).is_weak());
+        assert!(!public_key_of(&SigningKey::from_bytes(&[7; 32])).is_weak());
+    }
+
+    #[test]
+    fn public_keys_are_lowercase_hex_only() {
+        let key = public_key_of(&SigningKey::from_bytes(&[7; 32]));
+        assert_eq!(PublicKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(PublicKey::from_hex(&key.to_hex().to_uppercase()), None);
+        assert_eq!(PublicKey::from_hex("abcd"), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Sealing new entries onto the chain and replaying stored ones, with every integrity check.
+//!
+//! The writer seals; start-up and `veche verify` replay. Both go through `decide`, so a log is
+//! accepted on replay exactly when the server would have accepted it entry by entry.
+
+use crate::command::{Command, ParseError};
+use crate::ledger::{Event, Ledger, Refusal};
+use crate::protocol::{entry_hash, Entry, EntryError, EntryKind, Hash, PublicKey, SignatureError};
+use crate::time::Timestamp;
+
+/// A command whose signature has been checked, ready for the writer.
+#[derive(Clone, Debug)]
+pub struct SignedCommand {
+    pub kind: EntryKind,
+    pub signer: PublicKey,
+    pub signature: [u8; 64],
+    pub payload: Vec<u8>,
+    pub command: Command,
+}
+
+/// An entry ready to store: its bytes, its chain hash and its meaning.
+#[derive(Clone, Debug)]
+pub struct SealedEntry {
+    pub bytes: Vec<u8>,
+    pub event: Event,
+}
+
+/// Decides `signed` against `ledger` and, if accepted, lays it at the next position, linked to
+/// the current head. Does not fold it in: the caller evolves once the entry is durable.
+pub fn seal(
+    ledger: &Ledger,
+    signed: SignedCommand,
+    server_time: Timestamp,
+) -> Result<SealedEntry, Refusal> {
+    ledger.decide(signed.kind, signed.signer, &signed.command, server_time)?;
+    let entry = Entry {
+        kind: signed.kind,
+        position: ledger.size,
+        server_time,
+        previous_hash: ledger.head_hash,
+        signer: signed.signer,
+        signature: signed.signature,
+        payload: signed.payload,
+    };
+    let bytes = entry.encode();
+    let event = Event {
+        position: entry.position,
+        server_time,
+        kind: entry.kind,
+        hash: entry_hash(&bytes),
+        command: signed.command,
+    };
+    Ok(SealedEntry { bytes, event })
+}
+
+/// What is wrong with the first bad entry of a log.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ReplayFailure {
+    #[error("the entry cannot be decoded: {0}")]
+    Entry(#[from] EntryError),
+    #[error("the entry says it is at position {found}")]
+    PositionMismatch { found: u64 },
+    #[error("the entry's previous hash does not match the hash of the entry before it")]
+    BrokenLink,
+    #[error("the stored hash differs from the hash of the entry's bytes")]
+    StoredHashMismatch,
+    #[error("the entry's server time is earlier than the entry before it")]
+    TimeWentBackwards,
+    #[error("signature: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("payload: {0}")]
+    Payload(#[from] ParseError),
+    #[error("the server should have refused this command: {0}")]
+    Refused(#[from] Refusal),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("entry at position {position}: {failure}")]
+pub struct ReplayError {
+    pub position: u64,
+    pub failure: ReplayFailure,
+}
+
+/// Folds a log in order, checking each entry on the way in.
+#[derive(Clone, Debug, Default)]
+pub struct Replayer {
+    pub ledger: Ledger,
+}
+
+impl Replayer {
+    pub fn new() -> Replayer {
+        Replayer { ledger: Ledger::new() }
+    }
+
+    /// Checks and folds the next entry. `stored_hash` is the hash a store kept beside the entry,
+    /// when it keeps one.
+    pub fn apply(&mut self, bytes: &[u8], stored_hash: Option<&Hash>) -> Result<Event, ReplayError> {
+        let position = self.ledger.size;
+        let fail = |failure: ReplayFailure| ReplayError { position, failure };
+        let entry = Entry::decode(bytes).map_err(|error| fail(error.into()))?;
+        if entry.position != position {
+            return Err(fail(ReplayFailure::PositionMismatch { found: entry.position }));
+        }
+        if entry.previous_hash != self.ledger.head_hash {
+            return Err(fail(ReplayFailure::BrokenLink));
+        }
+        let hash = entry_hash(bytes);
+        if stored_hash.is_some_and(|stored| *stored != hash) {
+            return Err(fail(ReplayFailure::StoredHashMismatch));
+        }
+        if entry.server_time < self.ledger.last_server_time {
+            return Err(fail(ReplayFailure::TimeWentBackwards));
+        }
+        entry.verify_signature().map_err(|error| fail(error.into()))?;
+        let command = Command::parse(&entry.payload).map_err(|error| fail(error.into()))?;
+        self.ledger
+            .decide(entry.kind, entry.signer, &command, entry.server_time)
+            .map_err(|refusal| fail(refusal.into()))?;
+        let event =
+            Event { position, server_time: entry.server_time, kind: entry.kind, hash, command };
+        self.ledger.evolve(&event);
+        Ok(event)
+    }
+}

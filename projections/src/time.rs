@@ -1,0 +1,75 @@
+//! Timestamps as integer milliseconds since the Unix epoch, written as RFC 3339 in JSON.
+//!
+//! The pure crate never reads a clock: every time it sees arrives in a command or an entry.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn milliseconds(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_milliseconds(self, milliseconds: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(milliseconds))
+    }
+
+    /// RFC 3339 text with millisecond precision in UTC, e.g. `2026-11-23T10:00:00.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(moment) => moment.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => format!("@{}ms", self.0),
+        }
+    }
+
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|moment| Timestamp(moment.timestamp_millis()))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 timestamp: {text:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_through_rfc3339_text() {
+        let moment = Timestamp(1_795_000_000_123);
+        let text = moment.to_rfc3339();
+        assert_eq!(text, "2026-11-18T11:06:40.123Z");
+        assert_eq!(Timestamp::parse_rfc3339(&text), Some(moment));
+    }
+
+    #[test]
+    fn offsets_are_normalised_to_utc() {
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-18T14:06:40.123+03:00"),
+            Some(Timestamp(1_795_000_000_123))
+        );
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+}
