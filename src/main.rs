@@ -1,1 +1,405 @@
-fn main(){}
+//! The `veche` command: run the server, manage keys, and act as a citizen, official or admin.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use projections::command::{
+    Audience, CastBallot, ChoiceKind, PollDefinition, RegisterKey, Role, RoleChange,
+    TallyVisibility,
+};
+use projections::protocol::public_key_of;
+use projections::{Action, PublicKey, Replayer, Timestamp};
+use veche::client::{endpoint_for, signed_envelope, Client};
+use veche::clock::{Clock, SystemClock};
+use veche::keys::{generate_key, read_key_file, write_key_file, OsEntropy};
+use veche::server::{DataDirectory, LOG_FILE};
+use veche::store::{EventStore, SqliteStore};
+
+#[derive(Parser)]
+#[command(
+    name = "veche",
+    version,
+    about = "Citizen-signed, hash-chained city polls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(clap::Args)]
+struct ServerArgument {
+    /// Base URL of the veche server.
+    #[arg(long, env = "VECHE_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+#[derive(clap::Args)]
+struct KeyArgument {
+    /// Key file of the signer (64 hexadecimal characters, as written by `veche keygen`).
+    #[arg(long, env = "VECHE_KEY")]
+    key: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server on the embedded SQLite store (created on first start).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "VECHE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Directory holding the log file and the server and admin keys.
+        #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
+        data_dir: PathBuf,
+        /// The log's name, used in signed checkpoints.
+        #[arg(long, env = "VECHE_LOG_ORIGIN", default_value = "veche.localhost/log")]
+        log_origin: String,
+    },
+    /// Create a data directory: server key, admin key, and a log holding its genesis entry.
+    Init {
+        #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "VECHE_LOG_ORIGIN", default_value = "veche.localhost/log")]
+        log_origin: String,
+    },
+    /// Create a new key file and print its public key.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key of a key file.
+    PublicKey {
+        #[command(flatten)]
+        key: KeyArgument,
+    },
+    /// Register the key as a citizen.
+    Register {
+        #[command(flatten)]
+        key: KeyArgument,
+        #[command(flatten)]
+        server: ServerArgument,
+    },
+    /// Grant a role (admin key).
+    Grant {
+        #[command(flatten)]
+        key: KeyArgument,
+        #[command(flatten)]
+        server: ServerArgument,
+        /// Public key receiving the role, hex.
+        #[arg(long)]
+        subject: String,
+        /// official, moderator or registrar.
+        #[arg(long)]
+        role: String,
+        /// The official's department.
+        #[arg(long)]
+        department: Option<String>,
+    },
+    /// Revoke a role (admin key).
+    Revoke {
+        #[command(flatten)]
+        key: KeyArgument,
+        #[command(flatten)]
+        server: ServerArgument,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Open a poll (official key). Prints the receipt; the poll id is its position.
+    OpenPoll {
+        #[command(flatten)]
+        key: KeyArgument,
+        #[command(flatten)]
+        server: ServerArgument,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// An option; give two to sixty-four.
+        #[arg(long = "option", required = true)]
+        options: Vec<String>,
+        /// Most options one ballot may choose; above 1 makes a multiple-choice poll.
+        #[arg(long, default_value_t = 1)]
+        max_choices: u32,
+        /// Opening time, RFC 3339 (default: now).
+        #[arg(long)]
+        opens_at: Option<String>,
+        /// Minutes the poll stays open.
+        #[arg(long, default_value_t = 60)]
+        duration_minutes: i64,
+        /// Let a citizen replace their ballot before close.
+        #[arg(long)]
+        allow_changes: bool,
+        /// Withhold the running tally until close.
+        #[arg(long)]
+        sealed: bool,
+    },
+    /// Cast a ballot.
+    Vote {
+        #[command(flatten)]
+        key: KeyArgument,
+        #[command(flatten)]
+        server: ServerArgument,
+        #[arg(long)]
+        poll: u64,
+        /// Option index, counted from zero; repeat for multiple choice.
+        #[arg(long = "choice", required = true)]
+        choices: Vec<u32>,
+    },
+    /// Print a poll's tally.
+    Tally {
+        #[command(flatten)]
+        server: ServerArgument,
+        #[arg(long)]
+        poll: u64,
+    },
+    /// Sign an action and print the envelope, for sending with curl.
+    Sign {
+        #[command(flatten)]
+        key: KeyArgument,
+        /// Action name, e.g. cast_ballot.
+        #[arg(long)]
+        action: String,
+        /// The action's body as JSON, e.g. '{"poll":3,"choices":[0]}'.
+        #[arg(long, default_value = "{}")]
+        body: String,
+    },
+    /// Replay a data directory's log offline, checking every hash link, signature and decision,
+    /// and print each poll's recomputed tally.
+    Verify {
+        #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let now = SystemClock.now();
+    match cli.command {
+        Commands::Serve {
+            listen,
+            data_dir,
+            log_origin,
+        } => serve(&listen, &data_dir, &log_origin),
+        Commands::Init {
+            data_dir,
+            log_origin,
+        } => {
+            let directory = DataDirectory::open_or_init(&data_dir, &OsEntropy)?;
+            let node = directory.start_node(
+                directory.open_store()?,
+                Arc::new(SystemClock),
+                &log_origin,
+            )?;
+            println!("data directory: {}", data_dir.display());
+            println!(
+                "admin key file: {}",
+                data_dir.join(veche::server::ADMIN_KEY_FILE).display()
+            );
+            println!("admin public key: {}", public_key_of(&directory.admin_key));
+            println!(
+                "server public key: {}",
+                public_key_of(&directory.server_key)
+            );
+            println!("log entries: {}", node.ledger().size);
+            node.shut_down();
+            Ok(())
+        }
+        Commands::Keygen { out } => {
+            let key = generate_key(&OsEntropy);
+            write_key_file(&out, &key)?;
+            println!("{}", public_key_of(&key));
+            Ok(())
+        }
+        Commands::PublicKey { key } => {
+            println!("{}", public_key_of(&read_key_file(&key.key)?));
+            Ok(())
+        }
+        Commands::Register { key, server } => {
+            send(&server, &key.key, Action::RegisterKey(RegisterKey {}), now)
+        }
+        Commands::Grant {
+            key,
+            server,
+            subject,
+            role,
+            department,
+        } => {
+            let change = RoleChange {
+                subject: parse_key(&subject)?,
+                role: parse_role(&role)?,
+                department,
+            };
+            send(&server, &key.key, Action::GrantRole(change), now)
+        }
+        Commands::Revoke {
+            key,
+            server,
+            subject,
+            role,
+        } => {
+            let change = RoleChange {
+                subject: parse_key(&subject)?,
+                role: parse_role(&role)?,
+                department: None,
+            };
+            send(&server, &key.key, Action::RevokeRole(change), now)
+        }
+        Commands::OpenPoll {
+            key,
+            server,
+            title,
+            description,
+            options,
+            max_choices,
+            opens_at,
+            duration_minutes,
+            allow_changes,
+            sealed,
+        } => {
+            let opens_at = match opens_at {
+                Some(text) => Timestamp::parse_rfc3339(&text)
+                    .with_context(|| format!("--opens-at {text:?} is not RFC 3339"))?,
+                None => now,
+            };
+            let definition = PollDefinition {
+                title,
+                description,
+                options,
+                choice_kind: if max_choices > 1 {
+                    ChoiceKind::MultipleChoice
+                } else {
+                    ChoiceKind::SingleChoice
+                },
+                max_choices,
+                audience: Audience::Everyone,
+                opens_at,
+                closes_at: opens_at.plus_milliseconds(duration_minutes.saturating_mul(60_000)),
+                vote_changes_allowed: allow_changes,
+                tally_visibility: if sealed {
+                    TallyVisibility::Sealed
+                } else {
+                    TallyVisibility::Public
+                },
+            };
+            send(&server, &key.key, Action::OpenPoll(definition), now)
+        }
+        Commands::Vote {
+            key,
+            server,
+            poll,
+            choices,
+        } => send(
+            &server,
+            &key.key,
+            Action::CastBallot(CastBallot { poll, choices }),
+            now,
+        ),
+        Commands::Tally { server, poll } => {
+            let answer = Client::new(&server.server)?.get(&format!("/v1/polls/{poll}/tally"))?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
+        Commands::Sign { key, action, body } => {
+            let body: serde_json::Value =
+                serde_json::from_str(&body).context("--body is not JSON")?;
+            let action: Action =
+                serde_json::from_value(serde_json::json!({ "action": action, "body": body }))
+                    .context("the action or its body is not valid")?;
+            let envelope = signed_envelope(&read_key_file(&key.key)?, action, now, &OsEntropy);
+            println!("{}", serde_json::to_string(&envelope)?);
+            Ok(())
+        }
+        Commands::Verify { data_dir } => verify(&data_dir),
+    }
+}
+
+fn parse_key(text: &str) -> anyhow::Result<PublicKey> {
+    PublicKey::from_hex(text).context("a public key is 64 lowercase hexadecimal characters")
+}
+
+fn parse_role(text: &str) -> anyhow::Result<Role> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .with_context(|| format!("unknown role {text:?}: use official, moderator or registrar"))
+}
+
+fn send(
+    server: &ServerArgument,
+    key_file: &Path,
+    action: Action,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let key = read_key_file(key_file)?;
+    let path = endpoint_for(&action);
+    let envelope = signed_envelope(&key, action, now, &OsEntropy);
+    match Client::new(&server.server)?.post(&path, &envelope) {
+        Ok(receipt) => {
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+        Err(veche::client::ClientError::Refused { status, body }) => {
+            eprintln!("{}", serde_json::to_string_pretty(&body)?);
+            bail!("the server refused the command ({status})")
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn serve(listen: &str, data_dir: &Path, log_origin: &str) -> anyhow::Result<()> {
+    let directory = DataDirectory::open_or_init(data_dir, &OsEntropy)?;
+    let node = Arc::new(directory.start_node(
+        directory.open_store()?,
+        Arc::new(SystemClock),
+        log_origin,
+    )?);
+    let listener =
+        TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    actix_web::rt::System::new().block_on(async move {
+        let running = veche::server::run(node, listener)?;
+        tracing::info!(address = %running.address, data_dir = %data_dir.display(), "veche is serving");
+        running.server.await?;
+        anyhow::Ok(())
+    })
+}
+
+fn verify(data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join(LOG_FILE);
+    if !path.exists() {
+        bail!("no log at {}", path.display());
+    }
+    let store = SqliteStore::open(&path)?;
+    let mut replayer = Replayer::new();
+    let total = store.size()?;
+    veche::writer::catch_up(&store, &mut replayer, |_| {})
+        .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
+    let ledger = &replayer.ledger;
+    println!("verified {total} entries: every hash link, signature and decision holds");
+    println!("head hash: {}", hex::encode(ledger.head_hash));
+    for poll in ledger.polls.values() {
+        println!(
+            "poll {} {:?}: counts {:?}, turnout {}, superseded {}{}",
+            poll.id,
+            poll.definition.title,
+            poll.tally.counts,
+            poll.tally.turnout,
+            poll.tally.superseded_ballots,
+            if poll.closed.is_some() {
+                " (final)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}

@@ -158,7 +158,10 @@ pub struct ClosePoll {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum ParseError {
-    #[error("payload is {length_bytes} bytes; at most {} are allowed", limits::PAYLOAD_BYTES_MAX)]
+    #[error(
+        "payload is {length_bytes} bytes; at most {} are allowed",
+        limits::PAYLOAD_BYTES_MAX
+    )]
     TooLarge { length_bytes: usize },
     #[error("payload is not a valid command: {0}")]
     Malformed(String),
@@ -181,12 +184,17 @@ impl Command {
     /// never disagree about what a signed command says.
     pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
         if payload.len() > limits::PAYLOAD_BYTES_MAX {
-            return Err(ParseError::TooLarge { length_bytes: payload.len() });
+            return Err(ParseError::TooLarge {
+                length_bytes: payload.len(),
+            });
         }
         let raw: RawCommand = serde_json::from_slice(payload)
             .map_err(|error| ParseError::Malformed(error.to_string()))?;
         if raw.nonce.len() != limits::NONCE_HEX_CHARS
-            || !raw.nonce.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+            || !raw
+                .nonce
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
         {
             return Err(ParseError::Malformed(format!(
                 "nonce must be {} lowercase hexadecimal characters",
@@ -208,7 +216,12 @@ impl Command {
         let tagged = serde_json::json!({ "action": raw.action, "body": raw.body });
         let action: Action = serde_json::from_value(tagged)
             .map_err(|error| ParseError::Malformed(format!("body: {error}")))?;
-        Ok(Command { author: raw.author, nonce: raw.nonce, issued_at: raw.issued_at, action })
+        Ok(Command {
+            author: raw.author,
+            nonce: raw.nonce,
+            issued_at: raw.issued_at,
+            action,
+        })
     }
 
     /// The canonical payload bytes veche's own clients sign. Any other byte-exact JSON with the
@@ -241,7 +254,10 @@ mod tests {
             author: key(),
             nonce: "00112233445566778899aabbccddeeff".into(),
             issued_at: Timestamp(1_795_000_000_000),
-            action: Action::CastBallot(CastBallot { poll: 4, choices: vec![1] }),
+            action: Action::CastBallot(CastBallot {
+                poll: 4,
+                choices: vec![1],
+            }),
         }
     }
 
@@ -253,7 +269,10 @@ mod tests {
 
     #[test]
     fn register_key_has_an_empty_body() {
-        let command = Command { action: Action::RegisterKey(RegisterKey {}), ..ballot() };
+        let command = Command {
+            action: Action::RegisterKey(RegisterKey {}),
+            ..ballot()
+        };
         let payload = String::from_utf8(command.to_payload()).unwrap_or_default();
         assert!(payload.ends_with(r#""body":{}}"#), "{payload}");
         assert_eq!(Command::parse(payload.as_bytes()), Ok(command));
@@ -263,9 +282,15 @@ mod tests {
     fn unknown_fields_and_actions_are_refused() {
         let payload = String::from_utf8(ballot().to_payload()).unwrap_or_default();
         let extra_field = payload.replacen("\"choices\"", "\"extra\":1,\"choices\"", 1);
-        assert!(matches!(Command::parse(extra_field.as_bytes()), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            Command::parse(extra_field.as_bytes()),
+            Err(ParseError::Malformed(_))
+        ));
         let extra_top = payload.replacen("{", "{\"x\":1,", 1);
-        assert!(matches!(Command::parse(extra_top.as_bytes()), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            Command::parse(extra_top.as_bytes()),
+            Err(ParseError::Malformed(_))
+        ));
         let unknown = payload.replacen("cast_ballot", "stuff_ballot_box", 1);
         assert_eq!(
             Command::parse(unknown.as_bytes()),
@@ -277,6 +302,9 @@ mod tests {
     fn nonces_must_be_sixteen_bytes_of_lowercase_hex() {
         let payload = String::from_utf8(ballot().to_payload()).unwrap_or_default();
         let short = payload.replacen("00112233445566778899aabbccddeeff", "0011", 1);
-        assert!(matches!(Command::parse(short.as_bytes()), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            Command::parse(short.as_bytes()),
+            Err(ParseError::Malformed(_))
+        ));
     }
 }

@@ -209,7 +209,8 @@ impl NonceWindow {
 
     fn insert(&mut self, author: PublicKey, nonce: &str, issued_at: Timestamp) {
         self.seen.insert((author, nonce.to_string()));
-        self.by_issue_time.insert((issued_at, author, nonce.to_string()));
+        self.by_issue_time
+            .insert((issued_at, author, nonce.to_string()));
     }
 
     fn forget_before(&mut self, horizon: Timestamp) {
@@ -240,7 +241,10 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new() -> Ledger {
-        Ledger { head_hash: GENESIS_PREVIOUS_HASH, ..Ledger::default() }
+        Ledger {
+            head_hash: GENESIS_PREVIOUS_HASH,
+            ..Ledger::default()
+        }
     }
 
     pub fn server_key(&self) -> Option<PublicKey> {
@@ -248,11 +252,15 @@ impl Ledger {
     }
 
     pub fn is_admin(&self, key: PublicKey) -> bool {
-        self.identity.as_ref().is_some_and(|identity| identity.admin_keys.contains(&key))
+        self.identity
+            .as_ref()
+            .is_some_and(|identity| identity.admin_keys.contains(&key))
     }
 
     pub fn holds_role(&self, key: PublicKey, role: Role) -> bool {
-        self.keys.get(&key).is_some_and(|record| record.roles.contains_key(&role))
+        self.keys
+            .get(&key)
+            .is_some_and(|record| record.roles.contains_key(&role))
     }
 
     /// Decides whether `command`, signed by `signer` in an entry of `kind`, may be appended at
@@ -339,7 +347,9 @@ impl Ledger {
         };
         match (change.role, &change.department) {
             (Role::Official, None) if grant => {
-                return Err(Refusal::InvalidRoleChange("an official needs a department".into()))
+                return Err(Refusal::InvalidRoleChange(
+                    "an official needs a department".into(),
+                ))
             }
             (Role::Official, Some(department))
                 if department.trim().is_empty()
@@ -388,7 +398,11 @@ impl Ledger {
             return Err(Refusal::EmptyBallot);
         }
         let option_count = poll.definition.options.len();
-        if ballot.choices.iter().any(|&choice| choice as usize >= option_count) {
+        if ballot
+            .choices
+            .iter()
+            .any(|&choice| choice as usize >= option_count)
+        {
             return Err(Refusal::UnknownOption);
         }
         if ballot.choices.len() > poll.definition.max_choices as usize {
@@ -431,9 +445,13 @@ impl Ledger {
     /// entries it decides as it goes (the verifier); `evolve` itself trusts its input.
     pub fn evolve(&mut self, event: &Event) {
         let command = &event.command;
-        self.nonces.insert(command.author, &command.nonce, command.issued_at);
         self.nonces
-            .forget_before(event.server_time.plus_milliseconds(-limits::COMMAND_AGE_MS_MAX));
+            .insert(command.author, &command.nonce, command.issued_at);
+        self.nonces.forget_before(
+            event
+                .server_time
+                .plus_milliseconds(-limits::COMMAND_AGE_MS_MAX),
+        );
         match &command.action {
             Action::Genesis(genesis) => {
                 self.identity = Some(LogIdentity {
@@ -486,8 +504,10 @@ impl Ledger {
             }
             Action::ClosePoll(close) => {
                 if let Some(poll) = self.polls.get_mut(&close.poll) {
-                    poll.closed =
-                        Some(ClosedPoll { position: event.position, server_time: event.server_time });
+                    poll.closed = Some(ClosedPoll {
+                        position: event.position,
+                        server_time: event.server_time,
+                    });
                 }
             }
         }
@@ -529,7 +549,10 @@ fn check_poll_definition(
     let invalid = |reason: String| Err(Refusal::InvalidPoll(reason));
     let title_chars = definition.title.trim().chars().count();
     if title_chars == 0 || definition.title.chars().count() > limits::POLL_TITLE_CHARS_MAX {
-        return invalid(format!("a title has 1 to {} characters", limits::POLL_TITLE_CHARS_MAX));
+        return invalid(format!(
+            "a title has 1 to {} characters",
+            limits::POLL_TITLE_CHARS_MAX
+        ));
     }
     if definition.description.chars().count() > limits::POLL_DESCRIPTION_CHARS_MAX {
         return invalid(format!(
@@ -553,7 +576,11 @@ fn check_poll_definition(
             limits::POLL_OPTION_CHARS_MAX
         ));
     }
-    let distinct: BTreeSet<&str> = definition.options.iter().map(|option| option.trim()).collect();
+    let distinct: BTreeSet<&str> = definition
+        .options
+        .iter()
+        .map(|option| option.trim())
+        .collect();
     if distinct.len() != option_count {
         return invalid("options must differ from each other".into());
     }
@@ -564,7 +591,9 @@ fn check_poll_definition(
         ChoiceKind::MultipleChoice
             if definition.max_choices < 2 || definition.max_choices as usize > option_count =>
         {
-            return invalid("a multiple-choice poll has max_choices from 2 to its option count".into())
+            return invalid(
+                "a multiple-choice poll has max_choices from 2 to its option count".into(),
+            )
         }
         _ => {}
     }

@@ -138,10 +138,14 @@ impl Entry {
 
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
         if bytes.len() < ENTRY_HEADER_BYTES {
-            return Err(EntryError::TooShort { length_bytes: bytes.len() });
+            return Err(EntryError::TooShort {
+                length_bytes: bytes.len(),
+            });
         }
         if bytes.len() > crate::limits::ENTRY_BYTES_MAX {
-            return Err(EntryError::TooLong { length_bytes: bytes.len() });
+            return Err(EntryError::TooLong {
+                length_bytes: bytes.len(),
+            });
         }
         let (header, payload) = bytes.split_at(ENTRY_HEADER_BYTES);
         if header[0] != ENTRY_VERSION {
@@ -212,7 +216,8 @@ pub fn verify_strict(
 ) -> Result<(), SignatureError> {
     let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| SignatureError::InvalidKey)?;
     let signature = Signature::from_bytes(signature);
-    key.verify_strict(message, &signature).map_err(|_| SignatureError::Mismatch)
+    key.verify_strict(message, &signature)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 pub fn sign(key: &SigningKey, kind: EntryKind, payload: &[u8]) -> [u8; 64] {
@@ -260,10 +265,16 @@ mod tests {
     #[test]
     fn malformed_entries_are_refused_with_the_reason() {
         let bytes = sample_entry().encode();
-        assert_eq!(Entry::decode(&bytes[..10]), Err(EntryError::TooShort { length_bytes: 10 }));
+        assert_eq!(
+            Entry::decode(&bytes[..10]),
+            Err(EntryError::TooShort { length_bytes: 10 })
+        );
         let mut wrong_version = bytes.clone();
         wrong_version[0] = 2;
-        assert_eq!(Entry::decode(&wrong_version), Err(EntryError::UnknownVersion(2)));
+        assert_eq!(
+            Entry::decode(&wrong_version),
+            Err(EntryError::UnknownVersion(2))
+        );
         let mut wrong_kind = bytes;
         wrong_kind[1] = 9;
         assert_eq!(Entry::decode(&wrong_kind), Err(EntryError::UnknownKind(9)));

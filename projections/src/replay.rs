@@ -89,17 +89,25 @@ pub struct Replayer {
 
 impl Replayer {
     pub fn new() -> Replayer {
-        Replayer { ledger: Ledger::new() }
+        Replayer {
+            ledger: Ledger::new(),
+        }
     }
 
     /// Checks and folds the next entry. `stored_hash` is the hash a store kept beside the entry,
     /// when it keeps one.
-    pub fn apply(&mut self, bytes: &[u8], stored_hash: Option<&Hash>) -> Result<Event, ReplayError> {
+    pub fn apply(
+        &mut self,
+        bytes: &[u8],
+        stored_hash: Option<&Hash>,
+    ) -> Result<Event, ReplayError> {
         let position = self.ledger.size;
         let fail = |failure: ReplayFailure| ReplayError { position, failure };
         let entry = Entry::decode(bytes).map_err(|error| fail(error.into()))?;
         if entry.position != position {
-            return Err(fail(ReplayFailure::PositionMismatch { found: entry.position }));
+            return Err(fail(ReplayFailure::PositionMismatch {
+                found: entry.position,
+            }));
         }
         if entry.previous_hash != self.ledger.head_hash {
             return Err(fail(ReplayFailure::BrokenLink));
@@ -111,13 +119,20 @@ impl Replayer {
         if entry.server_time < self.ledger.last_server_time {
             return Err(fail(ReplayFailure::TimeWentBackwards));
         }
-        entry.verify_signature().map_err(|error| fail(error.into()))?;
+        entry
+            .verify_signature()
+            .map_err(|error| fail(error.into()))?;
         let command = Command::parse(&entry.payload).map_err(|error| fail(error.into()))?;
         self.ledger
             .decide(entry.kind, entry.signer, &command, entry.server_time)
             .map_err(|refusal| fail(refusal.into()))?;
-        let event =
-            Event { position, server_time: entry.server_time, kind: entry.kind, hash, command };
+        let event = Event {
+            position,
+            server_time: entry.server_time,
+            kind: entry.kind,
+            hash,
+            command,
+        };
         self.ledger.evolve(&event);
         Ok(event)
     }

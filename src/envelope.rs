@@ -1,0 +1,76 @@
+//! The signed envelope a client sends: the exact payload text and its signature.
+
+use ed25519_dalek::SigningKey;
+use projections::command::ParseError;
+use projections::protocol::{public_key_of, sign, verify_strict, SignatureError};
+use projections::{Command, EntryKind, SignedCommand};
+use serde::{Deserialize, Serialize};
+
+/// What every write endpoint takes. The payload is a JSON object written as a JSON string, so
+/// its exact bytes travel untouched; the signature covers `"veche command v1\n"` followed by
+/// those bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// The command payload, exactly as signed (UTF-8 JSON text).
+    #[schema(example = json!("{\"action\":\"register_key\",\"author\":\"…\",\"nonce\":\"…\",\"issued_at\":\"2026-11-23T10:00:00.000Z\",\"body\":{}}"))]
+    pub payload: String,
+    /// Ed25519 signature, 128 lowercase hexadecimal characters.
+    pub signature: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("the signature is not 64 bytes of hexadecimal")]
+    MalformedSignature,
+    #[error(transparent)]
+    Payload(#[from] ParseError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+impl Envelope {
+    /// Signs a command with `key` as its author.
+    pub fn sign(key: &SigningKey, command: &Command) -> Envelope {
+        let payload = command.to_payload();
+        let signature = sign(key, EntryKind::Command, &payload);
+        Envelope {
+            payload: String::from_utf8_lossy(&payload).into_owned(),
+            signature: hex::encode(signature),
+        }
+    }
+
+    /// Parses the payload and checks the signature strictly under the payload's author key.
+    /// This is the expensive step; it runs on request threads, never in the writer.
+    pub fn open(self) -> Result<SignedCommand, EnvelopeError> {
+        let mut signature = [0; 64];
+        hex::decode_to_slice(&self.signature, &mut signature)
+            .map_err(|_| EnvelopeError::MalformedSignature)?;
+        let payload = self.payload.into_bytes();
+        let command = Command::parse(&payload)?;
+        verify_strict(
+            command.author,
+            &projections::protocol::signed_message(EntryKind::Command, &payload),
+            &signature,
+        )?;
+        Ok(SignedCommand {
+            kind: EntryKind::Command,
+            signer: command.author,
+            signature,
+            payload,
+            command,
+        })
+    }
+}
+
+/// Signs a system event with the server key.
+pub fn sign_system(key: &SigningKey, command: Command) -> SignedCommand {
+    let payload = command.to_payload();
+    SignedCommand {
+        kind: EntryKind::System,
+        signer: public_key_of(key),
+        signature: sign(key, EntryKind::System, &payload),
+        payload,
+        command,
+    }
+}

@@ -1,0 +1,162 @@
+//! Write endpoints: each takes a signed envelope and answers with a receipt once durable.
+
+use actix_web::{post, web, HttpResponse};
+
+use crate::envelope::Envelope;
+use crate::http::problem::{ApiError, Problem};
+use crate::node::{CommandError, Node};
+use crate::writer::Receipt;
+use projections::{Action, Command};
+
+/// Opens the envelope (the signature check runs here, on the request's thread), checks that the
+/// action fits the endpoint, and waits for the writer's durable receipt.
+async fn accept(
+    node: &Node,
+    envelope: Envelope,
+    expected: Option<&'static str>,
+    location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let signed = envelope.open().map_err(CommandError::from)?;
+    if let Some(expected) = expected {
+        let found = signed.command.action.name();
+        if found != expected {
+            return Err(CommandError::ActionMismatch { expected, found }.into());
+        }
+    }
+    let location = location(&signed.command)?;
+    let receipt = node.append(signed).await?;
+    let mut response = HttpResponse::Created();
+    if let Some(location) = location {
+        response.insert_header(("Location", location));
+    }
+    Ok(response.json(receipt))
+}
+
+/// Register a public key. The payload's action is `register_key`, its author the key itself.
+#[utoipa::path(
+    post, path = "/v1/keys", tag = "keys", request_body = Envelope,
+    responses(
+        (status = 201, description = "The key is registered", body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/keys")]
+pub async fn register_key(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(
+        &node,
+        envelope.into_inner(),
+        Some("register_key"),
+        |command| Ok(Some(format!("/v1/keys/{}", command.author))),
+    )
+    .await
+}
+
+/// Grant or revoke a role. The payload's action is `grant_role` or `revoke_role`, signed by an
+/// admin key.
+#[utoipa::path(
+    post, path = "/v1/roles", tag = "keys", request_body = Envelope,
+    responses(
+        (status = 201, description = "The role change is in the log", body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/roles")]
+pub async fn change_role(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(
+        &node,
+        envelope.into_inner(),
+        None,
+        |command| match &command.action {
+            Action::GrantRole(change) | Action::RevokeRole(change) => {
+                Ok(Some(format!("/v1/keys/{}", change.subject)))
+            }
+            other => Err(CommandError::ActionMismatch {
+                expected: "grant_role or revoke_role",
+                found: other.name(),
+            }
+            .into()),
+        },
+    )
+    .await
+}
+
+/// Open a poll. The payload's action is `open_poll`, signed by an official; the new poll's
+/// identifier is the receipt's position.
+#[utoipa::path(
+    post, path = "/v1/polls", tag = "polls", request_body = Envelope,
+    responses(
+        (status = 201, description = "The poll is in the log; its id is the receipt's position", body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/polls")]
+pub async fn open_poll(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(&node, envelope.into_inner(), Some("open_poll"), |_| {
+        Ok(None)
+    })
+    .await
+}
+
+/// Cast a ballot. The payload's action is `cast_ballot` and its `poll` must equal the path's.
+#[utoipa::path(
+    post, path = "/v1/polls/{poll}/ballots", tag = "polls", request_body = Envelope,
+    params(("poll" = u64, Path, description = "Poll identifier")),
+    responses(
+        (status = 201, description = "The ballot is counted", body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/polls/{poll}/ballots")]
+pub async fn cast_ballot(
+    node: web::Data<Node>,
+    poll: web::Path<u64>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    let poll = poll.into_inner();
+    accept(
+        &node,
+        envelope.into_inner(),
+        Some("cast_ballot"),
+        |command| match &command.action {
+            Action::CastBallot(ballot) if ballot.poll != poll => {
+                Err(ApiError::MalformedRequest(format!(
+                    "the ballot is for poll {} but was sent to poll {poll}",
+                    ballot.poll
+                )))
+            }
+            _ => Ok(Some(format!("/v1/polls/{poll}/ballots/{}", command.author))),
+        },
+    )
+    .await
+}
+
+/// Submit any signed command. Resource routes are preferred; this one serves clients that sign
+/// generically.
+#[utoipa::path(
+    post, path = "/v1/commands", tag = "log", request_body = Envelope,
+    responses(
+        (status = 201, description = "The command is in the log", body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/commands")]
+pub async fn submit_command(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(&node, envelope.into_inner(), None, |_| Ok(None)).await
+}

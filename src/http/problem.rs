@@ -1,0 +1,174 @@
+//! The one place that turns errors into RFC 9457 `application/problem+json` responses.
+//!
+//! Every problem type is a stable URN, `urn:veche:problem:<code>`, documented in
+//! `docs/PROBLEMS.md`; clients match on `type`, never on `title` or `detail`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use projections::command::ParseError;
+use projections::Refusal;
+use serde::Serialize;
+
+use crate::envelope::EnvelopeError;
+use crate::node::CommandError;
+use crate::writer::SubmitError;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `urn:veche:problem:poll-closed`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+}
+
+/// Every way an API call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("the request is malformed: {0}")]
+    MalformedRequest(String),
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("the running tally of this poll is sealed until it closes")]
+    TallySealed,
+    #[error("the log store is unavailable: {0}")]
+    StoreUnavailable(String),
+}
+
+impl ApiError {
+    /// Status and stable code of each error.
+    fn classify(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request"),
+            ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
+            ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
+            ApiError::Command(error) => classify_command(error),
+        }
+    }
+}
+
+fn classify_command(error: &CommandError) -> (StatusCode, &'static str) {
+    match error {
+        CommandError::ActionMismatch { .. } => (StatusCode::BAD_REQUEST, "action-mismatch"),
+        CommandError::Envelope(EnvelopeError::MalformedSignature) => {
+            (StatusCode::BAD_REQUEST, "malformed-signature")
+        }
+        CommandError::Envelope(EnvelopeError::Signature(_)) => {
+            (StatusCode::BAD_REQUEST, "invalid-signature")
+        }
+        CommandError::Envelope(EnvelopeError::Payload(ParseError::TooLarge { .. })) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
+        }
+        CommandError::Envelope(EnvelopeError::Payload(ParseError::Malformed(_))) => {
+            (StatusCode::BAD_REQUEST, "malformed-command")
+        }
+        CommandError::Envelope(EnvelopeError::Payload(ParseError::UnknownAction(_))) => {
+            (StatusCode::BAD_REQUEST, "unknown-action")
+        }
+        CommandError::Submit(SubmitError::Overloaded) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+        }
+        CommandError::Submit(SubmitError::StoreUnavailable(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable")
+        }
+        CommandError::Submit(SubmitError::Stopped) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting-down")
+        }
+        CommandError::Submit(SubmitError::Refused(refusal)) => {
+            (refusal_status(refusal), refusal.code())
+        }
+    }
+}
+
+/// The status of each domain refusal: 403 for who you are, 404 for what does not exist, 409
+/// for the state things are in, 422 for what the command asks.
+pub fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::StaleCommand | Refusal::FutureCommand | Refusal::SignerIsNotAuthor => {
+            StatusCode::BAD_REQUEST
+        }
+        Refusal::NotAdmin | Refusal::NotOfficial | Refusal::SystemOnly | Refusal::NotEligible => {
+            StatusCode::FORBIDDEN
+        }
+        Refusal::UnknownPoll => StatusCode::NOT_FOUND,
+        Refusal::ReplayedNonce
+        | Refusal::KeyAlreadyRegistered
+        | Refusal::RoleAlreadyHeld
+        | Refusal::RoleNotHeld
+        | Refusal::PollNotOpenYet
+        | Refusal::PollClosed
+        | Refusal::BallotAlreadyCast
+        | Refusal::PollAlreadyClosed => StatusCode::CONFLICT,
+        Refusal::WeakKey
+        | Refusal::KeyNotRegistered
+        | Refusal::InvalidRoleChange(_)
+        | Refusal::InvalidPoll(_)
+        | Refusal::UnknownOption
+        | Refusal::TooManyChoices
+        | Refusal::DuplicateChoice
+        | Refusal::EmptyBallot => StatusCode::UNPROCESSABLE_ENTITY,
+        // Only system events can meet these; a client never should.
+        Refusal::MisplacedGenesis
+        | Refusal::MissingGenesis
+        | Refusal::PollNotDue
+        | Refusal::FinalTallyMismatch => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn title_of(code: &str) -> String {
+    let mut title = code.replace('-', " ");
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    title
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.classify();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, code, "request failed on the server side");
+        }
+        let problem = Problem {
+            problem_type: format!("urn:veche:problem:{code}"),
+            title: title_of(code),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_CONTENT_TYPE);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(problem)
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        ApiError::Command(CommandError::Submit(error))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::StoreUnavailable(error.to_string())
+    }
+}

@@ -1,0 +1,429 @@
+//! Read endpoints: polls, tallies, ballots, keys, the raw log, health and readiness.
+//!
+//! Every read comes from the published ledger (durable events only) or from the store.
+
+use actix_web::{get, web, HttpResponse};
+use projections::command::{ChoiceKind, TallyVisibility};
+use projections::ledger::PollStatus;
+use projections::protocol::Entry;
+use projections::{Ledger, Poll, PublicKey, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::http::problem::{ApiError, Problem};
+use crate::node::Node;
+
+#[derive(Serialize, ToSchema)]
+pub struct PollView {
+    /// The poll's identifier: the log position of its `open_poll` entry.
+    pub id: u64,
+    /// The official who opened it.
+    pub author: String,
+    pub title: String,
+    pub description: String,
+    pub options: Vec<String>,
+    #[schema(value_type = String, example = "single_choice")]
+    pub choice_kind: ChoiceKind,
+    pub max_choices: u32,
+    /// Who may vote: `everyone` registered.
+    pub audience: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub opens_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub closes_at: Timestamp,
+    pub vote_changes_allowed: bool,
+    #[schema(value_type = String, example = "public")]
+    pub tally_visibility: TallyVisibility,
+    /// `scheduled`, `open`, `closing` (past `closes_at`, close event pending) or `closed`.
+    #[schema(value_type = String, example = "open")]
+    pub status: PollStatus,
+    /// Log position of the close event, once closed.
+    pub closed_at_position: Option<u64>,
+}
+
+impl PollView {
+    fn of(poll: &Poll, now: Timestamp) -> PollView {
+        let definition = &poll.definition;
+        PollView {
+            id: poll.id,
+            author: poll.author.to_hex(),
+            title: definition.title.clone(),
+            description: definition.description.clone(),
+            options: definition.options.clone(),
+            choice_kind: definition.choice_kind,
+            max_choices: definition.max_choices,
+            audience: "everyone".into(),
+            opens_at: definition.opens_at,
+            closes_at: definition.closes_at,
+            vote_changes_allowed: definition.vote_changes_allowed,
+            tally_visibility: definition.tally_visibility,
+            status: poll.status(now),
+            closed_at_position: poll.closed.as_ref().map(|closed| closed.position),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PollPage {
+    pub polls: Vec<PollView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Return items after this identifier (exclusive).
+    pub after: Option<u64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+}
+
+fn page_size(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        0 => Err(ApiError::MalformedRequest(
+            "limit must be at least 1".into(),
+        )),
+        size if size > max => Err(ApiError::MalformedRequest(format!(
+            "limit must be at most {max}"
+        ))),
+        size => Ok(size),
+    }
+}
+
+/// List polls, oldest first, by cursor.
+#[utoipa::path(get, path = "/v1/polls", tag = "polls", params(PageQuery),
+    responses((status = 200, body = PollPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/polls")]
+pub async fn list_polls(
+    node: web::Data<Node>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<PollPage>, ApiError> {
+    let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
+    let now = node.clock().now();
+    let ledger = node.ledger();
+    let start = query.after.map_or(0, |after| after.saturating_add(1));
+    let mut polls: Vec<PollView> = ledger
+        .polls
+        .range(start..)
+        .take(size + 1)
+        .map(|(_, poll)| PollView::of(poll, now))
+        .collect();
+    let next_after = if polls.len() > size {
+        polls.truncate(size);
+        polls.last().map(|poll| poll.id)
+    } else {
+        None
+    };
+    Ok(web::Json(PollPage { polls, next_after }))
+}
+
+fn find_poll<'a>(ledger: &'a Ledger, poll: u64) -> Result<&'a Poll, ApiError> {
+    ledger
+        .polls
+        .get(&poll)
+        .ok_or_else(|| ApiError::NotFound(format!("poll {poll}")))
+}
+
+/// One poll's definition and status.
+#[utoipa::path(get, path = "/v1/polls/{poll}", tag = "polls",
+    params(("poll" = u64, Path, description = "Poll identifier")),
+    responses((status = 200, body = PollView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/polls/{poll}")]
+pub async fn get_poll(
+    node: web::Data<Node>,
+    poll: web::Path<u64>,
+) -> Result<web::Json<PollView>, ApiError> {
+    let now = node.clock().now();
+    let ledger = node.ledger();
+    Ok(web::Json(PollView::of(find_poll(&ledger, *poll)?, now)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TallyView {
+    pub poll: u64,
+    #[schema(value_type = String, example = "open")]
+    pub status: PollStatus,
+    /// Counted choices per option, in option order.
+    pub counts: Vec<u64>,
+    /// Citizens with a counted ballot.
+    pub turnout: u64,
+    /// Ballots replaced by a later ballot of the same citizen.
+    pub superseded_ballots: u64,
+    /// Options with the most counted choices (several on a tie; none before any ballot).
+    pub leading_options: Vec<u32>,
+    /// True once the server-signed close event is in the log: the result is final.
+    pub is_final: bool,
+    /// The number of log entries this tally is computed from.
+    pub log_size: u64,
+}
+
+/// A poll's tally: live while open (unless sealed), final once closed.
+#[utoipa::path(get, path = "/v1/polls/{poll}/tally", tag = "polls",
+    params(("poll" = u64, Path, description = "Poll identifier")),
+    responses((status = 200, body = TallyView),
+        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/polls/{poll}/tally")]
+pub async fn get_tally(
+    node: web::Data<Node>,
+    poll: web::Path<u64>,
+) -> Result<web::Json<TallyView>, ApiError> {
+    let now = node.clock().now();
+    let ledger = node.ledger();
+    let poll = find_poll(&ledger, *poll)?;
+    if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
+        return Err(ApiError::TallySealed);
+    }
+    Ok(web::Json(TallyView {
+        poll: poll.id,
+        status: poll.status(now),
+        counts: poll.tally.counts.clone(),
+        turnout: poll.tally.turnout,
+        superseded_ballots: poll.tally.superseded_ballots,
+        leading_options: poll.leading_options(),
+        is_final: poll.closed.is_some(),
+        log_size: ledger.size,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BallotView {
+    pub poll: u64,
+    pub voter: String,
+    /// The counted choices (after any change).
+    pub choices: Vec<u32>,
+}
+
+fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
+    PublicKey::from_hex(text).ok_or_else(|| {
+        ApiError::MalformedRequest("a key is 64 lowercase hexadecimal characters".into())
+    })
+}
+
+/// A voter's counted ballot. Ballots are public under the voter's pseudonymous key.
+#[utoipa::path(get, path = "/v1/polls/{poll}/ballots/{voter}", tag = "polls",
+    params(("poll" = u64, Path, description = "Poll identifier"), ("voter" = String, Path, description = "Voter's public key, hex")),
+    responses((status = 200, body = BallotView),
+        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/polls/{poll}/ballots/{voter}")]
+pub async fn get_ballot(
+    node: web::Data<Node>,
+    path: web::Path<(u64, String)>,
+) -> Result<web::Json<BallotView>, ApiError> {
+    let (poll, voter) = path.into_inner();
+    let voter = parse_key(&voter)?;
+    let ledger = node.ledger();
+    let poll = find_poll(&ledger, poll)?;
+    if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
+        return Err(ApiError::TallySealed);
+    }
+    let choices = poll
+        .ballots
+        .get(&voter)
+        .ok_or_else(|| ApiError::NotFound(format!("ballot of {voter} in poll {}", poll.id)))?;
+    Ok(web::Json(BallotView {
+        poll: poll.id,
+        voter: voter.to_hex(),
+        choices: choices.clone(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoleView {
+    /// `official`, `moderator` or `registrar`.
+    pub role: String,
+    pub department: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    pub key: String,
+    pub registered_at_position: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub registered_at: Timestamp,
+    pub roles: Vec<RoleView>,
+    /// Whether the key is one of the genesis admin keys.
+    pub is_admin: bool,
+}
+
+/// A registered key and the roles it holds.
+#[utoipa::path(get, path = "/v1/keys/{key}", tag = "keys",
+    params(("key" = String, Path, description = "Public key, hex")),
+    responses((status = 200, body = KeyView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/keys/{key}")]
+pub async fn get_key(
+    node: web::Data<Node>,
+    key: web::Path<String>,
+) -> Result<web::Json<KeyView>, ApiError> {
+    let key = parse_key(&key)?;
+    let ledger = node.ledger();
+    let record = ledger
+        .keys
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("key {key}")))?;
+    let roles = record
+        .roles
+        .iter()
+        .map(|(role, department)| RoleView {
+            role: serde_json::to_value(role)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            department: department.clone(),
+        })
+        .collect();
+    Ok(web::Json(KeyView {
+        key: key.to_hex(),
+        registered_at_position: record.registered_at_position,
+        registered_at: record.registered_at,
+        roles,
+        is_admin: ledger.is_admin(key),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogHead {
+    /// Number of entries in the log.
+    pub size: u64,
+    /// Hash of the last entry, hex.
+    pub head_hash: String,
+    pub log_origin: String,
+    /// The server's Ed25519 public key, hex: it signs system events.
+    pub server_key: String,
+    pub admin_keys: Vec<String>,
+}
+
+/// The log's size, head hash and identity.
+#[utoipa::path(get, path = "/v1/log", tag = "log", responses((status = 200, body = LogHead)))]
+#[get("/v1/log")]
+pub async fn log_head(node: web::Data<Node>) -> web::Json<LogHead> {
+    let ledger = node.ledger();
+    let identity = ledger.identity.as_ref();
+    web::Json(LogHead {
+        size: ledger.size,
+        head_hash: hex::encode(ledger.head_hash),
+        log_origin: identity
+            .map(|identity| identity.log_origin.clone())
+            .unwrap_or_default(),
+        server_key: identity
+            .map(|identity| identity.server_key.to_hex())
+            .unwrap_or_default(),
+        admin_keys: identity
+            .map(|identity| identity.admin_keys.iter().map(|key| key.to_hex()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogEntryView {
+    pub position: u64,
+    /// The entry bytes exactly as stored and hashed, hex.
+    pub entry: String,
+    /// SHA-256 of the entry bytes, hex.
+    pub entry_hash: String,
+    /// `command` or `system`.
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub server_time: Timestamp,
+    pub signer: String,
+    /// The signed payload as text, for reading; verify against `entry`.
+    pub payload: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogPage {
+    pub entries: Vec<LogEntryView>,
+    /// Pass as `from` for the next page; absent when this page reaches the end of the log.
+    pub next_from: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// First position to return (default 0).
+    pub from: Option<u64>,
+    /// Entries per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// The raw log, paged by position.
+#[utoipa::path(get, path = "/v1/log/entries", tag = "log", params(LogQuery),
+    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/log/entries")]
+pub async fn log_entries(
+    node: web::Data<Node>,
+    query: web::Query<LogQuery>,
+) -> Result<web::Json<LogPage>, ApiError> {
+    let size = page_size(query.limit, 100, projections::limits::LOG_PAGE_ENTRIES_MAX)?;
+    let from = query.from.unwrap_or(0);
+    // Never serve past the published size: the reader sees exactly what the ledger has folded.
+    let published = node.ledger().size;
+    let limit = usize::try_from(published.saturating_sub(from))
+        .unwrap_or(usize::MAX)
+        .min(size);
+    let node = node.clone();
+    let stored = web::block(move || node.store().read(from, limit))
+        .await
+        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let mut entries = Vec::with_capacity(stored.len());
+    for stored in stored {
+        let entry = Entry::decode(&stored.bytes).map_err(|error| {
+            ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
+        })?;
+        entries.push(LogEntryView {
+            position: stored.position,
+            entry: hex::encode(&stored.bytes),
+            entry_hash: hex::encode(stored.hash),
+            kind: match entry.kind {
+                projections::EntryKind::Command => "command".into(),
+                projections::EntryKind::System => "system".into(),
+            },
+            server_time: entry.server_time,
+            signer: entry.signer.to_hex(),
+            payload: String::from_utf8_lossy(&entry.payload).into_owned(),
+        });
+    }
+    let next = from + entries.len() as u64;
+    Ok(web::Json(LogPage {
+        entries,
+        next_from: (next < published).then_some(next),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` with a reason.
+    pub status: String,
+    pub log_size: u64,
+    pub store: String,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
+    web::Json(Health {
+        status: "ok".into(),
+        log_size: node.ledger().size,
+        store: node.store().backend_name().into(),
+    })
+}
+
+/// Readiness: the log store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[get("/readyz")]
+pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    let probe = node.clone();
+    let stored = web::block(move || probe.store().size())
+        .await
+        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        log_size: stored,
+        store: node.store().backend_name().into(),
+    }))
+}

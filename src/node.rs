@@ -1,0 +1,180 @@
+//! One veche node: replays and checks the log at start-up, then serves reads from the published
+//! ledger and sends writes through the single writer.
+//!
+//! Invariant: the published ledger only ever holds durable events; reads never wait for a write.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use ed25519_dalek::SigningKey;
+use projections::command::Genesis;
+use projections::protocol::public_key_of;
+use projections::{Action, Command, Ledger, PublicKey, Replayer, SignedCommand};
+
+use crate::clock::Clock;
+use crate::envelope::{sign_system, EnvelopeError};
+use crate::store::{EventStore, StoreError};
+use crate::writer::{catch_up, CatchUpError, Receipt, SubmitError, Writer, WriterHandle};
+
+pub struct NodeConfig {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub server_key: SigningKey,
+    /// Admin keys written into the genesis entry when the log is new; ignored otherwise.
+    pub admin_keys: Vec<PublicKey>,
+    /// The log's name in checkpoints, e.g. `veche.example.city/log`.
+    pub log_origin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the stored log does not verify: {0}")]
+    Replay(#[from] projections::ReplayError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the log was started by another server key ({found}); this node holds {expected}")]
+    ForeignServerKey {
+        found: PublicKey,
+        expected: PublicKey,
+    },
+    #[error("the genesis entry was refused: {0}")]
+    Genesis(projections::Refusal),
+    #[error("cannot start the writer thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl From<CatchUpError> for StartError {
+    fn from(error: CatchUpError) -> Self {
+        match error {
+            CatchUpError::Store(error) => StartError::Store(error),
+            CatchUpError::Replay(error) => StartError::Replay(error),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("this endpoint takes {expected} commands, not {found}")]
+    ActionMismatch {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+}
+
+pub struct Node {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    published: Arc<RwLock<Ledger>>,
+    writer: WriterHandle,
+    writer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Node {
+    /// Replays the whole stored log, checking every link, signature and decision; writes the
+    /// genesis entry if the log is empty; starts the writer.
+    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let mut replayer = Replayer::new();
+        let replayed = catch_up(&*config.store, &mut replayer, |_| {})?;
+        let server_public = public_key_of(&config.server_key);
+        if replayer.ledger.size == 0 {
+            let genesis = Command {
+                author: server_public,
+                nonce: format!("{:032x}", 0),
+                issued_at: config.clock.now(),
+                action: Action::Genesis(Genesis {
+                    log_origin: config.log_origin.clone(),
+                    admin_keys: config.admin_keys.clone(),
+                }),
+            };
+            let sealed = projections::replay::seal(
+                &replayer.ledger,
+                sign_system(&config.server_key, genesis),
+                config.clock.now(),
+            )
+            .map_err(StartError::Genesis)?;
+            config.store.append(&[crate::store::StoredEntry {
+                position: 0,
+                bytes: sealed.bytes,
+                hash: sealed.event.hash,
+            }])?;
+            replayer.ledger.evolve(&sealed.event);
+            tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
+        }
+        if let Some(found) = replayer.ledger.server_key() {
+            if found != server_public {
+                return Err(StartError::ForeignServerKey {
+                    found,
+                    expected: server_public,
+                });
+            }
+        }
+        tracing::info!(
+            entries = replayer.ledger.size,
+            replayed,
+            store = config.store.backend_name(),
+            "log replayed and verified"
+        );
+        let published = Arc::new(RwLock::new(replayer.ledger));
+        let (writer, writer_thread) = Writer::spawn(
+            config.store.clone(),
+            config.clock.clone(),
+            config.server_key,
+            published.clone(),
+            projections::limits::WRITER_QUEUE_COMMANDS_MAX,
+        )?;
+        Ok(Node {
+            store: config.store,
+            clock: config.clock,
+            published,
+            writer,
+            writer_thread,
+        })
+    }
+
+    /// Appends a command whose envelope has been opened (signature checked); answers once the
+    /// entry is durable.
+    pub async fn append(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
+        self.writer.submit(signed).await
+    }
+
+    /// Appends the close event of every poll whose closing time has come.
+    pub async fn close_due_polls(&self) -> Result<Vec<Receipt>, SubmitError> {
+        let due = self.ledger().polls_due_to_close(self.clock.now());
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.close_due_polls().await
+    }
+
+    /// The published ledger: durable events only. Hold the guard briefly.
+    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
+        match self.published.read() {
+            Ok(guard) => guard,
+            // A panic while folding cannot leave a half-applied event visible (evolve does not
+            // panic on valid input); serve what is there rather than fail every read.
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    pub fn store(&self) -> &dyn EventStore {
+        &*self.store
+    }
+
+    /// Stops the writer after it has answered everything queued, and waits for it.
+    pub fn shut_down(self) {
+        let Node {
+            writer,
+            writer_thread,
+            ..
+        } = self;
+        drop(writer);
+        let _ = writer_thread.join();
+    }
+}

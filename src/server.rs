@@ -1,0 +1,154 @@
+//! Running a node behind actix-web: the data directory, the listener and the poll closer.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{middleware, App, HttpServer};
+use ed25519_dalek::SigningKey;
+use projections::protocol::public_key_of;
+
+use crate::clock::Clock;
+use crate::keys::{read_key_file, read_or_create_key_file, Entropy, KeyFileError};
+use crate::node::{Node, NodeConfig, StartError};
+use crate::store::{EventStore, SqliteStore, StoreError};
+
+pub const SERVER_KEY_FILE: &str = "server.key";
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+pub const LOG_FILE: &str = "log.sqlite";
+
+/// How often the server looks for polls whose closing time has come.
+pub const POLL_CLOSE_INTERVAL_MS: u64 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDirectory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// The keys and store of a data directory, created on first use.
+pub struct DataDirectory {
+    pub path: PathBuf,
+    pub server_key: SigningKey,
+    pub admin_key: SigningKey,
+}
+
+impl DataDirectory {
+    /// Opens `path`, creating it with a fresh server key and admin key if needed.
+    pub fn open_or_init(path: &Path, entropy: &dyn Entropy) -> Result<DataDirectory, ServeError> {
+        std::fs::create_dir_all(path).map_err(|source| ServeError::DataDirectory {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (server_key, created) = read_or_create_key_file(&path.join(SERVER_KEY_FILE), entropy)?;
+        if created {
+            tracing::info!(key = %public_key_of(&server_key), "created the server key");
+        }
+        let (admin_key, created) = read_or_create_key_file(&path.join(ADMIN_KEY_FILE), entropy)?;
+        if created {
+            tracing::info!(
+                key = %public_key_of(&admin_key),
+                file = %path.join(ADMIN_KEY_FILE).display(),
+                "created the admin key; move it off the server once roles are granted"
+            );
+        }
+        Ok(DataDirectory {
+            path: path.to_path_buf(),
+            server_key,
+            admin_key,
+        })
+    }
+
+    /// Opens an existing directory without creating anything.
+    pub fn open_existing(path: &Path) -> Result<DataDirectory, ServeError> {
+        Ok(DataDirectory {
+            path: path.to_path_buf(),
+            server_key: read_key_file(&path.join(SERVER_KEY_FILE))?,
+            admin_key: read_key_file(&path.join(ADMIN_KEY_FILE))?,
+        })
+    }
+
+    pub fn open_store(&self) -> Result<Arc<dyn EventStore>, ServeError> {
+        Ok(Arc::new(SqliteStore::open(&self.path.join(LOG_FILE))?))
+    }
+
+    pub fn start_node(
+        &self,
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        log_origin: &str,
+    ) -> Result<Node, ServeError> {
+        Ok(Node::start(NodeConfig {
+            store,
+            clock,
+            server_key: self.server_key.clone(),
+            admin_keys: vec![public_key_of(&self.admin_key)],
+            log_origin: log_origin.to_string(),
+        })?)
+    }
+}
+
+/// A running HTTP server and its node.
+pub struct RunningServer {
+    pub address: std::net::SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub node: Arc<Node>,
+}
+
+/// Binds the API to `listener` and starts the poll closer. The returned server future must be
+/// awaited or spawned.
+pub fn run(node: Arc<Node>, listener: TcpListener) -> Result<RunningServer, ServeError> {
+    let address = listener.local_addr()?;
+    let data = crate::http::node_data(node.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::Compress::default())
+            .configure(crate::http::configure)
+    })
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    spawn_poll_closer(node.clone());
+    Ok(RunningServer {
+        address,
+        server,
+        node,
+    })
+}
+
+/// Appends close events as polls come due, for as long as the node lives.
+fn spawn_poll_closer(node: Arc<Node>) {
+    let weak = Arc::downgrade(&node);
+    drop(node);
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(POLL_CLOSE_INTERVAL_MS));
+        loop {
+            interval.tick().await;
+            let Some(node) = weak.upgrade() else { break };
+            match node.close_due_polls().await {
+                Ok(receipts) => {
+                    for receipt in receipts {
+                        tracing::info!(
+                            position = receipt.position,
+                            "closed a poll at its closing time"
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "closing due polls failed; will retry"),
+            }
+        }
+    });
+}

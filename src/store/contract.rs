@@ -1,0 +1,127 @@
+//! The contract every store backend passes: one suite, run against each backend.
+
+use super::{EventStore, StoreError, StoredEntry};
+
+fn entry(position: u64) -> StoredEntry {
+    StoredEntry {
+        position,
+        bytes: format!("entry {position}").into_bytes(),
+        hash: [position as u8; 32],
+    }
+}
+
+pub fn an_empty_store_has_size_zero_and_reads_nothing(store: &dyn EventStore) {
+    assert_eq!(store.size().ok(), Some(0));
+    assert_eq!(store.read(0, 10).map(|entries| entries.len()).ok(), Some(0));
+}
+
+pub fn appended_entries_read_back_in_order(store: &dyn EventStore) {
+    let first: Vec<_> = (0..3).map(entry).collect();
+    let second: Vec<_> = (3..7).map(entry).collect();
+    assert!(store.append(&first).is_ok());
+    assert!(store.append(&second).is_ok());
+    assert_eq!(store.size().ok(), Some(7));
+    let all = store.read(0, 100).unwrap_or_default();
+    assert_eq!(all, (0..7).map(entry).collect::<Vec<_>>());
+    let page = store.read(2, 3).unwrap_or_default();
+    assert_eq!(page, (2..5).map(entry).collect::<Vec<_>>());
+    assert_eq!(store.read(7, 10).map(|entries| entries.len()).ok(), Some(0));
+}
+
+pub fn a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept(store: &dyn EventStore) {
+    assert!(store.append(&[entry(0), entry(1)]).is_ok());
+    let overlap = store.append(&[entry(2), entry(1)]);
+    assert!(matches!(
+        overlap,
+        Err(StoreError::PositionConflict {
+            expected: 3,
+            given: 1
+        })
+    ));
+    let gap = store.append(&[entry(3)]);
+    assert!(matches!(
+        gap,
+        Err(StoreError::PositionConflict {
+            expected: 2,
+            given: 3
+        })
+    ));
+    assert_eq!(store.size().ok(), Some(2));
+    assert!(store.append(&[entry(2)]).is_ok());
+    assert_eq!(store.size().ok(), Some(3));
+}
+
+pub fn an_empty_batch_changes_nothing(store: &dyn EventStore) {
+    assert!(store.append(&[]).is_ok());
+    assert_eq!(store.size().ok(), Some(0));
+}
+
+/// Generates one test per contract clause for a backend, given an expression that makes a fresh
+/// store (it may use a `tempfile::TempDir` bound as `directory`).
+macro_rules! store_contract {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::super::*;
+
+            #[test]
+            fn an_empty_store_has_size_zero_and_reads_nothing() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::an_empty_store_has_size_zero_and_reads_nothing(&store);
+            }
+
+            #[test]
+            fn appended_entries_read_back_in_order() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::appended_entries_read_back_in_order(&store);
+            }
+
+            #[test]
+            fn a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept(&store);
+            }
+
+            #[test]
+            fn an_empty_batch_changes_nothing() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::an_empty_batch_changes_nothing(&store);
+            }
+        }
+    };
+}
+
+store_contract!(memory, |_: &tempfile::TempDir| MemoryStore::new());
+store_contract!(sqlite, |directory: &tempfile::TempDir| {
+    SqliteStore::open(&directory.path().join("log.sqlite")).unwrap()
+});
+
+#[test]
+fn sqlite_refuses_to_update_or_delete_a_stored_event() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.sqlite");
+    let store = super::SqliteStore::open(&path).unwrap();
+    store.append(&[entry(0)]).unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    assert!(connection
+        .execute("UPDATE events SET entry = x'00'", [])
+        .is_err());
+    assert!(connection.execute("DELETE FROM events", []).is_err());
+    assert_eq!(store.read(0, 1).unwrap(), vec![entry(0)]);
+}
+
+#[test]
+fn sqlite_entries_survive_reopening_the_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.sqlite");
+    super::SqliteStore::open(&path)
+        .unwrap()
+        .append(&[entry(0), entry(1)])
+        .unwrap();
+    let reopened = super::SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.read(0, 10).unwrap(), vec![entry(0), entry(1)]);
+}

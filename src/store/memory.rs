@@ -1,0 +1,57 @@
+//! The in-memory twin of the durable stores, for tests and simulations.
+
+use std::sync::Mutex;
+
+use super::{EventStore, StoreError, StoredEntry};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<Vec<StoredEntry>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Vec<StoredEntry>>, StoreError> {
+        self.entries
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn append(&self, batch: &[StoredEntry]) -> Result<(), StoreError> {
+        let mut entries = self.lock()?;
+        let mut expected = entries.len() as u64;
+        for entry in batch {
+            if entry.position != expected {
+                return Err(StoreError::PositionConflict {
+                    expected,
+                    given: entry.position,
+                });
+            }
+            expected += 1;
+        }
+        entries.extend_from_slice(batch);
+        Ok(())
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let entries = self.lock()?;
+        let start = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
+        let end = start.saturating_add(limit).min(entries.len());
+        Ok(entries[start..end].to_vec())
+    }
+
+    fn size(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.len() as u64)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+}

@@ -1,0 +1,54 @@
+//! The log's storage behind one trait: append a batch durably, read in order.
+//!
+//! Invariant: a store is append-only and keeps one total order. `append` either makes the whole
+//! batch durable at the positions it names, right after the current end, or makes none of it.
+
+mod memory;
+mod sqlite;
+
+#[cfg(test)]
+mod contract;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use projections::Hash;
+
+/// One stored entry: its bytes and the chain hash the writer computed for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub position: u64,
+    pub bytes: Vec<u8>,
+    pub hash: Hash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("append expected position {expected} next but was given {given}")]
+    PositionConflict { expected: u64, given: u64 },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store holds data it cannot read: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `entries`, whose positions must run on from the current end without a gap.
+    /// Returns only once they are durable.
+    fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError>;
+
+    /// Up to `limit` entries from `from` on, in order.
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// Number of entries, which is also the next position.
+    fn size(&self) -> Result<u64, StoreError>;
+
+    /// A short name for logs and metrics.
+    fn backend_name(&self) -> &'static str;
+}

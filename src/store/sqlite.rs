@@ -1,0 +1,127 @@
+//! The embedded default store: one SQLite file in WAL mode with full synchronous commits.
+//!
+//! Append-only is enforced twice: the code only inserts, and triggers refuse UPDATE and DELETE.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{EventStore, StoreError, StoredEntry};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    entry    BLOB NOT NULL,
+    hash     BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the veche log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the veche log is append-only'); END;
+";
+
+/// The writer and readers use separate connections so that reads never wait behind an fsync.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens the file, creating it and its schema on first use.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let writer = Connection::open(path)?;
+        // WAL lets readers proceed during a commit; FULL syncs the WAL on every commit, so a
+        // returned append survives power loss.
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn lock(
+        connection: &Mutex<Connection>,
+    ) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        connection
+            .lock()
+            .map_err(|_| StoreError::Unavailable("sqlite connection lock poisoned".into()))
+    }
+}
+
+fn next_position(connection: &Connection) -> Result<u64, StoreError> {
+    let last: Option<i64> = connection
+        .query_row("SELECT max(position) FROM events", [], |row| row.get(0))
+        .optional()?
+        .flatten();
+    Ok(last.map_or(0, |position| position as u64 + 1))
+}
+
+impl EventStore for SqliteStore {
+    fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError> {
+        let mut connection = Self::lock(&self.writer)?;
+        let transaction = connection.transaction()?;
+        let mut expected = next_position(&transaction)?;
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO events (position, entry, hash) VALUES (?1, ?2, ?3)")?;
+            for entry in entries {
+                if entry.position != expected {
+                    return Err(StoreError::PositionConflict {
+                        expected,
+                        given: entry.position,
+                    });
+                }
+                let position = i64::try_from(entry.position)
+                    .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?;
+                insert.execute(params![position, entry.bytes, entry.hash.as_slice()])?;
+                expected += 1;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let connection = Self::lock(&self.reader)?;
+        let mut select = connection.prepare_cached(
+            "SELECT position, entry, hash FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
+        )?;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![from, limit], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (position, bytes, hash) = row?;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?;
+            entries.push(StoredEntry {
+                position: position as u64,
+                bytes,
+                hash,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn size(&self) -> Result<u64, StoreError> {
+        let connection = Self::lock(&self.reader)?;
+        next_position(&connection)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}
