@@ -23,6 +23,8 @@ pub struct Envelope {
 pub enum EnvelopeError {
     #[error("the signature is not 64 bytes of hexadecimal")]
     MalformedSignature,
+    #[error("the author key is weak (small order): no signature under it can be trusted")]
+    WeakKey,
     #[error(transparent)]
     Payload(#[from] ParseError),
     #[error(transparent)]
@@ -48,6 +50,11 @@ impl Envelope {
             .map_err(|_| EnvelopeError::MalformedSignature)?;
         let payload = self.payload.into_bytes();
         let command = Command::parse(&payload)?;
+        // Checked before the signature so that the refusal says what is really wrong: strict
+        // verification would reject such a key with a less helpful "invalid signature".
+        if command.author.is_weak() {
+            return Err(EnvelopeError::WeakKey);
+        }
         verify_strict(
             command.author,
             &projections::protocol::signed_message(EntryKind::Command, &payload),

@@ -133,7 +133,7 @@ pub fn run(node: Arc<Node>, listener: TcpListener) -> Result<RunningServer, Serv
 fn spawn_poll_closer(node: Arc<Node>) {
     let weak = Arc::downgrade(&node);
     drop(node);
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(POLL_CLOSE_INTERVAL_MS));
         loop {
             interval.tick().await;

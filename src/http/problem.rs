@@ -66,6 +66,9 @@ fn classify_command(error: &CommandError) -> (StatusCode, &'static str) {
         CommandError::Envelope(EnvelopeError::MalformedSignature) => {
             (StatusCode::BAD_REQUEST, "malformed-signature")
         }
+        CommandError::Envelope(EnvelopeError::WeakKey) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "weak-key")
+        }
         CommandError::Envelope(EnvelopeError::Signature(_)) => {
             (StatusCode::BAD_REQUEST, "invalid-signature")
         }

@@ -1,0 +1,212 @@
+//! Spawning a real veche server on port 0 with a manual clock, and talking to it as citizens do.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use projections::command::{
+    Audience, CastBallot, ChoiceKind, PollDefinition, RegisterKey, Role, RoleChange,
+    TallyVisibility,
+};
+use projections::protocol::public_key_of;
+use projections::{Action, PublicKey, Timestamp};
+use serde_json::Value;
+use veche::clock::{Clock, ManualClock};
+use veche::envelope::Envelope;
+use veche::keys::{generate_key, SeededEntropy};
+use veche::node::Node;
+use veche::server::DataDirectory;
+
+/// 2026-11-23T10:00:00Z: where every test's clock starts.
+pub const TEST_START: Timestamp = Timestamp(1_795_428_000_000);
+pub const MINUTE_MS: i64 = 60_000;
+
+pub struct TestApp {
+    pub address: String,
+    pub node: Arc<Node>,
+    pub clock: Arc<ManualClock>,
+    pub entropy: Arc<SeededEntropy>,
+    pub admin: SigningKey,
+    pub http: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    /// A server on a fresh data directory.
+    pub async fn spawn(directory: &Path) -> TestApp {
+        let clock = Arc::new(ManualClock::starting_at(TEST_START));
+        TestApp::spawn_with_clock(directory, clock).await
+    }
+
+    /// A server on `directory` (created or reopened), reading time from `clock`.
+    pub async fn spawn_with_clock(directory: &Path, clock: Arc<ManualClock>) -> TestApp {
+        let data = DataDirectory::open_or_init(directory, &SeededEntropy::new(99)).unwrap();
+        let node = Arc::new(
+            data.start_node(data.open_store().unwrap(), clock.clone(), "test.veche/log")
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = veche::server::run(node.clone(), listener).unwrap();
+        let server = running.server.handle();
+        tokio::spawn(running.server);
+        TestApp {
+            address: format!("http://{}", running.address),
+            node,
+            clock,
+            entropy: Arc::new(SeededEntropy::new(running.address.port() as u64)),
+            admin: data.admin_key,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+    }
+
+    pub fn new_key(&self) -> SigningKey {
+        generate_key(&*self.entropy)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn sign(&self, key: &SigningKey, action: Action) -> Envelope {
+        veche::client::signed_envelope(key, action, self.now(), &*self.entropy)
+    }
+
+    pub async fn post(&self, path: &str, envelope: &Envelope) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .json(envelope)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        Self::answer(response).await
+    }
+
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// Sends `action` signed by `key` to its resource endpoint.
+    pub async fn act(&self, key: &SigningKey, action: Action) -> Answer {
+        let path = veche::client::endpoint_for(&action);
+        self.post(&path, &self.sign(key, action)).await
+    }
+
+    pub async fn log_size(&self) -> u64 {
+        self.get("/v1/log").await.body["size"].as_u64().unwrap()
+    }
+
+    /// A newly registered citizen.
+    pub async fn citizen(&self) -> SigningKey {
+        let key = self.new_key();
+        let answer = self.act(&key, Action::RegisterKey(RegisterKey {})).await;
+        assert_eq!(
+            answer.status, 201,
+            "registering a citizen: {:?}",
+            answer.body
+        );
+        key
+    }
+
+    /// A newly registered key holding the official role.
+    pub async fn official(&self) -> SigningKey {
+        let key = self.citizen().await;
+        let grant = Action::GrantRole(RoleChange {
+            subject: public(&key),
+            role: Role::Official,
+            department: Some("transport".into()),
+        });
+        let answer = self.act(&self.admin, grant).await;
+        assert_eq!(
+            answer.status, 201,
+            "granting the official role: {:?}",
+            answer.body
+        );
+        key
+    }
+
+    /// Opens a poll and returns its id.
+    pub async fn open_poll(&self, official: &SigningKey, definition: PollDefinition) -> u64 {
+        let answer = self.act(official, Action::OpenPoll(definition)).await;
+        assert_eq!(answer.status, 201, "opening a poll: {:?}", answer.body);
+        answer.body["position"].as_u64().unwrap()
+    }
+
+    pub async fn vote(&self, voter: &SigningKey, poll: u64, choices: Vec<u32>) -> Answer {
+        self.act(voter, Action::CastBallot(CastBallot { poll, choices }))
+            .await
+    }
+}
+
+pub fn public(key: &SigningKey) -> PublicKey {
+    public_key_of(key)
+}
+
+/// A single-choice public poll open from now for an hour.
+pub fn poll_definition(now: Timestamp, options: usize) -> PollDefinition {
+    PollDefinition {
+        title: "Where should the new tram line go?".into(),
+        description: "A consultation of the transport department.".into(),
+        options: (0..options).map(|index| format!("Route {index}")).collect(),
+        choice_kind: ChoiceKind::SingleChoice,
+        max_choices: 1,
+        audience: Audience::Everyone,
+        opens_at: now,
+        closes_at: now.plus_milliseconds(60 * MINUTE_MS),
+        vote_changes_allowed: false,
+        tally_visibility: TallyVisibility::Public,
+    }
+}

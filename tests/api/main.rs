@@ -1,0 +1,8 @@
+//! The integration test binary: spawns the real server on port 0 and drives it over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod documentation;
+mod harness;
+mod polls;
+mod refusals;
+mod tampering;
