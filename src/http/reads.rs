@@ -118,7 +118,7 @@ pub async fn list_polls(
     Ok(web::Json(PollPage { polls, next_after }))
 }
 
-fn find_poll<'a>(ledger: &'a Ledger, poll: u64) -> Result<&'a Poll, ApiError> {
+fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
     ledger
         .polls
         .get(&poll)

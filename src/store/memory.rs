@@ -24,16 +24,7 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     fn append(&self, batch: &[StoredEntry]) -> Result<(), StoreError> {
         let mut entries = self.lock()?;
-        let mut expected = entries.len() as u64;
-        for entry in batch {
-            if entry.position != expected {
-                return Err(StoreError::PositionConflict {
-                    expected,
-                    given: entry.position,
-                });
-            }
-            expected += 1;
-        }
+        super::check_contiguous(entries.len() as u64, batch)?;
         entries.extend_from_slice(batch);
         Ok(())
     }

@@ -52,3 +52,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// A short name for logs and metrics.
     fn backend_name(&self) -> &'static str;
 }
+
+/// Checks that `batch` runs on from position `next` without a gap or an overlap.
+pub(crate) fn check_contiguous(next: u64, batch: &[StoredEntry]) -> Result<(), StoreError> {
+    for (expected, entry) in (next..).zip(batch) {
+        if entry.position != expected {
+            return Err(StoreError::PositionConflict {
+                expected,
+                given: entry.position,
+            });
+        }
+    }
+    Ok(())
+}

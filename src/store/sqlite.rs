@@ -66,21 +66,14 @@ impl EventStore for SqliteStore {
     fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError> {
         let mut connection = Self::lock(&self.writer)?;
         let transaction = connection.transaction()?;
-        let mut expected = next_position(&transaction)?;
+        super::check_contiguous(next_position(&transaction)?, entries)?;
         {
             let mut insert = transaction
                 .prepare_cached("INSERT INTO events (position, entry, hash) VALUES (?1, ?2, ?3)")?;
             for entry in entries {
-                if entry.position != expected {
-                    return Err(StoreError::PositionConflict {
-                        expected,
-                        given: entry.position,
-                    });
-                }
                 let position = i64::try_from(entry.position)
                     .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?;
                 insert.execute(params![position, entry.bytes, entry.hash.as_slice()])?;
-                expected += 1;
             }
         }
         transaction.commit()?;
