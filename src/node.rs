@@ -140,13 +140,17 @@ impl Node {
         self.writer.submit(signed).await
     }
 
-    /// Appends the close event of every poll whose closing time has come.
-    pub async fn close_due_polls(&self) -> Result<Vec<Receipt>, SubmitError> {
-        let due = self.ledger().polls_due_to_close(self.clock.now());
-        if due.is_empty() {
+    /// Appends every system event that is due: poll closes, SLA breaches, silent closes of
+    /// resolved complaints, proposal expiries.
+    pub async fn append_due_system_events(&self) -> Result<Vec<Receipt>, SubmitError> {
+        let nothing_due = self
+            .ledger()
+            .due_system_actions(self.clock.now())
+            .is_empty();
+        if nothing_due {
             return Ok(Vec::new());
         }
-        self.writer.close_due_polls().await
+        self.writer.append_due_system_events().await
     }
 
     /// The published ledger: durable events only. Hold the guard briefly.

@@ -18,8 +18,8 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const LOG_FILE: &str = "log.sqlite";
 
-/// How often the server looks for polls whose closing time has come.
-pub const POLL_CLOSE_INTERVAL_MS: u64 = 200;
+/// How often the server looks for system events that have come due.
+pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -129,16 +129,17 @@ pub fn run(node: Arc<Node>, listener: TcpListener) -> Result<RunningServer, Serv
     })
 }
 
-/// Appends close events as polls come due, for as long as the node lives.
+/// Appends system events (poll closes, SLA breaches, silent closes, expiries) as they come due,
+/// for as long as the node lives.
 fn spawn_poll_closer(node: Arc<Node>) {
     let weak = Arc::downgrade(&node);
     drop(node);
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(POLL_CLOSE_INTERVAL_MS));
+        let mut interval = tokio::time::interval(Duration::from_millis(SYSTEM_EVENT_INTERVAL_MS));
         loop {
             interval.tick().await;
             let Some(node) = weak.upgrade() else { break };
-            match node.close_due_polls().await {
+            match node.append_due_system_events().await {
                 Ok(receipts) => {
                     for receipt in receipts {
                         tracing::info!(
@@ -147,7 +148,9 @@ fn spawn_poll_closer(node: Arc<Node>) {
                         );
                     }
                 }
-                Err(error) => tracing::warn!(%error, "closing due polls failed; will retry"),
+                Err(error) => {
+                    tracing::warn!(%error, "appending due system events failed; will retry")
+                }
             }
         }
     });

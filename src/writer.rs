@@ -9,7 +9,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use projections::command::ClosePoll;
 use projections::protocol::public_key_of;
 use projections::replay::seal;
 use projections::{
@@ -61,7 +60,7 @@ pub enum Submission {
         signed: Box<SignedCommand>,
         reply: Reply<Receipt>,
     },
-    CloseDuePolls {
+    DueSystemEvents {
         reply: Reply<Vec<Receipt>>,
     },
 }
@@ -82,9 +81,9 @@ impl WriterHandle {
         answer.await.map_err(|_| SubmitError::Stopped)?
     }
 
-    pub async fn close_due_polls(&self) -> Result<Vec<Receipt>, SubmitError> {
+    pub async fn append_due_system_events(&self) -> Result<Vec<Receipt>, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Submission::CloseDuePolls { reply })?;
+        self.send(Submission::DueSystemEvents { reply })?;
         answer.await.map_err(|_| SubmitError::Stopped)?
     }
 
@@ -179,16 +178,17 @@ impl Writer {
                         }
                     }
                 }
-                Submission::CloseDuePolls { reply } => {
+                Submission::DueSystemEvents { reply } => {
                     let start = sealed.len();
-                    for poll in self.working.polls_due_to_close(server_time) {
-                        match self.seal_close(poll, server_time) {
+                    for action in self.working.due_system_actions(server_time) {
+                        let name = action.name();
+                        match self.seal_system(action, server_time) {
                             Ok(entry) => {
                                 self.working.evolve(&entry.event);
                                 sealed.push(entry);
                             }
                             Err(refusal) => {
-                                tracing::error!(poll, %refusal, "closing a due poll was refused");
+                                tracing::error!(action = name, %refusal, "a due system event was refused");
                             }
                         }
                     }
@@ -240,18 +240,12 @@ impl Writer {
         }
     }
 
-    fn seal_close(&self, poll: u64, server_time: Timestamp) -> Result<SealedEntry, Refusal> {
-        let final_tally = self
-            .working
-            .polls
-            .get(&poll)
-            .map(|poll| poll.tally.clone())
-            .ok_or(Refusal::UnknownPoll)?;
+    fn seal_system(&self, action: Action, server_time: Timestamp) -> Result<SealedEntry, Refusal> {
         let command = Command {
             author: public_key_of(&self.server_key),
             nonce: format!("{:032x}", self.working.size),
             issued_at: server_time,
-            action: Action::ClosePoll(ClosePoll { poll, final_tally }),
+            action,
         };
         seal(
             &self.working,

@@ -36,6 +36,46 @@ pub enum Action {
     Genesis(Genesis),
     /// System: a poll's close, carrying its final tally.
     ClosePoll(ClosePoll),
+    /// A registrar attests a key's district and verified status (no personal data).
+    AttestResident(Attestation),
+    /// The admin adds a category to the catalogue, or publishes a new version of one.
+    DefineCategory(CategoryDefinition),
+    /// A citizen files an "Our City" complaint.
+    FileComplaint(ComplaintFiling),
+    /// A moderator accepts (and routes), rejects, or asks for details.
+    TriageComplaint(Triage),
+    /// A moderator merges a complaint into another one about the same problem.
+    MergeComplaint(Merge),
+    /// The author adds the details a moderator asked for.
+    SupplementComplaint(Supplement),
+    /// An official of the responsible department starts work.
+    StartWork(ComplaintReference),
+    /// An official of the responsible department reports the problem fixed.
+    ResolveComplaint(Resolution),
+    /// An official of the responsible department reports it cannot be fixed.
+    CannotResolve(CannotResolve),
+    /// The author confirms the fix.
+    ConfirmResolution(ComplaintReference),
+    /// The author disputes the fix: the complaint reopens.
+    DisputeResolution(Dispute),
+    /// System: the deadline passed before a resolution.
+    BreachSla(ComplaintReference),
+    /// System: the confirmation window ended in silence.
+    CloseUnconfirmed(ComplaintReference),
+    /// A citizen submits a proposal.
+    SubmitProposal(ProposalSubmission),
+    /// A moderator publishes or rejects a submitted proposal.
+    ModerateProposal(ProposalModeration),
+    /// A citizen supports a published proposal.
+    SupportProposal(ProposalReference),
+    /// A citizen withdraws their support before the threshold is reached.
+    WithdrawSupport(ProposalReference),
+    /// An official of the category's department answers a proposal under review.
+    AnswerProposal(ProposalAnswer),
+    /// The author withdraws their proposal before review.
+    WithdrawProposal(ProposalReference),
+    /// System: a published proposal's lifetime ended below the threshold.
+    ExpireProposal(ProposalReference),
 }
 
 impl Action {
@@ -48,12 +88,70 @@ impl Action {
             Action::CastBallot(_) => "cast_ballot",
             Action::Genesis(_) => "genesis",
             Action::ClosePoll(_) => "close_poll",
+            Action::AttestResident(_) => "attest_resident",
+            Action::DefineCategory(_) => "define_category",
+            Action::FileComplaint(_) => "file_complaint",
+            Action::TriageComplaint(_) => "triage_complaint",
+            Action::MergeComplaint(_) => "merge_complaint",
+            Action::SupplementComplaint(_) => "supplement_complaint",
+            Action::StartWork(_) => "start_work",
+            Action::ResolveComplaint(_) => "resolve_complaint",
+            Action::CannotResolve(_) => "cannot_resolve",
+            Action::ConfirmResolution(_) => "confirm_resolution",
+            Action::DisputeResolution(_) => "dispute_resolution",
+            Action::BreachSla(_) => "breach_sla",
+            Action::CloseUnconfirmed(_) => "close_unconfirmed",
+            Action::SubmitProposal(_) => "submit_proposal",
+            Action::ModerateProposal(_) => "moderate_proposal",
+            Action::SupportProposal(_) => "support_proposal",
+            Action::WithdrawSupport(_) => "withdraw_support",
+            Action::AnswerProposal(_) => "answer_proposal",
+            Action::WithdrawProposal(_) => "withdraw_proposal",
+            Action::ExpireProposal(_) => "expire_proposal",
         }
     }
 
+    /// Every action name, in the order of the protocol document.
+    pub const NAMES: [&'static str; 27] = [
+        "register_key",
+        "grant_role",
+        "revoke_role",
+        "open_poll",
+        "cast_ballot",
+        "genesis",
+        "close_poll",
+        "attest_resident",
+        "define_category",
+        "file_complaint",
+        "triage_complaint",
+        "merge_complaint",
+        "supplement_complaint",
+        "start_work",
+        "resolve_complaint",
+        "cannot_resolve",
+        "confirm_resolution",
+        "dispute_resolution",
+        "breach_sla",
+        "close_unconfirmed",
+        "submit_proposal",
+        "moderate_proposal",
+        "support_proposal",
+        "withdraw_support",
+        "answer_proposal",
+        "withdraw_proposal",
+        "expire_proposal",
+    ];
+
     /// Whether only the server may sign this action.
     pub fn is_system(&self) -> bool {
-        matches!(self, Action::Genesis(_) | Action::ClosePoll(_))
+        matches!(
+            self,
+            Action::Genesis(_)
+                | Action::ClosePoll(_)
+                | Action::BreachSla(_)
+                | Action::CloseUnconfirmed(_)
+                | Action::ExpireProposal(_)
+        )
     }
 }
 
@@ -86,12 +184,16 @@ pub enum ChoiceKind {
     MultipleChoice,
 }
 
-/// Who may vote. Districts and registrar-verified audiences arrive with the registrar.
+/// Who may vote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Audience {
     /// Every key registered before its ballot.
     Everyone,
+    /// Keys a registrar has attested as verified residents.
+    Verified,
+    /// Keys a registrar has attested as verified residents of one of these districts.
+    Districts { districts: Vec<String> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +258,201 @@ pub struct ClosePoll {
     pub final_tally: Tally,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    pub subject: PublicKey,
+    /// The district the registrar found the resident lives in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    /// Whether the registrar verified the key holder as an eligible resident.
+    pub verified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryDefinition {
+    /// Stable identifier, lowercase letters, digits and hyphens, e.g. `street-lighting`.
+    pub id: String,
+    pub name: String,
+    /// The department complaints in this category are routed to, and whose officials answer
+    /// proposals in it.
+    pub department: String,
+    /// Working days (Monday to Friday) a department has to resolve an accepted complaint.
+    pub sla_working_days: u32,
+    /// Days the author has to confirm or dispute a resolution.
+    pub confirmation_window_days: u32,
+    /// Supports that move a published proposal to review.
+    pub support_threshold: u64,
+    /// Days a published proposal stays open for supports.
+    pub proposal_lifetime_days: u32,
+}
+
+/// Degrees of latitude or longitude. Compared by bits so that commands stay `Eq`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Degrees(pub f64);
+
+impl PartialEq for Degrees {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Degrees {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub latitude: Degrees,
+    pub longitude: Degrees,
+    pub address: String,
+    pub district: String,
+}
+
+/// A photo or document, by content hash: the log never holds the bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// SHA-256 of the file's bytes, 64 lowercase hexadecimal characters.
+    pub sha256: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintFiling {
+    pub category: String,
+    pub description: String,
+    pub location: Location,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintReference {
+    /// The complaint's identifier: the log position of its `file_complaint` entry.
+    pub complaint: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RejectionReason {
+    Spam,
+    DuplicateOf { complaint: u64 },
+    OutOfScope,
+    InsufficientInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TriageDecision {
+    /// Accept and route to the category's department; the deadline follows from its SLA.
+    Accept,
+    Reject {
+        rejection: RejectionReason,
+    },
+    NeedsInfo {
+        question: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triage {
+    pub complaint: u64,
+    pub decision: TriageDecision,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Merge {
+    /// The complaint that stops here.
+    pub complaint: u64,
+    /// The complaint that carries on, with the merged one in its lineage.
+    pub into: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supplement {
+    pub complaint: u64,
+    pub text: String,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    pub complaint: u64,
+    pub answer: String,
+    /// Photos of the fix, by content hash.
+    #[serde(default)]
+    pub evidence: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannotResolve {
+    pub complaint: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispute {
+    pub complaint: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalSubmission {
+    pub title: String,
+    pub body: String,
+    pub category: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalReference {
+    /// The proposal's identifier: the log position of its `submit_proposal` entry.
+    pub proposal: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModerationDecision {
+    Publish,
+    Reject { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalModeration {
+    pub proposal: u64,
+    pub decision: ModerationDecision,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalOutcome {
+    Accepted,
+    Declined,
+    Implemented,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalAnswer {
+    pub proposal: u64,
+    pub outcome: ProposalOutcome,
+    pub answer: String,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum ParseError {
     #[error(
@@ -201,16 +498,7 @@ impl Command {
                 limits::NONCE_HEX_CHARS
             )));
         }
-        let known = [
-            "register_key",
-            "grant_role",
-            "revoke_role",
-            "open_poll",
-            "cast_ballot",
-            "genesis",
-            "close_poll",
-        ];
-        if !known.contains(&raw.action.as_str()) {
+        if !Action::NAMES.contains(&raw.action.as_str()) {
             return Err(ParseError::UnknownAction(raw.action));
         }
         let tagged = serde_json::json!({ "action": raw.action, "body": raw.body });

@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{
-    Action, Audience, CastBallot, ChoiceKind, ClosePoll, Command, Genesis, PollDefinition, Role,
-    RoleChange, Tally,
+    Action, Attestation, Audience, CastBallot, CategoryDefinition, ChoiceKind, ClosePoll, Command,
+    Genesis, PollDefinition, Role, RoleChange, Tally,
 };
+use crate::complaints::Complaint;
 use crate::limits;
+use crate::proposals::Proposal;
 use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
 use crate::time::Timestamp;
 
@@ -73,6 +75,43 @@ pub enum Refusal {
     PollNotDue,
     #[error("the close event's final tally differs from the recount")]
     FinalTallyMismatch,
+    #[error("only a moderator may do this")]
+    NotModerator,
+    #[error("only a registrar may do this")]
+    NotRegistrar,
+    #[error("only an official of the responsible department may do this")]
+    NotResponsibleDepartment,
+    #[error("only the author may do this")]
+    NotAuthor,
+    #[error("the catalogue has no such category")]
+    UnknownCategory,
+    #[error("invalid category: {0}")]
+    InvalidCategory(String),
+    #[error("invalid attestation: {0}")]
+    InvalidAttestation(String),
+    #[error("invalid complaint: {0}")]
+    InvalidComplaint(String),
+    #[error("no complaint has that identifier")]
+    UnknownComplaint,
+    #[error("{action} is not allowed while the item is {status}")]
+    TransitionNotAllowed {
+        action: &'static str,
+        status: &'static str,
+    },
+    #[error("the window to confirm or dispute this resolution has closed")]
+    ConfirmationWindowClosed,
+    #[error("invalid proposal: {0}")]
+    InvalidProposal(String),
+    #[error("no proposal has that identifier")]
+    UnknownProposal,
+    #[error("this key already supports the proposal")]
+    AlreadySupported,
+    #[error("this key does not support the proposal")]
+    NotSupported,
+    #[error("the proposal reached its threshold; supports can no longer be withdrawn")]
+    ThresholdReached,
+    #[error("the system event is not due")]
+    EventNotDue,
 }
 
 impl Refusal {
@@ -107,6 +146,23 @@ impl Refusal {
             Refusal::PollAlreadyClosed => "poll-already-closed",
             Refusal::PollNotDue => "poll-not-due",
             Refusal::FinalTallyMismatch => "final-tally-mismatch",
+            Refusal::NotModerator => "not-moderator",
+            Refusal::NotRegistrar => "not-registrar",
+            Refusal::NotResponsibleDepartment => "not-responsible-department",
+            Refusal::NotAuthor => "not-author",
+            Refusal::UnknownCategory => "unknown-category",
+            Refusal::InvalidCategory(_) => "invalid-category",
+            Refusal::InvalidAttestation(_) => "invalid-attestation",
+            Refusal::InvalidComplaint(_) => "invalid-complaint",
+            Refusal::UnknownComplaint => "unknown-complaint",
+            Refusal::TransitionNotAllowed { .. } => "transition-not-allowed",
+            Refusal::ConfirmationWindowClosed => "confirmation-window-closed",
+            Refusal::InvalidProposal(_) => "invalid-proposal",
+            Refusal::UnknownProposal => "unknown-proposal",
+            Refusal::AlreadySupported => "already-supported",
+            Refusal::NotSupported => "not-supported",
+            Refusal::ThresholdReached => "threshold-reached",
+            Refusal::EventNotDue => "event-not-due",
         }
     }
 }
@@ -134,6 +190,19 @@ pub struct KeyRecord {
     pub registered_at: Timestamp,
     /// Roles held now; officials carry their department.
     pub roles: BTreeMap<Role, Option<String>>,
+    /// The district a registrar attested, if any.
+    pub district: Option<String>,
+    /// Whether a registrar attested the holder as a verified resident.
+    pub verified: bool,
+}
+
+/// A catalogue entry: the version in force and how many versions came before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CategoryRecord {
+    pub current: CategoryDefinition,
+    /// 1 for the first definition, then one more per redefinition.
+    pub version: u32,
+    pub defined_at_position: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -231,6 +300,9 @@ pub struct Ledger {
     pub identity: Option<LogIdentity>,
     pub keys: BTreeMap<PublicKey, KeyRecord>,
     pub polls: BTreeMap<u64, Poll>,
+    pub categories: BTreeMap<String, CategoryRecord>,
+    pub complaints: BTreeMap<u64, Complaint>,
+    pub proposals: BTreeMap<u64, Proposal>,
     nonces: NonceWindow,
     /// Entries folded in so far; the next position.
     pub size: u64,
@@ -261,6 +333,19 @@ impl Ledger {
         self.keys
             .get(&key)
             .is_some_and(|record| record.roles.contains_key(&role))
+    }
+
+    pub fn is_official_of(&self, key: PublicKey, department: &str) -> bool {
+        self.keys.get(&key).is_some_and(|record| {
+            record
+                .roles
+                .get(&Role::Official)
+                .is_some_and(|held| held.as_deref() == Some(department))
+        })
+    }
+
+    pub fn category(&self, id: &str) -> Result<&CategoryRecord, Refusal> {
+        self.categories.get(id).ok_or(Refusal::UnknownCategory)
     }
 
     /// Decides whether `command`, signed by `signer` in an entry of `kind`, may be appended at
@@ -305,6 +390,19 @@ impl Ledger {
             }
             Action::CastBallot(ballot) => self.decide_ballot(command.author, ballot, server_time),
             Action::ClosePoll(close) => self.decide_close(close, server_time),
+            Action::AttestResident(attestation) => {
+                self.decide_attestation(command.author, attestation)
+            }
+            Action::DefineCategory(definition) => {
+                if !self.is_admin(command.author) {
+                    return Err(Refusal::NotAdmin);
+                }
+                check_category(definition)
+            }
+            other => self
+                .decide_complaint(command.author, other, server_time)
+                .or_else(|| self.decide_proposal(command.author, other, server_time))
+                .unwrap_or(Ok(())),
         }
     }
 
@@ -375,6 +473,46 @@ impl Ledger {
         }
     }
 
+    fn decide_attestation(
+        &self,
+        author: PublicKey,
+        attestation: &Attestation,
+    ) -> Result<(), Refusal> {
+        if !self.holds_role(author, Role::Registrar) {
+            return Err(Refusal::NotRegistrar);
+        }
+        if !self.keys.contains_key(&attestation.subject) {
+            return Err(Refusal::KeyNotRegistered);
+        }
+        if let Some(district) = &attestation.district {
+            if district.trim().is_empty() || district.chars().count() > limits::DISTRICT_CHARS_MAX {
+                return Err(Refusal::InvalidAttestation(format!(
+                    "a district has 1 to {} characters",
+                    limits::DISTRICT_CHARS_MAX
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `voter` belongs to `audience` now.
+    pub fn in_audience(&self, voter: PublicKey, audience: &Audience) -> bool {
+        let Some(record) = self.keys.get(&voter) else {
+            return false;
+        };
+        match audience {
+            Audience::Everyone => true,
+            Audience::Verified => record.verified,
+            Audience::Districts { districts } => {
+                record.verified
+                    && record
+                        .district
+                        .as_ref()
+                        .is_some_and(|district| districts.contains(district))
+            }
+        }
+    }
+
     fn decide_ballot(
         &self,
         voter: PublicKey,
@@ -387,12 +525,8 @@ impl Ledger {
             PollStatus::Closing | PollStatus::Closed => return Err(Refusal::PollClosed),
             PollStatus::Open => {}
         }
-        match poll.definition.audience {
-            Audience::Everyone => {
-                if !self.keys.contains_key(&voter) {
-                    return Err(Refusal::NotEligible);
-                }
-            }
+        if !self.in_audience(voter, &poll.definition.audience) {
+            return Err(Refusal::NotEligible);
         }
         if ballot.choices.is_empty() {
             return Err(Refusal::EmptyBallot);
@@ -441,6 +575,25 @@ impl Ledger {
             .collect()
     }
 
+    /// Every system event the server owes at `now`: poll closes (with their final tallies), SLA
+    /// breaches, silent closes of resolved complaints and proposal expiries.
+    pub fn due_system_actions(&self, now: Timestamp) -> Vec<Action> {
+        let mut due: Vec<Action> = self
+            .polls_due_to_close(now)
+            .into_iter()
+            .filter_map(|id| self.polls.get(&id))
+            .map(|poll| {
+                Action::ClosePoll(ClosePoll {
+                    poll: poll.id,
+                    final_tally: poll.tally.clone(),
+                })
+            })
+            .collect();
+        self.due_complaint_actions(now, &mut due);
+        self.due_proposal_actions(now, &mut due);
+        due
+    }
+
     /// Folds one event in. The caller has decided it (the writer) or is replaying a log whose
     /// entries it decides as it goes (the verifier); `evolve` itself trusts its input.
     pub fn evolve(&mut self, event: &Event) {
@@ -467,6 +620,8 @@ impl Ledger {
                         registered_at_position: event.position,
                         registered_at: event.server_time,
                         roles: BTreeMap::new(),
+                        district: None,
+                        verified: false,
                     },
                 );
             }
@@ -510,6 +665,29 @@ impl Ledger {
                     });
                 }
             }
+            Action::AttestResident(attestation) => {
+                if let Some(record) = self.keys.get_mut(&attestation.subject) {
+                    record.district = attestation.district.clone();
+                    record.verified = attestation.verified;
+                }
+            }
+            Action::DefineCategory(definition) => {
+                let version = self
+                    .categories
+                    .get(&definition.id)
+                    .map_or(1, |record| record.version + 1);
+                self.categories.insert(
+                    definition.id.clone(),
+                    CategoryRecord {
+                        current: definition.clone(),
+                        version,
+                        defined_at_position: event.position,
+                    },
+                );
+            }
+            _ => {
+                let _ = self.evolve_complaint(event) || self.evolve_proposal(event);
+            }
         }
         self.size = event.position + 1;
         self.head_hash = event.hash;
@@ -533,6 +711,78 @@ fn count_ballot(poll: &mut Poll, voter: PublicKey, choices: &[u32]) {
             *count += 1;
         }
     }
+}
+
+fn check_category(definition: &CategoryDefinition) -> Result<(), Refusal> {
+    let invalid = |reason: String| Err(Refusal::InvalidCategory(reason));
+    let id_ok = !definition.id.is_empty()
+        && definition.id.len() <= limits::CATEGORY_ID_CHARS_MAX
+        && definition
+            .id
+            .bytes()
+            .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+    if !id_ok {
+        return invalid(format!(
+            "an id has 1 to {} lowercase letters, digits and hyphens",
+            limits::CATEGORY_ID_CHARS_MAX
+        ));
+    }
+    if definition.name.trim().is_empty()
+        || definition.name.chars().count() > limits::CATEGORY_NAME_CHARS_MAX
+    {
+        return invalid(format!(
+            "a name has 1 to {} characters",
+            limits::CATEGORY_NAME_CHARS_MAX
+        ));
+    }
+    if definition.department.trim().is_empty()
+        || definition.department.chars().count() > limits::DEPARTMENT_CHARS_MAX
+    {
+        return invalid(format!(
+            "a department has 1 to {} characters",
+            limits::DEPARTMENT_CHARS_MAX
+        ));
+    }
+    let days = [
+        definition.sla_working_days,
+        definition.confirmation_window_days,
+        definition.proposal_lifetime_days,
+    ];
+    if days
+        .iter()
+        .any(|&days| days == 0 || days > limits::CATEGORY_DAYS_MAX)
+    {
+        return invalid(format!("day counts are 1 to {}", limits::CATEGORY_DAYS_MAX));
+    }
+    if definition.support_threshold == 0
+        || definition.support_threshold > limits::SUPPORT_THRESHOLD_MAX
+    {
+        return invalid(format!(
+            "a support threshold is 1 to {}",
+            limits::SUPPORT_THRESHOLD_MAX
+        ));
+    }
+    Ok(())
+}
+
+fn check_audience(audience: &Audience) -> Result<(), Refusal> {
+    if let Audience::Districts { districts } = audience {
+        if districts.is_empty() || districts.len() > limits::AUDIENCE_DISTRICTS_MAX {
+            return Err(Refusal::InvalidPoll(format!(
+                "a district audience lists 1 to {} districts",
+                limits::AUDIENCE_DISTRICTS_MAX
+            )));
+        }
+        if districts.iter().any(|district| {
+            district.trim().is_empty() || district.chars().count() > limits::DISTRICT_CHARS_MAX
+        }) {
+            return Err(Refusal::InvalidPoll(format!(
+                "a district has 1 to {} characters",
+                limits::DISTRICT_CHARS_MAX
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn decide_genesis(genesis: &Genesis) -> Result<(), Refusal> {
@@ -597,6 +847,7 @@ fn check_poll_definition(
         }
         _ => {}
     }
+    check_audience(&definition.audience)?;
     if definition.closes_at <= definition.opens_at {
         return invalid("closes_at must be after opens_at".into());
     }

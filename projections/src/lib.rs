@@ -5,10 +5,13 @@
 //! a recount can never disagree with the server by construction.
 
 pub mod command;
+pub mod complaints;
 pub mod ledger;
 pub mod limits;
+pub mod proposals;
 pub mod protocol;
 pub mod replay;
+pub mod statistics;
 pub mod time;
 
 pub use command::{Action, Command, Tally};

@@ -41,3 +41,26 @@ pub const LIST_PAGE_ITEMS_MAX: usize = 100;
 pub const WRITER_BATCH_COMMANDS_MAX: usize = 2_048;
 /// Commands that may wait for the writer before new ones are refused as overload.
 pub const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
+
+/// District names, in attestations, complaints, proposals and poll audiences.
+pub const DISTRICT_CHARS_MAX: usize = 100;
+/// Districts one poll audience may list.
+pub const AUDIENCE_DISTRICTS_MAX: usize = 200;
+/// Category identifiers: lowercase letters, digits and hyphens.
+pub const CATEGORY_ID_CHARS_MAX: usize = 64;
+pub const CATEGORY_NAME_CHARS_MAX: usize = 200;
+/// Longest SLA, confirmation window and proposal lifetime a category may set.
+pub const CATEGORY_DAYS_MAX: u32 = 366;
+/// Highest support threshold a category may set.
+pub const SUPPORT_THRESHOLD_MAX: u64 = 10_000_000;
+pub const COMPLAINT_DESCRIPTION_CHARS_MAX: usize = 4_000;
+pub const ADDRESS_CHARS_MAX: usize = 300;
+/// Attachments one complaint action may carry.
+pub const ATTACHMENTS_MAX: usize = 10;
+pub const URL_CHARS_MAX: usize = 2_000;
+/// Answers, reasons, questions and supplements.
+pub const NOTE_CHARS_MAX: usize = 4_000;
+pub const PROPOSAL_TITLE_CHARS_MAX: usize = 200;
+pub const PROPOSAL_BODY_CHARS_MAX: usize = 10_000;
+/// The window over which "trending" counts new supports.
+pub const TRENDING_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;

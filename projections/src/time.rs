@@ -73,3 +73,54 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Timestamp {
+    /// Day of the week in UTC, Monday = 0 … Sunday = 6.
+    pub fn weekday(self) -> i64 {
+        // 1970-01-01 was a Thursday (3).
+        (self.0.div_euclid(DAY_MS) + 3).rem_euclid(7)
+    }
+
+    /// The same time of day `days` working days (Monday to Friday, UTC) later. Public holidays
+    /// are not modelled: a city that needs them publishes a longer SLA.
+    pub fn plus_working_days(self, days: u32) -> Timestamp {
+        let mut moment = self;
+        let mut remaining = days;
+        while remaining > 0 {
+            moment = moment.plus_milliseconds(DAY_MS);
+            if moment.weekday() < 5 {
+                remaining -= 1;
+            }
+        }
+        moment
+    }
+
+    /// The UTC calendar month, `YYYY-MM`.
+    pub fn month(self) -> String {
+        self.to_rfc3339().chars().take(7).collect()
+    }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    #[test]
+    fn working_days_skip_the_weekend() {
+        // 2026-11-20 is a Friday.
+        let friday = Timestamp::parse_rfc3339("2026-11-20T09:00:00Z").unwrap_or_default();
+        assert_eq!(friday.weekday(), 4);
+        assert_eq!(
+            friday.plus_working_days(1).to_rfc3339(),
+            "2026-11-23T09:00:00.000Z"
+        );
+        assert_eq!(
+            friday.plus_working_days(8).to_rfc3339(),
+            "2026-12-02T09:00:00.000Z"
+        );
+        assert_eq!(friday.month(), "2026-11");
+    }
+}

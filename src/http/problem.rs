@@ -103,10 +103,18 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         Refusal::StaleCommand | Refusal::FutureCommand | Refusal::SignerIsNotAuthor => {
             StatusCode::BAD_REQUEST
         }
-        Refusal::NotAdmin | Refusal::NotOfficial | Refusal::SystemOnly | Refusal::NotEligible => {
-            StatusCode::FORBIDDEN
-        }
-        Refusal::UnknownPoll => StatusCode::NOT_FOUND,
+        Refusal::NotAdmin
+        | Refusal::NotOfficial
+        | Refusal::SystemOnly
+        | Refusal::NotEligible
+        | Refusal::NotModerator
+        | Refusal::NotRegistrar
+        | Refusal::NotResponsibleDepartment
+        | Refusal::NotAuthor => StatusCode::FORBIDDEN,
+        Refusal::UnknownPoll
+        | Refusal::UnknownCategory
+        | Refusal::UnknownComplaint
+        | Refusal::UnknownProposal => StatusCode::NOT_FOUND,
         Refusal::ReplayedNonce
         | Refusal::KeyAlreadyRegistered
         | Refusal::RoleAlreadyHeld
@@ -114,7 +122,12 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::PollNotOpenYet
         | Refusal::PollClosed
         | Refusal::BallotAlreadyCast
-        | Refusal::PollAlreadyClosed => StatusCode::CONFLICT,
+        | Refusal::PollAlreadyClosed
+        | Refusal::TransitionNotAllowed { .. }
+        | Refusal::ConfirmationWindowClosed
+        | Refusal::AlreadySupported
+        | Refusal::NotSupported
+        | Refusal::ThresholdReached => StatusCode::CONFLICT,
         Refusal::WeakKey
         | Refusal::KeyNotRegistered
         | Refusal::InvalidRoleChange(_)
@@ -122,12 +135,17 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::UnknownOption
         | Refusal::TooManyChoices
         | Refusal::DuplicateChoice
-        | Refusal::EmptyBallot => StatusCode::UNPROCESSABLE_ENTITY,
+        | Refusal::EmptyBallot
+        | Refusal::InvalidCategory(_)
+        | Refusal::InvalidAttestation(_)
+        | Refusal::InvalidComplaint(_)
+        | Refusal::InvalidProposal(_) => StatusCode::UNPROCESSABLE_ENTITY,
         // Only system events can meet these; a client never should.
         Refusal::MisplacedGenesis
         | Refusal::MissingGenesis
         | Refusal::PollNotDue
-        | Refusal::FinalTallyMismatch => StatusCode::INTERNAL_SERVER_ERROR,
+        | Refusal::FinalTallyMismatch
+        | Refusal::EventNotDue => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
