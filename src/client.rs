@@ -38,6 +38,15 @@ pub fn signed_envelope(
 
 /// The path each action is sent to.
 pub fn endpoint_for(action: &Action) -> String {
+    if action.is_system() {
+        return "/v1/commands".into();
+    }
+    if let Some(complaint) = action.complaint() {
+        return format!("/v1/complaints/{complaint}/events");
+    }
+    if let Some(proposal) = action.proposal() {
+        return format!("/v1/proposals/{proposal}/events");
+    }
     match action {
         Action::RegisterKey(_) => "/v1/keys".into(),
         Action::GrantRole(_) | Action::RevokeRole(_) => "/v1/roles".into(),
@@ -46,29 +55,8 @@ pub fn endpoint_for(action: &Action) -> String {
         Action::AttestResident(_) => "/v1/attestations".into(),
         Action::DefineCategory(_) => "/v1/categories".into(),
         Action::FileComplaint(_) => "/v1/complaints".into(),
-        Action::TriageComplaint(projections::command::Triage { complaint, .. })
-        | Action::MergeComplaint(projections::command::Merge { complaint, .. })
-        | Action::SupplementComplaint(projections::command::Supplement { complaint, .. })
-        | Action::StartWork(projections::command::ComplaintReference { complaint })
-        | Action::ResolveComplaint(projections::command::Resolution { complaint, .. })
-        | Action::CannotResolve(projections::command::CannotResolve { complaint, .. })
-        | Action::ConfirmResolution(projections::command::ComplaintReference { complaint })
-        | Action::DisputeResolution(projections::command::Dispute { complaint, .. }) => {
-            format!("/v1/complaints/{complaint}/events")
-        }
         Action::SubmitProposal(_) => "/v1/proposals".into(),
-        Action::ModerateProposal(projections::command::ProposalModeration { proposal, .. })
-        | Action::SupportProposal(projections::command::ProposalReference { proposal })
-        | Action::WithdrawSupport(projections::command::ProposalReference { proposal })
-        | Action::AnswerProposal(projections::command::ProposalAnswer { proposal, .. })
-        | Action::WithdrawProposal(projections::command::ProposalReference { proposal }) => {
-            format!("/v1/proposals/{proposal}/events")
-        }
-        Action::Genesis(_)
-        | Action::ClosePoll(_)
-        | Action::BreachSla(_)
-        | Action::CloseUnconfirmed(_)
-        | Action::ExpireProposal(_) => "/v1/commands".into(),
+        _ => "/v1/commands".into(),
     }
 }
 

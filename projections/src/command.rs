@@ -142,6 +142,36 @@ impl Action {
         "expire_proposal",
     ];
 
+    /// The complaint a lifecycle action (not the filing) is about.
+    pub fn complaint(&self) -> Option<u64> {
+        match self {
+            Action::TriageComplaint(Triage { complaint, .. })
+            | Action::MergeComplaint(Merge { complaint, .. })
+            | Action::SupplementComplaint(Supplement { complaint, .. })
+            | Action::StartWork(ComplaintReference { complaint })
+            | Action::ResolveComplaint(Resolution { complaint, .. })
+            | Action::CannotResolve(CannotResolve { complaint, .. })
+            | Action::ConfirmResolution(ComplaintReference { complaint })
+            | Action::DisputeResolution(Dispute { complaint, .. })
+            | Action::BreachSla(ComplaintReference { complaint })
+            | Action::CloseUnconfirmed(ComplaintReference { complaint }) => Some(*complaint),
+            _ => None,
+        }
+    }
+
+    /// The proposal a lifecycle action (not the submission) is about.
+    pub fn proposal(&self) -> Option<u64> {
+        match self {
+            Action::ModerateProposal(ProposalModeration { proposal, .. })
+            | Action::SupportProposal(ProposalReference { proposal })
+            | Action::WithdrawSupport(ProposalReference { proposal })
+            | Action::AnswerProposal(ProposalAnswer { proposal, .. })
+            | Action::WithdrawProposal(ProposalReference { proposal })
+            | Action::ExpireProposal(ProposalReference { proposal }) => Some(*proposal),
+            _ => None,
+        }
+    }
+
     /// Whether only the server may sign this action.
     pub fn is_system(&self) -> bool {
         matches!(

@@ -10,7 +10,7 @@ use projections::{Action, Command};
 
 /// Opens the envelope (the signature check runs here, on the request's thread), checks that the
 /// action fits the endpoint, and waits for the writer's durable receipt.
-async fn accept(
+pub(crate) async fn accept(
     node: &Node,
     envelope: Envelope,
     expected: Option<&'static str>,
@@ -30,6 +30,32 @@ async fn accept(
         response.insert_header(("Location", location));
     }
     Ok(response.json(receipt))
+}
+
+/// Checks that a lifecycle action sent to `/v1/{collection}/{path_id}/events` is a client action
+/// about that item, and names the item as the new resource's location.
+pub(crate) fn lifecycle_target(
+    action: &Action,
+    named: Option<u64>,
+    path_id: u64,
+    collection: &'static str,
+) -> Result<Option<String>, ApiError> {
+    match named {
+        Some(named) if !action.is_system() => {
+            if named == path_id {
+                Ok(Some(format!("/v1/{collection}/{path_id}")))
+            } else {
+                Err(ApiError::MalformedRequest(format!(
+                    "the command is about item {named} but was sent to /v1/{collection}/{path_id}"
+                )))
+            }
+        }
+        _ => Err(CommandError::ActionMismatch {
+            expected: "a lifecycle action of this collection",
+            found: action.name(),
+        }
+        .into()),
+    }
 }
 
 /// Register a public key. The payload's action is `register_key`, its author the key itself.

@@ -3,8 +3,12 @@
 //! Invariant: only this module knows actix-web. Handlers translate between HTTP and `Node`, and
 //! `problem` is the one place errors become responses.
 
+pub mod catalogue;
 pub mod commands;
+pub mod complaints;
+pub mod open311;
 pub mod problem;
+pub mod proposals;
 pub mod reads;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
@@ -29,6 +33,22 @@ use problem::ApiError;
         commands::open_poll,
         commands::cast_ballot,
         commands::submit_command,
+        catalogue::attest_resident,
+        catalogue::define_category,
+        catalogue::list_categories,
+        complaints::file_complaint,
+        complaints::complaint_event,
+        complaints::list_complaints,
+        complaints::get_complaint,
+        complaints::department_queue,
+        complaints::statistics,
+        proposals::submit_proposal,
+        proposals::proposal_event,
+        proposals::list_proposals,
+        proposals::get_proposal,
+        open311::services,
+        open311::requests,
+        open311::request,
         reads::list_polls,
         reads::get_poll,
         reads::get_tally,
@@ -42,6 +62,10 @@ use problem::ApiError;
     tags(
         (name = "keys", description = "Registering keys and granting roles"),
         (name = "polls", description = "Polls, ballots and tallies"),
+        (name = "catalogue", description = "Complaint and proposal categories"),
+        (name = "complaints", description = "\"Our City\" complaints, queues and statistics"),
+        (name = "proposals", description = "Crowdsourced proposals"),
+        (name = "open311", description = "Open311 GeoReport v2 (read-only, JSON)"),
         (name = "log", description = "The raw signed log"),
         (name = "operations", description = "Health and readiness"),
     )
@@ -95,6 +119,22 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(commands::open_poll)
         .service(commands::cast_ballot)
         .service(commands::submit_command)
+        .service(catalogue::attest_resident)
+        .service(catalogue::define_category)
+        .service(catalogue::list_categories)
+        .service(complaints::file_complaint)
+        .service(complaints::complaint_event)
+        .service(complaints::list_complaints)
+        .service(complaints::department_queue)
+        .service(complaints::get_complaint)
+        .service(complaints::statistics)
+        .service(proposals::submit_proposal)
+        .service(proposals::proposal_event)
+        .service(proposals::list_proposals)
+        .service(proposals::get_proposal)
+        .service(open311::services)
+        .service(open311::requests)
+        .service(open311::request)
         .service(reads::list_polls)
         .service(reads::get_poll)
         .service(reads::get_tally)

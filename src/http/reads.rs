@@ -79,7 +79,11 @@ pub struct PageQuery {
     pub limit: Option<usize>,
 }
 
-fn page_size(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_size(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match limit.unwrap_or(default) {
         0 => Err(ApiError::MalformedRequest(
             "limit must be at least 1".into(),

@@ -244,7 +244,7 @@ async fn a_sealed_tally_is_withheld_until_the_close_event() {
     assert_eq!(sealed.content_type, "application/problem+json");
 
     app.clock.advance_milliseconds(60 * MINUTE_MS);
-    let receipts = app.node.close_due_polls().await.unwrap();
+    let receipts = app.node.append_due_system_events().await.unwrap();
     assert!(
         receipts.len() <= 1,
         "the background closer may have closed it first"

@@ -59,8 +59,8 @@ async fn fixture(app: TestApp) -> Fixture {
     app.clock.advance_milliseconds(2 * MINUTE_MS);
     // Let the short poll's close event land now, so the background closer appends nothing while
     // the cases below watch the log size.
-    app.node.close_due_polls().await.unwrap();
-    assert!(app.node.ledger().polls_due_to_close(app.now()).is_empty());
+    app.node.append_due_system_events().await.unwrap();
+    assert!(app.node.ledger().due_system_actions(app.now()).is_empty());
     let stranger = app.new_key();
     Fixture {
         app,

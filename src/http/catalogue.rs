@@ -1,0 +1,98 @@
+//! The category catalogue and registrar attestations.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::envelope::Envelope;
+use crate::http::commands::accept;
+use crate::http::problem::{ApiError, Problem};
+use crate::node::Node;
+use crate::writer::Receipt;
+
+/// Attest a registered key's district and verified status. The payload's action is
+/// `attest_resident`, signed by a registrar.
+#[utoipa::path(post, path = "/v1/attestations", tag = "keys", request_body = Envelope,
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/attestations")]
+pub async fn attest_resident(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(
+        &node,
+        envelope.into_inner(),
+        Some("attest_resident"),
+        |_| Ok(None),
+    )
+    .await
+}
+
+/// Define a category, or publish a new version of one. The payload's action is
+/// `define_category`, signed by an admin key.
+#[utoipa::path(post, path = "/v1/categories", tag = "catalogue", request_body = Envelope,
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/categories")]
+pub async fn define_category(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(
+        &node,
+        envelope.into_inner(),
+        Some("define_category"),
+        |_| Ok(None),
+    )
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryView {
+    pub id: String,
+    pub name: String,
+    pub department: String,
+    pub sla_working_days: u32,
+    pub confirmation_window_days: u32,
+    pub support_threshold: u64,
+    pub proposal_lifetime_days: u32,
+    /// 1 for the first definition, one more per redefinition.
+    pub version: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList {
+    pub categories: Vec<CategoryView>,
+}
+
+pub(crate) fn category_views(ledger: &projections::Ledger) -> Vec<CategoryView> {
+    ledger
+        .categories
+        .values()
+        .map(|record| {
+            let definition = &record.current;
+            CategoryView {
+                id: definition.id.clone(),
+                name: definition.name.clone(),
+                department: definition.department.clone(),
+                sla_working_days: definition.sla_working_days,
+                confirmation_window_days: definition.confirmation_window_days,
+                support_threshold: definition.support_threshold,
+                proposal_lifetime_days: definition.proposal_lifetime_days,
+                version: record.version,
+            }
+        })
+        .collect()
+}
+
+/// The catalogue: every category in its current version.
+#[utoipa::path(get, path = "/v1/categories", tag = "catalogue", responses((status = 200, body = CategoryList)))]
+#[get("/v1/categories")]
+pub async fn list_categories(node: web::Data<Node>) -> web::Json<CategoryList> {
+    web::Json(CategoryList {
+        categories: category_views(&node.ledger()),
+    })
+}

@@ -1,0 +1,284 @@
+//! "Our City" complaints: filing, lifecycle events, queues, timelines and statistics.
+
+use actix_web::{get, post, web, HttpResponse};
+use projections::complaints::{Complaint, ComplaintStatus, TimelineStep};
+use projections::statistics::{complaint_statistics, StatisticsReport};
+use projections::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::envelope::Envelope;
+use crate::http::commands::{accept, lifecycle_target};
+use crate::http::problem::{ApiError, Problem};
+use crate::http::reads::page_size;
+use crate::node::Node;
+use crate::writer::Receipt;
+
+/// File a complaint. The payload's action is `file_complaint`; the complaint's id is the
+/// receipt's position.
+#[utoipa::path(post, path = "/v1/complaints", tag = "complaints", request_body = Envelope,
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/complaints")]
+pub async fn file_complaint(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(&node, envelope.into_inner(), Some("file_complaint"), |_| {
+        Ok(None)
+    })
+    .await
+}
+
+/// Move a complaint along its lifecycle: `triage_complaint`, `merge_complaint`,
+/// `supplement_complaint` (moderator, author), `start_work`, `resolve_complaint`,
+/// `cannot_resolve` (official of the responsible department), `confirm_resolution`,
+/// `dispute_resolution` (author). The payload's `complaint` must equal the path's.
+#[utoipa::path(post, path = "/v1/complaints/{complaint}/events", tag = "complaints", request_body = Envelope,
+    params(("complaint" = u64, Path, description = "Complaint identifier")),
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/complaints/{complaint}/events")]
+pub async fn complaint_event(
+    node: web::Data<Node>,
+    complaint: web::Path<u64>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    let complaint = complaint.into_inner();
+    accept(&node, envelope.into_inner(), None, |command| {
+        lifecycle_target(
+            &command.action,
+            command.action.complaint(),
+            complaint,
+            "complaints",
+        )
+    })
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ComplaintView {
+    pub id: u64,
+    pub author: String,
+    pub category: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub location: projections::command::Location,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Vec<projections::command::Attachment>,
+    /// filed, needs_info, accepted, in_progress, resolved, cannot_resolve, confirmed,
+    /// closed_unconfirmed, rejected or merged.
+    #[schema(value_type = String)]
+    pub status: ComplaintStatus,
+    pub department: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub filed_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub accepted_at: Option<Timestamp>,
+    /// Acceptance plus the category's SLA in working days.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resolved_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub confirmation_deadline: Option<Timestamp>,
+    pub sla_breached: bool,
+    /// Open and due within a day, or past its deadline.
+    pub sla_at_risk: bool,
+    pub disputes: u32,
+    #[schema(value_type = Option<Object>)]
+    pub rejection: Option<projections::command::RejectionReason>,
+    pub merged_into: Option<u64>,
+    pub merged_from: Vec<u64>,
+    pub answer: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: Vec<projections::command::Attachment>,
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<TimelineStep>,
+}
+
+impl ComplaintView {
+    pub fn of(complaint: &Complaint, now: Timestamp) -> ComplaintView {
+        ComplaintView {
+            id: complaint.id,
+            author: complaint.author.to_hex(),
+            category: complaint.filing.category.clone(),
+            description: complaint.filing.description.clone(),
+            location: complaint.filing.location.clone(),
+            attachments: complaint.filing.attachments.clone(),
+            status: complaint.status,
+            department: complaint.department.clone(),
+            filed_at: complaint.filed_at,
+            accepted_at: complaint.accepted_at,
+            deadline: complaint.deadline,
+            resolved_at: complaint.resolved_at,
+            confirmation_deadline: complaint.confirmation_deadline,
+            sla_breached: complaint.sla_breached,
+            sla_at_risk: complaint.sla_at_risk(now),
+            disputes: complaint.disputes,
+            rejection: complaint.rejection.clone(),
+            merged_into: complaint.merged_into,
+            merged_from: complaint.merged_from.clone(),
+            answer: complaint.answer.clone(),
+            evidence: complaint.evidence.clone(),
+            timeline: complaint.timeline.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ComplaintPage {
+    pub complaints: Vec<ComplaintView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintQuery {
+    /// Only complaints in this status, e.g. `filed` for the moderator queue.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub district: Option<String>,
+    pub department: Option<String>,
+    /// Only complaints open and due within a day or already late.
+    pub sla_at_risk: Option<bool>,
+    /// Return complaints filed after this one (exclusive).
+    pub after: Option<u64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+}
+
+fn parse_status(text: &str) -> Result<ComplaintStatus, ApiError> {
+    [
+        ComplaintStatus::Filed,
+        ComplaintStatus::NeedsInfo,
+        ComplaintStatus::Accepted,
+        ComplaintStatus::InProgress,
+        ComplaintStatus::Resolved,
+        ComplaintStatus::CannotResolve,
+        ComplaintStatus::Confirmed,
+        ComplaintStatus::ClosedUnconfirmed,
+        ComplaintStatus::Rejected,
+        ComplaintStatus::Merged,
+    ]
+    .into_iter()
+    .find(|status| status.name() == text)
+    .ok_or_else(|| ApiError::MalformedRequest(format!("unknown complaint status {text:?}")))
+}
+
+/// Lists complaints oldest first by cursor, filtered by `keep`.
+fn page(
+    node: &Node,
+    after: Option<u64>,
+    limit: Option<usize>,
+    keep: impl Fn(&Complaint, Timestamp) -> bool,
+) -> Result<ComplaintPage, ApiError> {
+    let size = page_size(limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
+    let now = node.clock().now();
+    let ledger = node.ledger();
+    let start = after.map_or(0, |after| after.saturating_add(1));
+    let mut complaints: Vec<ComplaintView> = ledger
+        .complaints
+        .range(start..)
+        .map(|(_, complaint)| complaint)
+        .filter(|complaint| keep(complaint, now))
+        .take(size + 1)
+        .map(|complaint| ComplaintView::of(complaint, now))
+        .collect();
+    let next_after = if complaints.len() > size {
+        complaints.truncate(size);
+        complaints.last().map(|complaint| complaint.id)
+    } else {
+        None
+    };
+    Ok(ComplaintPage {
+        complaints,
+        next_after,
+    })
+}
+
+/// Complaints, oldest first: with `status=filed` this is the moderator queue. Filters combine.
+#[utoipa::path(get, path = "/v1/complaints", tag = "complaints", params(ComplaintQuery),
+    responses((status = 200, body = ComplaintPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/complaints")]
+pub async fn list_complaints(
+    node: web::Data<Node>,
+    query: web::Query<ComplaintQuery>,
+) -> Result<web::Json<ComplaintPage>, ApiError> {
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let query = query.into_inner();
+    let page = page(&node, query.after, query.limit, |complaint, now| {
+        status.is_none_or(|status| complaint.status == status)
+            && query
+                .category
+                .as_ref()
+                .is_none_or(|category| &complaint.filing.category == category)
+            && query
+                .district
+                .as_ref()
+                .is_none_or(|district| &complaint.filing.location.district == district)
+            && query
+                .department
+                .as_ref()
+                .is_none_or(|department| complaint.department.as_ref() == Some(department))
+            && query
+                .sla_at_risk
+                .is_none_or(|at_risk| complaint.sla_at_risk(now) == at_risk)
+    })?;
+    Ok(web::Json(page))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentQuery {
+    pub after: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// A department's queue: complaints routed to it that await its work, oldest first.
+#[utoipa::path(get, path = "/v1/departments/{department}/complaints", tag = "complaints",
+    params(("department" = String, Path, description = "Department name"), DepartmentQuery),
+    responses((status = 200, body = ComplaintPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/departments/{department}/complaints")]
+pub async fn department_queue(
+    node: web::Data<Node>,
+    department: web::Path<String>,
+    query: web::Query<DepartmentQuery>,
+) -> Result<web::Json<ComplaintPage>, ApiError> {
+    let department = department.into_inner();
+    let page = page(&node, query.after, query.limit, |complaint, _| {
+        complaint.status.awaits_department() && complaint.department.as_ref() == Some(&department)
+    })?;
+    Ok(web::Json(page))
+}
+
+/// One complaint with its whole public timeline.
+#[utoipa::path(get, path = "/v1/complaints/{complaint}", tag = "complaints",
+    params(("complaint" = u64, Path, description = "Complaint identifier")),
+    responses((status = 200, body = ComplaintView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/complaints/{complaint}")]
+pub async fn get_complaint(
+    node: web::Data<Node>,
+    complaint: web::Path<u64>,
+) -> Result<web::Json<ComplaintView>, ApiError> {
+    let now = node.clock().now();
+    let ledger = node.ledger();
+    let complaint = ledger
+        .complaints
+        .get(&complaint)
+        .ok_or_else(|| ApiError::NotFound(format!("complaint {complaint}")))?;
+    Ok(web::Json(ComplaintView::of(complaint, now)))
+}
+
+/// Complaint statistics overall and by district, category, department and month of filing.
+/// `resolved` counts resolutions the author has not confirmed; `confirmed` counts only those
+/// the author confirmed. Definitions: docs/STATISTICS.md.
+#[utoipa::path(get, path = "/v1/statistics/complaints", tag = "complaints",
+    responses((status = 200, body = Object, description = "projections::statistics::StatisticsReport")))]
+#[get("/v1/statistics/complaints")]
+pub async fn statistics(node: web::Data<Node>) -> web::Json<StatisticsReport> {
+    web::Json(complaint_statistics(&node.ledger()))
+}

@@ -1,0 +1,228 @@
+//! Crowdsourced proposals: submission, lifecycle events, lists with sort orders, one proposal.
+
+use actix_web::{get, post, web, HttpResponse};
+use projections::proposals::{OfficialAnswer, Proposal, ProposalStatus, SupportStep};
+use projections::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::envelope::Envelope;
+use crate::http::commands::{accept, lifecycle_target};
+use crate::http::problem::{ApiError, Problem};
+use crate::http::reads::page_size;
+use crate::node::Node;
+use crate::writer::Receipt;
+
+/// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
+/// receipt's position.
+#[utoipa::path(post, path = "/v1/proposals", tag = "proposals", request_body = Envelope,
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/proposals")]
+pub async fn submit_proposal(
+    node: web::Data<Node>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    accept(
+        &node,
+        envelope.into_inner(),
+        Some("submit_proposal"),
+        |_| Ok(None),
+    )
+    .await
+}
+
+/// Move a proposal along its lifecycle: `moderate_proposal` (moderator), `support_proposal`,
+/// `withdraw_support` (citizens), `answer_proposal` (official of the category's department),
+/// `withdraw_proposal` (author). The payload's `proposal` must equal the path's.
+#[utoipa::path(post, path = "/v1/proposals/{proposal}/events", tag = "proposals", request_body = Envelope,
+    params(("proposal" = u64, Path, description = "Proposal identifier")),
+    responses((status = 201, body = Receipt),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/proposals/{proposal}/events")]
+pub async fn proposal_event(
+    node: web::Data<Node>,
+    proposal: web::Path<u64>,
+    envelope: web::Json<Envelope>,
+) -> Result<HttpResponse, ApiError> {
+    let proposal = proposal.into_inner();
+    accept(&node, envelope.into_inner(), None, |command| {
+        lifecycle_target(
+            &command.action,
+            command.action.proposal(),
+            proposal,
+            "proposals",
+        )
+    })
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProposalView {
+    pub id: u64,
+    pub author: String,
+    pub title: String,
+    pub body: String,
+    pub category: String,
+    pub district: Option<String>,
+    /// submitted, published, rejected, under_review, accepted, declined, implemented,
+    /// withdrawn or expired.
+    #[schema(value_type = String)]
+    pub status: ProposalStatus,
+    pub department: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub submitted_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    pub support_threshold: u64,
+    pub supports: u64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub reached_threshold_at: Option<Timestamp>,
+    pub rejection_reason: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub answer: Option<OfficialAnswer>,
+    /// The support count after each support or withdrawal.
+    #[schema(value_type = Vec<Object>)]
+    pub support_history: Vec<SupportStep>,
+}
+
+impl ProposalView {
+    fn of(proposal: &Proposal) -> ProposalView {
+        ProposalView {
+            id: proposal.id,
+            author: proposal.author.to_hex(),
+            title: proposal.submission.title.clone(),
+            body: proposal.submission.body.clone(),
+            category: proposal.submission.category.clone(),
+            district: proposal.submission.district.clone(),
+            status: proposal.status,
+            department: proposal.department.clone(),
+            submitted_at: proposal.submitted_at,
+            published_at: proposal.published_at,
+            expires_at: proposal.expires_at,
+            support_threshold: proposal.support_threshold,
+            supports: proposal.supports(),
+            reached_threshold_at: proposal.reached_threshold_at,
+            rejection_reason: proposal.rejection_reason.clone(),
+            answer: proposal.answer.clone(),
+            support_history: proposal.support_history.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProposalPage {
+    pub proposals: Vec<ProposalView>,
+    /// Pass as `cursor` for the next page (same filters and sort); absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalQuery {
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub district: Option<String>,
+    /// `newest` (default), `supports`, or `trending` (supports gained in the last 7 days).
+    pub sort: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+}
+
+/// Proposals, filtered and sorted, by keyset cursor. Ties break by id, newest first.
+#[utoipa::path(get, path = "/v1/proposals", tag = "proposals", params(ProposalQuery),
+    responses((status = 200, body = ProposalPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/proposals")]
+pub async fn list_proposals(
+    node: web::Data<Node>,
+    query: web::Query<ProposalQuery>,
+) -> Result<web::Json<ProposalPage>, ApiError> {
+    let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
+    let status = match query.status.as_deref() {
+        Some(text) => Some(ProposalStatus::parse(text).ok_or_else(|| {
+            ApiError::MalformedRequest(format!("unknown proposal status {text:?}"))
+        })?),
+        None => None,
+    };
+    let now = node.clock().now();
+    let sort_key: fn(&Proposal, Timestamp) -> i64 = match query.sort.as_deref().unwrap_or("newest")
+    {
+        "newest" => |proposal, _| proposal.submitted_at.0,
+        "supports" => |proposal, _| proposal.supports() as i64,
+        "trending" => |proposal, now| proposal.trending_score(now),
+        other => {
+            return Err(ApiError::MalformedRequest(format!(
+                "unknown sort {other:?}: use newest, supports or trending"
+            )))
+        }
+    };
+    // A cursor is the last item's sort key and id: the next page starts strictly below it.
+    let cursor = match query.cursor.as_deref() {
+        Some(text) => Some(parse_cursor(text)?),
+        None => None,
+    };
+    let ledger = node.ledger();
+    let mut keyed: Vec<((i64, u64), &Proposal)> = ledger
+        .proposals
+        .values()
+        .filter(|proposal| {
+            status.is_none_or(|status| proposal.status == status)
+                && query
+                    .category
+                    .as_ref()
+                    .is_none_or(|category| &proposal.submission.category == category)
+                && query
+                    .district
+                    .as_ref()
+                    .is_none_or(|district| proposal.submission.district.as_ref() == Some(district))
+        })
+        .map(|proposal| ((sort_key(proposal, now), proposal.id), proposal))
+        .filter(|(key, _)| cursor.is_none_or(|cursor| *key < cursor))
+        .collect();
+    keyed.sort_by(|left, right| right.0.cmp(&left.0));
+    let next_cursor = (keyed.len() > size).then(|| {
+        let (score, id) = keyed[size - 1].0;
+        format!("{score}.{id}")
+    });
+    let proposals = keyed
+        .into_iter()
+        .take(size)
+        .map(|(_, proposal)| ProposalView::of(proposal))
+        .collect();
+    Ok(web::Json(ProposalPage {
+        proposals,
+        next_cursor,
+    }))
+}
+
+fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
+    let malformed = || ApiError::MalformedRequest(format!("malformed cursor {text:?}"));
+    let (score, id) = text.rsplit_once('.').ok_or_else(malformed)?;
+    Ok((
+        score.parse().map_err(|_| malformed())?,
+        id.parse().map_err(|_| malformed())?,
+    ))
+}
+
+/// One proposal with its support history and answer.
+#[utoipa::path(get, path = "/v1/proposals/{proposal}", tag = "proposals",
+    params(("proposal" = u64, Path, description = "Proposal identifier")),
+    responses((status = 200, body = ProposalView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/v1/proposals/{proposal}")]
+pub async fn get_proposal(
+    node: web::Data<Node>,
+    proposal: web::Path<u64>,
+) -> Result<web::Json<ProposalView>, ApiError> {
+    let ledger = node.ledger();
+    let proposal = ledger
+        .proposals
+        .get(&proposal)
+        .ok_or_else(|| ApiError::NotFound(format!("proposal {proposal}")))?;
+    Ok(web::Json(ProposalView::of(proposal)))
+}
