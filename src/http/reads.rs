@@ -250,6 +250,10 @@ pub struct KeyView {
     pub roles: Vec<RoleView>,
     /// Whether the key is one of the genesis admin keys.
     pub is_admin: bool,
+    /// The district a registrar attested, if any.
+    pub district: Option<String>,
+    /// Whether a registrar attested the holder as a verified resident.
+    pub verified: bool,
 }
 
 /// A registered key and the roles it holds.
@@ -284,6 +288,8 @@ pub async fn get_key(
         registered_at: record.registered_at,
         roles,
         is_admin: ledger.is_admin(key),
+        district: record.district.clone(),
+        verified: record.verified,
     }))
 }
 

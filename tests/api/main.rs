@@ -3,6 +3,7 @@
 
 mod documentation;
 mod harness;
+mod open311_and_audiences;
 mod polls;
 mod refusals;
 mod tampering;

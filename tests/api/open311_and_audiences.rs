@@ -1,0 +1,225 @@
+//! Open311 GeoReport v2 reads over veche's complaints, and poll audiences by registrar attestation.
+
+use projections::command::{
+    Attachment, Attestation, Audience, CategoryDefinition, ComplaintFiling, Degrees, Location,
+    Resolution, Role, RoleChange, Triage, TriageDecision,
+};
+use projections::Action;
+
+use crate::harness::{poll_definition, public, TestApp, MINUTE_MS};
+
+async fn grant(
+    app: &TestApp,
+    key: &ed25519_dalek::SigningKey,
+    role: Role,
+    department: Option<&str>,
+) {
+    let change = RoleChange {
+        subject: public(key),
+        role,
+        department: department.map(str::to_string),
+    };
+    let answer = app.act(&app.admin, Action::GrantRole(change)).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+}
+
+fn lighting() -> CategoryDefinition {
+    CategoryDefinition {
+        id: "street-lighting".into(),
+        name: "Street lighting".into(),
+        department: "roads".into(),
+        sla_working_days: 8,
+        confirmation_window_days: 7,
+        support_threshold: 3,
+        proposal_lifetime_days: 30,
+    }
+}
+
+fn filing(district: &str) -> ComplaintFiling {
+    ComplaintFiling {
+        category: "street-lighting".into(),
+        description: "The streetlight outside number 12 has been dark for a week.".into(),
+        location: Location {
+            latitude: Degrees(55.7558),
+            longitude: Degrees(37.6173),
+            address: "12 Tverskaya St".into(),
+            district: district.into(),
+        },
+        attachments: vec![Attachment {
+            sha256: "ab".repeat(32),
+            url: "https://photos.example/streetlight.jpg".into(),
+        }],
+    }
+}
+
+#[actix_web::test]
+async fn open311_clients_read_services_and_requests_with_the_spec_defaults() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    assert_eq!(
+        app.act(&app.admin, Action::DefineCategory(lighting()))
+            .await
+            .status,
+        201
+    );
+    let moderator = app.citizen().await;
+    grant(&app, &moderator, Role::Moderator, None).await;
+    let official = app.citizen().await;
+    grant(&app, &official, Role::Official, Some("roads")).await;
+    let citizen = app.citizen().await;
+
+    let old = app
+        .act(&citizen, Action::FileComplaint(filing("Tverskoy")))
+        .await
+        .body["position"]
+        .as_u64()
+        .unwrap();
+    app.clock.advance_milliseconds(100 * 24 * 60 * MINUTE_MS);
+    let recent = app
+        .act(&citizen, Action::FileComplaint(filing("Tverskoy")))
+        .await
+        .body["position"]
+        .as_u64()
+        .unwrap();
+    let fixed = app
+        .act(&citizen, Action::FileComplaint(filing("Arbat")))
+        .await
+        .body["position"]
+        .as_u64()
+        .unwrap();
+    for id in [recent, fixed] {
+        let triage = Action::TriageComplaint(Triage {
+            complaint: id,
+            decision: TriageDecision::Accept,
+        });
+        assert_eq!(app.act(&moderator, triage).await.status, 201);
+    }
+    let resolution = Action::ResolveComplaint(Resolution {
+        complaint: fixed,
+        answer: "Lamp replaced.".into(),
+        evidence: vec![],
+    });
+    assert_eq!(app.act(&official, resolution).await.status, 201);
+
+    let services = app.get("/open311/v2/services.json").await.body;
+    assert_eq!(services[0]["service_code"], "street-lighting");
+    assert_eq!(services[0]["group"], "roads");
+
+    let all = app.get("/open311/v2/requests.json").await.body;
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|request| request["service_request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![fixed.to_string(), recent.to_string()],
+        "newest first, the 100-day-old one outside the 90-day default"
+    );
+    let open = app.get("/open311/v2/requests.json?status=open").await.body;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert_eq!(open[0]["agency_responsible"], "roads");
+    assert_eq!(
+        open[0]["media_url"],
+        "https://photos.example/streetlight.jpg"
+    );
+    assert_eq!(open[0]["lat"], 55.7558);
+    assert!(open[0]["expected_datetime"].is_string());
+    let closed = app
+        .get("/open311/v2/requests.json?status=closed")
+        .await
+        .body;
+    assert_eq!(closed[0]["status_notes"], "resolved: Lamp replaced.");
+
+    let single = app.get(&format!("/open311/v2/requests/{old}.json")).await;
+    assert_eq!(single.status, 200);
+    assert_eq!(single.body[0]["status"], "open");
+    assert!(
+        single.body[0]["expected_datetime"].is_null(),
+        "not accepted, so no deadline"
+    );
+    let by_id = app
+        .get(&format!(
+            "/open311/v2/requests.json?service_request_id={old},{fixed}"
+        ))
+        .await
+        .body;
+    assert_eq!(by_id.as_array().unwrap().len(), 2);
+    let windowed = app
+        .get("/open311/v2/requests.json?start_date=2026-11-01T00:00:00Z&end_date=2026-12-01T00:00:00Z")
+        .await
+        .body;
+    assert_eq!(windowed.as_array().unwrap().len(), 1, "{windowed}");
+    assert_eq!(
+        app.get("/open311/v2/requests/999999.json").await.status,
+        404
+    );
+    assert_eq!(
+        app.get("/open311/v2/requests.json?status=pending")
+            .await
+            .status,
+        400
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn district_and_verified_audiences_follow_the_registrars_attestations() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let official = app.official().await;
+    let registrar = app.citizen().await;
+    grant(&app, &registrar, Role::Registrar, None).await;
+    let arbat = app.citizen().await;
+    let tverskoy = app.citizen().await;
+    let unverified = app.citizen().await;
+    for (key, district) in [(&arbat, "Arbat"), (&tverskoy, "Tverskoy")] {
+        let attestation = Action::AttestResident(Attestation {
+            subject: public(key),
+            district: Some(district.into()),
+            verified: true,
+        });
+        assert_eq!(app.act(&registrar, attestation).await.status, 201);
+    }
+    let by_citizen = Action::AttestResident(Attestation {
+        subject: public(&unverified),
+        district: None,
+        verified: true,
+    });
+    assert_eq!(
+        app.act(&unverified, by_citizen).await.problem_type(),
+        "urn:veche:problem:not-registrar"
+    );
+
+    let mut district_poll = poll_definition(app.now(), 2);
+    district_poll.audience = Audience::Districts {
+        districts: vec!["Arbat".into()],
+    };
+    let district_poll = app.open_poll(&official, district_poll).await;
+    let mut verified_poll = poll_definition(app.now(), 2);
+    verified_poll.audience = Audience::Verified;
+    let verified_poll = app.open_poll(&official, verified_poll).await;
+
+    assert_eq!(app.vote(&arbat, district_poll, vec![0]).await.status, 201);
+    for outsider in [&tverskoy, &unverified] {
+        let size = app.log_size().await;
+        let answer = app.vote(outsider, district_poll, vec![0]).await;
+        assert_eq!(answer.problem_type(), "urn:veche:problem:not-eligible");
+        assert_eq!(app.log_size().await, size);
+    }
+    assert_eq!(
+        app.vote(&tverskoy, verified_poll, vec![1]).await.status,
+        201
+    );
+    assert_eq!(
+        app.vote(&unverified, verified_poll, vec![1])
+            .await
+            .problem_type(),
+        "urn:veche:problem:not-eligible"
+    );
+    let key = app.get(&format!("/v1/keys/{}", public(&arbat))).await.body;
+    assert_eq!(key["district"], "Arbat");
+    assert_eq!(key["verified"], true);
+    app.stop().await;
+}
