@@ -56,6 +56,34 @@ pub fn an_empty_batch_changes_nothing(store: &dyn EventStore) {
     assert_eq!(store.size().ok(), Some(0));
 }
 
+pub fn tiles_are_written_once_and_read_back(store: &dyn EventStore) {
+    use super::StoredTile;
+    assert_eq!(store.read_tile(0, 0).ok(), Some(None));
+    let first = StoredTile {
+        level: 0,
+        index: 0,
+        hashes: vec![1; 8192],
+    };
+    let other = StoredTile {
+        level: 1,
+        index: 3,
+        hashes: vec![2; 8192],
+    };
+    assert!(store.write_tiles(&[first.clone(), other.clone()]).is_ok());
+    let rewrite = StoredTile {
+        level: 0,
+        index: 0,
+        hashes: vec![9; 8192],
+    };
+    assert!(
+        store.write_tiles(&[rewrite]).is_ok(),
+        "rewriting a full tile is harmless"
+    );
+    assert_eq!(store.read_tile(0, 0).ok(), Some(Some(first.hashes)));
+    assert_eq!(store.read_tile(1, 3).ok(), Some(Some(other.hashes)));
+    assert_eq!(store.read_tile(1, 0).ok(), Some(None));
+}
+
 /// Generates one test per contract clause for a backend, given an expression that makes a fresh
 /// store (it may use a `tempfile::TempDir` bound as `directory`).
 macro_rules! store_contract {
@@ -83,6 +111,13 @@ macro_rules! store_contract {
                 let directory = tempfile::tempdir().unwrap();
                 let store = $make(&directory);
                 super::a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept(&store);
+            }
+
+            #[test]
+            fn tiles_are_written_once_and_read_back() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::tiles_are_written_once_and_read_back(&store);
             }
 
             #[test]

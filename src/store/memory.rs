@@ -2,11 +2,12 @@
 
 use std::sync::Mutex;
 
-use super::{EventStore, StoreError, StoredEntry};
+use super::{EventStore, StoreError, StoredEntry, StoredTile};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<Vec<StoredEntry>>,
+    tiles: Mutex<std::collections::BTreeMap<(u8, u64), Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -40,6 +41,27 @@ impl EventStore for MemoryStore {
 
     fn size(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.len() as u64)
+    }
+
+    fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        let mut stored = self
+            .tiles
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        for tile in tiles {
+            stored
+                .entry((tile.level, tile.index))
+                .or_insert_with(|| tile.hashes.clone());
+        }
+        Ok(())
+    }
+
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored = self
+            .tiles
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        Ok(stored.get(&(level, index)).cloned())
     }
 
     fn backend_name(&self) -> &'static str {

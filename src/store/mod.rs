@@ -22,6 +22,14 @@ pub struct StoredEntry {
     pub hash: Hash,
 }
 
+/// One full Merkle hash tile (C2SP tlog-tiles): 256 concatenated 32-byte hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTile {
+    pub level: u8,
+    pub index: u64,
+    pub hashes: Vec<u8>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("append expected position {expected} next but was given {given}")]
@@ -48,6 +56,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Number of entries, which is also the next position.
     fn size(&self) -> Result<u64, StoreError>;
+
+    /// Stores full Merkle hash tiles. Tiles are derived from the log and never change once
+    /// full, so writing one that is already there is not an error.
+    fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError>;
+
+    /// A full hash tile, if stored: 256 hashes of tree level `8 × level`.
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// A short name for logs and metrics.
     fn backend_name(&self) -> &'static str;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{EventStore, StoreError, StoredEntry};
+use super::{EventStore, StoreError, StoredEntry, StoredTile};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -19,6 +19,12 @@ CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the veche log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the veche log is append-only'); END;
+CREATE TABLE IF NOT EXISTS merkle_tiles (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hashes BLOB NOT NULL CHECK (length(hashes) = 8192),
+    PRIMARY KEY (level, idx)
+) STRICT;
 ";
 
 /// The writer and readers use separate connections so that reads never wait behind an fsync.
@@ -112,6 +118,37 @@ impl EventStore for SqliteStore {
     fn size(&self) -> Result<u64, StoreError> {
         let connection = Self::lock(&self.reader)?;
         next_position(&connection)
+    }
+
+    fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let mut connection = Self::lock(&self.writer)?;
+        let transaction = connection.transaction()?;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
+            )?;
+            for tile in tiles {
+                let index = i64::try_from(tile.index)
+                    .map_err(|_| StoreError::Corrupt("tile index beyond i64".into()))?;
+                insert.execute(params![tile.level, index, tile.hashes])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = Self::lock(&self.reader)?;
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let mut select = connection
+            .prepare_cached("SELECT hashes FROM merkle_tiles WHERE level = ?1 AND idx = ?2")?;
+        let tile = select
+            .query_row(params![level, index], |row| row.get(0))
+            .optional()?;
+        Ok(tile)
     }
 
     fn backend_name(&self) -> &'static str {
