@@ -56,6 +56,7 @@ use problem::ApiError;
         reads::get_key,
         reads::log_head,
         reads::log_entries,
+        reads::export_log,
         reads::healthz,
         reads::readyz,
     ),
@@ -142,6 +143,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(reads::get_key)
         .service(reads::log_head)
         .service(reads::log_entries)
+        .service(reads::export_log)
         .service(reads::healthz)
         .service(reads::readyz)
         .route("/openapi.json", web::get().to(openapi_document))

@@ -437,3 +437,57 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         store: node.store().backend_name().into(),
     }))
 }
+
+/// The whole log as one download, in order: each entry as a 2-byte big-endian length followed
+/// by its bytes (the C2SP entry-bundle encoding). Streamed page by page, up to the size the log
+/// had when the download began; `veche verify --export` reads it offline.
+#[utoipa::path(get, path = "/v1/log/export", tag = "log",
+    responses((status = 200, description = "Length-prefixed entries", content_type = "application/octet-stream", body = Vec<u8>)))]
+#[get("/v1/log/export")]
+pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
+    let size = node.ledger().size;
+    let pages = futures_util::stream::unfold(0u64, move |from| {
+        let node = node.clone();
+        async move {
+            if from >= size {
+                return None;
+            }
+            let limit = usize::try_from(size - from)
+                .unwrap_or(usize::MAX)
+                .min(projections::limits::LOG_PAGE_ENTRIES_MAX);
+            let page = web::block(move || node.store().read(from, limit)).await;
+            let chunk = match page {
+                Ok(Ok(entries)) if !entries.is_empty() => entries,
+                Ok(Ok(_)) => return None,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, from, "export stopped: the store failed");
+                    return Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(error.to_string())),
+                        size,
+                    ));
+                }
+                Err(error) => {
+                    tracing::error!(%error, from, "export stopped: the blocking pool failed");
+                    return Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(error.to_string())),
+                        size,
+                    ));
+                }
+            };
+            let next = from + chunk.len() as u64;
+            let mut bytes = Vec::new();
+            for entry in &chunk {
+                bytes.extend_from_slice(&(entry.bytes.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(&entry.bytes);
+            }
+            Some((
+                Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(bytes)),
+                next,
+            ))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("X-Veche-Log-Size", size.to_string()))
+        .streaming(pages)
+}
