@@ -160,3 +160,55 @@ fn sqlite_entries_survive_reopening_the_file() {
     let reopened = super::SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.read(0, 10).unwrap(), vec![entry(0), entry(1)]);
 }
+
+/// PostgreSQL runs when `DATABASE_URL` is set; under `CI=true` it must be.
+pub fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but DATABASE_URL is not set: the PostgreSQL suite must run in CI")
+        }
+        _ => {
+            eprintln!("skipping a PostgreSQL test: DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// Runs `clause` on a store in a fresh schema of its own, so tests never see each other's
+/// entries, and drops the schema afterwards.
+fn with_postgres_store(clause: fn(&dyn EventStore)) {
+    let Some(url) = database_url() else { return };
+    let mut bytes = [0u8; 8];
+    crate::keys::Entropy::fill(&crate::keys::OsEntropy, &mut bytes);
+    let schema = format!("veche_test_{}", hex::encode(bytes));
+    let store = super::PostgresStore::open(&url, Some(&schema))
+        .expect("PostgreSQL at DATABASE_URL answers");
+    clause(&store);
+    drop(store);
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
+
+mod postgres {
+    macro_rules! postgres_contract {
+        ($($clause:ident),*) => {
+            $(
+                #[test]
+                fn $clause() {
+                    super::with_postgres_store(super::$clause);
+                }
+            )*
+        };
+    }
+
+    postgres_contract!(
+        an_empty_store_has_size_zero_and_reads_nothing,
+        appended_entries_read_back_in_order,
+        a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept,
+        an_empty_batch_changes_nothing,
+        tiles_are_written_once_and_read_back
+    );
+}

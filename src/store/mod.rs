@@ -4,12 +4,14 @@
 //! batch durable at the positions it names, right after the current end, or makes none of it.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 #[cfg(test)]
 mod contract;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use projections::Hash;
