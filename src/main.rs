@@ -56,6 +56,11 @@ enum Commands {
         /// The log's name, used in signed checkpoints.
         #[arg(long, env = "VECHE_LOG_ORIGIN", default_value = "veche.localhost/log")]
         log_origin: String,
+        /// Where the log lives: the embedded SQLite file in the data directory (default), or a
+        /// PostgreSQL URL shared by any number of nodes (which then share the data directory's
+        /// server key).
+        #[arg(long, env = "VECHE_STORE")]
+        store: Option<String>,
     },
     /// Create a data directory: server key, admin key, and a log holding its genesis entry.
     Init {
@@ -191,7 +196,8 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             log_origin,
-        } => serve(&listen, &data_dir, &log_origin),
+            store,
+        } => serve(&listen, &data_dir, &log_origin, store.as_deref()),
         Commands::Init {
             data_dir,
             log_origin,
@@ -356,13 +362,21 @@ fn send(
     }
 }
 
-fn serve(listen: &str, data_dir: &Path, log_origin: &str) -> anyhow::Result<()> {
+fn serve(
+    listen: &str,
+    data_dir: &Path,
+    log_origin: &str,
+    store: Option<&str>,
+) -> anyhow::Result<()> {
     let directory = DataDirectory::open_or_init(data_dir, &OsEntropy)?;
-    let node = Arc::new(directory.start_node(
-        directory.open_store()?,
-        Arc::new(SystemClock),
-        log_origin,
-    )?);
+    let store: Arc<dyn EventStore> = match store {
+        None | Some("sqlite") => directory.open_store()?,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(veche::store::PostgresStore::open(url, None)?)
+        }
+        Some(other) => bail!("--store {other:?}: use sqlite or a postgres:// URL"),
+    };
+    let node = Arc::new(directory.start_node(store, Arc::new(SystemClock), log_origin)?);
     let listener =
         TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     actix_web::rt::System::new().block_on(async move {

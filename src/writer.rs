@@ -106,11 +106,18 @@ pub struct Writer {
     receiver: Receiver<Submission>,
 }
 
-/// Replies owed once the batch is durable.
-enum Owed {
-    One(Reply<Receipt>, usize),
-    Many(Reply<Vec<Receipt>>, std::ops::Range<usize>),
+/// What one submission of a batch came to, once decided.
+enum Outcome {
+    /// Its entries are `sealed[range]`.
+    Sealed(std::ops::Range<usize>),
+    Refused(Refusal),
 }
+
+/// How many times a batch is decided again after another node appended first.
+const CONFLICT_RETRIES_MAX: usize = 8;
+
+/// How long the writer waits for work before it looks for entries other nodes appended.
+const FOLLOW_INTERVAL_MS: u64 = 100;
 
 impl Writer {
     pub fn spawn(
@@ -142,9 +149,15 @@ impl Writer {
     fn run(mut self) {
         tracing::info!(store = self.store.backend_name(), "log writer started");
         loop {
-            let first = match self.receiver.recv_timeout(Duration::from_secs(1)) {
+            let first = match self
+                .receiver
+                .recv_timeout(Duration::from_millis(FOLLOW_INTERVAL_MS))
+            {
                 Ok(submission) => submission,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.follow();
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
@@ -159,27 +172,38 @@ impl Writer {
         tracing::info!("log writer stopped: every handle was dropped");
     }
 
-    fn commit_batch(&mut self, batch: Vec<Submission>) {
+    /// Folds in entries that other nodes appended to a shared store.
+    fn follow(&mut self) {
+        match self.store.size() {
+            Ok(size) if size > self.working.size => self.fold_stored(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the log size to follow other nodes"),
+        }
+    }
+
+    /// Decides every submission against the working ledger, folding accepted ones in so that
+    /// later submissions of the batch see them.
+    fn decide_batch(&mut self, batch: &[Submission]) -> (Vec<SealedEntry>, Vec<Outcome>) {
         // Server time never runs backwards along the chain, whatever the wall clock does.
         let server_time = self.clock.now().max(self.working.last_server_time);
         let mut sealed: Vec<SealedEntry> = Vec::with_capacity(batch.len());
-        let mut owed = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         for submission in batch {
+            let start = sealed.len();
             match submission {
-                Submission::Command { signed, reply } => {
-                    match seal(&self.working, *signed, server_time) {
+                Submission::Command { signed, .. } => {
+                    match seal(&self.working, (**signed).clone(), server_time) {
                         Ok(entry) => {
                             self.working.evolve(&entry.event);
-                            owed.push(Owed::One(reply, sealed.len()));
                             sealed.push(entry);
                         }
                         Err(refusal) => {
-                            let _ = reply.send(Err(refusal.into()));
+                            outcomes.push(Outcome::Refused(refusal));
+                            continue;
                         }
                     }
                 }
-                Submission::DueSystemEvents { reply } => {
-                    let start = sealed.len();
+                Submission::DueSystemEvents { .. } => {
                     for action in self.working.due_system_actions(server_time) {
                         let name = action.name();
                         match self.seal_system(action, server_time) {
@@ -192,46 +216,83 @@ impl Writer {
                             }
                         }
                     }
-                    owed.push(Owed::Many(reply, start..sealed.len()));
                 }
             }
+            outcomes.push(Outcome::Sealed(start..sealed.len()));
         }
-        let stored: Vec<StoredEntry> = sealed
-            .iter()
-            .map(|entry| StoredEntry {
-                position: entry.event.position,
-                bytes: entry.bytes.clone(),
-                hash: entry.event.hash,
-            })
-            .collect();
-        match self.store.append(&stored) {
-            Ok(()) => {
-                self.publish(&sealed);
+        (sealed, outcomes)
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Submission>) {
+        let mut attempt = 0;
+        let result = loop {
+            let (sealed, outcomes) = self.decide_batch(&batch);
+            let stored: Vec<StoredEntry> = sealed
+                .iter()
+                .map(|entry| StoredEntry {
+                    position: entry.event.position,
+                    bytes: entry.bytes.clone(),
+                    hash: entry.event.hash,
+                })
+                .collect();
+            match self.store.append(&stored) {
+                Ok(()) => {
+                    self.publish(&sealed);
+                    break Ok((sealed, outcomes));
+                }
+                Err(StoreError::PositionConflict { expected, given })
+                    if attempt < CONFLICT_RETRIES_MAX =>
+                {
+                    // Another node appended first: fold its entries in and decide again.
+                    tracing::debug!(
+                        expected,
+                        given,
+                        attempt,
+                        "another node appended first; deciding the batch again"
+                    );
+                    attempt += 1;
+                    self.resynchronise();
+                }
+                Err(error) => {
+                    tracing::error!(%error, entries = stored.len(), "appending a batch failed; its commands are refused");
+                    self.resynchronise();
+                    break Err(error);
+                }
+            }
+        };
+        match result {
+            Ok((sealed, outcomes)) => {
                 let receipts: Vec<Receipt> = sealed
                     .iter()
                     .map(|entry| Receipt::of(&entry.event))
                     .collect();
-                for debt in owed {
-                    match debt {
-                        Owed::One(reply, index) => {
-                            let _ = reply.send(Ok(receipts[index].clone()));
+                for (submission, outcome) in batch.into_iter().zip(outcomes) {
+                    match (submission, outcome) {
+                        (Submission::Command { reply, .. }, Outcome::Sealed(range)) => {
+                            let answer =
+                                receipts[range].first().cloned().ok_or(SubmitError::Stopped);
+                            let _ = reply.send(answer);
                         }
-                        Owed::Many(reply, range) => {
+                        (Submission::Command { reply, .. }, Outcome::Refused(refusal)) => {
+                            let _ = reply.send(Err(refusal.into()));
+                        }
+                        (Submission::DueSystemEvents { reply }, Outcome::Sealed(range)) => {
                             let _ = reply.send(Ok(receipts[range].to_vec()));
+                        }
+                        (Submission::DueSystemEvents { reply }, Outcome::Refused(refusal)) => {
+                            let _ = reply.send(Err(refusal.into()));
                         }
                     }
                 }
             }
             Err(error) => {
-                tracing::error!(%error, entries = stored.len(), "appending a batch failed; its commands are refused");
-                self.resynchronise();
                 let message = error.to_string();
-                for debt in owed {
-                    match debt {
-                        Owed::One(reply, _) => {
+                for submission in batch {
+                    match submission {
+                        Submission::Command { reply, .. } => {
                             let _ = reply.send(Err(SubmitError::StoreUnavailable(message.clone())));
                         }
-                        Owed::Many(reply, _) => {
+                        Submission::DueSystemEvents { reply } => {
                             let _ = reply.send(Err(SubmitError::StoreUnavailable(message.clone())));
                         }
                     }
@@ -265,34 +326,43 @@ impl Writer {
         }
     }
 
-    /// After a failed append the working ledger may hold events that never became durable.
-    /// Start again from the published ledger, then fold in whatever the store did keep (an
-    /// append can fail after its commit, for example when a connection drops).
+    /// After a failed or conflicting append the working ledger may hold events that never
+    /// became durable: start again from the published ledger, then fold in whatever the store
+    /// holds beyond it (another node's entries, or an append that failed after its commit).
     fn resynchronise(&mut self) {
         let Ok(published) = self.published.read().map(|ledger| ledger.clone()) else {
             return;
         };
-        let mut replayer = projections::Replayer { ledger: published };
-        let mut recovered = Vec::new();
-        match catch_up(&*self.store, &mut replayer, |event| {
-            recovered.push(event.clone())
-        }) {
-            Ok(_) => {
-                if !recovered.is_empty() {
-                    tracing::warn!(
-                        events = recovered.len(),
-                        "a failed append had committed; folding it in"
-                    );
-                    if let Ok(mut ledger) = self.published.write() {
-                        for event in &recovered {
-                            ledger.evolve(event);
-                        }
-                    }
+        self.working = published;
+        self.fold_stored();
+    }
+
+    /// Folds entries the store holds beyond the working ledger into it and into the published
+    /// ledger. Only called when the two are equal (between batches, or just after a reset).
+    fn fold_stored(&mut self) {
+        let mut replayer = projections::Replayer {
+            ledger: std::mem::take(&mut self.working),
+        };
+        let mut folded = Vec::new();
+        let outcome = catch_up(&*self.store, &mut replayer, |event| {
+            folded.push(event.clone())
+        });
+        self.working = replayer.ledger;
+        if let Err(error) = outcome {
+            // A bad entry from another node must not be served; stop folding at it.
+            tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
+        }
+        if !folded.is_empty() {
+            tracing::debug!(
+                events = folded.len(),
+                "folded in entries appended elsewhere"
+            );
+            if let Ok(mut ledger) = self.published.write() {
+                for event in &folded {
+                    ledger.evolve(event);
                 }
             }
-            Err(error) => tracing::error!(%error, "reading the store after a failed append failed"),
         }
-        self.working = replayer.ledger;
     }
 }
 
