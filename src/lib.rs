@@ -8,6 +8,7 @@ pub mod clock;
 pub mod envelope;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod node;
 pub mod server;
 pub mod store;

@@ -65,6 +65,7 @@ pub enum CommandError {
 }
 
 pub struct Node {
+    observers: Arc<crate::metrics::Observers>,
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     published: Arc<RwLock<Ledger>>,
@@ -117,15 +118,18 @@ impl Node {
             store = config.store.backend_name(),
             "log replayed and verified"
         );
+        let observers = Arc::new(crate::metrics::Observers::new(replayer.ledger.size));
         let published = Arc::new(RwLock::new(replayer.ledger));
         let (writer, writer_thread) = Writer::spawn(
             config.store.clone(),
             config.clock.clone(),
             config.server_key,
             published.clone(),
+            observers.clone(),
             projections::limits::WRITER_QUEUE_COMMANDS_MAX,
         )?;
         Ok(Node {
+            observers,
             store: config.store,
             clock: config.clock,
             published,
@@ -161,6 +165,10 @@ impl Node {
             // panic on valid input); serve what is there rather than fail every read.
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    pub fn observers(&self) -> &crate::metrics::Observers {
+        &self.observers
     }
 
     pub fn clock(&self) -> &dyn Clock {

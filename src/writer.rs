@@ -98,6 +98,7 @@ impl WriterHandle {
 }
 
 pub struct Writer {
+    observers: Arc<crate::metrics::Observers>,
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     server_key: SigningKey,
@@ -125,6 +126,7 @@ impl Writer {
         clock: Arc<dyn Clock>,
         server_key: SigningKey,
         published: Arc<RwLock<Ledger>>,
+        observers: Arc<crate::metrics::Observers>,
         queue_commands_max: usize,
     ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(queue_commands_max);
@@ -133,6 +135,7 @@ impl Writer {
             .map(|ledger| ledger.clone())
             .unwrap_or_default();
         let writer = Writer {
+            observers,
             store,
             clock,
             server_key,
@@ -254,6 +257,7 @@ impl Writer {
                     self.resynchronise();
                 }
                 Err(error) => {
+                    crate::metrics::Observers::count(&self.observers.batch_failures, 1);
                     tracing::error!(%error, entries = stored.len(), "appending a batch failed; its commands are refused");
                     self.resynchronise();
                     break Err(error);
@@ -316,11 +320,17 @@ impl Writer {
     }
 
     fn publish(&self, sealed: &[SealedEntry]) {
+        self.publish_events(sealed.iter().map(|entry| &entry.event));
+    }
+
+    /// Folds durable events into the published ledger and wakes live subscribers.
+    fn publish_events<'a>(&self, events: impl Iterator<Item = &'a Event>) {
         match self.published.write() {
             Ok(mut ledger) => {
-                for entry in sealed {
-                    ledger.evolve(&entry.event);
+                for event in events {
+                    ledger.evolve(event);
                 }
+                self.observers.published_size.send_replace(ledger.size);
             }
             Err(_) => tracing::error!("published ledger lock poisoned; reads are stale"),
         }

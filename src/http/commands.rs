@@ -16,7 +16,15 @@ pub(crate) async fn accept(
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let signed = envelope.open().map_err(CommandError::from)?;
+    let started = std::time::Instant::now();
+    let opened = envelope.open();
+    let observers = node.observers();
+    crate::metrics::Observers::count(&observers.signature_checks, 1);
+    crate::metrics::Observers::count(
+        &observers.signature_check_microseconds,
+        started.elapsed().as_micros() as u64,
+    );
+    let signed = opened.map_err(CommandError::from)?;
     if let Some(expected) = expected {
         let found = signed.command.action.name();
         if found != expected {

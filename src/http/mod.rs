@@ -6,6 +6,7 @@
 pub mod catalogue;
 pub mod commands;
 pub mod complaints;
+pub mod live;
 pub mod open311;
 pub mod problem;
 pub mod proposals;
@@ -52,6 +53,8 @@ use problem::ApiError;
         reads::list_polls,
         reads::get_poll,
         reads::get_tally,
+        live::tally_stream,
+        live::metrics,
         reads::get_ballot,
         reads::get_key,
         reads::log_head,
@@ -139,6 +142,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(reads::list_polls)
         .service(reads::get_poll)
         .service(reads::get_tally)
+        .service(live::tally_stream)
+        .service(live::metrics)
         .service(reads::get_ballot)
         .service(reads::get_key)
         .service(reads::log_head)

@@ -185,7 +185,7 @@ pub async fn list_proposals(
         .map(|proposal| ((sort_key(proposal, now), proposal.id), proposal))
         .filter(|(key, _)| cursor.is_none_or(|cursor| *key < cursor))
         .collect();
-    keyed.sort_by(|left, right| right.0.cmp(&left.0));
+    keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
     let next_cursor = (keyed.len() > size).then(|| {
         let (score, id) = keyed[size - 1].0;
         format!("{score}.{id}")

@@ -143,7 +143,7 @@ pub async fn get_poll(
     Ok(web::Json(PollView::of(find_poll(&ledger, *poll)?, now)))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, PartialEq)]
 pub struct TallyView {
     pub poll: u64,
     #[schema(value_type = String, example = "open")]
@@ -173,13 +173,24 @@ pub async fn get_tally(
     node: web::Data<Node>,
     poll: web::Path<u64>,
 ) -> Result<web::Json<TallyView>, ApiError> {
-    let now = node.clock().now();
-    let ledger = node.ledger();
-    let poll = find_poll(&ledger, *poll)?;
+    Ok(web::Json(tally_view(
+        &node.ledger(),
+        *poll,
+        node.clock().now(),
+    )?))
+}
+
+/// A poll's tally as published at this moment; refused while a sealed poll is open.
+pub(crate) fn tally_view(
+    ledger: &Ledger,
+    poll: u64,
+    now: Timestamp,
+) -> Result<TallyView, ApiError> {
+    let poll = find_poll(ledger, poll)?;
     if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
         return Err(ApiError::TallySealed);
     }
-    Ok(web::Json(TallyView {
+    Ok(TallyView {
         poll: poll.id,
         status: poll.status(now),
         counts: poll.tally.counts.clone(),
@@ -188,7 +199,7 @@ pub async fn get_tally(
         leading_options: poll.leading_options(),
         is_final: poll.closed.is_some(),
         log_size: ledger.size,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]

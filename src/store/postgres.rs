@@ -11,7 +11,7 @@ use postgres::{Client, NoTls};
 use super::{EventStore, StoreError, StoredEntry, StoredTile};
 
 /// The advisory lock key every appender takes: "veche" in ASCII.
-const APPEND_LOCK_KEY: i64 = 0x7665_6368_65;
+const APPEND_LOCK_KEY: i64 = 0x0076_6563_6865;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (

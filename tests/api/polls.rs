@@ -297,3 +297,105 @@ async fn polls_list_by_cursor_and_health_endpoints_answer() {
     assert_eq!(key["roles"][0]["department"], "transport");
     app.stop().await;
 }
+
+/// Reads Server-Sent Events from a streaming response until `enough` says stop.
+async fn read_events(
+    response: reqwest::Response,
+    enough: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    use futures::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|line| line.strip_prefix("data: ")) {
+                let value: serde_json::Value = serde_json::from_str(data).unwrap();
+                let stop = enough(&value);
+                events.push(value);
+                if stop {
+                    return events;
+                }
+            }
+        }
+    }
+    events
+}
+
+#[actix_web::test]
+async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let official = app.official().await;
+    let poll = app
+        .open_poll(&official, poll_definition(app.now(), 2))
+        .await;
+    let voters = [
+        app.citizen().await,
+        app.citizen().await,
+        app.citizen().await,
+    ];
+    let response = app
+        .http
+        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    for (index, voter) in voters.iter().enumerate() {
+        assert_eq!(
+            app.vote(voter, poll, vec![(index % 2) as u32]).await.status,
+            201
+        );
+    }
+    app.clock.advance_milliseconds(61 * MINUTE_MS);
+    let events = read_events(response, |event| event["is_final"] == true).await;
+    assert_eq!(
+        events.first().unwrap()["turnout"],
+        0,
+        "the stream opens with the current tally"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["is_final"], true, "{events:?}");
+    assert_eq!(last["counts"], serde_json::json!([2, 1]));
+    let turnouts: Vec<u64> = events
+        .iter()
+        .map(|event| event["turnout"].as_u64().unwrap())
+        .collect();
+    assert!(
+        turnouts.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{turnouts:?}"
+    );
+
+    // Resuming with the last id seen skips the snapshot and waits for news; a closed poll's
+    // stream has none, so it answers with nothing but the final state when asked fresh.
+    let resumed = app
+        .http
+        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
+        .send()
+        .await
+        .unwrap();
+    let again = read_events(resumed, |_| true).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["is_final"], true);
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("veche_entries_appended_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("veche_batch_entries_bucket{le=\"+Inf\"}"));
+    app.stop().await;
+}

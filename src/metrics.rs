@@ -1,0 +1,146 @@
+//! Operational counters, exposed in the Prometheus text format at `/metrics`, and the signal that
+//! tells live subscribers the published log has grown.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Shared by the writer (which counts and signals) and the HTTP layer (which reads).
+pub struct Observers {
+    /// The published log size; SSE streams wake when it changes.
+    pub published_size: tokio::sync::watch::Sender<u64>,
+    pub entries_appended: AtomicU64,
+    pub batches_committed: AtomicU64,
+    pub batch_failures: AtomicU64,
+    pub position_conflicts: AtomicU64,
+    pub commands_refused: AtomicU64,
+    pub append_microseconds: AtomicU64,
+    pub signature_checks: AtomicU64,
+    pub signature_check_microseconds: AtomicU64,
+    pub entries_followed: AtomicU64,
+    pub live_subscribers: AtomicU64,
+    /// Batch sizes, counted into buckets of at most 1, 2, 4, … 2048 entries.
+    pub batch_size_buckets: [AtomicU64; 12],
+}
+
+impl Observers {
+    pub fn new(published_size: u64) -> Observers {
+        Observers {
+            published_size: tokio::sync::watch::Sender::new(published_size),
+            entries_appended: AtomicU64::new(0),
+            batches_committed: AtomicU64::new(0),
+            batch_failures: AtomicU64::new(0),
+            position_conflicts: AtomicU64::new(0),
+            commands_refused: AtomicU64::new(0),
+            append_microseconds: AtomicU64::new(0),
+            signature_checks: AtomicU64::new(0),
+            signature_check_microseconds: AtomicU64::new(0),
+            entries_followed: AtomicU64::new(0),
+            live_subscribers: AtomicU64::new(0),
+            batch_size_buckets: Default::default(),
+        }
+    }
+
+    pub fn count(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    pub fn record_batch(&self, entries: usize, append_microseconds: u64) {
+        Self::count(&self.batches_committed, 1);
+        Self::count(&self.entries_appended, entries as u64);
+        Self::count(&self.append_microseconds, append_microseconds);
+        let bucket = (usize::BITS - entries.saturating_sub(1).leading_zeros()) as usize;
+        Self::count(&self.batch_size_buckets[bucket.min(11)], 1);
+    }
+
+    /// The Prometheus text exposition, given the published and stored sizes for the lag gauge.
+    pub fn render(&self, published_size: u64, stored_size: Option<u64>) -> String {
+        let mut text = String::new();
+        let counter = |text: &mut String, name: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        };
+        counter(
+            &mut text,
+            "veche_entries_appended_total",
+            "Entries this node appended to the log.",
+            &self.entries_appended,
+        );
+        counter(
+            &mut text,
+            "veche_batches_committed_total",
+            "Group commits (one transaction each).",
+            &self.batches_committed,
+        );
+        counter(
+            &mut text,
+            "veche_batch_failures_total",
+            "Group commits the store refused.",
+            &self.batch_failures,
+        );
+        counter(
+            &mut text,
+            "veche_position_conflicts_total",
+            "Batches decided again because another node appended first.",
+            &self.position_conflicts,
+        );
+        counter(
+            &mut text,
+            "veche_commands_refused_total",
+            "Signed commands refused by the rules.",
+            &self.commands_refused,
+        );
+        counter(
+            &mut text,
+            "veche_append_microseconds_total",
+            "Time spent in store appends.",
+            &self.append_microseconds,
+        );
+        counter(
+            &mut text,
+            "veche_signature_checks_total",
+            "Command signatures checked.",
+            &self.signature_checks,
+        );
+        counter(
+            &mut text,
+            "veche_signature_check_microseconds_total",
+            "Time spent checking command signatures.",
+            &self.signature_check_microseconds,
+        );
+        counter(
+            &mut text,
+            "veche_entries_followed_total",
+            "Entries folded in from other nodes.",
+            &self.entries_followed,
+        );
+        let _ = writeln!(text, "# HELP veche_live_subscribers Open Server-Sent Events streams.\n# TYPE veche_live_subscribers gauge\nveche_live_subscribers {}", self.live_subscribers.load(Ordering::Relaxed));
+        let _ = writeln!(text, "# HELP veche_log_size Entries in the published log.\n# TYPE veche_log_size gauge\nveche_log_size {published_size}");
+        if let Some(stored) = stored_size {
+            let _ = writeln!(text, "# HELP veche_projection_lag_entries Stored entries not yet folded into this node's projections.\n# TYPE veche_projection_lag_entries gauge\nveche_projection_lag_entries {}", stored.saturating_sub(published_size));
+        }
+        let _ = writeln!(text, "# HELP veche_batch_entries Entries per group commit.\n# TYPE veche_batch_entries histogram");
+        let mut cumulative = 0;
+        for (bucket, count) in self.batch_size_buckets.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                text,
+                "veche_batch_entries_bucket{{le=\"{}\"}} {cumulative}",
+                1u64 << bucket
+            );
+        }
+        let _ = writeln!(
+            text,
+            "veche_batch_entries_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            text,
+            "veche_batch_entries_sum {}",
+            self.entries_appended.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(text, "veche_batch_entries_count {cumulative}");
+        text
+    }
+}
