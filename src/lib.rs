@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod coordination;
 pub mod envelope;
 pub mod http;
 pub mod keys;

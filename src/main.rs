@@ -61,6 +61,14 @@ enum Commands {
         /// server key).
         #[arg(long, env = "VECHE_STORE")]
         store: Option<String>,
+        /// Redis URL for cross-node live fan-out, early replay refusal and shared rate limits.
+        /// Optional; never the source of truth.
+        #[arg(long, env = "VECHE_REDIS")]
+        redis: Option<String>,
+        /// Write requests one client address may send per minute; 0 turns the limit off.
+        #[arg(long, env = "VECHE_COMMANDS_PER_ADDRESS_PER_MINUTE",
+              default_value_t = projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX)]
+        commands_per_address_per_minute: u64,
     },
     /// Create a data directory: server key, admin key, and a log holding its genesis entry.
     Init {
@@ -197,7 +205,16 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             log_origin,
             store,
-        } => serve(&listen, &data_dir, &log_origin, store.as_deref()),
+            redis,
+            commands_per_address_per_minute,
+        } => serve(
+            &listen,
+            &data_dir,
+            &log_origin,
+            store.as_deref(),
+            redis.as_deref(),
+            commands_per_address_per_minute,
+        ),
         Commands::Init {
             data_dir,
             log_origin,
@@ -367,6 +384,8 @@ fn serve(
     data_dir: &Path,
     log_origin: &str,
     store: Option<&str>,
+    redis: Option<&str>,
+    commands_per_address_per_minute: u64,
 ) -> anyhow::Result<()> {
     let directory = DataDirectory::open_or_init(data_dir, &OsEntropy)?;
     let store: Arc<dyn EventStore> = match store {
@@ -377,9 +396,16 @@ fn serve(
         Some(other) => bail!("--store {other:?}: use sqlite or a postgres:// URL"),
     };
     let node = Arc::new(directory.start_node(store, Arc::new(SystemClock), log_origin)?);
+    node.rate_limits.per_address_per_minute.store(
+        commands_per_address_per_minute,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let listener =
         TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     actix_web::rt::System::new().block_on(async move {
+        if let Some(url) = redis {
+            veche::server::attach_redis(&node, url)?;
+        }
         let running = veche::server::run(node, listener)?;
         tracing::info!(address = %running.address, data_dir = %data_dir.display(), "veche is serving");
         running.server.await?;

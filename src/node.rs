@@ -65,6 +65,8 @@ pub enum CommandError {
 }
 
 pub struct Node {
+    /// Rate limits, shared through Redis when configured.
+    pub rate_limits: crate::coordination::RateLimits,
     observers: Arc<crate::metrics::Observers>,
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
@@ -129,6 +131,7 @@ impl Node {
             projections::limits::WRITER_QUEUE_COMMANDS_MAX,
         )?;
         Ok(Node {
+            rate_limits: crate::coordination::RateLimits::default(),
             observers,
             store: config.store,
             clock: config.clock,
@@ -165,6 +168,16 @@ impl Node {
             // panic on valid input); serve what is there rather than fail every read.
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Asks the writer to fold in other nodes' entries now.
+    pub fn follow_now(&self) {
+        self.writer.follow_now();
+    }
+
+    /// Redis coordination, when configured.
+    pub fn coordination(&self) -> Option<&Arc<crate::coordination::Coordination>> {
+        self.rate_limits.redis.get()
     }
 
     pub fn observers(&self) -> &crate::metrics::Observers {

@@ -155,3 +155,32 @@ fn spawn_poll_closer(node: Arc<Node>) {
         }
     });
 }
+
+/// Connects the node to Redis (lazily: a Redis that is down only delays fan-out), shares its
+/// rate limits there, announces every published size and follows other nodes' announcements.
+/// Call inside the async runtime.
+pub fn attach_redis(node: &Arc<Node>, url: &str) -> Result<(), redis::RedisError> {
+    let coordination = Arc::new(crate::coordination::Coordination::connect(url)?);
+    if node.rate_limits.redis.set(coordination.clone()).is_err() {
+        tracing::warn!("redis was already attached to this node");
+        return Ok(());
+    }
+    let weak = Arc::downgrade(node);
+    coordination.spawn_listener(move |size| {
+        if let Some(node) = weak.upgrade() {
+            if size > node.ledger().size {
+                node.follow_now();
+            }
+        }
+    });
+    let mut sizes = node.observers().published_size.subscribe();
+    let announcer = coordination.clone();
+    tokio::spawn(async move {
+        while sizes.changed().await.is_ok() {
+            let size = *sizes.borrow_and_update();
+            announcer.announce(size).await;
+        }
+    });
+    tracing::info!("coordinating with other nodes through redis");
+    Ok(())
+}

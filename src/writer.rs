@@ -56,6 +56,8 @@ pub enum SubmitError {
 type Reply<T> = oneshot::Sender<Result<T, SubmitError>>;
 
 pub enum Submission {
+    /// Fold in entries other nodes appended (a Redis announcement says there are some).
+    Follow,
     Command {
         signed: Box<SignedCommand>,
         reply: Reply<Receipt>,
@@ -85,6 +87,11 @@ impl WriterHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::DueSystemEvents { reply })?;
         answer.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Asks the writer to look for other nodes' entries now rather than at its next idle tick.
+    pub fn follow_now(&self) {
+        let _ = self.sender.try_send(Submission::Follow);
     }
 
     fn send(&self, submission: Submission) -> Result<(), SubmitError> {
@@ -206,6 +213,7 @@ impl Writer {
                         }
                     }
                 }
+                Submission::Follow => {}
                 Submission::DueSystemEvents { .. } => {
                     for action in self.working.due_system_actions(server_time) {
                         let name = action.name();
@@ -227,6 +235,12 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
+        if batch
+            .iter()
+            .any(|submission| matches!(submission, Submission::Follow))
+        {
+            self.follow();
+        }
         let mut attempt = 0;
         let result = loop {
             let (sealed, outcomes) = self.decide_batch(&batch);
@@ -286,6 +300,7 @@ impl Writer {
                         (Submission::DueSystemEvents { reply }, Outcome::Refused(refusal)) => {
                             let _ = reply.send(Err(refusal.into()));
                         }
+                        (Submission::Follow, _) => {}
                     }
                 }
             }
@@ -299,6 +314,7 @@ impl Writer {
                         Submission::DueSystemEvents { reply } => {
                             let _ = reply.send(Err(SubmitError::StoreUnavailable(message.clone())));
                         }
+                        Submission::Follow => {}
                     }
                 }
             }

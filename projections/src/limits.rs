@@ -64,3 +64,12 @@ pub const PROPOSAL_TITLE_CHARS_MAX: usize = 200;
 pub const PROPOSAL_BODY_CHARS_MAX: usize = 10_000;
 /// The window over which "trending" counts new supports.
 pub const TRENDING_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Signed commands one key may send per minute, across all nodes when Redis is configured.
+pub const COMMANDS_PER_KEY_PER_MINUTE_MAX: u64 = 60;
+/// Requests to write endpoints one client address may send per minute (0 turns the limit off).
+pub const COMMANDS_PER_ADDRESS_PER_MINUTE_MAX: u64 = 6_000;
+/// Complaints one key may file per day: Our City's own limit is 20 messages a day.
+pub const COMPLAINTS_PER_KEY_PER_DAY_MAX: u64 = 20;
+/// How long Redis may take to answer before a node carries on without it.
+pub const REDIS_RESPONSE_MS_MAX: u64 = 250;

@@ -1,6 +1,6 @@
 //! The category catalogue and registrar attestations.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,10 +19,12 @@ use crate::writer::Receipt;
 #[post("/v1/attestations")]
 pub async fn attest_resident(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         Some("attest_resident"),
         |_| Ok(None),
@@ -39,10 +41,12 @@ pub async fn attest_resident(
 #[post("/v1/categories")]
 pub async fn define_category(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         Some("define_category"),
         |_| Ok(None),

@@ -1,21 +1,42 @@
 //! Write endpoints: each takes a signed envelope and answers with a receipt once durable.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 
+use crate::coordination::Admission;
 use crate::envelope::Envelope;
 use crate::http::problem::{ApiError, Problem};
 use crate::node::{CommandError, Node};
 use crate::writer::Receipt;
+use crate::writer::SubmitError;
+use projections::Refusal;
 use projections::{Action, Command};
 
 /// Opens the envelope (the signature check runs here, on the request's thread), checks that the
 /// action fits the endpoint, and waits for the writer's durable receipt.
 pub(crate) async fn accept(
     node: &Node,
+    request: &HttpRequest,
     envelope: Envelope,
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
+    let minute = node.clock().now().milliseconds().div_euclid(60_000);
+    if let Some(address) = request.peer_addr() {
+        let bucket = format!("address:{}:{minute}", address.ip());
+        let limit = node
+            .rate_limits
+            .per_address_per_minute
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Admission::Limited {
+            retry_after_seconds,
+        } = node.rate_limits.admit(&bucket, limit, 60).await
+        {
+            return Err(ApiError::RateLimited {
+                subject: "address",
+                retry_after_seconds,
+            });
+        }
+    }
     let started = std::time::Instant::now();
     let opened = envelope.open();
     let observers = node.observers();
@@ -32,7 +53,50 @@ pub(crate) async fn accept(
         }
     }
     let location = location(&signed.command)?;
-    let receipt = node.append(signed).await?;
+    let author = signed.command.author.to_hex();
+    let bucket = format!("key:{author}:{minute}");
+    let limit = projections::limits::COMMANDS_PER_KEY_PER_MINUTE_MAX;
+    if let Admission::Limited {
+        retry_after_seconds,
+    } = node.rate_limits.admit(&bucket, limit, 60).await
+    {
+        return Err(ApiError::RateLimited {
+            subject: "key",
+            retry_after_seconds,
+        });
+    }
+    if matches!(signed.command.action, Action::FileComplaint(_)) {
+        let day = minute.div_euclid(24 * 60);
+        let bucket = format!("complaints:{author}:{day}");
+        let limit = projections::limits::COMPLAINTS_PER_KEY_PER_DAY_MAX;
+        if let Admission::Limited {
+            retry_after_seconds,
+        } = node.rate_limits.admit(&bucket, limit, 24 * 60 * 60).await
+        {
+            return Err(ApiError::RateLimited {
+                subject: "key",
+                retry_after_seconds,
+            });
+        }
+    }
+    // Another node may already hold this command: refuse the replay before it reaches a writer.
+    let coordination = node.coordination();
+    let nonce = signed.command.nonce.clone();
+    if let Some(coordination) = coordination {
+        if coordination.claim_nonce(&author, &nonce).await == Some(false) {
+            return Err(CommandError::Submit(SubmitError::Refused(Refusal::ReplayedNonce)).into());
+        }
+    }
+    let appended = node.append(signed).await;
+    if let (
+        Some(coordination),
+        Err(SubmitError::Overloaded | SubmitError::StoreUnavailable(_) | SubmitError::Stopped),
+    ) = (coordination, &appended)
+    {
+        // Not the command's fault: let the client send the same envelope again.
+        coordination.release_nonce(&author, &nonce).await;
+    }
+    let receipt = appended?;
     let mut response = HttpResponse::Created();
     if let Some(location) = location {
         response.insert_header(("Location", location));
@@ -78,10 +142,12 @@ pub(crate) fn lifecycle_target(
 #[post("/v1/keys")]
 pub async fn register_key(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         Some("register_key"),
         |command| Ok(Some(format!("/v1/keys/{}", command.author))),
@@ -102,10 +168,12 @@ pub async fn register_key(
 #[post("/v1/roles")]
 pub async fn change_role(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         None,
         |command| match &command.action {
@@ -135,11 +203,16 @@ pub async fn change_role(
 #[post("/v1/polls")]
 pub async fn open_poll(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
-    accept(&node, envelope.into_inner(), Some("open_poll"), |_| {
-        Ok(None)
-    })
+    accept(
+        &node,
+        &request,
+        envelope.into_inner(),
+        Some("open_poll"),
+        |_| Ok(None),
+    )
     .await
 }
 
@@ -156,12 +229,14 @@ pub async fn open_poll(
 #[post("/v1/polls/{poll}/ballots")]
 pub async fn cast_ballot(
     node: web::Data<Node>,
+    request: HttpRequest,
     poll: web::Path<u64>,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     let poll = poll.into_inner();
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         Some("cast_ballot"),
         |command| match &command.action {
@@ -190,7 +265,8 @@ pub async fn cast_ballot(
 #[post("/v1/commands")]
 pub async fn submit_command(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
-    accept(&node, envelope.into_inner(), None, |_| Ok(None)).await
+    accept(&node, &request, envelope.into_inner(), None, |_| Ok(None)).await
 }

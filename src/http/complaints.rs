@@ -1,6 +1,6 @@
 //! "Our City" complaints: filing, lifecycle events, queues, timelines and statistics.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use projections::complaints::{Complaint, ComplaintStatus, TimelineStep};
 use projections::statistics::{complaint_statistics, StatisticsReport};
 use projections::Timestamp;
@@ -23,11 +23,16 @@ use crate::writer::Receipt;
 #[post("/v1/complaints")]
 pub async fn file_complaint(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
-    accept(&node, envelope.into_inner(), Some("file_complaint"), |_| {
-        Ok(None)
-    })
+    accept(
+        &node,
+        &request,
+        envelope.into_inner(),
+        Some("file_complaint"),
+        |_| Ok(None),
+    )
     .await
 }
 
@@ -43,11 +48,12 @@ pub async fn file_complaint(
 #[post("/v1/complaints/{complaint}/events")]
 pub async fn complaint_event(
     node: web::Data<Node>,
+    request: HttpRequest,
     complaint: web::Path<u64>,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     let complaint = complaint.into_inner();
-    accept(&node, envelope.into_inner(), None, |command| {
+    accept(&node, &request, envelope.into_inner(), None, |command| {
         lifecycle_target(
             &command.action,
             command.action.complaint(),

@@ -44,6 +44,11 @@ pub enum ApiError {
     TallySealed,
     #[error("the log store is unavailable: {0}")]
     StoreUnavailable(String),
+    #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
+    RateLimited {
+        subject: &'static str,
+        retry_after_seconds: u64,
+    },
 }
 
 impl ApiError {
@@ -55,6 +60,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
             ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::Command(error) => classify_command(error),
         }
     }
@@ -175,7 +181,13 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_CONTENT_TYPE);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header(("Retry-After", retry_after_seconds.to_string()));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(problem)

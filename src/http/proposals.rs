@@ -1,6 +1,6 @@
 //! Crowdsourced proposals: submission, lifecycle events, lists with sort orders, one proposal.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use projections::proposals::{OfficialAnswer, Proposal, ProposalStatus, SupportStep};
 use projections::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,12 @@ use crate::writer::Receipt;
 #[post("/v1/proposals")]
 pub async fn submit_proposal(
     node: web::Data<Node>,
+    request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     accept(
         &node,
+        &request,
         envelope.into_inner(),
         Some("submit_proposal"),
         |_| Ok(None),
@@ -44,11 +46,12 @@ pub async fn submit_proposal(
 #[post("/v1/proposals/{proposal}/events")]
 pub async fn proposal_event(
     node: web::Data<Node>,
+    request: HttpRequest,
     proposal: web::Path<u64>,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
     let proposal = proposal.into_inner();
-    accept(&node, envelope.into_inner(), None, |command| {
+    accept(&node, &request, envelope.into_inner(), None, |command| {
         lifecycle_target(
             &command.action,
             command.action.proposal(),

@@ -590,3 +590,38 @@ async fn unknown_routes_and_bad_queries_are_problems_too() {
     }
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_appends_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let citizen = app.citizen().await;
+    let limit = projections::limits::COMMANDS_PER_KEY_PER_MINUTE_MAX;
+    // The registration counted once; fill the rest of the minute with refused ballots.
+    for _ in 1..limit {
+        let answer = app.vote(&citizen, 9_999, vec![0]).await;
+        assert_eq!(answer.problem_type(), "urn:veche:problem:unknown-poll");
+    }
+    let size = app.log_size().await;
+    let response = app
+        .http
+        .post(format!("{}/v1/commands", app.address))
+        .json(&app.sign(&citizen, ballot(9_999, vec![0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "60");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "urn:veche:problem:rate-limited");
+    assert_eq!(app.log_size().await, size);
+
+    app.clock.advance_milliseconds(MINUTE_MS);
+    let next_minute = app.vote(&citizen, 9_999, vec![0]).await;
+    assert_eq!(
+        next_minute.problem_type(),
+        "urn:veche:problem:unknown-poll",
+        "a new window admits again"
+    );
+    app.stop().await;
+}
