@@ -11,7 +11,6 @@ pub struct Observers {
     pub entries_appended: AtomicU64,
     pub batches_committed: AtomicU64,
     pub batch_failures: AtomicU64,
-    pub position_conflicts: AtomicU64,
     pub commands_refused: AtomicU64,
     pub append_microseconds: AtomicU64,
     pub signature_checks: AtomicU64,
@@ -29,7 +28,6 @@ impl Observers {
             entries_appended: AtomicU64::new(0),
             batches_committed: AtomicU64::new(0),
             batch_failures: AtomicU64::new(0),
-            position_conflicts: AtomicU64::new(0),
             commands_refused: AtomicU64::new(0),
             append_microseconds: AtomicU64::new(0),
             signature_checks: AtomicU64::new(0),
@@ -79,12 +77,6 @@ impl Observers {
             "veche_batch_failures_total",
             "Group commits the store refused.",
             &self.batch_failures,
-        );
-        counter(
-            &mut text,
-            "veche_position_conflicts_total",
-            "Batches decided again because another node appended first.",
-            &self.position_conflicts,
         );
         counter(
             &mut text,

@@ -121,9 +121,6 @@ enum Outcome {
     Refused(Refusal),
 }
 
-/// How many times a batch is decided again after another node appended first.
-const CONFLICT_RETRIES_MAX: usize = 8;
-
 /// How long the writer waits for work before it looks for entries other nodes appended.
 const FOLLOW_INTERVAL_MS: u64 = 100;
 
@@ -235,16 +232,15 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
-        if batch
-            .iter()
-            .any(|submission| matches!(submission, Submission::Follow))
-        {
-            self.follow();
-        }
-        let mut attempt = 0;
-        let result = loop {
+        let store = self.store.clone();
+        let mut decided = None;
+        let started = std::time::Instant::now();
+        // Decided inside the store's append lock, after folding in whatever other nodes appended:
+        // a command is judged against the latest committed log and never loses a race.
+        let appended = store.append_following(self.working.size, &mut |others| {
+            self.fold_entries(others);
             let (sealed, outcomes) = self.decide_batch(&batch);
-            let stored: Vec<StoredEntry> = sealed
+            let stored = sealed
                 .iter()
                 .map(|entry| StoredEntry {
                     position: entry.event.position,
@@ -252,30 +248,30 @@ impl Writer {
                     hash: entry.event.hash,
                 })
                 .collect();
-            match self.store.append(&stored) {
-                Ok(()) => {
-                    self.publish(&sealed);
-                    break Ok((sealed, outcomes));
-                }
-                Err(StoreError::PositionConflict { expected, given })
-                    if attempt < CONFLICT_RETRIES_MAX =>
-                {
-                    // Another node appended first: fold its entries in and decide again.
-                    tracing::debug!(
-                        expected,
-                        given,
-                        attempt,
-                        "another node appended first; deciding the batch again"
-                    );
-                    attempt += 1;
-                    self.resynchronise();
-                }
-                Err(error) => {
-                    crate::metrics::Observers::count(&self.observers.batch_failures, 1);
-                    tracing::error!(%error, entries = stored.len(), "appending a batch failed; its commands are refused");
-                    self.resynchronise();
-                    break Err(error);
-                }
+            decided = Some((sealed, outcomes));
+            stored
+        });
+        let append_microseconds = started.elapsed().as_micros() as u64;
+        let result = match (appended, decided) {
+            (Ok(()), Some((sealed, outcomes))) => {
+                self.publish(&sealed);
+                self.observers
+                    .record_batch(sealed.len(), append_microseconds);
+                let refused = outcomes
+                    .iter()
+                    .filter(|outcome| matches!(outcome, Outcome::Refused(_)))
+                    .count();
+                crate::metrics::Observers::count(&self.observers.commands_refused, refused as u64);
+                Ok((sealed, outcomes))
+            }
+            (Ok(()), None) => Err(StoreError::Unavailable(
+                "the store appended without asking for a batch".into(),
+            )),
+            (Err(error), _) => {
+                crate::metrics::Observers::count(&self.observers.batch_failures, 1);
+                tracing::error!(%error, "appending a batch failed; its commands are refused");
+                self.resynchronise();
+                Err(error)
             }
         };
         match result {
@@ -378,16 +374,36 @@ impl Writer {
             // A bad entry from another node must not be served; stop folding at it.
             tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
         }
+        self.publish_followed(&folded);
+    }
+
+    /// Folds entries read under the append lock (other nodes' appends), checking each.
+    fn fold_entries(&mut self, entries: Vec<StoredEntry>) {
+        let mut replayer = projections::Replayer {
+            ledger: std::mem::take(&mut self.working),
+        };
+        let mut folded = Vec::new();
+        for stored in &entries {
+            match replayer.apply(&stored.bytes, Some(&stored.hash)) {
+                Ok(event) => folded.push(event),
+                Err(error) => {
+                    tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
+                    break;
+                }
+            }
+        }
+        self.working = replayer.ledger;
+        self.publish_followed(&folded);
+    }
+
+    fn publish_followed(&self, folded: &[Event]) {
         if !folded.is_empty() {
             tracing::debug!(
                 events = folded.len(),
                 "folded in entries appended elsewhere"
             );
-            if let Ok(mut ledger) = self.published.write() {
-                for event in &folded {
-                    ledger.evolve(event);
-                }
-            }
+            crate::metrics::Observers::count(&self.observers.entries_followed, folded.len() as u64);
+            self.publish_events(folded.iter());
         }
     }
 }

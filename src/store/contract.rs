@@ -84,6 +84,31 @@ pub fn tiles_are_written_once_and_read_back(store: &dyn EventStore) {
     assert_eq!(store.read_tile(1, 0).ok(), Some(None));
 }
 
+pub fn an_append_following_sees_what_others_appended_and_lands_after_it(store: &dyn EventStore) {
+    assert!(store.append(&[entry(0), entry(1)]).is_ok());
+    // This appender last saw one entry; another node has appended the second meanwhile.
+    let mut seen = Vec::new();
+    let outcome = store.append_following(1, &mut |others| {
+        seen = others;
+        vec![entry(2), entry(3)]
+    });
+    assert!(outcome.is_ok());
+    assert_eq!(seen, vec![entry(1)]);
+    assert_eq!(
+        store.read(0, 10).unwrap_or_default(),
+        (0..4).map(entry).collect::<Vec<_>>()
+    );
+    let wrong = store.append_following(4, &mut |_| vec![entry(7)]);
+    assert!(matches!(
+        wrong,
+        Err(StoreError::PositionConflict {
+            expected: 4,
+            given: 7
+        })
+    ));
+    assert_eq!(store.size().ok(), Some(4));
+}
+
 /// Generates one test per contract clause for a backend, given an expression that makes a fresh
 /// store (it may use a `tempfile::TempDir` bound as `directory`).
 macro_rules! store_contract {
@@ -118,6 +143,13 @@ macro_rules! store_contract {
                 let directory = tempfile::tempdir().unwrap();
                 let store = $make(&directory);
                 super::tiles_are_written_once_and_read_back(&store);
+            }
+
+            #[test]
+            fn an_append_following_sees_what_others_appended_and_lands_after_it() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::an_append_following_sees_what_others_appended_and_lands_after_it(&store);
             }
 
             #[test]
@@ -209,6 +241,7 @@ mod postgres {
         appended_entries_read_back_in_order,
         a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept,
         an_empty_batch_changes_nothing,
-        tiles_are_written_once_and_read_back
+        tiles_are_written_once_and_read_back,
+        an_append_following_sees_what_others_appended_and_lands_after_it
     );
 }

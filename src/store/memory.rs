@@ -30,6 +30,21 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
+    fn append_following(
+        &self,
+        known_size: u64,
+        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
+    ) -> Result<(), StoreError> {
+        let mut entries = self.lock()?;
+        let start = usize::try_from(known_size)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
+        let batch = prepare(entries[start..].to_vec());
+        super::check_contiguous(entries.len() as u64, &batch)?;
+        entries.extend(batch);
+        Ok(())
+    }
+
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         let entries = self.lock()?;
         let start = usize::try_from(from)

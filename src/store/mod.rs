@@ -53,6 +53,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// Returns only once they are durable.
     fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError>;
 
+    /// Appends under the store's append lock, after catching up: hands `prepare` every entry
+    /// stored from `known_size` on (appended by other nodes), and appends the batch `prepare`
+    /// returns right after them, durably, before the lock is released. Deciding inside the lock
+    /// means a node never loses a race to another node's append.
+    fn append_following(
+        &self,
+        known_size: u64,
+        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
+    ) -> Result<(), StoreError>;
+
     /// Up to `limit` entries from `from` on, in order.
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
 

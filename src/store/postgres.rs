@@ -32,14 +32,83 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
 );
 ";
 
+/// Work for a connection's thread.
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// One connection, owned by a thread of its own. The `postgres` client blocks on a private
+/// runtime, which must never happen on an async runtime's thread; callers anywhere (the writer
+/// thread, blocking pools, tests) hand it work and wait on a plain channel instead.
+struct Connection {
+    work: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Connection {
+    fn open(
+        connect: impl FnOnce() -> Result<Client, StoreError> + Send + 'static,
+    ) -> Result<Connection, StoreError> {
+        let (work, queue) = std::sync::mpsc::channel::<Job>();
+        let (ready, opened) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("veche-postgres".into())
+            .spawn(move || {
+                let mut client = match connect() {
+                    Ok(client) => {
+                        let _ = ready.send(Ok(()));
+                        client
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                while let Ok(job) = queue.recv() {
+                    job(&mut client);
+                }
+            })
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        opened.recv().map_err(|_| {
+            StoreError::Unavailable("the postgres connection thread stopped".into())
+        })??;
+        Ok(Connection {
+            work: Mutex::new(work),
+        })
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let sender = self
+            .work
+            .lock()
+            .map_err(|_| StoreError::Unavailable("postgres connection lock poisoned".into()))?
+            .clone();
+        sender
+            .send(Box::new(move |client: &mut Client| {
+                let _ = reply.send(job(client));
+            }))
+            .map_err(|_| {
+                StoreError::Unavailable("the postgres connection thread stopped".into())
+            })?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Unavailable("the postgres connection thread stopped".into()))?
+    }
+}
+
 pub struct PostgresStore {
-    writer: Mutex<Client>,
-    reader: Mutex<Client>,
+    writer: Connection,
+    reader: Connection,
 }
 
 impl From<postgres::Error> for StoreError {
     fn from(error: postgres::Error) -> Self {
-        StoreError::Unavailable(error.to_string())
+        // The plain display says only "db error"; the server's message says what happened.
+        match error.as_db_error() {
+            Some(database) => StoreError::Unavailable(format!("postgres: {}", database.message())),
+            None => StoreError::Unavailable(format!("postgres: {error}")),
+        }
     }
 }
 
@@ -48,39 +117,39 @@ impl PostgresStore {
     /// if needed), so several logs can share one database; `None` uses the default search path.
     /// Must not be called from inside an async runtime thread (the client blocks).
     pub fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
-        let connect = || -> Result<Client, StoreError> {
-            let mut client = Client::connect(url, NoTls)?;
-            if let Some(schema) = schema {
-                if !schema
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
-                {
-                    return Err(StoreError::Unavailable(format!(
-                        "schema name {schema:?} is not plain"
-                    )));
-                }
-                client.batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-                ))?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "schema name {schema:?} is not plain"
+                )));
             }
-            Ok(client)
+        }
+        let connect = |create_schema: bool| {
+            let url = url.to_string();
+            let schema = schema.map(str::to_string);
+            move || -> Result<Client, StoreError> {
+                let mut client = Client::connect(&url, NoTls)?;
+                if let Some(schema) = schema {
+                    client.batch_execute(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+                    ))?;
+                }
+                if create_schema {
+                    // Several nodes may start at once: let one create the schema at a time.
+                    let mut transaction = client.transaction()?;
+                    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
+                    transaction.batch_execute(SCHEMA)?;
+                    transaction.commit()?;
+                }
+                Ok(client)
+            }
         };
-        let mut writer = connect()?;
-        // Several nodes may start at once: let one create the schema at a time.
-        let mut transaction = writer.transaction()?;
-        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
-        transaction.batch_execute(SCHEMA)?;
-        transaction.commit()?;
-        Ok(PostgresStore {
-            writer: Mutex::new(writer),
-            reader: Mutex::new(connect()?),
-        })
-    }
-
-    fn lock(client: &Mutex<Client>) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
-        client
-            .lock()
-            .map_err(|_| StoreError::Unavailable("postgres client lock poisoned".into()))
+        let writer = Connection::open(connect(true))?;
+        let reader = Connection::open(connect(false))?;
+        Ok(PostgresStore { writer, reader })
     }
 }
 
@@ -95,87 +164,156 @@ impl EventStore for PostgresStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut client = Self::lock(&self.writer)?;
-        let mut transaction = client.transaction()?;
-        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
-        super::check_contiguous(next_position(&mut transaction)?, entries)?;
-        let mut positions = Vec::with_capacity(entries.len());
-        for entry in entries {
-            positions.push(
-                i64::try_from(entry.position)
-                    .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?,
-            );
+        let entries = entries.to_vec();
+        self.writer
+            .call(move |client| append_batch(client, &entries))
+    }
+
+    fn append_following(
+        &self,
+        known_size: u64,
+        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
+    ) -> Result<(), StoreError> {
+        // The transaction lives on the connection's thread; the caller decides on its own thread.
+        // They talk over channels: others' entries go out, the batch to append comes back.
+        let (others_sender, others) = std::sync::mpsc::channel();
+        let (batch_sender, batch) = std::sync::mpsc::channel::<Vec<StoredEntry>>();
+        let (outcome_sender, outcome) = std::sync::mpsc::channel();
+        let sender = self
+            .writer
+            .work
+            .lock()
+            .map_err(|_| StoreError::Unavailable("postgres connection lock poisoned".into()))?
+            .clone();
+        let stopped = || StoreError::Unavailable("the postgres connection thread stopped".into());
+        sender
+            .send(Box::new(move |client: &mut Client| {
+                let result = (|| {
+                    let mut transaction = client.transaction()?;
+                    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
+                    let found = read_page(&mut transaction, known_size, usize::MAX)?;
+                    let next = known_size + found.len() as u64;
+                    others_sender.send(found).map_err(|_| stopped())?;
+                    let entries = batch.recv().map_err(|_| stopped())?;
+                    super::check_contiguous(next, &entries)?;
+                    insert_batch(&mut transaction, &entries)?;
+                    transaction.commit()?;
+                    Ok(())
+                })();
+                let _ = outcome_sender.send(result);
+            }))
+            .map_err(|_| stopped())?;
+        if let Ok(found) = others.recv() {
+            let _ = batch_sender.send(prepare(found));
         }
-        let bytes: Vec<&[u8]> = entries.iter().map(|entry| entry.bytes.as_slice()).collect();
-        let hashes: Vec<&[u8]> = entries.iter().map(|entry| entry.hash.as_slice()).collect();
-        // One statement per batch: the whole group commit is one round trip and one fsync.
-        transaction.execute(
-            "INSERT INTO events (position, entry, hash) \
-             SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
-            &[&positions, &bytes, &hashes],
-        )?;
-        transaction.commit()?;
-        Ok(())
+        outcome.recv().map_err(|_| stopped())?
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
-        let mut client = Self::lock(&self.reader)?;
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client.query(
-            "SELECT position, entry, hash FROM events WHERE position >= $1 ORDER BY position LIMIT $2",
-            &[&from, &limit],
-        )?;
-        rows.into_iter()
-            .map(|row| {
-                let position: i64 = row.get(0);
-                let hash: Vec<u8> = row.get(2);
-                let hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?;
-                Ok(StoredEntry {
-                    position: position as u64,
-                    bytes: row.get(1),
-                    hash,
-                })
-            })
-            .collect()
+        self.reader
+            .call(move |client| read_page(client, from, limit))
     }
 
     fn size(&self) -> Result<u64, StoreError> {
-        next_position(&mut *Self::lock(&self.reader)?)
+        self.reader.call(next_position)
     }
 
     fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
         if tiles.is_empty() {
             return Ok(());
         }
-        let mut client = Self::lock(&self.writer)?;
-        let mut transaction = client.transaction()?;
-        for tile in tiles {
-            let index = i64::try_from(tile.index)
-                .map_err(|_| StoreError::Corrupt("tile index beyond i64".into()))?;
-            transaction.execute(
-                "INSERT INTO merkle_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
-                 ON CONFLICT (level, idx) DO NOTHING",
-                &[&i16::from(tile.level), &index, &tile.hashes],
-            )?;
-        }
-        transaction.commit()?;
-        Ok(())
+        let tiles = tiles.to_vec();
+        self.writer.call(move |client| insert_tiles(client, &tiles))
     }
 
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut client = Self::lock(&self.reader)?;
-        let index = i64::try_from(index).unwrap_or(i64::MAX);
-        let row = client.query_opt(
-            "SELECT hashes FROM merkle_tiles WHERE level = $1 AND idx = $2",
-            &[&i16::from(level), &index],
-        )?;
-        Ok(row.map(|row| row.get(0)))
+        self.reader
+            .call(move |client| select_tile(client, level, index))
     }
 
     fn backend_name(&self) -> &'static str {
         "postgres"
     }
+}
+
+fn append_batch(client: &mut Client, entries: &[StoredEntry]) -> Result<(), StoreError> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
+    super::check_contiguous(next_position(&mut transaction)?, entries)?;
+    insert_batch(&mut transaction, entries)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+fn insert_batch(
+    transaction: &mut postgres::Transaction<'_>,
+    entries: &[StoredEntry],
+) -> Result<(), StoreError> {
+    let mut positions = Vec::with_capacity(entries.len());
+    for entry in entries {
+        positions.push(
+            i64::try_from(entry.position)
+                .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?,
+        );
+    }
+    let bytes: Vec<&[u8]> = entries.iter().map(|entry| entry.bytes.as_slice()).collect();
+    let hashes: Vec<&[u8]> = entries.iter().map(|entry| entry.hash.as_slice()).collect();
+    // One statement per batch: the whole group commit is one round trip and one fsync.
+    transaction.execute(
+        "INSERT INTO events (position, entry, hash) \
+         SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
+        &[&positions, &bytes, &hashes],
+    )?;
+    Ok(())
+}
+
+fn read_page(
+    client: &mut impl postgres::GenericClient,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client.query(
+        "SELECT position, entry, hash FROM events WHERE position >= $1 ORDER BY position LIMIT $2",
+        &[&from, &limit],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let position: i64 = row.get(0);
+            let hash: Vec<u8> = row.get(2);
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?;
+            Ok(StoredEntry {
+                position: position as u64,
+                bytes: row.get(1),
+                hash,
+            })
+        })
+        .collect()
+}
+
+fn insert_tiles(client: &mut Client, tiles: &[StoredTile]) -> Result<(), StoreError> {
+    let mut transaction = client.transaction()?;
+    for tile in tiles {
+        let index = i64::try_from(tile.index)
+            .map_err(|_| StoreError::Corrupt("tile index beyond i64".into()))?;
+        transaction.execute(
+            "INSERT INTO merkle_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
+             ON CONFLICT (level, idx) DO NOTHING",
+            &[&i16::from(tile.level), &index, &tile.hashes],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+fn select_tile(client: &mut Client, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let index = i64::try_from(index).unwrap_or(i64::MAX);
+    let row = client.query_opt(
+        "SELECT hashes FROM merkle_tiles WHERE level = $1 AND idx = $2",
+        &[&i16::from(level), &index],
+    )?;
+    Ok(row.map(|row| row.get(0)))
 }

@@ -68,51 +68,79 @@ fn next_position(connection: &Connection) -> Result<u64, StoreError> {
     Ok(last.map_or(0, |position| position as u64 + 1))
 }
 
+fn insert_rows(connection: &Connection, entries: &[StoredEntry]) -> Result<(), StoreError> {
+    let mut insert = connection
+        .prepare_cached("INSERT INTO events (position, entry, hash) VALUES (?1, ?2, ?3)")?;
+    for entry in entries {
+        let position = i64::try_from(entry.position)
+            .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?;
+        insert.execute(params![position, entry.bytes, entry.hash.as_slice()])?;
+    }
+    Ok(())
+}
+
+fn read_rows(
+    connection: &Connection,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut select = connection.prepare_cached(
+        "SELECT position, entry, hash FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
+    )?;
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = select.query_map(params![from, limit], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, Vec<u8>>(1)?,
+            row.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (position, bytes, hash) = row?;
+        let hash: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?;
+        entries.push(StoredEntry {
+            position: position as u64,
+            bytes,
+            hash,
+        });
+    }
+    Ok(entries)
+}
+
 impl EventStore for SqliteStore {
     fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError> {
         let mut connection = Self::lock(&self.writer)?;
         let transaction = connection.transaction()?;
         super::check_contiguous(next_position(&transaction)?, entries)?;
-        {
-            let mut insert = transaction
-                .prepare_cached("INSERT INTO events (position, entry, hash) VALUES (?1, ?2, ?3)")?;
-            for entry in entries {
-                let position = i64::try_from(entry.position)
-                    .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?;
-                insert.execute(params![position, entry.bytes, entry.hash.as_slice()])?;
-            }
-        }
+        insert_rows(&transaction, entries)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn append_following(
+        &self,
+        known_size: u64,
+        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
+    ) -> Result<(), StoreError> {
+        let mut connection = Self::lock(&self.writer)?;
+        // IMMEDIATE takes the database's write lock now: the append lock across processes.
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let others = read_rows(&transaction, known_size, usize::MAX)?;
+        let batch = prepare(others);
+        super::check_contiguous(next_position(&transaction)?, &batch)?;
+        insert_rows(&transaction, &batch)?;
         transaction.commit()?;
         Ok(())
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         let connection = Self::lock(&self.reader)?;
-        let mut select = connection.prepare_cached(
-            "SELECT position, entry, hash FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
-        )?;
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = select.query_map(params![from, limit], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (position, bytes, hash) = row?;
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("hash at position {position}")))?;
-            entries.push(StoredEntry {
-                position: position as u64,
-                bytes,
-                hash,
-            });
-        }
-        Ok(entries)
+        read_rows(&connection, from, limit)
     }
 
     fn size(&self) -> Result<u64, StoreError> {

@@ -6,4 +6,5 @@ mod harness;
 mod open311_and_audiences;
 mod polls;
 mod refusals;
+mod scale_out;
 mod tampering;

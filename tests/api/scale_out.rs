@@ -1,0 +1,470 @@
+//! Scale-out: several API nodes on one PostgreSQL log and one Redis, seen from outside.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use projections::command::{CastBallot, RegisterKey, Role, RoleChange};
+use projections::{Action, Replayer};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use veche::clock::ManualClock;
+use veche::keys::{generate_key, SeededEntropy};
+use veche::node::Node;
+use veche::server::DataDirectory;
+use veche::store::{EventStore, PostgresStore};
+
+use crate::harness::{poll_definition, public, MINUTE_MS, TEST_START};
+
+/// A service URL from the environment: skipped with a reason on a laptop without it, required
+/// under `CI=true`.
+fn service_url(variable: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but {variable} is not set: the scale-out suite must run in CI")
+        }
+        _ => {
+            eprintln!("skipping a scale-out test: {variable} is not set");
+            None
+        }
+    }
+}
+
+/// A loopback TCP proxy that a test can cut and restore, standing between nodes and Redis.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (accept_open, accept_generation) = (open.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !accept_open.load(Ordering::SeqCst) {
+                    let _ = client.shutdown().await;
+                    continue;
+                }
+                let born = accept_generation.load(Ordering::SeqCst);
+                let (open, generation, target) = (
+                    accept_open.clone(),
+                    accept_generation.clone(),
+                    target.clone(),
+                );
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let cut = async {
+                        while open.load(Ordering::SeqCst)
+                            && generation.load(Ordering::SeqCst) == born
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            open,
+            generation,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Cluster {
+    addresses: Vec<String>,
+    nodes: Vec<Arc<Node>>,
+    servers: Vec<actix_web::dev::ServerHandle>,
+    clock: Arc<ManualClock>,
+    admin: ed25519_dalek::SigningKey,
+    entropy: SeededEntropy,
+    http: reqwest::Client,
+    database_url: String,
+    schema: String,
+    _directory: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(nodes: usize, database_url: String, redis_url: &str) -> Cluster {
+        let directory = tempfile::tempdir().unwrap();
+        let mut unique = [0u8; 8];
+        veche::keys::Entropy::fill(&veche::keys::OsEntropy, &mut unique);
+        let schema = format!("veche_cluster_{}", hex::encode(unique));
+        let data = DataDirectory::open_or_init(
+            directory.path(),
+            &SeededEntropy::new(u64::from_be_bytes(unique)),
+        )
+        .unwrap();
+        let clock = Arc::new(ManualClock::starting_at(TEST_START));
+        let (mut addresses, mut handles, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..nodes {
+            let (url, name) = (database_url.clone(), schema.clone());
+            // The PostgreSQL client blocks; open it off the async runtime's threads.
+            let store = std::thread::spawn(move || PostgresStore::open(&url, Some(&name)))
+                .join()
+                .unwrap()
+                .unwrap();
+            let node = Arc::new(
+                data.start_node(Arc::new(store), clock.clone(), "cluster.veche/log")
+                    .unwrap(),
+            );
+            veche::server::attach_redis(&node, redis_url).unwrap();
+            let running =
+                veche::server::run(node.clone(), TcpListener::bind("127.0.0.1:0").unwrap())
+                    .unwrap();
+            addresses.push(format!("http://{}", running.address));
+            servers.push(running.server.handle());
+            tokio::spawn(running.server);
+            handles.push(node);
+        }
+        Cluster {
+            addresses,
+            nodes: handles,
+            servers,
+            clock,
+            admin: data.admin_key,
+            // Redis remembers nonces across runs for their freshness window: a fixed seed would
+            // replay the previous run's commands.
+            entropy: SeededEntropy::new(u64::from_be_bytes(unique)),
+            http: reqwest::Client::new(),
+            database_url,
+            schema,
+            _directory: directory,
+        }
+    }
+
+    async fn post(
+        &self,
+        node: usize,
+        action: Action,
+        key: &ed25519_dalek::SigningKey,
+    ) -> (u16, Value) {
+        let path = veche::client::endpoint_for(&action);
+        let envelope = veche::client::signed_envelope(key, action, self.clock_now(), &self.entropy);
+        let response = self
+            .http
+            .post(format!("{}{path}", self.addresses[node]))
+            .json(&envelope)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn clock_now(&self) -> projections::Timestamp {
+        use veche::clock::Clock;
+        self.clock.now()
+    }
+
+    async fn get(&self, node: usize, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.addresses[node]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        for server in &self.servers {
+            server.stop(true).await;
+        }
+        let (url, schema) = (self.database_url.clone(), self.schema.clone());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Replays the shared log from scratch with every check.
+    fn verify_chain(&self) -> u64 {
+        let (url, schema) = (self.database_url.clone(), self.schema.clone());
+        std::thread::spawn(move || {
+            let store = PostgresStore::open(&url, Some(&schema)).unwrap();
+            let mut replayer = Replayer::new();
+            veche::writer::catch_up(&store, &mut replayer, |_| {}).unwrap();
+            assert_eq!(replayer.ledger.size, store.size().unwrap());
+            replayer.ledger.size
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+/// Waits until every node publishes the same tally, and returns it.
+async fn converged_tally(cluster: &Cluster, poll: u64, within_ms: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(within_ms);
+    loop {
+        let mut tallies = Vec::new();
+        for node in 0..cluster.addresses.len() {
+            let mut tally = cluster.get(node, &format!("/v1/polls/{poll}/tally")).await;
+            tally.as_object_mut().unwrap().remove("log_size");
+            tallies.push(tally);
+        }
+        if tallies.windows(2).all(|pair| pair[0] == pair[1]) {
+            return tallies.remove(0);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tallies did not converge: {tallies:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+const CITIZENS: usize = 150;
+
+#[actix_web::test]
+async fn three_nodes_share_one_chain_count_each_citizen_once_and_converge_within_a_second() {
+    let (Some(database_url), Some(redis_url)) =
+        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
+    else {
+        return;
+    };
+    let cluster = Arc::new(Cluster::start(3, database_url, &redis_url).await);
+    let official = generate_key(&cluster.entropy);
+    assert_eq!(
+        cluster
+            .post(0, Action::RegisterKey(RegisterKey {}), &official)
+            .await
+            .0,
+        201
+    );
+    let grant = Action::GrantRole(RoleChange {
+        subject: public(&official),
+        role: Role::Official,
+        department: Some("transport".into()),
+    });
+    assert_eq!(
+        cluster.post(1, grant, &cluster.admin).await.0,
+        201,
+        "node 1 sees node 0's registration"
+    );
+    let (status, receipt) = cluster
+        .post(
+            2,
+            Action::OpenPoll(poll_definition(cluster.clock_now(), 3)),
+            &official,
+        )
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let poll = receipt["position"].as_u64().unwrap();
+
+    let citizens: Vec<_> = (0..CITIZENS)
+        .map(|_| generate_key(&cluster.entropy))
+        .collect();
+    let registered: Vec<(u16, Value)> =
+        stream::iter(citizens.iter().enumerate().map(|(index, key)| {
+            let cluster = cluster.clone();
+            async move {
+                cluster
+                    .post(index % 3, Action::RegisterKey(RegisterKey {}), key)
+                    .await
+            }
+        }))
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(
+        registered.iter().all(|(status, _)| *status == 201),
+        "{registered:?}"
+    );
+
+    // Every citizen votes through one node; every fifth also tries another node at the same time.
+    let mut attempts = Vec::new();
+    for (index, key) in citizens.iter().enumerate() {
+        let choice = (index % 3) as u32;
+        attempts.push((index % 3, key.clone(), choice, index));
+        if index % 5 == 0 {
+            attempts.push(((index + 1) % 3, key.clone(), (choice + 1) % 3, index));
+        }
+    }
+    let outcomes: Vec<(usize, u16, u32)> =
+        stream::iter(attempts.into_iter().map(|(node, key, choice, citizen)| {
+            let cluster = cluster.clone();
+            async move {
+                let ballot = Action::CastBallot(CastBallot {
+                    poll,
+                    choices: vec![choice],
+                });
+                (citizen, cluster.post(node, ballot, &key).await.0, choice)
+            }
+        }))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut expected = [0u64; 3];
+    let mut accepted_per_citizen = vec![0; CITIZENS];
+    for (citizen, status, choice) in &outcomes {
+        match status {
+            201 => {
+                accepted_per_citizen[*citizen] += 1;
+                expected[*choice as usize] += 1;
+            }
+            409 => {}
+            other => panic!("a ballot failed with {other}"),
+        }
+    }
+    assert!(
+        accepted_per_citizen.iter().all(|&count| count == 1),
+        "exactly one counted ballot per citizen"
+    );
+
+    let tally = converged_tally(&cluster, poll, 1_000).await;
+    assert_eq!(tally["counts"], serde_json::json!(expected));
+    assert_eq!(tally["turnout"], CITIZENS as u64);
+
+    // A fourth connection watches the tally live while the poll closes.
+    let stream = cluster
+        .http
+        .get(format!(
+            "{}/v1/polls/{poll}/tally/stream",
+            cluster.addresses[2]
+        ))
+        .send()
+        .await
+        .unwrap();
+    cluster.clock.advance_milliseconds(61 * MINUTE_MS);
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    while let Ok(Some(Ok(chunk))) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), body.next()).await
+    {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("\"is_final\":true") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("\"is_final\":true"),
+        "the subscriber saw the final tally: {seen}"
+    );
+    let final_tally = converged_tally(&cluster, poll, 1_000).await;
+    assert_eq!(final_tally["counts"], serde_json::json!(expected));
+
+    let size = cluster.verify_chain();
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.ledger().size,
+            size,
+            "every node folded the whole chain"
+        );
+    }
+    Arc::try_unwrap(cluster).ok().unwrap().stop().await;
+}
+
+#[actix_web::test]
+async fn losing_redis_mid_load_fails_no_command_and_tallies_converge_after_it_returns() {
+    let (Some(database_url), Some(redis_url)) =
+        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
+    else {
+        return;
+    };
+    let target = redis_url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let cluster = Arc::new(
+        Cluster::start(
+            2,
+            database_url,
+            &format!("redis://127.0.0.1:{}", proxy.port),
+        )
+        .await,
+    );
+    let official = generate_key(&cluster.entropy);
+    assert_eq!(
+        cluster
+            .post(0, Action::RegisterKey(RegisterKey {}), &official)
+            .await
+            .0,
+        201
+    );
+    let grant = Action::GrantRole(RoleChange {
+        subject: public(&official),
+        role: Role::Official,
+        department: Some("roads".into()),
+    });
+    assert_eq!(cluster.post(0, grant, &cluster.admin).await.0, 201);
+    let (status, receipt) = cluster
+        .post(
+            1,
+            Action::OpenPoll(poll_definition(cluster.clock_now(), 2)),
+            &official,
+        )
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let poll = receipt["position"].as_u64().unwrap();
+    let citizens: Vec<_> = (0..90).map(|_| generate_key(&cluster.entropy)).collect();
+    for (index, key) in citizens.iter().enumerate() {
+        assert_eq!(
+            cluster
+                .post(index % 2, Action::RegisterKey(RegisterKey {}), key)
+                .await
+                .0,
+            201
+        );
+    }
+    let mut acknowledged = 0;
+    for (index, key) in citizens.iter().enumerate() {
+        if index == 30 {
+            proxy.cut();
+        }
+        if index == 60 {
+            proxy.restore();
+        }
+        let ballot = Action::CastBallot(CastBallot {
+            poll,
+            choices: vec![(index % 2) as u32],
+        });
+        let (status, body) = cluster.post(index % 2, ballot, key).await;
+        assert_eq!(
+            status,
+            201,
+            "ballot {index} with redis {}: {body}",
+            if (30..60).contains(&index) {
+                "down"
+            } else {
+                "up"
+            }
+        );
+        acknowledged += 1;
+    }
+    let tally = converged_tally(&cluster, poll, 2_000).await;
+    assert_eq!(tally["turnout"], acknowledged);
+    assert_eq!(cluster.verify_chain(), cluster.nodes[0].ledger().size);
+    Arc::try_unwrap(cluster).ok().unwrap().stop().await;
+}
