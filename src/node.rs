@@ -98,13 +98,26 @@ impl Node {
                 config.clock.now(),
             )
             .map_err(StartError::Genesis)?;
-            config.store.append(&[crate::store::StoredEntry {
+            let genesis = crate::store::StoredEntry {
                 position: 0,
                 bytes: sealed.bytes,
                 hash: sealed.event.hash,
-            }])?;
-            replayer.ledger.evolve(&sealed.event);
-            tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
+            };
+            // Nodes starting together race to begin a new log: under the append lock only the
+            // first writes genesis, and the others fold in what it wrote.
+            let mut wrote = false;
+            config.store.append_following(0, &mut |others| {
+                wrote = others.is_empty();
+                if wrote {
+                    vec![genesis.clone()]
+                } else {
+                    Vec::new()
+                }
+            })?;
+            if wrote {
+                tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
+            }
+            catch_up(&*config.store, &mut replayer, |_| {})?;
         }
         if let Some(found) = replayer.ledger.server_key() {
             if found != server_public {
