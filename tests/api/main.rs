@@ -8,4 +8,5 @@ mod open311_and_audiences;
 mod polls;
 mod refusals;
 mod scale_out;
+mod simulation;
 mod tampering;
