@@ -498,12 +498,15 @@ pub enum ParseError {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCommand {
+struct RawCommand<'payload> {
     action: String,
     author: PublicKey,
     nonce: String,
     issued_at: Timestamp,
-    body: serde_json::Value,
+    /// Kept as raw text: going through `serde_json::Value` would silently keep the last of two
+    /// duplicate fields, where the typed body refuses duplicates.
+    #[serde(borrow)]
+    body: &'payload serde_json::value::RawValue,
 }
 
 impl Command {
@@ -531,8 +534,13 @@ impl Command {
         if !Action::NAMES.contains(&raw.action.as_str()) {
             return Err(ParseError::UnknownAction(raw.action));
         }
-        let tagged = serde_json::json!({ "action": raw.action, "body": raw.body });
-        let action: Action = serde_json::from_value(tagged)
+        // The action name is one of the known names, so it needs no escaping.
+        let tagged = format!(
+            "{{\"action\":\"{}\",\"body\":{}}}",
+            raw.action,
+            raw.body.get()
+        );
+        let action: Action = serde_json::from_str(&tagged)
             .map_err(|error| ParseError::Malformed(format!("body: {error}")))?;
         Ok(Command {
             author: raw.author,
@@ -614,6 +622,17 @@ mod tests {
             Command::parse(unknown.as_bytes()),
             Err(ParseError::UnknownAction("stuff_ballot_box".into()))
         );
+    }
+
+    #[test]
+    fn a_duplicate_field_in_the_body_is_refused_rather_than_read_two_ways() {
+        let payload = String::from_utf8(ballot().to_payload()).unwrap_or_default();
+        let twice = payload.replacen("\"choices\":[1]", "\"choices\":[0],\"choices\":[1]", 1);
+        assert_ne!(twice, payload);
+        assert!(matches!(
+            Command::parse(twice.as_bytes()),
+            Err(ParseError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -399,10 +399,29 @@ impl Ledger {
                 }
                 check_category(definition)
             }
-            other => self
-                .decide_complaint(command.author, other, server_time)
-                .or_else(|| self.decide_proposal(command.author, other, server_time))
-                .unwrap_or(Ok(())),
+            // Listed one by one so that a new action cannot slip through without rules.
+            complaint @ (Action::FileComplaint(_)
+            | Action::TriageComplaint(_)
+            | Action::MergeComplaint(_)
+            | Action::SupplementComplaint(_)
+            | Action::StartWork(_)
+            | Action::ResolveComplaint(_)
+            | Action::CannotResolve(_)
+            | Action::ConfirmResolution(_)
+            | Action::DisputeResolution(_)
+            | Action::BreachSla(_)
+            | Action::CloseUnconfirmed(_)) => self
+                .decide_complaint(command.author, complaint, server_time)
+                .unwrap_or(Err(Refusal::SystemOnly)),
+            proposal @ (Action::SubmitProposal(_)
+            | Action::ModerateProposal(_)
+            | Action::SupportProposal(_)
+            | Action::WithdrawSupport(_)
+            | Action::AnswerProposal(_)
+            | Action::WithdrawProposal(_)
+            | Action::ExpireProposal(_)) => self
+                .decide_proposal(command.author, proposal, server_time)
+                .unwrap_or(Err(Refusal::SystemOnly)),
         }
     }
 
@@ -416,6 +435,8 @@ impl Ledger {
             return Err(Refusal::SignerIsNotAuthor);
         }
         match (&command.action, kind) {
+            // A client signing a system action is refused as such before anything else.
+            (action, EntryKind::Command) if action.is_system() => Err(Refusal::SystemOnly),
             (Action::Genesis(_), EntryKind::System) if self.size == 0 => Ok(()),
             (Action::Genesis(_), _) => Err(Refusal::MisplacedGenesis),
             (_, _) if self.identity.is_none() => Err(Refusal::MissingGenesis),

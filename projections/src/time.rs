@@ -25,7 +25,23 @@ impl Timestamp {
         }
     }
 
+    /// Parses RFC 3339 as the protocol writes it: `T` between date and time, upper-case `Z` or a
+    /// numeric offset, and at most millisecond precision, so that every reader agrees on the
+    /// instant (chrono alone would also take a space, a lower-case `z` and dropped digits).
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let bytes = text.as_bytes();
+        if bytes.len() < 20 || bytes[10] != b'T' || text.contains(['t', 'z', ' ']) {
+            return None;
+        }
+        if let Some(dot) = text.find('.') {
+            let digits = text[dot + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if !(1..=3).contains(&digits) {
+                return None;
+            }
+        }
         chrono::DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|moment| Timestamp(moment.timestamp_millis()))
@@ -71,6 +87,13 @@ mod tests {
             Some(Timestamp(1_795_000_000_123))
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18 11:06:40.123Z"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.123z"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.1234Z"), None);
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-18T11:06:40Z"),
+            Some(Timestamp(1_795_000_000_000))
+        );
     }
 }
 
