@@ -29,6 +29,7 @@ struct Case {
 struct Fixture {
     app: TestApp,
     official: SigningKey,
+    revoked_official: SigningKey,
     voter: SigningKey,
     stranger: SigningKey,
     voter_registration: Envelope,
@@ -62,9 +63,17 @@ async fn fixture(app: TestApp) -> Fixture {
     app.node.append_due_system_events().await.unwrap();
     assert!(app.node.ledger().due_system_actions(app.now()).is_empty());
     let stranger = app.new_key();
+    let revoked_official = app.official().await;
+    let revoke = Action::RevokeRole(RoleChange {
+        subject: public(&revoked_official),
+        role: Role::Official,
+        department: None,
+    });
+    assert_eq!(app.act(&app.admin, revoke).await.status, 201);
     Fixture {
         app,
         official,
+        revoked_official,
         voter,
         stranger,
         voter_registration,
@@ -175,7 +184,102 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
     invalid_utf8.extend_from_slice(&[0xff, 0xfe]);
     invalid_utf8.extend_from_slice(b"\",\"signature\":\"00\"}");
 
+    let ballot_text = app.sign(&fixture.voter, ballot(open, vec![0])).payload;
+    let huge_number = sign_text(
+        &fixture.voter,
+        &ballot_text.replace(&format!("\"poll\":{open}"), "\"poll\":1e30"),
+    );
+    let negative = sign_text(
+        &fixture.voter,
+        &ballot_text.replace("\"choices\":[0]", "\"choices\":[-1]"),
+    );
+    let infinite_latitude = sign_text(
+        &fixture.voter,
+        &registration_text
+            .replace("\"register_key\"", "\"file_complaint\"")
+            .replace("\"body\":{}", "\"body\":{\"category\":\"roads\",\"description\":\"x\",\"location\":{\"latitude\":1e999,\"longitude\":0,\"address\":\"a\",\"district\":\"d\"}}"),
+    );
+    let nested_payload = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let nested_envelope =
+        format!("{{\"payload\":{nested_payload},\"signature\":\"00\"}}").into_bytes();
+    let nested_in_body = sign_text(
+        &fixture.voter,
+        &registration_text.replace(
+            "\"body\":{}",
+            &format!("\"body\":{{\"x\":{}}}", "[".repeat(500) + &"]".repeat(500)),
+        ),
+    );
+    let script_option = {
+        let mut definition = poll_definition(now, 2);
+        definition.options[0] = "<script>alert(1)</script>'; DROP TABLE events; --".into();
+        definition.options[1] = "<script>alert(1)</script>'; DROP TABLE events; --".into();
+        app.sign(&fixture.official, Action::OpenPoll(definition))
+    };
+
     vec![
+        Case {
+            name: "a poll opened by a revoked official",
+            request: Request::Envelope(
+                "/v1/polls",
+                app.sign(
+                    &fixture.revoked_official,
+                    Action::OpenPoll(poll_definition(now, 2)),
+                ),
+            ),
+            status: 403,
+            code: "not-official",
+        },
+        Case {
+            name: "a number beyond u64 in the body",
+            request: Request::Envelope("/v1/commands", huge_number),
+            status: 400,
+            code: "malformed-command",
+        },
+        Case {
+            name: "a negative choice",
+            request: Request::Envelope("/v1/commands", negative),
+            status: 400,
+            code: "malformed-command",
+        },
+        Case {
+            name: "an infinite latitude",
+            request: Request::Envelope("/v1/complaints", infinite_latitude),
+            status: 400,
+            code: "malformed-command",
+        },
+        Case {
+            name: "an envelope nested ten thousand deep",
+            request: Request::Raw("/v1/commands", "application/json", nested_envelope),
+            status: 400,
+            code: "malformed-request",
+        },
+        Case {
+            name: "a payload nested five hundred deep",
+            request: Request::Envelope("/v1/keys", nested_in_body),
+            status: 400,
+            code: "malformed-command",
+        },
+        Case {
+            name: "two options that are the same SQL- and HTML-looking text",
+            request: Request::Envelope("/v1/polls", script_option),
+            status: 422,
+            code: "invalid-poll",
+        },
+        Case {
+            name: "a genesis signed by a citizen",
+            request: Request::Envelope(
+                "/v1/commands",
+                app.sign(
+                    &fixture.voter,
+                    Action::Genesis(projections::command::Genesis {
+                        log_origin: "evil".into(),
+                        admin_keys: vec![public(&fixture.voter)],
+                    }),
+                ),
+            ),
+            status: 403,
+            code: "system-only",
+        },
         Case {
             name: "a ballot before the poll opens",
             request: Request::Envelope(
