@@ -80,13 +80,25 @@ impl WriterHandle {
             signed: Box::new(signed),
             reply,
         })?;
-        answer.await.map_err(|_| SubmitError::Stopped)?
+        Self::wait(answer).await
+    }
+
+    /// Waits for the writer, but never longer than `WRITER_REPLY_MS_MAX`.
+    async fn wait<T>(answer: oneshot::Receiver<Result<T, SubmitError>>) -> Result<T, SubmitError> {
+        let bound = Duration::from_millis(projections::limits::WRITER_REPLY_MS_MAX);
+        match tokio::time::timeout(bound, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(SubmitError::Stopped),
+            Err(_) => Err(SubmitError::StoreUnavailable(
+                "the log store did not answer in time".into(),
+            )),
+        }
     }
 
     pub async fn append_due_system_events(&self) -> Result<Vec<Receipt>, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::DueSystemEvents { reply })?;
-        answer.await.map_err(|_| SubmitError::Stopped)?
+        Self::wait(answer).await
     }
 
     /// Asks the writer to look for other nodes' entries now rather than at its next idle tick.

@@ -73,3 +73,9 @@ pub const COMMANDS_PER_ADDRESS_PER_MINUTE_MAX: u64 = 6_000;
 pub const COMPLAINTS_PER_KEY_PER_DAY_MAX: u64 = 20;
 /// How long Redis may take to answer before a node carries on without it.
 pub const REDIS_RESPONSE_MS_MAX: u64 = 250;
+
+/// How long a node waits to connect to PostgreSQL before answering 503.
+pub const STORE_CONNECT_MS_MAX: u64 = 2_000;
+/// How long a request waits for the writer's durable answer before it gets a 503 (the command
+/// may still land; sending the same envelope again is then refused as a replay, never doubled).
+pub const WRITER_REPLY_MS_MAX: u64 = 10_000;

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
 ";
 
 /// Work for a connection's thread.
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
 
 /// One connection, owned by a thread of its own. The `postgres` client blocks on a private
 /// runtime, which must never happen on an async runtime's thread; callers anywhere (the writer
@@ -43,32 +43,39 @@ struct Connection {
 }
 
 impl Connection {
+    /// Starts the connection's thread. A lost connection is made again before the next job, so
+    /// the node recovers by itself when PostgreSQL (or the network to it) comes back.
     fn open(
-        connect: impl FnOnce() -> Result<Client, StoreError> + Send + 'static,
+        connect: impl Fn() -> Result<Client, StoreError> + Send + 'static,
     ) -> Result<Connection, StoreError> {
         let (work, queue) = std::sync::mpsc::channel::<Job>();
-        let (ready, opened) = std::sync::mpsc::channel();
+        let first = connect()?;
         std::thread::Builder::new()
             .name("veche-postgres".into())
             .spawn(move || {
-                let mut client = match connect() {
-                    Ok(client) => {
-                        let _ = ready.send(Ok(()));
-                        client
-                    }
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
-                };
+                let mut client = Some(first);
                 while let Ok(job) = queue.recv() {
-                    job(&mut client);
+                    if client.as_ref().is_none_or(Client::is_closed) {
+                        client = match connect() {
+                            Ok(fresh) => {
+                                tracing::info!("reconnected to postgres");
+                                Some(fresh)
+                            }
+                            Err(error) => {
+                                job(Err(error));
+                                continue;
+                            }
+                        };
+                    }
+                    match client.as_mut() {
+                        Some(connected) => job(Ok(connected)),
+                        None => job(Err(StoreError::Unavailable(
+                            "postgres: not connected".into(),
+                        ))),
+                    }
                 }
             })
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-        opened.recv().map_err(|_| {
-            StoreError::Unavailable("the postgres connection thread stopped".into())
-        })??;
         Ok(Connection {
             work: Mutex::new(work),
         })
@@ -85,8 +92,8 @@ impl Connection {
             .map_err(|_| StoreError::Unavailable("postgres connection lock poisoned".into()))?
             .clone();
         sender
-            .send(Box::new(move |client: &mut Client| {
-                let _ = reply.send(job(client));
+            .send(Box::new(move |client: Result<&mut Client, StoreError>| {
+                let _ = reply.send(client.and_then(job));
             }))
             .map_err(|_| {
                 StoreError::Unavailable("the postgres connection thread stopped".into())
@@ -131,8 +138,15 @@ impl PostgresStore {
             let url = url.to_string();
             let schema = schema.map(str::to_string);
             move || -> Result<Client, StoreError> {
-                let mut client = Client::connect(&url, NoTls)?;
-                if let Some(schema) = schema {
+                let mut config: postgres::Config = url.parse()?;
+                // A node must notice an unreachable database quickly and answer 503, not hang.
+                config
+                    .connect_timeout(std::time::Duration::from_millis(
+                        projections::limits::STORE_CONNECT_MS_MAX,
+                    ))
+                    .keepalives_idle(std::time::Duration::from_secs(10));
+                let mut client = config.connect(NoTls)?;
+                if let Some(schema) = &schema {
                     client.batch_execute(&format!(
                         "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
                     ))?;
@@ -187,8 +201,9 @@ impl EventStore for PostgresStore {
             .clone();
         let stopped = || StoreError::Unavailable("the postgres connection thread stopped".into());
         sender
-            .send(Box::new(move |client: &mut Client| {
+            .send(Box::new(move |client: Result<&mut Client, StoreError>| {
                 let result = (|| {
+                    let client = client?;
                     let mut transaction = client.transaction()?;
                     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK_KEY])?;
                     let found = read_page(&mut transaction, known_size, usize::MAX)?;
