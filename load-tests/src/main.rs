@@ -1,1 +1,767 @@
-fn main() {}
+//! `veche-load`: registers many citizen keys, pre-signs one ballot per key, fires them at a
+//! running veche server from a fixed pool of workers, and reports throughput, latency and
+//! whether the server's tally agrees with the acknowledgements.
+//!
+//! Keys are deterministic from `--seed` (the official's key is the first one drawn, the citizens'
+//! keys follow), so two runs with the same seed vote with the same citizens. Nonces come from the
+//! operating system, so a rerun never replays a nonce.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ed25519_dalek::SigningKey;
+use projections::command::{
+    Audience, CastBallot, ChoiceKind, PollDefinition, RegisterKey, Role, RoleChange,
+    TallyVisibility,
+};
+use projections::protocol::public_key_of;
+use projections::{Action, Timestamp};
+use serde_json::{json, Value};
+use veche::client::{endpoint_for, signed_envelope};
+use veche::clock::{Clock, SystemClock};
+use veche::keys::{generate_key, read_key_file, OsEntropy, SeededEntropy};
+
+/// Prefix of every problem type; reports show only the code after it.
+const PROBLEM_PREFIX: &str = "urn:veche:problem:";
+/// How long a signed command stays acceptable (mirrors the server's freshness window).
+const FRESHNESS: Duration = Duration::from_millis(projections::limits::COMMAND_AGE_MS_MAX as u64);
+
+#[derive(Parser)]
+#[command(
+    name = "veche-load",
+    version,
+    about = "Pre-signs ballots for N citizen keys and fires them at a running veche server"
+)]
+struct Args {
+    /// Base URL of the running veche server (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The admin key file (the server data directory's `admin.key`), used to grant the
+    /// official role to the key that opens the poll.
+    #[arg(long)]
+    admin_key: PathBuf,
+    /// Citizen keys to register, and ballots to cast: one per key.
+    #[arg(short = 'n', long = "ballots", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    ballots: u32,
+    /// Worker tasks sending requests at once (each holds one keep-alive connection).
+    #[arg(short = 'c', long, default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// Seed of the deterministic key generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Options of the poll (each citizen picks one, derived from their key).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=4))]
+    options: u32,
+    /// Minutes the poll stays open.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=1440))]
+    poll_minutes: i64,
+    /// Department recorded in the official's role grant.
+    #[arg(long, default_value = "Load testing")]
+    department: String,
+    /// Per-request timeout in seconds; a request that times out counts as failed.
+    #[arg(long, default_value_t = 60)]
+    timeout_seconds: u64,
+    /// Print a machine-readable JSON summary instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One request ready to go: its URL, its serialized envelope, and the option it votes for.
+struct Job {
+    url: String,
+    body: Vec<u8>,
+    option: Option<usize>,
+}
+
+/// How one request ended.
+enum Outcome {
+    /// 201 Created: the command is durable in the log.
+    Acknowledged,
+    /// A 4xx answer, by problem code.
+    Rejected(String),
+    /// A 5xx answer by problem code, an unexpected status, or a transport error.
+    Failed(String),
+}
+
+struct Sample {
+    outcome: Outcome,
+    latency: Duration,
+    option: Option<usize>,
+}
+
+/// The measurements of one phase.
+struct Phase {
+    name: &'static str,
+    offered: usize,
+    acknowledged: usize,
+    rejected: BTreeMap<String, usize>,
+    failed: BTreeMap<String, usize>,
+    elapsed: Duration,
+    /// Latency of every request, whatever its outcome, in microseconds, sorted.
+    latencies_us: Vec<u64>,
+    /// Acknowledged ballots per option.
+    acknowledged_by_option: Vec<u64>,
+}
+
+impl Phase {
+    fn of(name: &'static str, offered: usize, samples: Vec<Sample>, elapsed: Duration) -> Phase {
+        let mut phase = Phase {
+            name,
+            offered,
+            acknowledged: 0,
+            rejected: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            elapsed,
+            latencies_us: Vec::with_capacity(samples.len()),
+            acknowledged_by_option: Vec::new(),
+        };
+        for sample in samples {
+            phase
+                .latencies_us
+                .push(u64::try_from(sample.latency.as_micros()).unwrap_or(u64::MAX));
+            match sample.outcome {
+                Outcome::Acknowledged => {
+                    phase.acknowledged += 1;
+                    if let Some(option) = sample.option {
+                        if phase.acknowledged_by_option.len() <= option {
+                            phase.acknowledged_by_option.resize(option + 1, 0);
+                        }
+                        phase.acknowledged_by_option[option] += 1;
+                    }
+                }
+                Outcome::Rejected(code) => *phase.rejected.entry(code).or_default() += 1,
+                Outcome::Failed(code) => *phase.failed.entry(code).or_default() += 1,
+            }
+        }
+        phase.latencies_us.sort_unstable();
+        phase
+    }
+
+    fn rejected_total(&self) -> usize {
+        self.rejected.values().sum()
+    }
+
+    fn failed_total(&self) -> usize {
+        self.failed.values().sum()
+    }
+
+    fn throughput(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.acknowledged as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Nearest-rank percentile in milliseconds.
+    fn percentile_ms(&self, percent: f64) -> f64 {
+        let count = self.latencies_us.len();
+        if count == 0 {
+            return 0.0;
+        }
+        let rank = ((percent / 100.0) * count as f64).ceil() as usize;
+        let index = rank.clamp(1, count) - 1;
+        self.latencies_us[index] as f64 / 1000.0
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "offered": self.offered,
+            "acknowledged": self.acknowledged,
+            "rejected": { "total": self.rejected_total(), "by_type": self.rejected },
+            "failed": { "total": self.failed_total(), "by_type": self.failed },
+            "elapsed_seconds": round3(self.elapsed.as_secs_f64()),
+            "throughput_acks_per_second": round3(self.throughput()),
+            "latency_ms": {
+                "p50": round3(self.percentile_ms(50.0)),
+                "p90": round3(self.percentile_ms(90.0)),
+                "p99": round3(self.percentile_ms(99.0)),
+                "max": round3(self.max_ms()),
+            },
+        })
+    }
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// What the server's tally says, next to what the acknowledgements predict.
+struct TallyCheck {
+    turnout: u64,
+    counts: Vec<u64>,
+    expected_turnout: u64,
+    expected_counts: Vec<u64>,
+}
+
+impl TallyCheck {
+    fn turnout_ok(&self) -> bool {
+        self.turnout == self.expected_turnout
+    }
+
+    fn counts_ok(&self) -> bool {
+        self.counts == self.expected_counts
+    }
+
+    fn ok(&self) -> bool {
+        self.turnout_ok() && self.counts_ok()
+    }
+}
+
+struct Setup {
+    official: String,
+    poll: u64,
+    options: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let base = args.server.trim_end_matches('/').to_string();
+    let count = usize::try_from(args.ballots)?;
+    let concurrency = usize::try_from(args.concurrency)?;
+    let options = usize::try_from(args.options)?;
+    let admin = read_key_file(&args.admin_key)
+        .with_context(|| format!("cannot read the admin key {}", args.admin_key.display()))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout_seconds))
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .context("cannot build the HTTP client")?;
+
+    progress(
+        &args,
+        format!("generating {} keys from seed {}", count + 1, args.seed),
+    );
+    let started = Instant::now();
+    let entropy = SeededEntropy::new(args.seed);
+    let official = generate_key(&entropy);
+    let citizens: Vec<SigningKey> = (0..count).map(|_| generate_key(&entropy)).collect();
+    let distinct: HashSet<[u8; 32]> = std::iter::once(&official)
+        .chain(&citizens)
+        .map(|key| key.verifying_key().to_bytes())
+        .collect();
+    if distinct.len() != count + 1 {
+        bail!("the seeded generator produced a repeated key");
+    }
+    let keygen_time = started.elapsed();
+
+    // Registration, measured like the ballots but signed and sent as its own phase.
+    let registrations = presign(
+        &citizens,
+        |_| (Action::RegisterKey(RegisterKey {}), None),
+        &base,
+    )?;
+    progress(
+        &args,
+        format!("registering {count} citizen keys at concurrency {concurrency}"),
+    );
+    let registration = fire(&http, registrations, concurrency, "registration").await?;
+    let already = registration
+        .rejected
+        .get("key-already-registered")
+        .copied()
+        .unwrap_or(0);
+    if registration.acknowledged + already < count {
+        progress(
+            &args,
+            format!(
+                "warning: only {} of {count} keys are registered; the rest will be refused",
+                registration.acknowledged + already
+            ),
+        );
+    }
+
+    let setup = set_up_poll(&http, &base, &admin, &official, &args, options).await?;
+    progress(
+        &args,
+        format!("poll {} is open with {} options", setup.poll, setup.options),
+    );
+
+    // Pre-sign every ballot right before the timer starts: commands go stale after five minutes.
+    let started = Instant::now();
+    let poll = setup.poll;
+    let ballots = presign(
+        &citizens,
+        |key| {
+            let option = choice_of(key, setup.options);
+            let choice = u32::try_from(option).unwrap_or(0);
+            (
+                Action::CastBallot(CastBallot {
+                    poll,
+                    choices: vec![choice],
+                }),
+                Some(option),
+            )
+        },
+        &base,
+    )?;
+    let presign_time = started.elapsed();
+    progress(
+        &args,
+        format!(
+            "pre-signed {count} ballots in {:.2} s; firing at concurrency {concurrency}",
+            presign_time.as_secs_f64()
+        ),
+    );
+    let voting = fire(&http, ballots, concurrency, "ballots").await?;
+    if presign_time + voting.elapsed > FRESHNESS {
+        progress(
+            &args,
+            "warning: the run outlasted the five-minute freshness window; late ballots were stale"
+                .into(),
+        );
+    }
+
+    let tally = check_tally(&http, &base, &setup, &voting).await?;
+    if args.json {
+        let summary = json!({
+            "server": base,
+            "seed": args.seed,
+            "keys": count,
+            "concurrency": concurrency,
+            "official": setup.official,
+            "poll": setup.poll,
+            "options": setup.options,
+            "keygen_seconds": round3(keygen_time.as_secs_f64()),
+            "presign_seconds": round3(presign_time.as_secs_f64()),
+            "registration": registration.to_json(),
+            "ballots": voting.to_json(),
+            "tally": {
+                "turnout": tally.turnout,
+                "counts": tally.counts,
+                "expected_turnout": tally.expected_turnout,
+                "expected_counts": tally.expected_counts,
+                "result": if tally.ok() { "OK" } else { "MISMATCH" },
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_table(
+            &args,
+            &base,
+            &setup,
+            keygen_time,
+            presign_time,
+            &[&registration, &voting],
+        );
+        print_tally(&tally);
+    }
+    Ok(if tally.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A line of progress on stderr, so `--json` output on stdout stays clean.
+fn progress(args: &Args, line: String) {
+    if !args.json || std::env::var_os("VECHE_LOAD_VERBOSE").is_some() {
+        eprintln!("veche-load: {line}");
+    }
+}
+
+/// The option a citizen votes for: derived from their key, so runs are reproducible.
+fn choice_of(key: &SigningKey, options: usize) -> usize {
+    usize::from(key.verifying_key().to_bytes()[0]) % options.max(1)
+}
+
+/// Signs one command per key, spread over the machine's cores, keeping the keys' order.
+fn presign<F>(keys: &[SigningKey], make: F, base: &str) -> anyhow::Result<Vec<Job>>
+where
+    F: Fn(&SigningKey) -> (Action, Option<usize>) + Sync,
+{
+    let issued_at = SystemClock.now();
+    let threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1);
+    let chunk = keys.len().div_ceil(threads).max(1);
+    let make = &make;
+    let parts: Vec<anyhow::Result<Vec<Job>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keys
+            .chunks(chunk)
+            .map(|slice| {
+                scope.spawn(move || {
+                    slice
+                        .iter()
+                        .map(|key| {
+                            let (action, option) = make(key);
+                            let url = format!("{base}{}", endpoint_for(&action));
+                            let envelope = signed_envelope(key, action, issued_at, &OsEntropy);
+                            Ok(Job {
+                                url,
+                                body: serde_json::to_vec(&envelope)?,
+                                option,
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread panicked")))
+            })
+            .collect()
+    });
+    let mut jobs = Vec::with_capacity(keys.len());
+    for part in parts {
+        jobs.extend(part?);
+    }
+    Ok(jobs)
+}
+
+/// Sends every job from `concurrency` workers pulling from one shared queue; the clock runs from
+/// the first send to the last answer.
+async fn fire(
+    http: &reqwest::Client,
+    jobs: Vec<Job>,
+    concurrency: usize,
+    name: &'static str,
+) -> anyhow::Result<Phase> {
+    let offered = jobs.len();
+    let queue = Arc::new(Mutex::new(jobs.into_iter()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency.min(offered).max(1))
+        .map(|_| {
+            let queue = queue.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while let Some(job) = next_job(&queue) {
+                    let sent = Instant::now();
+                    let outcome = send(&http, job.url, job.body).await;
+                    samples.push(Sample {
+                        outcome,
+                        latency: sent.elapsed(),
+                        option: job.option,
+                    });
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(offered);
+    for worker in workers {
+        samples.extend(worker.await.context("a worker task failed")?);
+    }
+    let elapsed = started.elapsed();
+    Ok(Phase::of(name, offered, samples, elapsed))
+}
+
+fn next_job(queue: &Mutex<std::vec::IntoIter<Job>>) -> Option<Job> {
+    match queue.lock() {
+        Ok(mut jobs) => jobs.next(),
+        Err(poisoned) => poisoned.into_inner().next(),
+    }
+}
+
+/// One POST, read to the end of the answer.
+async fn send(http: &reqwest::Client, url: String, body: Vec<u8>) -> Outcome {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => return Outcome::Failed(transport_kind(&error)),
+    };
+    let status = response.status();
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(error) => return Outcome::Failed(transport_kind(&error)),
+    };
+    if status == reqwest::StatusCode::CREATED {
+        return Outcome::Acknowledged;
+    }
+    let code = problem_code(&body).unwrap_or_else(|| format!("http-{}", status.as_u16()));
+    if status.is_client_error() {
+        Outcome::Rejected(code)
+    } else {
+        Outcome::Failed(code)
+    }
+}
+
+fn transport_kind(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else if error.is_request() {
+        "request"
+    } else {
+        "other"
+    };
+    format!("transport-{kind}")
+}
+
+/// The code of an RFC 9457 problem document's `type`, without the `urn:veche:problem:` prefix.
+fn problem_code(body: &[u8]) -> Option<String> {
+    let problem: Value = serde_json::from_slice(body).ok()?;
+    let kind = problem.get("type")?.as_str()?;
+    Some(
+        kind.strip_prefix(PROBLEM_PREFIX)
+            .unwrap_or(kind)
+            .to_string(),
+    )
+}
+
+/// Sends one signed command and returns the receipt; a refusal whose code is in `tolerated`
+/// (e.g. the key being registered by an earlier run) returns `None`.
+async fn post_one(
+    http: &reqwest::Client,
+    base: &str,
+    key: &SigningKey,
+    action: Action,
+    tolerated: &[&str],
+) -> anyhow::Result<Option<Value>> {
+    let name = action.name();
+    let url = format!("{base}{}", endpoint_for(&action));
+    let envelope = signed_envelope(key, action, SystemClock.now(), &OsEntropy);
+    let response = http
+        .post(&url)
+        .json(&envelope)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(Some(body));
+    }
+    let code = body
+        .get("type")
+        .and_then(Value::as_str)
+        .map(|kind| kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(kind))
+        .unwrap_or("");
+    if tolerated.contains(&code) {
+        return Ok(None);
+    }
+    bail!("{name} was refused with {status}: {body}")
+}
+
+/// Registers the official, has the admin grant them the official role, and opens the poll.
+async fn set_up_poll(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &SigningKey,
+    official: &SigningKey,
+    args: &Args,
+    options: usize,
+) -> anyhow::Result<Setup> {
+    let official_public = public_key_of(official);
+    post_one(
+        http,
+        base,
+        official,
+        Action::RegisterKey(RegisterKey {}),
+        &["key-already-registered"],
+    )
+    .await
+    .context("registering the official's key")?;
+    post_one(
+        http,
+        base,
+        admin,
+        Action::GrantRole(RoleChange {
+            subject: official_public,
+            role: Role::Official,
+            department: Some(args.department.clone()),
+        }),
+        &["role-already-held"],
+    )
+    .await
+    .context("granting the official role (is --admin-key this server's admin key?)")?;
+    let now = SystemClock.now();
+    let names = ["Yes", "No", "Abstain", "Postpone"];
+    let definition = PollDefinition {
+        title: format!("Load test, seed {}, {} ballots", args.seed, args.ballots),
+        description: "Opened by veche-load.".into(),
+        options: names
+            .iter()
+            .take(options)
+            .map(|name| name.to_string())
+            .collect(),
+        choice_kind: ChoiceKind::SingleChoice,
+        max_choices: 1,
+        audience: Audience::Everyone,
+        opens_at: now,
+        closes_at: Timestamp(
+            now.0
+                .saturating_add(args.poll_minutes.saturating_mul(60_000)),
+        ),
+        vote_changes_allowed: false,
+        tally_visibility: TallyVisibility::Public,
+    };
+    let receipt = post_one(http, base, official, Action::OpenPoll(definition), &[])
+        .await
+        .context("opening the poll")?
+        .context("the poll was not opened")?;
+    let poll = receipt
+        .get("position")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("the open_poll receipt has no position: {receipt}"))?;
+    Ok(Setup {
+        official: official_public.to_string(),
+        poll,
+        options,
+    })
+}
+
+async fn check_tally(
+    http: &reqwest::Client,
+    base: &str,
+    setup: &Setup,
+    voting: &Phase,
+) -> anyhow::Result<TallyCheck> {
+    let url = format!("{base}/v1/polls/{}/tally", setup.poll);
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let tally: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("GET {url} answered {status}: {tally}");
+    }
+    let turnout = tally
+        .get("turnout")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("the tally has no turnout: {tally}"))?;
+    let counts = tally
+        .get("counts")
+        .and_then(Value::as_array)
+        .with_context(|| format!("the tally has no counts: {tally}"))?
+        .iter()
+        .map(|count| count.as_u64().context("a count is not a number"))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    let mut expected_counts = voting.acknowledged_by_option.clone();
+    expected_counts.resize(setup.options.max(expected_counts.len()), 0);
+    Ok(TallyCheck {
+        turnout,
+        counts,
+        expected_turnout: u64::try_from(voting.acknowledged)?,
+        expected_counts,
+    })
+}
+
+fn print_table(
+    args: &Args,
+    base: &str,
+    setup: &Setup,
+    keygen: Duration,
+    presign: Duration,
+    phases: &[&Phase],
+) {
+    println!(
+        "veche-load against {base}: {} keys, concurrency {}, seed {}",
+        args.ballots, args.concurrency, args.seed
+    );
+    println!(
+        "poll {} ({} options), official {}",
+        setup.poll, setup.options, setup.official
+    );
+    println!(
+        "key generation {:.2} s, ballot pre-signing {:.2} s (both outside the timed window)",
+        keygen.as_secs_f64(),
+        presign.as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:<13} {:>8} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9}",
+        "phase",
+        "offered",
+        "acked",
+        "rejected",
+        "failed",
+        "elapsed s",
+        "acks/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms"
+    );
+    for phase in phases {
+        println!(
+            "{:<13} {:>8} {:>8} {:>8} {:>7} {:>9.2} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+            phase.name,
+            phase.offered,
+            phase.acknowledged,
+            phase.rejected_total(),
+            phase.failed_total(),
+            phase.elapsed.as_secs_f64(),
+            phase.throughput(),
+            phase.percentile_ms(50.0),
+            phase.percentile_ms(90.0),
+            phase.percentile_ms(99.0),
+            phase.max_ms()
+        );
+    }
+    let mut header = false;
+    for phase in phases {
+        for (verdict, counts) in [("rejected", &phase.rejected), ("failed", &phase.failed)] {
+            for (code, count) in counts {
+                if !header {
+                    println!();
+                    println!(
+                        "{:<13} {:<9} {:<28} {:>8}",
+                        "phase", "outcome", "problem type", "count"
+                    );
+                    header = true;
+                }
+                println!(
+                    "{:<13} {:<9} {:<28} {:>8}",
+                    phase.name, verdict, code, count
+                );
+            }
+        }
+    }
+    println!();
+}
+
+fn print_tally(tally: &TallyCheck) {
+    println!(
+        "tally: turnout {} (acknowledged {}), counts {:?} (expected {:?})",
+        tally.turnout, tally.expected_turnout, tally.counts, tally.expected_counts
+    );
+    if tally.ok() {
+        println!("OK");
+    } else {
+        if tally.turnout > tally.expected_turnout {
+            println!(
+                "note: a request that failed on the client side (e.g. a timeout) may still have \
+                 been committed by the server"
+            );
+        }
+        println!(
+            "MISMATCH: turnout {}, counts {}",
+            if tally.turnout_ok() {
+                "agree"
+            } else {
+                "differ"
+            },
+            if tally.counts_ok() { "agree" } else { "differ" }
+        );
+    }
+}
