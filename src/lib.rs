@@ -13,4 +13,6 @@ pub mod metrics;
 pub mod node;
 pub mod server;
 pub mod store;
+pub mod transparency;
+pub mod verification;
 pub mod writer;

@@ -181,12 +181,10 @@ enum Commands {
         #[arg(long, default_value = "{}")]
         body: String,
     },
-    /// Replay a data directory's log offline, checking every hash link, signature and decision,
-    /// and print each poll's recomputed tally.
-    Verify {
-        #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
-        data_dir: PathBuf,
-    },
+    /// Check a log trusting only its public key: from a server (its export plus the numbers it
+    /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
+    /// names the first bad position when anything does not hold.
+    Verify(VerifyArguments),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -344,7 +342,14 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&envelope)?);
             Ok(())
         }
-        Commands::Verify { data_dir } => verify(&data_dir),
+        Commands::Verify(arguments) => {
+            if arguments.server.is_none() && arguments.export.is_none() {
+                let data_dir = arguments.data_dir.clone();
+                verify(&data_dir.unwrap_or_else(|| PathBuf::from("veche-data")))
+            } else {
+                verify_log(arguments)
+            }
+        }
     }
 }
 
@@ -442,4 +447,216 @@ fn verify(data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(clap::Args)]
+struct VerifyArguments {
+    /// Base URL of a veche server: downloads `/v1/log/export` and diffs every published tally
+    /// and the complaint statistics against the recount.
+    #[arg(long, conflicts_with_all = ["export", "data_dir"])]
+    server: Option<String>,
+    /// An export file saved from `/v1/log/export`.
+    #[arg(long, conflicts_with = "data_dir")]
+    export: Option<PathBuf>,
+    /// A server's own data directory (operators): replays `log.sqlite` offline.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The log's verifier key (C2SP vkey, `<origin>+<key id>+<key>`), obtained from a source
+    /// you trust; required with --server and --export.
+    #[arg(long, env = "VECHE_LOG_KEY")]
+    log_key: Option<String>,
+    /// A state saved by an earlier run (--save-checkpoint) or a bare signed checkpoint note:
+    /// the log must extend it.
+    #[arg(long)]
+    previous_checkpoint: Option<PathBuf>,
+    /// Where to save this run's checkpoint and leaf hashes for the next run.
+    #[arg(long)]
+    save_checkpoint: Option<PathBuf>,
+    /// Verify each signature on its own instead of in batches (slower; see docs/VERIFYING.md).
+    #[arg(long)]
+    strict_signatures: bool,
+    /// Threads for checking entries (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print a machine-readable summary on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn verify_log(arguments: VerifyArguments) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    use veche::verification::{fetch_published, verify_export, Options, Published, SavedState};
+
+    let log_key = arguments
+        .log_key
+        .as_deref()
+        .context("--log-key is required with --server and --export")?;
+    let verifier = projections::checkpoint::NoteVerifier::parse(log_key)
+        .map_err(|error| anyhow::anyhow!("--log-key: {error}"))?;
+    let previous = match &arguments.previous_checkpoint {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                SavedState::decode(&bytes, &verifier)
+                    .map_err(|failure| anyhow::anyhow!("{failure}"))?,
+            )
+        }
+        None => None,
+    };
+    let threads = arguments.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let options = Options {
+        verifier,
+        previous,
+        strict_signatures: arguments.strict_signatures,
+        threads,
+        keep_leaf_hashes: arguments.save_checkpoint.is_some(),
+    };
+    let client = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .context("building the HTTP client")?;
+    let (published, mut input): (Published, Box<dyn std::io::Read>) =
+        match (&arguments.server, &arguments.export) {
+            (Some(server), _) => {
+                let base = server.trim_end_matches('/').to_owned();
+                // Published numbers first: the export then covers every size they were computed at.
+                let published =
+                    fetch_published(&client, &base).map_err(|error| anyhow::anyhow!(error))?;
+                let response = client
+                    .get(format!("{base}/v1/log/export"))
+                    .send()
+                    .and_then(reqwest::blocking::Response::error_for_status)
+                    .context("downloading the export")?;
+                (
+                    published,
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, response)),
+                )
+            }
+            (None, Some(path)) => {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                (
+                    Published::default(),
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                )
+            }
+            (None, None) => bail!("give --server or --export"),
+        };
+    let show_progress = std::io::stderr().is_terminal() && !arguments.json;
+    let started = std::time::Instant::now();
+    let mut last_shown = std::time::Instant::now();
+    let mut progress = |done: u64, total: u64| {
+        if !show_progress || last_shown.elapsed() < std::time::Duration::from_millis(200) {
+            return;
+        }
+        last_shown = std::time::Instant::now();
+        let width = 40u64;
+        let filled = (done * width)
+            .checked_div(total)
+            .unwrap_or(width)
+            .min(width) as usize;
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {done}/{total} entries, {rate:.0} events/s ",
+            "#".repeat(filled),
+            ".".repeat(width as usize - filled)
+        );
+        let _ = std::io::stderr().flush();
+    };
+    let mut report = verify_export(&mut input, &options, &published, &mut progress);
+    if show_progress {
+        eprintln!();
+    }
+    // With a server and an earlier checkpoint, also check the server's own consistency proof.
+    if let (true, Some(server), Some(previous), Some(size)) = (
+        report.ok,
+        &arguments.server,
+        &options.previous,
+        report.tree_size,
+    ) {
+        if let Err(reason) = check_served_consistency(&client, server, previous, size, &report) {
+            report.ok = false;
+            report.failure = Some(veche::verification::Failure {
+                position: None,
+                reason,
+            });
+        }
+    }
+    if let (true, Some(path), Some(state)) = (report.ok, &arguments.save_checkpoint, &report.state)
+    {
+        std::fs::write(path, state.encode())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.ok {
+        println!(
+            "verified {} entries of {}: every signature ({}), hash link, decision and the Merkle root \
+             against the signed checkpoint hold",
+            report.entries_verified,
+            report.log_origin.as_deref().unwrap_or("?"),
+            report.signatures,
+        );
+        println!("root {}", report.root.as_deref().unwrap_or("?"));
+        if let Some(size) = report.consistent_with_previous_size {
+            println!("the log extends the saved checkpoint of size {size}");
+        }
+        println!(
+            "recounted {} polls and the complaint statistics; {} published numbers match",
+            report.polls_recounted, report.published_numbers_compared
+        );
+        println!(
+            "{:.0} events/s on {} threads ({:.2} s)",
+            report.events_per_second, report.threads, report.seconds
+        );
+    }
+    match &report.failure {
+        Some(failure) => bail!("verification failed at {failure}"),
+        None => Ok(()),
+    }
+}
+
+fn check_served_consistency(
+    client: &reqwest::blocking::Client,
+    server: &str,
+    previous: &veche::verification::SavedState,
+    size: u64,
+    report: &veche::verification::Report,
+) -> Result<(), String> {
+    let from = previous.checkpoint.size;
+    if from == 0 || from == size {
+        return Ok(());
+    }
+    let url = format!(
+        "{}/v1/log/proofs/consistency?from={from}&to={size}",
+        server.trim_end_matches('/')
+    );
+    let proof: serde_json::Value = client
+        .get(&url)
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
+        .and_then(reqwest::blocking::Response::json)
+        .map_err(|error| format!("the server's consistency proof: {error}"))?;
+    let hashes = proof["proof"]
+        .as_array()
+        .ok_or("the consistency proof has no hashes")?
+        .iter()
+        .map(|hash| {
+            hash.as_str()
+                .and_then(veche::transparency::hash_from_base64)
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or("the consistency proof holds a malformed hash")?;
+    let root = report
+        .root
+        .as_deref()
+        .and_then(veche::transparency::hash_from_base64)
+        .ok_or("no recomputed root")?;
+    projections::merkle::verify_consistency(from, size, &hashes, &previous.checkpoint.root, &root)
+        .map_err(|error| {
+            format!("the server's consistency proof from size {from} does not verify: {error}")
+        })
 }

@@ -13,7 +13,8 @@ use projections::{Action, Command, Ledger, PublicKey, Replayer, SignedCommand};
 use crate::clock::Clock;
 use crate::envelope::{sign_system, EnvelopeError};
 use crate::store::{EventStore, StoreError};
-use crate::writer::{catch_up, CatchUpError, Receipt, SubmitError, Writer, WriterHandle};
+use crate::transparency::{Receipt, TreeError, TreeState};
+use crate::writer::{catch_up, Appended, CatchUpError, SubmitError, Writer, WriterHandle};
 
 pub struct NodeConfig {
     pub store: Arc<dyn EventStore>,
@@ -38,6 +39,10 @@ pub enum StartError {
     },
     #[error("the genesis entry was refused: {0}")]
     Genesis(projections::Refusal),
+    #[error("the log origin cannot name a checkpoint signer: {0}")]
+    InvalidOrigin(String),
+    #[error("the published Merkle tree and the ledger's disagree after replay")]
+    TreeDiverged,
     #[error("cannot start the writer thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -71,6 +76,9 @@ pub struct Node {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     published: Arc<RwLock<Ledger>>,
+    tree: Arc<RwLock<TreeState>>,
+    /// Signs checkpoints at earlier sizes on request.
+    server_key: SigningKey,
     writer: WriterHandle,
     writer_thread: std::thread::JoinHandle<()>,
 }
@@ -79,8 +87,15 @@ impl Node {
     /// Replays the whole stored log, checking every link, signature and decision; writes the
     /// genesis entry if the log is empty; starts the writer.
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        projections::checkpoint::check_key_name(&config.log_origin)
+            .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
         let mut replayer = Replayer::new();
-        let replayed = catch_up(&*config.store, &mut replayer, |_| {})?;
+        let mut tree = TreeState::new(&config.log_origin, &config.server_key);
+        let mut completed_tiles = Vec::new();
+        let mut grow_tree = |event: &projections::Event| {
+            completed_tiles.extend(tree.push(event.leaf_hash));
+        };
+        let replayed = catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
         let server_public = public_key_of(&config.server_key);
         if replayer.ledger.size == 0 {
             let genesis = Command {
@@ -117,8 +132,27 @@ impl Node {
             if wrote {
                 tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
             }
-            catch_up(&*config.store, &mut replayer, |_| {})?;
+            catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
         }
+        // Tiles are derived from the log, so they are rewritten (idempotently) rather than trusted.
+        for tiles in completed_tiles.chunks(1024) {
+            config.store.write_tiles(tiles)?;
+        }
+        if tree.root() != replayer.ledger.merkle.root() {
+            return Err(StartError::TreeDiverged);
+        }
+        // An existing log keeps the name its genesis gave it, whatever this start was told.
+        if let Some(identity) = &replayer.ledger.identity {
+            if identity.log_origin != config.log_origin {
+                tracing::warn!(
+                    genesis = %identity.log_origin,
+                    configured = %config.log_origin,
+                    "the log's origin comes from its genesis entry; the configured one is ignored"
+                );
+                tree.set_origin(&identity.log_origin);
+            }
+        }
+        tree.sign(&config.server_key);
         if let Some(found) = replayer.ledger.server_key() {
             if found != server_public {
                 return Err(StartError::ForeignServerKey {
@@ -135,11 +169,13 @@ impl Node {
         );
         let observers = Arc::new(crate::metrics::Observers::new(replayer.ledger.size));
         let published = Arc::new(RwLock::new(replayer.ledger));
+        let tree = Arc::new(RwLock::new(tree));
         let (writer, writer_thread) = Writer::spawn(
             config.store.clone(),
             config.clock.clone(),
-            config.server_key,
+            config.server_key.clone(),
             published.clone(),
+            tree.clone(),
             observers.clone(),
             projections::limits::WRITER_QUEUE_COMMANDS_MAX,
         )?;
@@ -149,6 +185,8 @@ impl Node {
             store: config.store,
             clock: config.clock,
             published,
+            tree,
+            server_key: config.server_key,
             writer,
             writer_thread,
         })
@@ -157,12 +195,16 @@ impl Node {
     /// Appends a command whose envelope has been opened (signature checked); answers once the
     /// entry is durable.
     pub async fn append(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
-        self.writer.submit(signed).await
+        let appended = self.writer.submit(signed).await?;
+        // The writer grew the tree before answering, so the current checkpoint covers the entry.
+        self.tree()
+            .receipt(&*self.store, &appended, None)
+            .map_err(|error| SubmitError::StoreUnavailable(error.to_string()))
     }
 
     /// Appends every system event that is due: poll closes, SLA breaches, silent closes of
     /// resolved complaints, proposal expiries.
-    pub async fn append_due_system_events(&self) -> Result<Vec<Receipt>, SubmitError> {
+    pub async fn append_due_system_events(&self) -> Result<Vec<Appended>, SubmitError> {
         let nothing_due = self
             .ledger()
             .due_system_actions(self.clock.now())
@@ -181,6 +223,20 @@ impl Node {
             // panic on valid input); serve what is there rather than fail every read.
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// The published Merkle tree. Hold the guard briefly: the writer waits for it.
+    pub fn tree(&self) -> RwLockReadGuard<'_, TreeState> {
+        match self.tree.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A signed checkpoint of the log at `size` (at most the published size).
+    pub fn checkpoint_at(&self, size: u64) -> Result<String, TreeError> {
+        self.tree()
+            .checkpoint_at(&*self.store, size, &self.server_key)
     }
 
     /// Asks the writer to fold in other nodes' entries now.

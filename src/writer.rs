@@ -19,23 +19,23 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::envelope::sign_system;
 use crate::store::{EventStore, StoreError, StoredEntry};
+use crate::transparency::TreeState;
 
-/// What an accepted command gets back.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Receipt {
-    /// Position of the entry in the log, counted from zero.
+/// What the writer answers once an entry is durable; the node adds the Merkle proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
     pub position: u64,
-    /// SHA-256 of the entry bytes, hexadecimal: the chain link.
-    pub entry_hash: String,
-    #[schema(value_type = String, format = DateTime)]
+    pub entry_hash: Hash,
+    pub leaf_hash: Hash,
     pub server_time: Timestamp,
 }
 
-impl Receipt {
-    fn of(event: &Event) -> Receipt {
-        Receipt {
+impl Appended {
+    fn of(event: &Event) -> Appended {
+        Appended {
             position: event.position,
-            entry_hash: hex::encode(event.hash),
+            entry_hash: event.hash,
+            leaf_hash: event.leaf_hash,
             server_time: event.server_time,
         }
     }
@@ -60,10 +60,10 @@ pub enum Submission {
     Follow,
     Command {
         signed: Box<SignedCommand>,
-        reply: Reply<Receipt>,
+        reply: Reply<Appended>,
     },
     DueSystemEvents {
-        reply: Reply<Vec<Receipt>>,
+        reply: Reply<Vec<Appended>>,
     },
 }
 
@@ -74,7 +74,7 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub async fn submit(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
+    pub async fn submit(&self, signed: SignedCommand) -> Result<Appended, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::Command {
             signed: Box::new(signed),
@@ -95,7 +95,7 @@ impl WriterHandle {
         }
     }
 
-    pub async fn append_due_system_events(&self) -> Result<Vec<Receipt>, SubmitError> {
+    pub async fn append_due_system_events(&self) -> Result<Vec<Appended>, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::DueSystemEvents { reply })?;
         Self::wait(answer).await
@@ -123,6 +123,9 @@ pub struct Writer {
     server_key: SigningKey,
     working: Ledger,
     published: Arc<RwLock<Ledger>>,
+    tree: Arc<RwLock<TreeState>>,
+    /// Hash tiles completed by published events, waiting to be stored.
+    pending_tiles: Vec<crate::store::StoredTile>,
     receiver: Receiver<Submission>,
 }
 
@@ -142,6 +145,7 @@ impl Writer {
         clock: Arc<dyn Clock>,
         server_key: SigningKey,
         published: Arc<RwLock<Ledger>>,
+        tree: Arc<RwLock<TreeState>>,
         observers: Arc<crate::metrics::Observers>,
         queue_commands_max: usize,
     ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
@@ -157,6 +161,8 @@ impl Writer {
             server_key,
             working,
             published,
+            tree,
+            pending_tiles: Vec::new(),
             receiver,
         };
         let thread = std::thread::Builder::new()
@@ -175,6 +181,7 @@ impl Writer {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
                     self.follow();
+                    self.store_completed_tiles();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -187,6 +194,7 @@ impl Writer {
                 }
             }
             self.commit_batch(batch);
+            self.store_completed_tiles();
         }
         tracing::info!("log writer stopped: every handle was dropped");
     }
@@ -288,9 +296,9 @@ impl Writer {
         };
         match result {
             Ok((sealed, outcomes)) => {
-                let receipts: Vec<Receipt> = sealed
+                let receipts: Vec<Appended> = sealed
                     .iter()
-                    .map(|entry| Receipt::of(&entry.event))
+                    .map(|entry| Appended::of(&entry.event))
                     .collect();
                 for (submission, outcome) in batch.into_iter().zip(outcomes) {
                     match (submission, outcome) {
@@ -343,12 +351,23 @@ impl Writer {
         )
     }
 
-    fn publish(&self, sealed: &[SealedEntry]) {
+    fn publish(&mut self, sealed: &[SealedEntry]) {
         self.publish_events(sealed.iter().map(|entry| &entry.event));
     }
 
-    /// Folds durable events into the published ledger and wakes live subscribers.
-    fn publish_events<'a>(&self, events: impl Iterator<Item = &'a Event>) {
+    /// Folds durable events into the published ledger and the Merkle tree, signs a checkpoint
+    /// over the new size, and wakes live subscribers.
+    fn publish_events<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) {
+        let mut completed_tiles = Vec::new();
+        match self.tree.write() {
+            Ok(mut tree) => {
+                for event in events.clone() {
+                    completed_tiles.extend(tree.push(event.leaf_hash));
+                }
+                tree.sign(&self.server_key);
+            }
+            Err(_) => tracing::error!("Merkle tree lock poisoned; checkpoints are stale"),
+        }
         match self.published.write() {
             Ok(mut ledger) => {
                 for event in events {
@@ -357,6 +376,21 @@ impl Writer {
                 self.observers.published_size.send_replace(ledger.size);
             }
             Err(_) => tracing::error!("published ledger lock poisoned; reads are stale"),
+        }
+        self.pending_tiles.extend(completed_tiles);
+    }
+
+    /// Stores the hash tiles completed since the last call. Never called inside the store's
+    /// append lock: a store may serve both on one connection.
+    fn store_completed_tiles(&mut self) {
+        if self.pending_tiles.is_empty() {
+            return;
+        }
+        let tiles = std::mem::take(&mut self.pending_tiles);
+        // Tiles are derived from the log: a failed write costs only old-leaf proofs until the
+        // next start-up rewrites them, never an event.
+        if let Err(error) = self.store.write_tiles(&tiles) {
+            tracing::warn!(%error, tiles = tiles.len(), "storing completed hash tiles failed");
         }
     }
 
@@ -408,7 +442,7 @@ impl Writer {
         self.publish_followed(&folded);
     }
 
-    fn publish_followed(&self, folded: &[Event]) {
+    fn publish_followed(&mut self, folded: &[Event]) {
         if !folded.is_empty() {
             tracing::debug!(
                 events = folded.len(),

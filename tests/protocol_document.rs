@@ -8,8 +8,8 @@ use actix_web::body::MessageBody;
 use actix_web::ResponseError;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use projections::command::{
-    Audience, CastBallot, ChoiceKind, ClosePoll, Genesis, ParseError, PollDefinition, RegisterKey,
-    Role, RoleChange, TallyVisibility,
+    Audience, CastBallot, CheckpointReference, ChoiceKind, ClosePoll, Genesis, ParseError,
+    PollDefinition, RegisterKey, Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::{
     entry_hash, public_key_of, signed_message, SignatureError, COMMAND_DOMAIN, ENTRY_HEADER_BYTES,
@@ -668,6 +668,10 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
             turnout: 49,
             superseded_ballots: 3,
         },
+        checkpoint: CheckpointReference {
+            size: 412,
+            root: "6b1f0c5e9a3d4c2b8e7f6a5d4c3b2a190817263544536271809f8e7d6c5b4a39".into(),
+        },
     });
     for action in [revoke, close] {
         assert_eq!(
@@ -685,6 +689,13 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
         .map(|name| hex::encode(doc.hex(&format!("example-{name}-public-key"))))
         .collect();
     known.push(hex::encode(file_hash));
+    // The close example's Merkle root is illustrative: no key or file hashes to it.
+    known.push(
+        doc.json("body-close_poll")["checkpoint"]["root"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
     for name in Action::NAMES {
         let body = doc.block(&format!("body-{name}"));
         let tokens = body.split(|c: char| !c.is_ascii_hexdigit());
@@ -1001,6 +1012,7 @@ fn every_refusal() -> Vec<Refusal> {
         Refusal::PollAlreadyClosed,
         Refusal::PollNotDue,
         Refusal::FinalTallyMismatch,
+        Refusal::CheckpointMismatch,
         Refusal::NotModerator,
         Refusal::NotRegistrar,
         Refusal::NotResponsibleDepartment,
@@ -1052,6 +1064,7 @@ fn every_refusal() -> Vec<Refusal> {
             | Refusal::PollAlreadyClosed
             | Refusal::PollNotDue
             | Refusal::FinalTallyMismatch
+            | Refusal::CheckpointMismatch
             | Refusal::NotModerator
             | Refusal::NotRegistrar
             | Refusal::NotResponsibleDepartment
@@ -1134,6 +1147,11 @@ fn every_api_error() -> Vec<ApiError> {
             subject: "key",
             retry_after_seconds: 1,
         },
+        ApiError::BeyondTreeSize {
+            requested: 2,
+            size: 1,
+        },
+        ApiError::ImpossibleProof(String::new()),
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1144,6 +1162,8 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::NotFound(_)
             | ApiError::TallySealed
             | ApiError::StoreUnavailable(_)
+            | ApiError::BeyondTreeSize { .. }
+            | ApiError::ImpossibleProof(_)
             | ApiError::RateLimited { .. } => {}
         }
     }

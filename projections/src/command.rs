@@ -286,6 +286,18 @@ pub struct Tally {
 pub struct ClosePoll {
     pub poll: u64,
     pub final_tally: Tally,
+    /// The Merkle tree over every entry before this one: the server publishes its signed
+    /// checkpoint, so a tally can be checked against a log state anyone can pin.
+    pub checkpoint: CheckpointReference,
+}
+
+/// A tree size and its Merkle root: what a signed checkpoint of this log commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointReference {
+    pub size: u64,
+    /// The RFC 6962 root of the first `size` entries, hex (the checkpoint note shows it in base64).
+    pub root: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

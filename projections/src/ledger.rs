@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::command::CheckpointReference;
 use crate::command::{
     Action, Attestation, Audience, CastBallot, CategoryDefinition, ChoiceKind, ClosePoll, Command,
     Genesis, PollDefinition, Role, RoleChange, Tally,
 };
 use crate::complaints::Complaint;
 use crate::limits;
+use crate::merkle::Frontier;
 use crate::proposals::Proposal;
 use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
 use crate::time::Timestamp;
@@ -75,6 +77,8 @@ pub enum Refusal {
     PollNotDue,
     #[error("the close event's final tally differs from the recount")]
     FinalTallyMismatch,
+    #[error("the close event's checkpoint is not the Merkle tree of the log before it")]
+    CheckpointMismatch,
     #[error("only a moderator may do this")]
     NotModerator,
     #[error("only a registrar may do this")]
@@ -146,6 +150,7 @@ impl Refusal {
             Refusal::PollAlreadyClosed => "poll-already-closed",
             Refusal::PollNotDue => "poll-not-due",
             Refusal::FinalTallyMismatch => "final-tally-mismatch",
+            Refusal::CheckpointMismatch => "checkpoint-mismatch",
             Refusal::NotModerator => "not-moderator",
             Refusal::NotRegistrar => "not-registrar",
             Refusal::NotResponsibleDepartment => "not-responsible-department",
@@ -174,6 +179,8 @@ pub struct Event {
     pub server_time: Timestamp,
     pub kind: EntryKind,
     pub hash: Hash,
+    /// The entry's leaf hash in the Merkle tree over the log.
+    pub leaf_hash: Hash,
     pub command: Command,
 }
 
@@ -222,6 +229,8 @@ pub enum PollStatus {
 pub struct ClosedPoll {
     pub position: u64,
     pub server_time: Timestamp,
+    /// The log state the close event pins (every entry before it).
+    pub checkpoint: CheckpointReference,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +318,8 @@ pub struct Ledger {
     /// Hash of the last entry, or zeros before the first.
     pub head_hash: Hash,
     pub last_server_time: Timestamp,
+    /// The right edge of the Merkle tree over the log: O(log n) hashes.
+    pub merkle: Frontier,
 }
 
 impl Ledger {
@@ -316,6 +327,14 @@ impl Ledger {
         Ledger {
             head_hash: GENESIS_PREVIOUS_HASH,
             ..Ledger::default()
+        }
+    }
+
+    /// The size and Merkle root of the log folded so far.
+    pub fn checkpoint_reference(&self) -> CheckpointReference {
+        CheckpointReference {
+            size: self.size,
+            root: hex::encode(self.merkle.root()),
         }
     }
 
@@ -584,6 +603,9 @@ impl Ledger {
         if close.final_tally != poll.tally {
             return Err(Refusal::FinalTallyMismatch);
         }
+        if close.checkpoint != self.checkpoint_reference() {
+            return Err(Refusal::CheckpointMismatch);
+        }
         Ok(())
     }
 
@@ -607,6 +629,7 @@ impl Ledger {
                 Action::ClosePoll(ClosePoll {
                     poll: poll.id,
                     final_tally: poll.tally.clone(),
+                    checkpoint: self.checkpoint_reference(),
                 })
             })
             .collect();
@@ -683,6 +706,7 @@ impl Ledger {
                     poll.closed = Some(ClosedPoll {
                         position: event.position,
                         server_time: event.server_time,
+                        checkpoint: close.checkpoint.clone(),
                     });
                 }
             }
@@ -712,6 +736,7 @@ impl Ledger {
         }
         self.size = event.position + 1;
         self.head_hash = event.hash;
+        self.merkle.push(event.leaf_hash);
         self.last_server_time = event.server_time;
     }
 }

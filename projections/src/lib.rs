@@ -4,14 +4,17 @@
 //! Invariant: no IO, no clock, no randomness. The server and `veche verify` run this same code, so
 //! a recount can never disagree with the server by construction.
 
+pub mod checkpoint;
 pub mod command;
 pub mod complaints;
 pub mod ledger;
 pub mod limits;
+pub mod merkle;
 pub mod proposals;
 pub mod protocol;
 pub mod replay;
 pub mod statistics;
+pub mod tiles;
 pub mod time;
 
 pub use command::{Action, Command, Tally};

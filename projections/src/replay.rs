@@ -48,6 +48,7 @@ pub fn seal(
         server_time,
         kind: entry.kind,
         hash: entry_hash(&bytes),
+        leaf_hash: crate::protocol::leaf_hash(&bytes),
         command: signed.command,
     };
     Ok(SealedEntry { bytes, event })
@@ -81,6 +82,52 @@ pub struct ReplayError {
     pub failure: ReplayFailure,
 }
 
+/// An entry whose self-contained checks passed (decoding, stored hash, signature, payload):
+/// what is left is its place in the chain and the decision, which need the entries before it.
+///
+/// Checking is independent per entry, so a verifier spreads it over every core; `apply_checked`
+/// then runs in log order.
+#[derive(Clone, Debug)]
+pub struct CheckedEntry {
+    pub entry: Entry,
+    pub hash: Hash,
+    pub leaf_hash: Hash,
+    pub command: Command,
+}
+
+/// Whether `check_entry` verifies the signature itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Strict single verification, as the server does on the way in.
+    Strict,
+    /// The caller has already verified this entry's signature (in a batch).
+    AlreadyVerified,
+}
+
+/// Decodes and checks one entry on its own. `stored_hash` is the hash a store kept beside the
+/// entry, when it keeps one.
+pub fn check_entry(
+    bytes: &[u8],
+    stored_hash: Option<&Hash>,
+    signature: SignatureCheck,
+) -> Result<CheckedEntry, ReplayFailure> {
+    let entry = Entry::decode(bytes)?;
+    let hash = entry_hash(bytes);
+    if stored_hash.is_some_and(|stored| *stored != hash) {
+        return Err(ReplayFailure::StoredHashMismatch);
+    }
+    if signature == SignatureCheck::Strict {
+        entry.verify_signature()?;
+    }
+    let command = Command::parse(&entry.payload)?;
+    Ok(CheckedEntry {
+        entry,
+        hash,
+        leaf_hash: crate::protocol::leaf_hash(bytes),
+        command,
+    })
+}
+
 /// Folds a log in order, checking each entry on the way in.
 #[derive(Clone, Debug, Default)]
 pub struct Replayer {
@@ -94,16 +141,29 @@ impl Replayer {
         }
     }
 
-    /// Checks and folds the next entry. `stored_hash` is the hash a store kept beside the entry,
-    /// when it keeps one.
+    /// Checks and folds the next entry, verifying its signature strictly.
     pub fn apply(
         &mut self,
         bytes: &[u8],
         stored_hash: Option<&Hash>,
     ) -> Result<Event, ReplayError> {
         let position = self.ledger.size;
+        let checked = check_entry(bytes, stored_hash, SignatureCheck::Strict)
+            .map_err(|failure| ReplayError { position, failure })?;
+        self.apply_checked(checked)
+    }
+
+    /// Folds the next entry, already checked on its own by `check_entry`: checks its position,
+    /// its link to the entry before, its time and the decision.
+    pub fn apply_checked(&mut self, checked: CheckedEntry) -> Result<Event, ReplayError> {
+        let position = self.ledger.size;
         let fail = |failure: ReplayFailure| ReplayError { position, failure };
-        let entry = Entry::decode(bytes).map_err(|error| fail(error.into()))?;
+        let CheckedEntry {
+            entry,
+            hash,
+            leaf_hash,
+            command,
+        } = checked;
         if entry.position != position {
             return Err(fail(ReplayFailure::PositionMismatch {
                 found: entry.position,
@@ -112,17 +172,9 @@ impl Replayer {
         if entry.previous_hash != self.ledger.head_hash {
             return Err(fail(ReplayFailure::BrokenLink));
         }
-        let hash = entry_hash(bytes);
-        if stored_hash.is_some_and(|stored| *stored != hash) {
-            return Err(fail(ReplayFailure::StoredHashMismatch));
-        }
         if entry.server_time < self.ledger.last_server_time {
             return Err(fail(ReplayFailure::TimeWentBackwards));
         }
-        entry
-            .verify_signature()
-            .map_err(|error| fail(error.into()))?;
-        let command = Command::parse(&entry.payload).map_err(|error| fail(error.into()))?;
         self.ledger
             .decide(entry.kind, entry.signer, &command, entry.server_time)
             .map_err(|refusal| fail(refusal.into()))?;
@@ -131,6 +183,7 @@ impl Replayer {
             server_time: entry.server_time,
             kind: entry.kind,
             hash,
+            leaf_hash,
             command,
         };
         self.ledger.evolve(&event);

@@ -8,7 +8,7 @@ use crate::envelope::Envelope;
 use crate::http::commands::accept;
 use crate::http::problem::{ApiError, Problem};
 use crate::node::Node;
-use crate::writer::Receipt;
+use crate::transparency::Receipt;
 
 /// Attest a registered key's district and verified status. The payload's action is
 /// `attest_resident`, signed by a registrar.

@@ -6,7 +6,7 @@ use crate::coordination::Admission;
 use crate::envelope::Envelope;
 use crate::http::problem::{ApiError, Problem};
 use crate::node::{CommandError, Node};
-use crate::writer::Receipt;
+use crate::transparency::Receipt;
 use crate::writer::SubmitError;
 use projections::Refusal;
 use projections::{Action, Command};

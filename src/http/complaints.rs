@@ -12,7 +12,7 @@ use crate::http::commands::{accept, lifecycle_target};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
 use crate::node::Node;
-use crate::writer::Receipt;
+use crate::transparency::Receipt;
 
 /// File a complaint. The payload's action is `file_complaint`; the complaint's id is the
 /// receipt's position.
@@ -281,10 +281,19 @@ pub async fn get_complaint(
 
 /// Complaint statistics overall and by district, category, department and month of filing.
 /// `resolved` counts resolutions the author has not confirmed; `confirmed` counts only those
-/// the author confirmed. Definitions: docs/STATISTICS.md.
+/// the author confirmed. Definitions: docs/STATISTICS.md. The `X-Veche-Log-Size` header names
+/// the number of log entries the report is computed from, so `veche verify` can recount at
+/// exactly that point.
 #[utoipa::path(get, path = "/v1/statistics/complaints", tag = "complaints",
-    responses((status = 200, body = Object, description = "projections::statistics::StatisticsReport")))]
+    responses((status = 200, body = Object, description = "projections::statistics::StatisticsReport",
+        headers(("X-Veche-Log-Size" = u64, description = "Log entries the report is computed from")))))]
 #[get("/v1/statistics/complaints")]
-pub async fn statistics(node: web::Data<Node>) -> web::Json<StatisticsReport> {
-    web::Json(complaint_statistics(&node.ledger()))
+pub async fn statistics(node: web::Data<Node>) -> HttpResponse {
+    let (report, size): (StatisticsReport, u64) = {
+        let ledger = node.ledger();
+        (complaint_statistics(&ledger), ledger.size)
+    };
+    HttpResponse::Ok()
+        .insert_header(("X-Veche-Log-Size", size.to_string()))
+        .json(report)
 }

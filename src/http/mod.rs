@@ -11,6 +11,7 @@ pub mod open311;
 pub mod problem;
 pub mod proposals;
 pub mod reads;
+pub mod transparency;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -62,6 +63,12 @@ use problem::ApiError;
         reads::export_log,
         reads::healthz,
         reads::readyz,
+        transparency::latest_checkpoint,
+        transparency::tile,
+        transparency::checkpoint_at,
+        transparency::inclusion_proof,
+        transparency::consistency_proof,
+        transparency::upgrade_receipt,
     ),
     tags(
         (name = "keys", description = "Registering keys and granting roles"),
@@ -71,6 +78,7 @@ use problem::ApiError;
         (name = "proposals", description = "Crowdsourced proposals"),
         (name = "open311", description = "Open311 GeoReport v2 (read-only, JSON)"),
         (name = "log", description = "The raw signed log"),
+        (name = "transparency", description = "Merkle tree: C2SP tlog-tiles, signed checkpoints, proofs and receipts"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -151,6 +159,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(reads::export_log)
         .service(reads::healthz)
         .service(reads::readyz)
+        .service(transparency::latest_checkpoint)
+        .service(transparency::tile)
+        .service(transparency::checkpoint_at)
+        .service(transparency::inclusion_proof)
+        .service(transparency::consistency_proof)
+        .service(transparency::upgrade_receipt)
         .route("/openapi.json", web::get().to(openapi_document))
         // The UI's scripts are compiled into the binary (the `vendored` feature): it works offline.
         .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()))

@@ -44,6 +44,10 @@ pub enum ApiError {
     TallySealed,
     #[error("the log store is unavailable: {0}")]
     StoreUnavailable(String),
+    #[error("the log has {size} entries; tree size {requested} does not exist yet")]
+    BeyondTreeSize { requested: u64, size: u64 },
+    #[error("the proof cannot be computed: {0}")]
+    ImpossibleProof(String),
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -61,6 +65,8 @@ impl ApiError {
             ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
             ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ApiError::BeyondTreeSize { .. } => (StatusCode::NOT_FOUND, "beyond-tree-size"),
+            ApiError::ImpossibleProof(_) => (StatusCode::BAD_REQUEST, "impossible-proof"),
             ApiError::Command(error) => classify_command(error),
         }
     }
@@ -151,6 +157,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::MissingGenesis
         | Refusal::PollNotDue
         | Refusal::FinalTallyMismatch
+        | Refusal::CheckpointMismatch
         | Refusal::EventNotDue => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -203,5 +210,20 @@ impl From<SubmitError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         ApiError::StoreUnavailable(error.to_string())
+    }
+}
+
+impl From<crate::transparency::TreeError> for ApiError {
+    fn from(error: crate::transparency::TreeError) -> Self {
+        use crate::transparency::TreeError;
+        match error {
+            TreeError::BeyondSize { requested, size } => {
+                ApiError::BeyondTreeSize { requested, size }
+            }
+            TreeError::Proof(reason) => ApiError::ImpossibleProof(reason),
+            TreeError::MissingTile { .. } | TreeError::Store(_) => {
+                ApiError::StoreUnavailable(error.to_string())
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::http::commands::{accept, lifecycle_target};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
 use crate::node::Node;
-use crate::writer::Receipt;
+use crate::transparency::Receipt;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
 /// receipt's position.

@@ -311,8 +311,11 @@ pub struct LogHead {
     /// Hash of the last entry, hex.
     pub head_hash: String,
     pub log_origin: String,
-    /// The server's Ed25519 public key, hex: it signs system events.
+    /// The server's Ed25519 public key, hex: it signs system events and checkpoints.
     pub server_key: String,
+    /// The same key as a C2SP signed-note verifier key, for `veche verify --log-key` and
+    /// third-party tlog tools. Check it against a copy published through another channel.
+    pub verifier_key: String,
     pub admin_keys: Vec<String>,
 }
 
@@ -330,6 +333,11 @@ pub async fn log_head(node: web::Data<Node>) -> web::Json<LogHead> {
             .unwrap_or_default(),
         server_key: identity
             .map(|identity| identity.server_key.to_hex())
+            .unwrap_or_default(),
+        verifier_key: identity
+            .map(|identity| {
+                projections::checkpoint::verifier_key(&identity.log_origin, &identity.server_key)
+            })
             .unwrap_or_default(),
         admin_keys: identity
             .map(|identity| identity.admin_keys.iter().map(|key| key.to_hex()).collect())
@@ -449,14 +457,23 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     }))
 }
 
-/// The whole log as one download, in order: each entry as a 2-byte big-endian length followed
-/// by its bytes (the C2SP entry-bundle encoding). Streamed page by page, up to the size the log
-/// had when the download began; `veche verify --export` reads it offline.
+/// The whole log as one download: first the signed checkpoint at the exported size, then every
+/// entry in order, each record a 2-byte big-endian length followed by its bytes (the C2SP
+/// entry-bundle encoding). Streamed page by page; `veche verify --export` reads it offline.
 #[utoipa::path(get, path = "/v1/log/export", tag = "log",
     responses((status = 200, description = "Length-prefixed entries", content_type = "application/octet-stream", body = Vec<u8>)))]
 #[get("/v1/log/export")]
 pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
-    let size = node.ledger().size;
+    let (size, checkpoint) = {
+        let tree = node.tree();
+        (tree.size(), tree.checkpoint().to_owned())
+    };
+    let mut header = Vec::with_capacity(checkpoint.len() + 2);
+    header.extend_from_slice(&(checkpoint.len() as u16).to_be_bytes());
+    header.extend_from_slice(checkpoint.as_bytes());
+    let header = futures_util::stream::once(async move {
+        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(header))
+    });
     let pages = futures_util::stream::unfold(0u64, move |from| {
         let node = node.clone();
         async move {
@@ -500,5 +517,5 @@ pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(("X-Veche-Log-Size", size.to_string()))
-        .streaming(pages)
+        .streaming(futures_util::StreamExt::chain(header, pages))
 }

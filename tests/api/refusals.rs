@@ -3,7 +3,7 @@
 
 use ed25519_dalek::{Signer, SigningKey};
 use projections::command::{
-    CastBallot, ChoiceKind, ClosePoll, RegisterKey, Role, RoleChange, Tally,
+    CastBallot, CheckpointReference, ChoiceKind, ClosePoll, RegisterKey, Role, RoleChange, Tally,
 };
 use projections::protocol::COMMAND_DOMAIN;
 use projections::{Action, Command, PublicKey, Timestamp};
@@ -167,6 +167,10 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
         Action::ClosePoll(ClosePoll {
             poll: open,
             final_tally: Tally::default(),
+            checkpoint: CheckpointReference {
+                size: 1,
+                root: "00".repeat(32),
+            },
         }),
     );
     let grant = |subject: &SigningKey, role: Role| {

@@ -1,0 +1,418 @@
+//! The Merkle tree over the log as this node publishes it: signed checkpoints, C2SP tiles and
+//! inclusion and consistency proofs, from state that stays small as the log grows.
+//!
+//! Invariant: the tree only ever covers durable entries, and the checkpoint it publishes is
+//! signed over exactly its size and root. Memory: the right edge (O(log n)), every node of height
+//! 8 and above (a quarter byte per entry), and the low nodes of the most recent leaves; older low
+//! nodes are recomputed from the level-0 hash tiles in the store.
+
+use std::collections::VecDeque;
+
+use ed25519_dalek::SigningKey;
+use projections::checkpoint::{sign_note, Checkpoint};
+use projections::merkle::{self, Frontier, NodeSource};
+use projections::tiles::TileAddress;
+use projections::Hash;
+
+use crate::store::{EventStore, StoreError, StoredTile};
+
+/// Leaves whose low nodes (heights 0 to 7) stay in memory: several writer batches' worth, so a
+/// receipt's proof never touches the store.
+const RECENT_LEAVES_MAX: u64 = 16 * TILE_WIDTH;
+const TILE_WIDTH: u64 = 256;
+const TILE_HEIGHT: u8 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("the tree has {size} entries; {requested} were asked for")]
+    BeyondSize { requested: u64, size: u64 },
+    #[error("a hash tile the tree needs is missing from the store: level {level}, index {index}")]
+    MissingTile { level: u8, index: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Proof(String),
+}
+
+/// The tree state the writer grows and readers consult under a read lock.
+pub struct TreeState {
+    origin: String,
+    frontier: Frontier,
+    /// `high[h - 8][i]`: the perfect node of height `h ≥ 8` and index `i`.
+    high: Vec<Vec<Hash>>,
+    /// `low[h]`: the most recent perfect nodes of height `h < 8`, the first of index `low_start[h]`.
+    low: [VecDeque<Hash>; TILE_HEIGHT as usize],
+    low_start: [u64; TILE_HEIGHT as usize],
+    /// The signed checkpoint at the current size.
+    checkpoint: String,
+}
+
+impl TreeState {
+    pub fn new(origin: &str, key: &SigningKey) -> TreeState {
+        let mut state = TreeState {
+            origin: origin.to_owned(),
+            frontier: Frontier::default(),
+            high: Vec::new(),
+            low: Default::default(),
+            low_start: [0; TILE_HEIGHT as usize],
+            checkpoint: String::new(),
+        };
+        state.sign(key);
+        state
+    }
+
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// Renames the log in checkpoints signed from now on (start-up only: the genesis entry's
+    /// origin wins over configuration).
+    pub fn set_origin(&mut self, origin: &str) {
+        origin.clone_into(&mut self.origin);
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The signed note of the checkpoint at the current size.
+    pub fn checkpoint(&self) -> &str {
+        &self.checkpoint
+    }
+
+    /// Appends one leaf; returns the hash tiles it completed, to be stored.
+    pub fn push(&mut self, leaf_hash: Hash) -> Vec<StoredTile> {
+        let mut completed = Vec::new();
+        for (height, index, hash) in self.frontier.push(leaf_hash) {
+            if height < TILE_HEIGHT {
+                let nodes = &mut self.low[usize::from(height)];
+                nodes.push_back(hash);
+                let keep = usize::try_from(RECENT_LEAVES_MAX >> height).unwrap_or(usize::MAX);
+                while nodes.len() > keep {
+                    nodes.pop_front();
+                    self.low_start[usize::from(height)] += 1;
+                }
+            } else {
+                let row = usize::from(height - TILE_HEIGHT);
+                if self.high.len() <= row {
+                    self.high.resize_with(row + 1, Vec::new);
+                }
+                self.high[row].push(hash);
+            }
+            // A node of height 8L is the last hash of a full level-L tile when its index is the
+            // tile's last slot.
+            if height % TILE_HEIGHT == 0 && index % TILE_WIDTH == TILE_WIDTH - 1 {
+                let level = height / TILE_HEIGHT;
+                let tile_index = index / TILE_WIDTH;
+                if let Ok(hashes) = self.tile_hashes(None, level, tile_index, TILE_WIDTH as u16) {
+                    completed.push(StoredTile {
+                        level,
+                        index: tile_index,
+                        hashes: hashes.concat(),
+                    });
+                }
+            }
+        }
+        completed
+    }
+
+    /// Signs a checkpoint at the current size.
+    pub fn sign(&mut self, key: &SigningKey) {
+        self.checkpoint = self.note_for(self.size(), self.root(), key);
+    }
+
+    fn note_for(&self, size: u64, root: Hash, key: &SigningKey) -> String {
+        let body = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        }
+        .body();
+        sign_note(&body, &self.origin, key)
+    }
+
+    /// A signed checkpoint at an earlier size (Ed25519 signatures are deterministic: the same
+    /// size always gets the same note).
+    pub fn checkpoint_at(
+        &self,
+        store: &dyn EventStore,
+        size: u64,
+        key: &SigningKey,
+    ) -> Result<String, TreeError> {
+        if size == self.size() {
+            return Ok(self.checkpoint.clone());
+        }
+        let root = self.root_at(store, size)?;
+        Ok(self.note_for(size, root, key))
+    }
+
+    pub fn root_at(&self, store: &dyn EventStore, size: u64) -> Result<Hash, TreeError> {
+        self.check_size(size)?;
+        if size == self.size() {
+            return Ok(self.root());
+        }
+        merkle::root(&self.nodes(store), size).map_err(|error| TreeError::Proof(error.to_string()))
+    }
+
+    pub fn inclusion_proof(
+        &self,
+        store: &dyn EventStore,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, TreeError> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(&self.nodes(store), index, size)
+            .map_err(|error| TreeError::Proof(error.to_string()))
+    }
+
+    pub fn consistency_proof(
+        &self,
+        store: &dyn EventStore,
+        size1: u64,
+        size2: u64,
+    ) -> Result<Vec<Hash>, TreeError> {
+        self.check_size(size2)?;
+        merkle::consistency_proof(&self.nodes(store), size1, size2)
+            .map_err(|error| TreeError::Proof(error.to_string()))
+    }
+
+    /// The hashes of a hash tile as it stands at the current size (`width` of them), or `None`
+    /// when the tree has not reached that width yet.
+    pub fn tile(
+        &self,
+        store: &dyn EventStore,
+        address: &TileAddress,
+    ) -> Result<Option<Vec<u8>>, TreeError> {
+        let available = self.tile_width_available(address.level, address.index);
+        if u64::from(address.width) > available {
+            return Ok(None);
+        }
+        let hashes = self.tile_hashes(Some(store), address.level, address.index, address.width)?;
+        Ok(Some(hashes.concat()))
+    }
+
+    /// How many hashes tile `index` of `level` holds at the current size (0 to 256).
+    pub fn tile_width_available(&self, level: u8, index: u64) -> u64 {
+        let height = u32::from(level) * u32::from(TILE_HEIGHT);
+        let nodes = if height >= 64 {
+            0
+        } else {
+            self.size() >> height
+        };
+        nodes
+            .saturating_sub(index.saturating_mul(TILE_WIDTH))
+            .min(TILE_WIDTH)
+    }
+
+    fn tile_hashes(
+        &self,
+        store: Option<&dyn EventStore>,
+        level: u8,
+        index: u64,
+        width: u16,
+    ) -> Result<Vec<Hash>, TreeError> {
+        // Trees never reach height 64: level 8 and above are empty.
+        if level >= 8 {
+            return Err(TreeError::MissingTile { level, index });
+        }
+        let height = level * TILE_HEIGHT;
+        let first = index.saturating_mul(TILE_WIDTH);
+        let width = u64::from(width);
+        if level > 0 {
+            let row = self
+                .high
+                .get(usize::from(height - TILE_HEIGHT))
+                .ok_or(TreeError::MissingTile { level, index })?;
+            let start = usize::try_from(first).unwrap_or(usize::MAX);
+            let end = usize::try_from(first + width).unwrap_or(usize::MAX);
+            return row
+                .get(start..end)
+                .map(<[Hash]>::to_vec)
+                .ok_or(TreeError::MissingTile { level, index });
+        }
+        let recent = &self.low[0];
+        let recent_start = self.low_start[0];
+        if first >= recent_start {
+            let offset = usize::try_from(first - recent_start).unwrap_or(usize::MAX);
+            let end = offset.saturating_add(usize::try_from(width).unwrap_or(usize::MAX));
+            if end <= recent.len() {
+                return Ok(recent.range(offset..end).copied().collect());
+            }
+            return Err(TreeError::MissingTile { level, index });
+        }
+        let store = store.ok_or(TreeError::MissingTile { level, index })?;
+        let bytes = store
+            .read_tile(0, index)?
+            .ok_or(TreeError::MissingTile { level, index })?;
+        let hashes: Vec<Hash> = bytes
+            .chunks_exact(32)
+            .take(usize::try_from(width).unwrap_or(usize::MAX))
+            .map(|chunk| {
+                let mut hash = [0; 32];
+                hash.copy_from_slice(chunk);
+                hash
+            })
+            .collect();
+        if hashes.len() as u64 != width {
+            return Err(TreeError::MissingTile { level, index });
+        }
+        Ok(hashes)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), TreeError> {
+        if size > self.size() {
+            return Err(TreeError::BeyondSize {
+                requested: size,
+                size: self.size(),
+            });
+        }
+        Ok(())
+    }
+
+    fn nodes<'a>(&'a self, store: &'a dyn EventStore) -> StateNodes<'a> {
+        StateNodes { state: self, store }
+    }
+}
+
+/// Perfect nodes read from the in-memory state, falling back to stored level-0 tiles for low
+/// nodes of old leaves.
+struct StateNodes<'a> {
+    state: &'a TreeState,
+    store: &'a dyn EventStore,
+}
+
+impl NodeSource for StateNodes<'_> {
+    type Error = TreeError;
+
+    fn node(&self, height: u8, index: u64) -> Result<Hash, TreeError> {
+        let state = self.state;
+        if height >= TILE_HEIGHT {
+            return state
+                .high
+                .get(usize::from(height - TILE_HEIGHT))
+                .and_then(|row| row.get(usize::try_from(index).ok()?))
+                .copied()
+                .ok_or(TreeError::MissingTile {
+                    level: height / TILE_HEIGHT,
+                    index,
+                });
+        }
+        let start = state.low_start[usize::from(height)];
+        if index >= start {
+            if let Some(hash) = usize::try_from(index - start)
+                .ok()
+                .and_then(|offset| state.low[usize::from(height)].get(offset))
+            {
+                return Ok(*hash);
+            }
+        }
+        // An old low node: recompute it from the stored level-0 tile that holds its leaves.
+        let first_leaf = index << height;
+        let tile_index = first_leaf / TILE_WIDTH;
+        let leaves = state.tile_hashes(Some(self.store), 0, tile_index, TILE_WIDTH as u16)?;
+        let offset = usize::try_from(first_leaf % TILE_WIDTH).unwrap_or(usize::MAX);
+        let count = 1usize << height;
+        let slice =
+            leaves
+                .get(offset..offset.saturating_add(count))
+                .ok_or(TreeError::MissingTile {
+                    level: 0,
+                    index: tile_index,
+                })?;
+        Ok(merkle::root_of_leaves(slice))
+    }
+}
+
+/// What an accepted command gets back: where its entry sits, and the proof that the signed
+/// checkpoint covers it, so the citizen can later show the server cannot drop it unnoticed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Receipt {
+    /// Position of the entry in the log, counted from zero; also its leaf index in the tree.
+    pub position: u64,
+    /// SHA-256 of the entry bytes, hexadecimal: the chain link.
+    pub entry_hash: String,
+    /// The entry's RFC 6962 leaf hash, SHA-256(0x00 ‖ entry), base64.
+    pub leaf_hash: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub server_time: projections::Timestamp,
+    /// Tree size of the checkpoint below.
+    pub tree_size: u64,
+    /// The signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note) that covers the entry.
+    pub checkpoint: String,
+    /// RFC 6962 inclusion proof from the leaf to the checkpoint's root: base64 hashes, lowest
+    /// first.
+    pub inclusion_proof: Vec<String>,
+    /// The same proof and checkpoint as one C2SP tlog-proof document.
+    pub tlog_proof: String,
+    /// Present on an upgraded receipt: the proof that the new checkpoint extends the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyProof>,
+}
+
+/// An RFC 6962 consistency proof between two tree sizes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    /// Base64 hashes.
+    pub proof: Vec<String>,
+}
+
+pub fn base64(hash: &Hash) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+pub fn hash_from_base64(text: &str) -> Option<Hash> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+impl TreeState {
+    /// A receipt for an appended entry against the current checkpoint; with `since`, also the
+    /// consistency proof from that earlier tree size.
+    pub fn receipt(
+        &self,
+        store: &dyn EventStore,
+        appended: &crate::writer::Appended,
+        since: Option<u64>,
+    ) -> Result<Receipt, TreeError> {
+        let size = self.size();
+        let proof = self.inclusion_proof(store, appended.position, size)?;
+        let consistency = match since {
+            Some(from_size) => Some(ConsistencyProof {
+                from_size,
+                to_size: size,
+                proof: self
+                    .consistency_proof(store, from_size, size)?
+                    .iter()
+                    .map(base64)
+                    .collect(),
+            }),
+            None => None,
+        };
+        Ok(Receipt {
+            position: appended.position,
+            entry_hash: hex::encode(appended.entry_hash),
+            leaf_hash: base64(&appended.leaf_hash),
+            server_time: appended.server_time,
+            tree_size: size,
+            checkpoint: self.checkpoint.clone(),
+            tlog_proof: projections::checkpoint::encode_tlog_proof(
+                appended.position,
+                &proof,
+                &self.checkpoint,
+            ),
+            inclusion_proof: proof.iter().map(base64).collect(),
+            consistency,
+        })
+    }
+}
