@@ -518,7 +518,7 @@ fn verify_log(arguments: VerifyArguments) -> anyhow::Result<()> {
         .timeout(None)
         .build()
         .context("building the HTTP client")?;
-    let (published, mut input): (Published, Box<dyn std::io::Read>) =
+    let (published, mut input): (Published, Box<dyn std::io::Read + Send>) =
         match (&arguments.server, &arguments.export) {
             (Some(server), _) => {
                 let base = server.trim_end_matches('/').to_owned();

@@ -242,9 +242,74 @@ fn check_slice(records: &[Vec<u8>], strict: bool) -> Vec<Result<CheckedEntry, Re
         .collect()
 }
 
+/// A chunk of entries checked on their own, in log order from `base`.
+struct CheckedChunk {
+    base: u64,
+    /// Entries read; `checked` holds fewer only if a checking thread failed.
+    read: usize,
+    checked: Vec<Result<CheckedEntry, ReplayFailure>>,
+    /// Where the input broke off, if it did after this chunk's entries.
+    broken: Option<(u64, String)>,
+}
+
+/// Reads the export chunk by chunk and checks each chunk's entries over `threads` threads,
+/// until the input ends, breaks, or the receiver stops listening.
+fn read_and_check(
+    input: &mut (dyn Read + Send),
+    threads: usize,
+    strict: bool,
+    sender: &std::sync::mpsc::SyncSender<CheckedChunk>,
+) {
+    let mut base = 0u64;
+    loop {
+        let mut records = Vec::with_capacity(CHUNK_ENTRIES);
+        let mut broken = None;
+        let mut ended = false;
+        while records.len() < CHUNK_ENTRIES {
+            match read_record(input) {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(error) => {
+                    broken = Some((base + records.len() as u64, error.to_string()));
+                    break;
+                }
+            }
+        }
+        let slice_length = records.len().div_ceil(threads).max(1);
+        let checked: Vec<Result<CheckedEntry, ReplayFailure>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = records
+                .chunks(slice_length)
+                .map(|slice| scope.spawn(move || check_slice(slice, strict)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap_or_default())
+                .collect()
+        });
+        let count = records.len() as u64;
+        let stop = ended || broken.is_some();
+        if sender
+            .send(CheckedChunk {
+                base,
+                read: records.len(),
+                checked,
+                broken,
+            })
+            .is_err()
+            || stop
+        {
+            return;
+        }
+        base += count;
+    }
+}
+
 /// Verifies an export stream: the checkpoint record, then the entries.
 pub fn verify_export(
-    input: &mut dyn Read,
+    input: &mut (dyn Read + Send),
     options: &Options,
     published: &Published,
     progress: &mut dyn FnMut(u64, u64),
@@ -281,7 +346,7 @@ pub fn verify_export(
 }
 
 fn run(
-    input: &mut dyn Read,
+    input: &mut (dyn Read + Send),
     options: &Options,
     published: &Published,
     progress: &mut dyn FnMut(u64, u64),
@@ -307,78 +372,59 @@ fn run(
         }
     }
     let threads = options.threads.max(1);
+    let strict = options.strict_signatures;
     let mut replayer = Replayer::new();
     let mut leaf_hashes = Vec::new();
     let published_sizes = published.sizes();
     let mut next_published = 0;
-    let mut ended = false;
-    loop {
-        let mut records = Vec::with_capacity(CHUNK_ENTRIES);
-        while records.len() < CHUNK_ENTRIES {
-            let position = replayer.ledger.size + records.len() as u64;
-            match read_record(input) {
-                Ok(Some(record)) => records.push(record),
-                Ok(None) => {
-                    ended = true;
-                    break;
-                }
-                Err(error) => {
+    // A pipeline: one thread reads and checks the next chunk (spread over every core) while this
+    // one replays the chunk before it in order.
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<CheckedChunk>(2);
+        scope.spawn(move || read_and_check(input, threads, strict, &sender));
+        for chunk in receiver {
+            if chunk.checked.len() != chunk.read {
+                return Err(failure(Some(chunk.base), "a verification thread failed"));
+            }
+            for (offset, result) in chunk.checked.into_iter().enumerate() {
+                let position = chunk.base + offset as u64;
+                if position >= checkpoint.size {
                     return Err(failure(
                         Some(position),
-                        format!("the export breaks off inside this entry: {error}"),
-                    ))
+                        format!(
+                            "the export holds entries beyond the checkpoint's {} entries",
+                            checkpoint.size
+                        ),
+                    ));
+                }
+                let checked = result.map_err(|error| failure(Some(position), describe(&error)))?;
+                let leaf = checked.leaf_hash;
+                replayer
+                    .apply_checked(checked)
+                    .map_err(|error| failure(Some(error.position), describe(&error.failure)))?;
+                if let Some(previous) = &options.previous {
+                    compare_with_previous(previous, position, &leaf, &replayer.ledger, report)?;
+                }
+                if options.keep_leaf_hashes {
+                    leaf_hashes.push(leaf);
+                }
+                let size = replayer.ledger.size;
+                while published_sizes.get(next_published) == Some(&size) {
+                    compare_published(published, size, &replayer.ledger, report)?;
+                    next_published += 1;
                 }
             }
-        }
-        let base = replayer.ledger.size;
-        let slice_length = records.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<CheckedEntry, ReplayFailure>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = records
-                .chunks(slice_length)
-                .map(|slice| scope.spawn(move || check_slice(slice, options.strict_signatures)))
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|worker| worker.join().unwrap_or_default())
-                .collect()
-        });
-        if checked.len() != records.len() {
-            return Err(failure(Some(base), "a verification thread failed"));
-        }
-        for (offset, result) in checked.into_iter().enumerate() {
-            let position = base + offset as u64;
-            if position >= checkpoint.size {
+            if let Some((position, error)) = chunk.broken {
                 return Err(failure(
                     Some(position),
-                    format!(
-                        "the export holds entries beyond the checkpoint's {} entries",
-                        checkpoint.size
-                    ),
+                    format!("the export breaks off inside this entry: {error}"),
                 ));
             }
-            let checked = result.map_err(|error| failure(Some(position), describe(&error)))?;
-            let leaf = checked.leaf_hash;
-            replayer
-                .apply_checked(checked)
-                .map_err(|error| failure(Some(error.position), describe(&error.failure)))?;
-            if let Some(previous) = &options.previous {
-                compare_with_previous(previous, position, &leaf, &replayer.ledger, report)?;
-            }
-            if options.keep_leaf_hashes {
-                leaf_hashes.push(leaf);
-            }
-            let size = replayer.ledger.size;
-            while published_sizes.get(next_published) == Some(&size) {
-                compare_published(published, size, &replayer.ledger, report)?;
-                next_published += 1;
-            }
+            report.entries_verified = replayer.ledger.size;
+            progress(replayer.ledger.size, checkpoint.size);
         }
-        report.entries_verified = replayer.ledger.size;
-        progress(replayer.ledger.size, checkpoint.size);
-        if ended {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     let size = replayer.ledger.size;
     if size < checkpoint.size {
         return Err(failure(

@@ -199,15 +199,6 @@ pub fn entry_hash(entry_bytes: &[u8]) -> Hash {
     Sha256::digest(entry_bytes).into()
 }
 
-/// The entry's leaf in the RFC 6962 Merkle tree over the log: SHA-256(0x00 ‖ entry bytes).
-/// The prefix keeps a leaf from ever being mistaken for an interior node.
-pub fn leaf_hash(entry_bytes: &[u8]) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(entry_bytes);
-    hasher.finalize().into()
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
 pub enum SignatureError {
     #[error("the signer key is not a valid Ed25519 public key")]

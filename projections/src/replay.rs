@@ -48,7 +48,7 @@ pub fn seal(
         server_time,
         kind: entry.kind,
         hash: entry_hash(&bytes),
-        leaf_hash: crate::protocol::leaf_hash(&bytes),
+        leaf_hash: crate::merkle::leaf_hash(&bytes),
         command: signed.command,
     };
     Ok(SealedEntry { bytes, event })
@@ -123,7 +123,7 @@ pub fn check_entry(
     Ok(CheckedEntry {
         entry,
         hash,
-        leaf_hash: crate::protocol::leaf_hash(bytes),
+        leaf_hash: crate::merkle::leaf_hash(bytes),
         command,
     })
 }

@@ -275,7 +275,7 @@ pub async fn upgrade_receipt(
         let appended = Appended {
             position,
             entry_hash: stored.hash,
-            leaf_hash: projections::protocol::leaf_hash(&stored.bytes),
+            leaf_hash: projections::merkle::leaf_hash(&stored.bytes),
             server_time: entry.server_time,
         };
         let tree = node.tree();
