@@ -135,7 +135,46 @@ fn benchmarks(criterion: &mut Criterion) {
     group.bench_function("entry hash of a ballot entry", |bencher| {
         bencher.iter(|| projections::protocol::entry_hash(&sealed[1].bytes))
     });
+
+    // The Merkle append: one leaf hash plus, on average, one interior node per leaf.
+    group.bench_function(
+        "Merkle append of a ballot entry (leaf hash and frontier)",
+        |bencher| {
+            let mut frontier = projections::merkle::Frontier::new();
+            bencher.iter(|| {
+                frontier.push(projections::merkle::leaf_hash(&sealed[1].bytes));
+            })
+        },
+    );
+
+    // The server's published tree: the same append plus the low-node window and tiles.
+    group.bench_function("published tree append (TreeState::push)", |bencher| {
+        let key = generate_key(&SeededEntropy::new(3));
+        let mut tree = veche::transparency::TreeState::new("bench/log", &key);
+        bencher.iter(|| tree.push(projections::merkle::leaf_hash(&sealed[1].bytes)))
+    });
     group.finish();
+
+    // Signature checks on their own: strict one by one (the ingest path) against the batch
+    // equation (the verifier's path), per signature.
+    let entries: Vec<projections::Entry> = sealed
+        .iter()
+        .map(|sealed| projections::Entry::decode(&sealed.bytes).unwrap())
+        .collect();
+    let mut signatures = criterion.benchmark_group("signatures");
+    signatures.throughput(Throughput::Elements(64));
+    signatures.bench_function("64 strict verifications", |bencher| {
+        bencher.iter(|| {
+            for entry in &entries[..64] {
+                entry.verify_signature().unwrap();
+            }
+        })
+    });
+    signatures.bench_function("one batch verification of 64", |bencher| {
+        let batch: Vec<&projections::Entry> = entries[..64].iter().collect();
+        bencher.iter(|| projections::protocol::verify_batch(&batch).unwrap())
+    });
+    signatures.finish();
 }
 
 criterion_group!(hot_path, benchmarks);

@@ -71,6 +71,18 @@ struct Args {
     /// Print a machine-readable JSON summary instead of the table.
     #[arg(long)]
     json: bool,
+    /// Offered ballots per second, spread evenly; 0 sends as fast as the workers can (open
+    /// throttle). At a steady rate each latency counts from the ballot's scheduled time, so a
+    /// server that falls behind is charged for the queue it causes.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// Reader tasks polling the poll's tally while the ballots go in (reads under write load).
+    #[arg(long, default_value_t = 0)]
+    readers: u32,
+    /// Subscribe to the poll's live tally stream and measure how long a ballot's effect takes to
+    /// reach a subscriber after its acknowledgement.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// One request ready to go: its URL, its serialized envelope, and the option it votes for.
@@ -82,8 +94,8 @@ struct Job {
 
 /// How one request ended.
 enum Outcome {
-    /// 201 Created: the command is durable in the log.
-    Acknowledged,
+    /// 201 Created: the command is durable in the log, at this position.
+    Acknowledged(Option<u64>),
     /// A 4xx answer, by problem code.
     Rejected(String),
     /// A 5xx answer by problem code, an unexpected status, or a transport error.
@@ -94,6 +106,8 @@ struct Sample {
     outcome: Outcome,
     latency: Duration,
     option: Option<usize>,
+    /// When the answer arrived.
+    answered_at: Instant,
 }
 
 /// The measurements of one phase.
@@ -108,6 +122,8 @@ struct Phase {
     latencies_us: Vec<u64>,
     /// Acknowledged ballots per option.
     acknowledged_by_option: Vec<u64>,
+    /// Log position and answer time of every acknowledged command.
+    acknowledgements: Vec<(u64, Instant)>,
 }
 
 impl Phase {
@@ -121,14 +137,18 @@ impl Phase {
             elapsed,
             latencies_us: Vec::with_capacity(samples.len()),
             acknowledged_by_option: Vec::new(),
+            acknowledgements: Vec::new(),
         };
         for sample in samples {
             phase
                 .latencies_us
                 .push(u64::try_from(sample.latency.as_micros()).unwrap_or(u64::MAX));
             match sample.outcome {
-                Outcome::Acknowledged => {
+                Outcome::Acknowledged(position) => {
                     phase.acknowledged += 1;
+                    if let Some(position) = position {
+                        phase.acknowledgements.push((position, sample.answered_at));
+                    }
                     if let Some(option) = sample.option {
                         if phase.acknowledged_by_option.len() <= option {
                             phase.acknowledged_by_option.resize(option + 1, 0);
@@ -163,13 +183,7 @@ impl Phase {
 
     /// Nearest-rank percentile in milliseconds.
     fn percentile_ms(&self, percent: f64) -> f64 {
-        let count = self.latencies_us.len();
-        if count == 0 {
-            return 0.0;
-        }
-        let rank = ((percent / 100.0) * count as f64).ceil() as usize;
-        let index = rank.clamp(1, count) - 1;
-        self.latencies_us[index] as f64 / 1000.0
+        percentile_ms(&self.latencies_us, percent)
     }
 
     fn max_ms(&self) -> f64 {
@@ -192,6 +206,17 @@ impl Phase {
             },
         })
     }
+}
+
+/// Nearest-rank percentile of sorted microsecond latencies, in milliseconds.
+fn percentile_ms(sorted_us: &[u64], percent: f64) -> f64 {
+    let count = sorted_us.len();
+    if count == 0 {
+        return 0.0;
+    }
+    let rank = ((percent / 100.0) * count as f64).ceil() as usize;
+    let index = rank.clamp(1, count) - 1;
+    sorted_us[index] as f64 / 1000.0
 }
 
 fn round3(value: f64) -> f64 {
@@ -269,7 +294,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         &args,
         format!("registering {count} citizen keys at concurrency {concurrency}"),
     );
-    let registration = fire(&http, registrations, concurrency, "registration").await?;
+    let registration = fire(&http, registrations, concurrency, "registration", 0).await?;
     let already = registration
         .rejected
         .get("key-already-registered")
@@ -317,7 +342,30 @@ async fn main() -> anyhow::Result<ExitCode> {
             presign_time.as_secs_f64()
         ),
     );
-    let voting = fire(&http, ballots, concurrency, "ballots").await?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..args.readers)
+        .map(|_| tokio::spawn(read_tally(http.clone(), base.clone(), poll, stop.clone())))
+        .collect();
+    let watcher = args
+        .watch
+        .then(|| tokio::spawn(watch_tally(http.clone(), base.clone(), poll, stop.clone())));
+    let voting = fire(&http, ballots, concurrency, "ballots", args.rate).await?;
+    // Give the live stream a moment to deliver the last ballots' effect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut read_latencies_us = Vec::new();
+    for reader in readers {
+        read_latencies_us.extend(reader.await.context("a reader task failed")?);
+    }
+    read_latencies_us.sort_unstable();
+    let live_latencies_us = match watcher {
+        Some(watcher) => Some(live_latencies(
+            &voting,
+            &watcher.await.context("the live-stream task failed")?,
+        )),
+        None => None,
+    };
+    let verify_rate = single_core_verify_rate();
     if presign_time + voting.elapsed > FRESHNESS {
         progress(
             &args,
@@ -340,6 +388,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             "presign_seconds": round3(presign_time.as_secs_f64()),
             "registration": registration.to_json(),
             "ballots": voting.to_json(),
+            "offered_rate_per_second": args.rate,
+            "single_core_strict_verifications_per_second": round3(verify_rate),
+            "acks_per_single_core_verification_rate": round3(voting.throughput() / verify_rate),
+            "tally_reads": latency_json(&read_latencies_us),
+            "live_stream_delay": live_latencies_us.as_deref().map(latency_json),
             "tally": {
                 "turnout": tally.turnout,
                 "counts": tally.counts,
@@ -359,6 +412,30 @@ async fn main() -> anyhow::Result<ExitCode> {
             &[&registration, &voting],
         );
         print_tally(&tally);
+        println!(
+            "this machine verifies {verify_rate:.0} Ed25519 signatures/s on one core (strict); \
+             the ballots went in at {:.3} × that rate",
+            voting.throughput() / verify_rate
+        );
+        if !read_latencies_us.is_empty() {
+            println!(
+                "tally reads under the write load: {} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                read_latencies_us.len(),
+                percentile_ms(&read_latencies_us, 50.0),
+                percentile_ms(&read_latencies_us, 99.0),
+                percentile_ms(&read_latencies_us, 100.0)
+            );
+        }
+        if let Some(delays) = &live_latencies_us {
+            println!(
+                "live stream: a ballot's effect reached the subscriber {:.2} ms (p50), {:.2} ms (p99), \
+                 {:.2} ms (max) after its acknowledgement ({} ballots)",
+                percentile_ms(delays, 50.0),
+                percentile_ms(delays, 99.0),
+                percentile_ms(delays, 100.0),
+                delays.len()
+            );
+        }
     }
     Ok(if tally.ok() {
         ExitCode::SUCCESS
@@ -434,23 +511,36 @@ async fn fire(
     jobs: Vec<Job>,
     concurrency: usize,
     name: &'static str,
+    rate: u32,
 ) -> anyhow::Result<Phase> {
     let offered = jobs.len();
-    let queue = Arc::new(Mutex::new(jobs.into_iter()));
+    let queue = Arc::new(Mutex::new(jobs.into_iter().enumerate()));
     let started = Instant::now();
+    let interval = (rate > 0).then(|| Duration::from_secs(1) / rate);
     let workers: Vec<_> = (0..concurrency.min(offered).max(1))
         .map(|_| {
             let queue = queue.clone();
             let http = http.clone();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
-                while let Some(job) = next_job(&queue) {
-                    let sent = Instant::now();
+                while let Some((index, job)) = next_job(&queue) {
+                    // At a steady rate, job i is due at start + i × interval; latency counts
+                    // from then, not from when a free worker got to it.
+                    let sent = match interval {
+                        Some(interval) => {
+                            let due = started + interval * u32::try_from(index).unwrap_or(u32::MAX);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => Instant::now(),
+                    };
                     let outcome = send(&http, job.url, job.body).await;
+                    let answered_at = Instant::now();
                     samples.push(Sample {
                         outcome,
-                        latency: sent.elapsed(),
+                        latency: answered_at - sent,
                         option: job.option,
+                        answered_at,
                     });
                 }
                 samples
@@ -465,7 +555,9 @@ async fn fire(
     Ok(Phase::of(name, offered, samples, elapsed))
 }
 
-fn next_job(queue: &Mutex<std::vec::IntoIter<Job>>) -> Option<Job> {
+type JobQueue = Mutex<std::iter::Enumerate<std::vec::IntoIter<Job>>>;
+
+fn next_job(queue: &JobQueue) -> Option<(usize, Job)> {
     match queue.lock() {
         Ok(mut jobs) => jobs.next(),
         Err(poisoned) => poisoned.into_inner().next(),
@@ -490,7 +582,7 @@ async fn send(http: &reqwest::Client, url: String, body: Vec<u8>) -> Outcome {
         Err(error) => return Outcome::Failed(transport_kind(&error)),
     };
     if status == reqwest::StatusCode::CREATED {
-        return Outcome::Acknowledged;
+        return Outcome::Acknowledged(receipt_position(&body));
     }
     let code = problem_code(&body).unwrap_or_else(|| format!("http-{}", status.as_u16()));
     if status.is_client_error() {
@@ -498,6 +590,19 @@ async fn send(http: &reqwest::Client, url: String, body: Vec<u8>) -> Outcome {
     } else {
         Outcome::Failed(code)
     }
+}
+
+/// The `position` of a receipt, read without parsing the whole document (receipts carry proofs).
+fn receipt_position(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"position\":";
+    let start = body.windows(KEY.len()).position(|window| window == KEY)? + KEY.len();
+    let digits: Vec<u8> = body[start..]
+        .iter()
+        .copied()
+        .skip_while(u8::is_ascii_whitespace)
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 fn transport_kind(error: &reqwest::Error) -> String {
@@ -764,4 +869,110 @@ fn print_tally(tally: &TallyCheck) {
             if tally.counts_ok() { "agree" } else { "differ" }
         );
     }
+}
+
+fn latency_json(sorted_us: &[u64]) -> Value {
+    json!({
+        "count": sorted_us.len(),
+        "p50_ms": round3(percentile_ms(sorted_us, 50.0)),
+        "p99_ms": round3(percentile_ms(sorted_us, 99.0)),
+        "max_ms": round3(percentile_ms(sorted_us, 100.0)),
+    })
+}
+
+/// Reads the tally in a loop until told to stop; returns each read's latency in microseconds.
+async fn read_tally(
+    http: reqwest::Client,
+    base: String,
+    poll: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<u64> {
+    let url = format!("{base}/v1/polls/{poll}/tally");
+    let mut latencies = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = Instant::now();
+        let ok = match http.get(&url).send().await {
+            Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        if ok {
+            latencies.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+    latencies
+}
+
+/// Follows the poll's live tally stream; returns each event's id (the log size it reflects)
+/// with its arrival time.
+async fn watch_tally(
+    http: reqwest::Client,
+    base: String,
+    poll: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(u64, Instant)> {
+    let mut events = Vec::new();
+    let url = format!("{base}/v1/polls/{poll}/tally/stream");
+    let Ok(mut response) = http
+        .get(&url)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+    else {
+        return events;
+    };
+    let mut pending = String::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let chunk = match tokio::time::timeout(Duration::from_millis(200), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(_) => break,
+            Err(_) => continue,
+        };
+        let arrived = Instant::now();
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            if let Some(id) = line.trim_end().strip_prefix("id:") {
+                if let Ok(id) = id.trim().parse() {
+                    events.push((id, arrived));
+                }
+            }
+        }
+    }
+    events
+}
+
+/// For each acknowledged ballot, the time from its acknowledgement to the first live event that
+/// reflects it (an event whose log size is beyond the ballot's position), in microseconds.
+fn live_latencies(voting: &Phase, events: &[(u64, Instant)]) -> Vec<u64> {
+    let mut delays: Vec<u64> = voting
+        .acknowledgements
+        .iter()
+        .filter_map(|(position, acknowledged)| {
+            let first = events.partition_point(|(size, _)| *size <= *position);
+            let (_, arrived) = events.get(first)?;
+            Some(
+                u64::try_from(arrived.saturating_duration_since(*acknowledged).as_micros())
+                    .unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    delays.sort_unstable();
+    delays
+}
+
+/// Strict Ed25519 verifications per second on one core of this machine: the yardstick the
+/// ballot rate is compared with, so figures compare across machines.
+fn single_core_verify_rate() -> f64 {
+    use ed25519_dalek::{Signer, Verifier};
+    let key = generate_key(&SeededEntropy::new(99));
+    let message = [7u8; 300];
+    let signature = key.sign(&message);
+    let verifying = key.verifying_key();
+    let rounds = 3_000u32;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let _ = verifying.verify_strict(std::hint::black_box(&message), &signature);
+    }
+    let _ = verifying.verify(&message, &signature);
+    f64::from(rounds) / started.elapsed().as_secs_f64().max(1e-9)
 }

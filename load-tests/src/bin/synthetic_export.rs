@@ -21,7 +21,9 @@ use projections::command::{
 use projections::protocol::{public_key_of, sign};
 use projections::replay::seal;
 use projections::{Action, Command, EntryKind, Ledger, SignedCommand, Timestamp};
-use veche::keys::{generate_key, SeededEntropy};
+use veche::keys::{generate_key, write_key_file, SeededEntropy};
+use veche::server::{ADMIN_KEY_FILE, LOG_FILE, SERVER_KEY_FILE};
+use veche::store::{EventStore, SqliteStore, StoredEntry};
 
 #[derive(Parser)]
 #[command(name = "veche-synthetic-export", version)]
@@ -41,6 +43,10 @@ struct Args {
     /// Where to write the export.
     #[arg(long)]
     out: PathBuf,
+    /// Also write a server data directory holding the same log (and its keys), to measure a
+    /// node's start-up on a large log. Must not exist yet.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// 2026-11-23T10:00:00Z.
@@ -71,6 +77,9 @@ fn command(key: &SigningKey, counter: u64, issued_at: Timestamp, action: Action)
 struct Log {
     ledger: Ledger,
     bytes: Vec<u8>,
+    /// Entries not yet written to the data directory's store.
+    pending: Vec<StoredEntry>,
+    store: Option<SqliteStore>,
 }
 
 impl Log {
@@ -83,6 +92,24 @@ impl Log {
             .extend_from_slice(&(sealed.bytes.len() as u16).to_be_bytes());
         self.bytes.extend_from_slice(&sealed.bytes);
         self.ledger.evolve(&sealed.event);
+        if self.store.is_some() {
+            self.pending.push(StoredEntry {
+                position: sealed.event.position,
+                bytes: sealed.bytes,
+                hash: sealed.event.hash,
+            });
+            if self.pending.len() >= 8_192 {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(store) = &self.store {
+            store.append(&self.pending)?;
+            self.pending.clear();
+        }
         Ok(())
     }
 
@@ -98,9 +125,23 @@ fn main() -> anyhow::Result<()> {
     let server = generate_key(&entropy);
     let admin = generate_key(&entropy);
     let official = generate_key(&entropy);
+    let store = match &args.data_dir {
+        Some(directory) => {
+            if directory.exists() {
+                anyhow::bail!("{} exists already", directory.display());
+            }
+            std::fs::create_dir_all(directory)?;
+            write_key_file(&directory.join(SERVER_KEY_FILE), &server)?;
+            write_key_file(&directory.join(ADMIN_KEY_FILE), &admin)?;
+            Some(SqliteStore::open(&directory.join(LOG_FILE))?)
+        }
+        None => None,
+    };
     let mut log = Log {
         ledger: Ledger::new(),
         bytes: Vec::new(),
+        pending: Vec::new(),
+        store,
     };
     let genesis = Action::Genesis(Genesis {
         log_origin: args.origin.clone(),
@@ -211,6 +252,7 @@ fn main() -> anyhow::Result<()> {
         eprint!("\r{} entries", log.ledger.size);
     }
     eprintln!();
+    log.flush()?;
     let body = Checkpoint {
         origin: args.origin.clone(),
         size: log.ledger.size,
