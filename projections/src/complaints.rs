@@ -210,12 +210,21 @@ impl Ledger {
         self.complaints.get(&id).ok_or(Refusal::UnknownComplaint)
     }
 
+    /// The department answering for a complaint: the one it was routed to, or, before routing,
+    /// the one its category would route it to. Without the fallback, the right department's
+    /// official acting on a complaint not yet (or never) accepted was told it was not their
+    /// department, where the truth is that the complaint's status does not allow it.
     fn require_department_official(
         &self,
         author: PublicKey,
         complaint: &Complaint,
     ) -> Result<(), Refusal> {
-        match &complaint.department {
+        let department = complaint.department.as_deref().or_else(|| {
+            self.categories
+                .get(&complaint.filing.category)
+                .map(|category| category.current.department.as_str())
+        });
+        match department {
             Some(department) if self.is_official_of(author, department) => Ok(()),
             _ if self.holds_role(author, crate::command::Role::Official) => {
                 Err(Refusal::NotResponsibleDepartment)
@@ -380,6 +389,10 @@ impl Ledger {
     ) -> Result<(), Refusal> {
         if complaint.author != author {
             return Err(Refusal::NotAuthor);
+        }
+        // Closed in silence means the window ended: say so, rather than name the status.
+        if complaint.status == ComplaintStatus::ClosedUnconfirmed {
+            return Err(Refusal::ConfirmationWindowClosed);
         }
         if complaint.status != ComplaintStatus::Resolved {
             return Err(transition(complaint, action));

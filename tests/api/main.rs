@@ -4,6 +4,7 @@
 mod crash;
 mod documentation;
 mod harness;
+mod lifecycle;
 mod open311_and_audiences;
 mod polls;
 mod refusals;
