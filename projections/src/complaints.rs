@@ -93,6 +93,8 @@ pub struct TimelineStep {
 pub struct Complaint {
     pub id: u64,
     pub author: PublicKey,
+    /// What the author filed; attachments the author adds in supplements are appended to its
+    /// `attachments`, so the author's photos never pass for the department's `evidence`.
     pub filing: ComplaintFiling,
     pub filed_at: Timestamp,
     pub status: ComplaintStatus,
@@ -110,6 +112,7 @@ pub struct Complaint {
     pub merged_into: Option<u64>,
     pub merged_from: Vec<u64>,
     pub answer: Option<String>,
+    /// The department's photos of the fix, from its resolutions.
     pub evidence: Vec<Attachment>,
     pub timeline: Vec<TimelineStep>,
 }
@@ -495,7 +498,8 @@ impl Ledger {
             Action::SupplementComplaint(supplement) => {
                 if let Some(complaint) = self.complaints.get_mut(&supplement.complaint) {
                     complaint
-                        .evidence
+                        .filing
+                        .attachments
                         .extend(supplement.attachments.iter().cloned());
                 }
                 (

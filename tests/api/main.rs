@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
+mod district_month;
 mod documentation;
 mod harness;
 mod lifecycle;
