@@ -648,6 +648,31 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_latitude_is_read_as_exactly_the_number_its_digits_name() {
+        // serde_json's default reader took these digits for 55.7925, one unit in the last place
+        // away: the API then served a location the citizen never signed.
+        let latitude = 55.70 + 925.0 / 10_000.0;
+        assert_eq!(latitude.to_string(), "55.792500000000004");
+        let command = Command {
+            action: Action::FileComplaint(ComplaintFiling {
+                category: "potholes".into(),
+                description: "A hole.".into(),
+                location: Location {
+                    latitude: Degrees(latitude),
+                    longitude: Degrees(37.55 + 641.0 / 10_000.0),
+                    address: "1 Arbat St".into(),
+                    district: "Arbat".into(),
+                },
+                attachments: vec![],
+            }),
+            ..ballot()
+        };
+        let payload = command.to_payload();
+        assert!(String::from_utf8_lossy(&payload).contains("55.792500000000004"));
+        assert_eq!(Command::parse(&payload), Ok(command));
+    }
+
+    #[test]
     fn nonces_must_be_sixteen_bytes_of_lowercase_hex() {
         let payload = String::from_utf8(ballot().to_payload()).unwrap_or_default();
         let short = payload.replacen("00112233445566778899aabbccddeeff", "0011", 1);

@@ -93,6 +93,8 @@ pub struct TimelineStep {
 pub struct Complaint {
     pub id: u64,
     pub author: PublicKey,
+    /// What the author filed; attachments the author adds in supplements are appended to its
+    /// `attachments`, so the author's photos never pass for the department's `evidence`.
     pub filing: ComplaintFiling,
     pub filed_at: Timestamp,
     pub status: ComplaintStatus,
@@ -110,6 +112,7 @@ pub struct Complaint {
     pub merged_into: Option<u64>,
     pub merged_from: Vec<u64>,
     pub answer: Option<String>,
+    /// The department's photos of the fix, from its resolutions.
     pub evidence: Vec<Attachment>,
     pub timeline: Vec<TimelineStep>,
 }
@@ -210,12 +213,21 @@ impl Ledger {
         self.complaints.get(&id).ok_or(Refusal::UnknownComplaint)
     }
 
+    /// The department answering for a complaint: the one it was routed to, or, before routing,
+    /// the one its category would route it to. Without the fallback, the right department's
+    /// official acting on a complaint not yet (or never) accepted was told it was not their
+    /// department, where the truth is that the complaint's status does not allow it.
     fn require_department_official(
         &self,
         author: PublicKey,
         complaint: &Complaint,
     ) -> Result<(), Refusal> {
-        match &complaint.department {
+        let department = complaint.department.as_deref().or_else(|| {
+            self.categories
+                .get(&complaint.filing.category)
+                .map(|category| category.current.department.as_str())
+        });
+        match department {
             Some(department) if self.is_official_of(author, department) => Ok(()),
             _ if self.holds_role(author, crate::command::Role::Official) => {
                 Err(Refusal::NotResponsibleDepartment)
@@ -381,6 +393,10 @@ impl Ledger {
         if complaint.author != author {
             return Err(Refusal::NotAuthor);
         }
+        // Closed in silence means the window ended: say so, rather than name the status.
+        if complaint.status == ComplaintStatus::ClosedUnconfirmed {
+            return Err(Refusal::ConfirmationWindowClosed);
+        }
         if complaint.status != ComplaintStatus::Resolved {
             return Err(transition(complaint, action));
         }
@@ -482,7 +498,8 @@ impl Ledger {
             Action::SupplementComplaint(supplement) => {
                 if let Some(complaint) = self.complaints.get_mut(&supplement.complaint) {
                     complaint
-                        .evidence
+                        .filing
+                        .attachments
                         .extend(supplement.attachments.iter().cloned());
                 }
                 (

@@ -212,7 +212,13 @@ impl Ledger {
                     return Err(Refusal::NotSupported);
                 }
                 if proposal.status != ProposalStatus::Published {
-                    return Err(Refusal::ThresholdReached);
+                    // Only a proposal that reached its threshold locks its supports; a withdrawn,
+                    // rejected or expired one is simply past the point where supports change.
+                    return Err(if proposal.reached_threshold_at.is_some() {
+                        Refusal::ThresholdReached
+                    } else {
+                        transition(proposal, action.name())
+                    });
                 }
                 Ok(())
             })(),

@@ -178,6 +178,25 @@ impl TestApp {
         key
     }
 
+    /// Grants `role` (with `department` for officials) to a registered key, as the admin.
+    pub async fn grant(&self, key: &SigningKey, role: Role, department: Option<&str>) {
+        let change = RoleChange {
+            subject: public(key),
+            role,
+            department: department.map(str::to_string),
+        };
+        let answer = self.act(&self.admin, Action::GrantRole(change)).await;
+        assert_eq!(answer.status, 201, "granting {role:?}: {:?}", answer.body);
+    }
+
+    /// Sends `action`, insists it is accepted, and returns the new entry's log position.
+    pub async fn act_ok(&self, key: &SigningKey, action: Action) -> u64 {
+        let name = action.name();
+        let answer = self.act(key, action).await;
+        assert_eq!(answer.status, 201, "{name} was refused: {:?}", answer.body);
+        answer.body["position"].as_u64().unwrap()
+    }
+
     /// Opens a poll and returns its id.
     pub async fn open_poll(&self, official: &SigningKey, definition: PollDefinition) -> u64 {
         let answer = self.act(official, Action::OpenPoll(definition)).await;

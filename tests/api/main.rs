@@ -3,8 +3,10 @@
 
 mod audit;
 mod crash;
+mod district_month;
 mod documentation;
 mod harness;
+mod lifecycle;
 mod open311_and_audiences;
 mod polls;
 mod refusals;
