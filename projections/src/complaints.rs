@@ -118,6 +118,15 @@ pub struct Complaint {
 }
 
 impl Complaint {
+    /// A department's answer that comes after the deadline breaches the SLA, whether or not the
+    /// server's `breach_sla` event (appended every 200 ms) got there first: the breach is a fact of
+    /// the answer's server time, which is in the log.
+    fn mark_late_answer(&mut self, at: Timestamp) {
+        if self.deadline.is_some_and(|deadline| at > deadline) {
+            self.sla_breached = true;
+        }
+    }
+
     /// Open and due within a day, or past its deadline.
     pub fn sla_at_risk(&self, now: Timestamp) -> bool {
         self.status.awaits_department()
@@ -513,6 +522,7 @@ impl Ledger {
             }
             Action::ResolveComplaint(resolution) => {
                 if let Some(complaint) = self.complaints.get_mut(&resolution.complaint) {
+                    complaint.mark_late_answer(at);
                     complaint.resolved_at = Some(at);
                     complaint.confirmation_deadline =
                         Some(at.plus_milliseconds(
@@ -531,6 +541,7 @@ impl Ledger {
             }
             Action::CannotResolve(cannot) => {
                 if let Some(complaint) = self.complaints.get_mut(&cannot.complaint) {
+                    complaint.mark_late_answer(at);
                     complaint.answer = Some(cannot.reason.clone());
                 }
                 (

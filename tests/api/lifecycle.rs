@@ -1179,3 +1179,66 @@ async fn every_forbidden_lifecycle_transition_is_refused_with_its_problem_type_a
     );
     fixture.app.stop().await;
 }
+
+/// A node without the HTTP server's background task, so no `breach_sla` can slip in between a
+/// deadline passing and a late answer.
+#[tokio::test]
+async fn an_answer_after_the_deadline_breaches_the_sla_even_before_the_breach_event() {
+    use std::sync::Arc;
+    use veche::clock::{Clock, ManualClock};
+    use veche::keys::{generate_key, SeededEntropy};
+
+    let entropy = SeededEntropy::new(404);
+    let server = generate_key(&entropy);
+    let admin = generate_key(&entropy);
+    let clock = Arc::new(ManualClock::starting_at(crate::harness::TEST_START));
+    let node = veche::node::Node::start(veche::node::NodeConfig {
+        store: Arc::new(veche::store::MemoryStore::new()),
+        clock: clock.clone(),
+        server_key: server,
+        admin_keys: vec![public(&admin)],
+        log_origin: "test.veche/log".into(),
+    })
+    .unwrap();
+    let act = |key: &SigningKey, action: Action| {
+        let signed = veche::client::signed_envelope(key, action, clock.now(), &entropy)
+            .open()
+            .unwrap();
+        let node = &node;
+        async move { node.append(signed).await.unwrap().position }
+    };
+    let register = || Action::RegisterKey(projections::command::RegisterKey {});
+    let grant = |subject: &SigningKey, role: Role, department: Option<&str>| {
+        Action::GrantRole(RoleChange {
+            subject: public(subject),
+            role,
+            department: department.map(str::to_owned),
+        })
+    };
+    let (moderator, roads, author) = (
+        generate_key(&entropy),
+        generate_key(&entropy),
+        generate_key(&entropy),
+    );
+    act(&admin, Action::DefineCategory(lighting())).await;
+    for key in [&moderator, &roads, &author] {
+        act(key, register()).await;
+    }
+    act(&admin, grant(&moderator, Role::Moderator, None)).await;
+    act(&admin, grant(&roads, Role::Official, Some("roads"))).await;
+    let on_time = act(&author, filing()).await;
+    let late = act(&author, filing()).await;
+    act(&moderator, accept(on_time)).await;
+    act(&moderator, accept(late)).await;
+    act(&roads, resolve(on_time)).await;
+    // Eight working days later and then some: the deadline has passed, no breach event yet.
+    clock.advance_milliseconds(14 * DAY_MS);
+    assert!(!node.ledger().complaints[&late].sla_breached);
+    act(&roads, resolve(late)).await;
+    let ledger = node.ledger();
+    assert!(ledger.complaints[&late].sla_breached);
+    assert!(!ledger.complaints[&on_time].sla_breached);
+    let statistics = projections::statistics::complaint_statistics(&ledger);
+    assert_eq!(statistics.overall.sla_breached, 1);
+    assert_eq!(statistics.overall.resolved_within_sla, 1);
+}
