@@ -153,6 +153,32 @@ fn benchmarks(criterion: &mut Criterion) {
         let mut tree = veche::transparency::TreeState::new("bench/log", &key);
         bencher.iter(|| tree.push(projections::merkle::leaf_hash(&sealed[1].bytes)))
     });
+    // A receipt for the newest entry of a 100,000-entry tree: inclusion proof, checkpoint and
+    // tlog-proof document, all from memory.
+    group.bench_function("receipt for the newest entry of 100,000", |bencher| {
+        let key = generate_key(&SeededEntropy::new(4));
+        let mut tree = veche::transparency::TreeState::new("bench/log", &key);
+        for index in 0u64..100_000 {
+            tree.push(projections::merkle::leaf_hash(&index.to_be_bytes()));
+        }
+        tree.sign(&key);
+        let store = veche::store::MemoryStore::new();
+        let appended = veche::writer::Appended {
+            position: 99_999,
+            entry_hash: [1; 32],
+            leaf_hash: projections::merkle::leaf_hash(&99_999u64.to_be_bytes()),
+            server_time: NOW,
+        };
+        bencher.iter(|| tree.receipt(&store, &appended, None).unwrap())
+    });
+
+    // Signing the checkpoint after each batch.
+    group.bench_function("sign a checkpoint", |bencher| {
+        let key = generate_key(&SeededEntropy::new(5));
+        let mut tree = veche::transparency::TreeState::new("bench/log", &key);
+        tree.push([3; 32]);
+        bencher.iter(|| tree.sign(&key))
+    });
     group.finish();
 
     // Signature checks on their own: strict one by one (the ingest path) against the batch

@@ -220,6 +220,14 @@ impl Ledger {
                         transition(proposal, action.name())
                     });
                 }
+                // Past its lifetime a proposal is expired, whether or not the server's expiry
+                // event has been appended yet: the time is in the log, so replay agrees.
+                if proposal
+                    .expires_at
+                    .is_some_and(|expires_at| at >= expires_at)
+                {
+                    return Err(transition(proposal, action.name()));
+                }
                 Ok(())
             })(),
             Action::AnswerProposal(answer) => (|| {
@@ -251,6 +259,13 @@ impl Ledger {
                     proposal.status,
                     ProposalStatus::Submitted | ProposalStatus::Published
                 ) {
+                    return Err(transition(proposal, action.name()));
+                }
+                if proposal.status == ProposalStatus::Published
+                    && proposal
+                        .expires_at
+                        .is_some_and(|expires_at| at >= expires_at)
+                {
                     return Err(transition(proposal, action.name()));
                 }
                 Ok(())

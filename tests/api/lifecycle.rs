@@ -1180,65 +1180,130 @@ async fn every_forbidden_lifecycle_transition_is_refused_with_its_problem_type_a
     fixture.app.stop().await;
 }
 
-/// A node without the HTTP server's background task, so no `breach_sla` can slip in between a
-/// deadline passing and a late answer.
-#[tokio::test]
-async fn an_answer_after_the_deadline_breaches_the_sla_even_before_the_breach_event() {
-    use std::sync::Arc;
-    use veche::clock::{Clock, ManualClock};
-    use veche::keys::{generate_key, SeededEntropy};
+/// A node without the HTTP server's background task, so no system event (a breach, an expiry)
+/// can slip in between a deadline passing and the command that follows it.
+struct BareNode {
+    node: veche::node::Node,
+    clock: std::sync::Arc<veche::clock::ManualClock>,
+    entropy: veche::keys::SeededEntropy,
+    admin: SigningKey,
+}
 
-    let entropy = SeededEntropy::new(404);
-    let server = generate_key(&entropy);
-    let admin = generate_key(&entropy);
-    let clock = Arc::new(ManualClock::starting_at(crate::harness::TEST_START));
-    let node = veche::node::Node::start(veche::node::NodeConfig {
-        store: Arc::new(veche::store::MemoryStore::new()),
-        clock: clock.clone(),
-        server_key: server,
-        admin_keys: vec![public(&admin)],
-        log_origin: "test.veche/log".into(),
-    })
-    .unwrap();
-    let act = |key: &SigningKey, action: Action| {
-        let signed = veche::client::signed_envelope(key, action, clock.now(), &entropy)
+impl BareNode {
+    fn start() -> BareNode {
+        use std::sync::Arc;
+        use veche::keys::{generate_key, SeededEntropy};
+        let entropy = SeededEntropy::new(404);
+        let server = generate_key(&entropy);
+        let admin = generate_key(&entropy);
+        let clock = Arc::new(veche::clock::ManualClock::starting_at(
+            crate::harness::TEST_START,
+        ));
+        let node = veche::node::Node::start(veche::node::NodeConfig {
+            store: Arc::new(veche::store::MemoryStore::new()),
+            clock: clock.clone(),
+            server_key: server,
+            admin_keys: vec![public(&admin)],
+            log_origin: "test.veche/log".into(),
+        })
+        .unwrap();
+        BareNode {
+            node,
+            clock,
+            entropy,
+            admin,
+        }
+    }
+
+    async fn submit(&self, key: &SigningKey, action: Action) -> Result<u64, String> {
+        use veche::clock::Clock;
+        let signed = veche::client::signed_envelope(key, action, self.clock.now(), &self.entropy)
             .open()
             .unwrap();
-        let node = &node;
-        async move { node.append(signed).await.unwrap().position }
-    };
-    let register = || Action::RegisterKey(projections::command::RegisterKey {});
-    let grant = |subject: &SigningKey, role: Role, department: Option<&str>| {
-        Action::GrantRole(RoleChange {
-            subject: public(subject),
-            role,
-            department: department.map(str::to_owned),
-        })
-    };
-    let (moderator, roads, author) = (
-        generate_key(&entropy),
-        generate_key(&entropy),
-        generate_key(&entropy),
-    );
-    act(&admin, Action::DefineCategory(lighting())).await;
-    for key in [&moderator, &roads, &author] {
-        act(key, register()).await;
+        match self.node.append(signed).await {
+            Ok(receipt) => Ok(receipt.position),
+            Err(veche::writer::SubmitError::Refused(refusal)) => Err(refusal.code().to_owned()),
+            Err(other) => panic!("{other}"),
+        }
     }
-    act(&admin, grant(&moderator, Role::Moderator, None)).await;
-    act(&admin, grant(&roads, Role::Official, Some("roads"))).await;
-    let on_time = act(&author, filing()).await;
-    let late = act(&author, filing()).await;
-    act(&moderator, accept(on_time)).await;
-    act(&moderator, accept(late)).await;
-    act(&roads, resolve(on_time)).await;
+
+    async fn act(&self, key: &SigningKey, action: Action) -> u64 {
+        let name = action.name();
+        self.submit(key, action)
+            .await
+            .unwrap_or_else(|code| panic!("{name} refused: {code}"))
+    }
+
+    /// A registered key, granted `role` when given.
+    async fn member(&self, role: Option<(Role, Option<&str>)>) -> SigningKey {
+        let key = veche::keys::generate_key(&self.entropy);
+        self.act(
+            &key,
+            Action::RegisterKey(projections::command::RegisterKey {}),
+        )
+        .await;
+        if let Some((role, department)) = role {
+            let grant = Action::GrantRole(RoleChange {
+                subject: public(&key),
+                role,
+                department: department.map(str::to_owned),
+            });
+            self.act(&self.admin, grant).await;
+        }
+        key
+    }
+}
+
+#[tokio::test]
+async fn an_answer_after_the_deadline_breaches_the_sla_even_before_the_breach_event() {
+    let bare = BareNode::start();
+    bare.act(&bare.admin, Action::DefineCategory(lighting()))
+        .await;
+    let moderator = bare.member(Some((Role::Moderator, None))).await;
+    let roads = bare.member(Some((Role::Official, Some("roads")))).await;
+    let author = bare.member(None).await;
+    let on_time = bare.act(&author, filing()).await;
+    let late = bare.act(&author, filing()).await;
+    bare.act(&moderator, accept(on_time)).await;
+    bare.act(&moderator, accept(late)).await;
+    bare.act(&roads, resolve(on_time)).await;
     // Eight working days later and then some: the deadline has passed, no breach event yet.
-    clock.advance_milliseconds(14 * DAY_MS);
-    assert!(!node.ledger().complaints[&late].sla_breached);
-    act(&roads, resolve(late)).await;
-    let ledger = node.ledger();
+    bare.clock.advance_milliseconds(14 * DAY_MS);
+    assert!(!bare.node.ledger().complaints[&late].sla_breached);
+    bare.act(&roads, resolve(late)).await;
+    let ledger = bare.node.ledger();
     assert!(ledger.complaints[&late].sla_breached);
     assert!(!ledger.complaints[&on_time].sla_breached);
     let statistics = projections::statistics::complaint_statistics(&ledger);
     assert_eq!(statistics.overall.sla_breached, 1);
     assert_eq!(statistics.overall.resolved_within_sla, 1);
+}
+
+#[tokio::test]
+async fn a_proposal_past_its_lifetime_refuses_withdrawals_even_before_the_expiry_event() {
+    let bare = BareNode::start();
+    bare.act(&bare.admin, Action::DefineCategory(lighting()))
+        .await;
+    let moderator = bare.member(Some((Role::Moderator, None))).await;
+    let author = bare.member(None).await;
+    let supporter = bare.member(None).await;
+    let proposal = bare.act(&author, submission("street-lighting")).await;
+    bare.act(&moderator, publish(proposal)).await;
+    bare.act(&supporter, support(proposal)).await;
+    // The lighting category gives proposals 30 days; no expiry event is appended here.
+    bare.clock.advance_milliseconds(31 * DAY_MS);
+    let size = bare.node.ledger().size;
+    for (key, action) in [
+        (&supporter, withdraw_support(proposal)),
+        (&author, withdraw(proposal)),
+        (&author, support(proposal)),
+    ] {
+        let name = action.name();
+        assert_eq!(
+            bare.submit(key, action).await,
+            Err("transition-not-allowed".to_owned()),
+            "{name} after the proposal's lifetime"
+        );
+    }
+    assert_eq!(bare.node.ledger().size, size, "nothing was appended");
 }
