@@ -4,6 +4,11 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// 0000-01-01T00:00:00.000Z, the first instant RFC 3339 can write in UTC.
+const RFC3339_FIRST_MS: i64 = -62_167_219_200_000;
+/// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write in UTC.
+const RFC3339_LAST_MS: i64 = 253_402_300_799_999;
+
 /// Milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
@@ -28,6 +33,10 @@ impl Timestamp {
     /// Parses RFC 3339 as the protocol writes it: `T` between date and time, upper-case `Z` or a
     /// numeric offset, and at most millisecond precision, so that every reader agrees on the
     /// instant (chrono alone would also take a space, a lower-case `z` and dropped digits).
+    ///
+    /// The instant must fall in the years 0000 to 9999 in UTC, the only ones RFC 3339 can write:
+    /// `0000-01-01T00:00:00+01:00` is in year −1 in UTC and `9999-12-31T23:00:00-01:00` in year
+    /// 10000, and neither could be written back in the UTC form veche writes.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         let bytes = text.as_bytes();
         if bytes.len() < 20 || bytes[10] != b'T' || text.contains(['t', 'z', ' ']) {
@@ -45,6 +54,7 @@ impl Timestamp {
         chrono::DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|moment| Timestamp(moment.timestamp_millis()))
+            .filter(|moment| (RFC3339_FIRST_MS..=RFC3339_LAST_MS).contains(&moment.0))
     }
 }
 
@@ -93,6 +103,25 @@ mod tests {
         assert_eq!(
             Timestamp::parse_rfc3339("2026-11-18T11:06:40Z"),
             Some(Timestamp(1_795_000_000_000))
+        );
+    }
+
+    #[test]
+    fn an_instant_outside_years_0000_to_9999_in_utc_is_refused() {
+        // Found by the `envelope` fuzz target's round trip: these parsed, and were then written
+        // as `-0001-12-31T23:59:00.000Z` and `+10000-01-01T00:59:59.000Z`, which do not parse.
+        assert_eq!(
+            Timestamp::parse_rfc3339("0000-01-01T00:00:00.000+00:01"),
+            None
+        );
+        assert_eq!(Timestamp::parse_rfc3339("9999-12-31T23:59:59-01:00"), None);
+        for edge in ["0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"] {
+            let moment = Timestamp::parse_rfc3339(edge);
+            assert_eq!(moment.map(Timestamp::to_rfc3339).as_deref(), Some(edge));
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("0000-01-01T00:00:00-00:01").map(Timestamp::to_rfc3339),
+            Some("0000-01-01T00:01:00.000Z".to_owned())
         );
     }
 }
