@@ -229,3 +229,26 @@ pub fn poll_definition(now: Timestamp, options: usize) -> PollDefinition {
         tally_visibility: TallyVisibility::Public,
     }
 }
+
+/// Why an answer is not the documented refusal — wrong status, wrong problem type, not a problem
+/// document, or a log that grew — or `None` when it is.
+pub fn refusal_mismatch(
+    name: &str,
+    status: u16,
+    code: &str,
+    answer: &Answer,
+    size_before: u64,
+    size_after: u64,
+) -> Option<String> {
+    let expected_type = format!("urn:veche:problem:{code}");
+    let holds = answer.status == status
+        && answer.problem_type() == expected_type
+        && answer.content_type == "application/problem+json"
+        && size_after == size_before;
+    (!holds).then(|| {
+        format!(
+            "{name}: expected {status} {expected_type}, got {} {} ({}), log {size_before} -> {size_after}",
+            answer.status, answer.body, answer.content_type
+        )
+    })
+}

@@ -1151,24 +1151,14 @@ async fn every_forbidden_lifecycle_transition_is_refused_with_its_problem_type_a
         let size_before = app.log_size().await;
         let answer = app.act(case.key, case.action.clone()).await;
         let size_after = app.log_size().await;
-        let expected_type = format!("urn:veche:problem:{}", case.code);
-        if answer.status != case.status
-            || answer.problem_type() != expected_type
-            || answer.content_type != "application/problem+json"
-            || size_after != size_before
-        {
-            failures.push(format!(
-                "{}: expected {} {}, got {} {} ({}), log {} -> {}",
-                case.name,
-                case.status,
-                expected_type,
-                answer.status,
-                answer.body,
-                answer.content_type,
-                size_before,
-                size_after
-            ));
-        }
+        failures.extend(crate::harness::refusal_mismatch(
+            case.name,
+            case.status,
+            case.code,
+            &answer,
+            size_before,
+            size_after,
+        ));
     }
     assert!(
         failures.is_empty(),
