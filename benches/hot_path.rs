@@ -196,6 +196,19 @@ fn benchmarks(criterion: &mut Criterion) {
             }
         })
     });
+    // The library's own strict check, for comparison with veche's (which skips decompressing R).
+    signatures.bench_function("64 strict verifications by ed25519-dalek", |bencher| {
+        bencher.iter(|| {
+            for entry in &entries[..64] {
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.signer.0).unwrap();
+                key.verify_strict(
+                    &entry.signed_message(),
+                    &ed25519_dalek::Signature::from_bytes(&entry.signature),
+                )
+                .unwrap();
+            }
+        })
+    });
     signatures.bench_function("one batch verification of 64", |bencher| {
         let batch: Vec<&projections::Entry> = entries[..64].iter().collect();
         bencher.iter(|| projections::protocol::verify_batch(&batch).unwrap())
