@@ -205,18 +205,26 @@ fn read_record(input: &mut dyn Read) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(record))
 }
 
-/// Checks one slice of entries on its own (decoding, signatures, payload), in order. Signatures
-/// are checked before payloads, so an altered payload is reported as the forgery it is.
-fn check_slice(records: &[Vec<u8>], strict: bool) -> Vec<Result<CheckedEntry, ReplayFailure>> {
+/// Checks one slice of entries on its own (decoding, signatures, payload, and the hash the store
+/// keeps beside an entry, if any), in order. Signatures are checked before payloads, so an altered
+/// payload is reported as the forgery it is.
+///
+/// Signatures are checked in one batch equation unless `strict`: the batch accepts everything
+/// the strict check accepts, and any failure falls back to strict checks that name the entry
+/// (see `projections::protocol::verify_batch`).
+fn check_slice(
+    records: &[(&[u8], Option<&Hash>)],
+    strict: bool,
+) -> Vec<Result<CheckedEntry, ReplayFailure>> {
     if strict {
         return records
             .iter()
-            .map(|bytes| check_entry(bytes, None, SignatureCheck::Strict))
+            .map(|(bytes, stored_hash)| check_entry(bytes, *stored_hash, SignatureCheck::Strict))
             .collect();
     }
     let decoded: Vec<Result<projections::Entry, ReplayFailure>> = records
         .iter()
-        .map(|bytes| projections::Entry::decode(bytes).map_err(ReplayFailure::from))
+        .map(|(bytes, _)| projections::Entry::decode(bytes).map_err(ReplayFailure::from))
         .collect();
     let mut first_bad_signature = None;
     let candidates: Vec<(usize, &projections::Entry)> = decoded
@@ -232,18 +240,21 @@ fn check_slice(records: &[Vec<u8>], strict: bool) -> Vec<Result<CheckedEntry, Re
         .iter()
         .zip(decoded)
         .enumerate()
-        .map(|(index, (bytes, entry))| {
+        .map(|(index, ((bytes, stored_hash), entry))| {
             entry?;
             match first_bad_signature {
                 Some((bad, error)) if bad == index => Err(ReplayFailure::Signature(error)),
-                _ => check_entry(bytes, None, SignatureCheck::AlreadyVerified),
+                // Replay stops at the first failure, so entries after a bad one need no verdict
+                // of their own.
+                _ => check_entry(bytes, *stored_hash, SignatureCheck::AlreadyVerified),
             }
         })
         .collect()
 }
 
-/// Checks stored entries on their own, strictly (as the server does on the way in), spread
-/// over `threads` threads; results in log order.
+/// Checks stored entries on their own, spread over `threads` threads, each slice's signatures
+/// in one batch (as `veche verify` does); results in log order. The server checked every
+/// signature strictly on the way in; this is the second check of the pair, on replay.
 pub fn check_stored_in_parallel(
     page: &[crate::store::StoredEntry],
     threads: usize,
@@ -254,12 +265,11 @@ pub fn check_stored_in_parallel(
             .chunks(slice_length)
             .map(|slice| {
                 scope.spawn(move || {
-                    slice
+                    let records: Vec<(&[u8], Option<&Hash>)> = slice
                         .iter()
-                        .map(|stored| {
-                            check_entry(&stored.bytes, Some(&stored.hash), SignatureCheck::Strict)
-                        })
-                        .collect::<Vec<_>>()
+                        .map(|stored| (stored.bytes.as_slice(), Some(&stored.hash)))
+                        .collect();
+                    check_slice(&records, false)
                 })
             })
             .collect();
@@ -323,7 +333,13 @@ fn read_and_check(
         let checked: Vec<Result<CheckedEntry, ReplayFailure>> = std::thread::scope(|scope| {
             let workers: Vec<_> = records
                 .chunks(slice_length)
-                .map(|slice| scope.spawn(move || check_slice(slice, strict)))
+                .map(|slice| {
+                    scope.spawn(move || {
+                        let records: Vec<(&[u8], Option<&Hash>)> =
+                            slice.iter().map(|bytes| (bytes.as_slice(), None)).collect();
+                        check_slice(&records, strict)
+                    })
+                })
                 .collect();
             workers
                 .into_iter()

@@ -467,9 +467,10 @@ const CATCH_UP_PAGE_ENTRIES: usize = 16_384;
 /// Below this many entries, checking on one thread beats starting others.
 const PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
 
-/// Folds every stored entry from the replayer's size on, checking each as it goes (strictly, as
-/// on the way in); returns how many were folded. Large backlogs (a start-up) are checked on every
-/// core, then folded in order.
+/// Folds every stored entry from the replayer's size on, checking each as it goes; returns how
+/// many were folded. Small pages (another node's appends) are checked strictly, as on the way in;
+/// large backlogs (a start-up) are checked on every core with batched signatures, then folded in
+/// order.
 pub fn catch_up(
     store: &dyn EventStore,
     replayer: &mut projections::Replayer,
