@@ -234,14 +234,13 @@ pub async fn get_ballot(
     if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
         return Err(ApiError::TallySealed);
     }
-    let choices = poll
-        .ballots
-        .get(&voter)
+    let choices = ledger
+        .ballot(poll, voter)
         .ok_or_else(|| ApiError::NotFound(format!("ballot of {voter} in poll {}", poll.id)))?;
     Ok(web::Json(BallotView {
         poll: poll.id,
         voter: voter.to_hex(),
-        choices: choices.clone(),
+        choices: choices.to_vec(),
     }))
 }
 
