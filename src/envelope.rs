@@ -2,7 +2,7 @@
 
 use ed25519_dalek::SigningKey;
 use projections::command::ParseError;
-use projections::protocol::{public_key_of, sign, verify_strict, SignatureError};
+use projections::protocol::{sign, verify_strict, SignatureError};
 use projections::{Command, EntryKind, SignedCommand};
 use serde::{Deserialize, Serialize};
 
@@ -72,12 +72,5 @@ impl Envelope {
 
 /// Signs a system event with the server key.
 pub fn sign_system(key: &SigningKey, command: Command) -> SignedCommand {
-    let payload = command.to_payload();
-    SignedCommand {
-        kind: EntryKind::System,
-        signer: public_key_of(key),
-        signature: sign(key, EntryKind::System, &payload),
-        payload,
-        command,
-    }
+    SignedCommand::sign(key, EntryKind::System, command)
 }

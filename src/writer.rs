@@ -468,38 +468,199 @@ const CATCH_UP_PAGE_ENTRIES: usize = 16_384;
 const PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
 
 /// Folds every stored entry from the replayer's size on, checking each as it goes; returns how
-/// many were folded. Small pages (another node's appends) are checked strictly, as on the way in;
-/// large backlogs (a start-up) are checked on every core with batched signatures, then folded in
-/// order.
+/// many were folded. Small pages (another node's appends) are checked strictly, as on the way in,
+/// on this thread. A large backlog (a start-up) is read and checked on every core with batched
+/// signatures one page ahead of the fold, which runs in order on this thread.
 pub fn catch_up(
     store: &dyn EventStore,
     replayer: &mut projections::Replayer,
     mut on_event: impl FnMut(&Event),
 ) -> Result<u64, CatchUpError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let base = replayer.ledger.size;
+    let page = store.read(base, CATCH_UP_PAGE_ENTRIES)?;
+    if page.len() < CATCH_UP_PAGE_ENTRIES || threads == 1 {
+        // The whole backlog is in hand (or there is one core): no pipeline to gain from.
+        let mut folded = fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
+        loop {
+            let base = replayer.ledger.size;
+            let page = store.read(base, CATCH_UP_PAGE_ENTRIES)?;
+            if page.is_empty() {
+                return Ok(folded);
+            }
+            folded += fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
+        }
+    }
+    std::thread::scope(|scope| {
+        // Two checked pages in flight at most: enough to keep the fold busy, bounded in memory.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let ahead_from = base + page.len() as u64;
+        scope.spawn(move || {
+            let mut next = ahead_from;
+            loop {
+                let message = match store.read(next, CATCH_UP_PAGE_ENTRIES) {
+                    Ok(page) if page.is_empty() => return,
+                    Ok(page) => {
+                        let page_base = next;
+                        next += page.len() as u64;
+                        Ok((page_base, check_page(&page, threads)))
+                    }
+                    Err(error) => Err(error),
+                };
+                let stop = message.is_err();
+                // A closed channel means the fold stopped at a failure: nothing more to read.
+                if sender.send(message).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let mut folded = fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
+        for message in receiver {
+            let (page_base, checks) = message?;
+            folded += fold_checked(replayer, page_base, checks, &mut on_event)?;
+        }
+        Ok(folded)
+    })
+}
+
+/// Checks one page of stored entries on their own: on every core with batched signatures when
+/// the page is large, else strictly on this thread.
+fn check_page(
+    page: &[StoredEntry],
+    threads: usize,
+) -> Vec<Result<projections::replay::CheckedEntry, projections::ReplayFailure>> {
+    if page.len() >= PARALLEL_CHECK_ENTRIES_MIN && threads > 1 {
+        crate::verification::check_stored_in_parallel(page, threads)
+    } else {
+        page.iter()
+            .map(|stored| check_entry(&stored.bytes, Some(&stored.hash), SignatureCheck::Strict))
+            .collect()
+    }
+}
+
+/// Folds one checked page in order from `base`; the first failure names its position.
+fn fold_checked(
+    replayer: &mut projections::Replayer,
+    base: u64,
+    checks: Vec<Result<projections::replay::CheckedEntry, projections::ReplayFailure>>,
+    on_event: &mut impl FnMut(&Event),
+) -> Result<u64, CatchUpError> {
     let mut folded = 0;
-    loop {
-        let page = store.read(replayer.ledger.size, CATCH_UP_PAGE_ENTRIES)?;
-        if page.is_empty() {
-            return Ok(folded);
-        }
-        let base = replayer.ledger.size;
-        let checks = if page.len() >= PARALLEL_CHECK_ENTRIES_MIN && threads > 1 {
-            crate::verification::check_stored_in_parallel(&page, threads)
-        } else {
-            page.iter()
-                .map(|stored| {
-                    check_entry(&stored.bytes, Some(&stored.hash), SignatureCheck::Strict)
-                })
-                .collect()
+    for (offset, checked) in checks.into_iter().enumerate() {
+        let checked = checked.map_err(|failure| projections::ReplayError {
+            position: base + offset as u64,
+            failure,
+        })?;
+        on_event(&replayer.apply_checked(checked)?);
+        folded += 1;
+    }
+    Ok(folded)
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use projections::command::{Genesis, RegisterKey};
+    use projections::protocol::public_key_of;
+    use projections::replay::seal;
+    use projections::{
+        Action, Command, EntryKind, Ledger, ReplayFailure, SignedCommand, Timestamp,
+    };
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    const START: Timestamp = Timestamp(1_795_428_000_000);
+
+    fn signed(
+        key: &SigningKey,
+        kind: EntryKind,
+        issued_at: Timestamp,
+        action: Action,
+    ) -> SignedCommand {
+        let command = Command {
+            author: public_key_of(key),
+            nonce: "0".repeat(32),
+            issued_at,
+            action,
         };
-        for (offset, checked) in checks.into_iter().enumerate() {
-            let checked = checked.map_err(|failure| projections::ReplayError {
-                position: base + offset as u64,
-                failure,
-            })?;
-            on_event(&replayer.apply_checked(checked)?);
-            folded += 1;
+        SignedCommand::sign(key, kind, command)
+    }
+
+    /// A genesis and then `registrations` citizens registering, one entry a millisecond.
+    fn stored_log(registrations: u64) -> (Vec<StoredEntry>, Ledger) {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let mut ledger = Ledger::new();
+        let mut entries = Vec::new();
+        let genesis = Action::Genesis(Genesis {
+            log_origin: "catch-up.veche.test/log".into(),
+            admin_keys: vec![public_key_of(&SigningKey::from_bytes(&[2; 32]))],
+        });
+        let mut commands = vec![signed(&server, EntryKind::System, START, genesis)];
+        for citizen in 0..registrations {
+            let key = SigningKey::from_bytes(&Sha256::digest(citizen.to_be_bytes()).into());
+            let time = START.plus_milliseconds(citizen as i64 + 1);
+            commands.push(signed(
+                &key,
+                EntryKind::Command,
+                time,
+                Action::RegisterKey(RegisterKey {}),
+            ));
         }
+        for command in commands {
+            let time = START.plus_milliseconds(ledger.size as i64);
+            let sealed = seal(&ledger, command, time).expect("a valid synthetic command");
+            ledger.evolve(&sealed.event);
+            entries.push(StoredEntry {
+                position: sealed.event.position,
+                bytes: sealed.bytes,
+                hash: sealed.event.hash,
+            });
+        }
+        (entries, ledger)
+    }
+
+    #[test]
+    fn a_backlog_of_several_pages_folds_to_the_ledger_that_wrote_it_and_a_forged_entry_is_named() {
+        // More than two pages, so the read-ahead pipeline runs and hands over pages in order.
+        let registrations = 2 * CATCH_UP_PAGE_ENTRIES as u64 + 500;
+        let (entries, written) = stored_log(registrations);
+        let store = MemoryStore::new();
+        store.append(&entries).unwrap();
+        let mut replayer = projections::Replayer::new();
+        let mut seen = 0u64;
+        let folded = catch_up(&store, &mut replayer, |event| {
+            assert_eq!(event.position, seen, "events arrive in log order");
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(folded, registrations + 1);
+        assert_eq!(replayer.ledger, written);
+
+        // A signature byte changed in the second page, with the stored hash recomputed to match:
+        // only the signature check can catch it, and it must name that entry.
+        let forged_position = CATCH_UP_PAGE_ENTRIES as u64 + 1_234;
+        let mut forged = entries.clone();
+        let target = &mut forged[forged_position as usize];
+        target.bytes[100] ^= 0x01;
+        target.hash = projections::protocol::entry_hash(&target.bytes);
+        let store = MemoryStore::new();
+        store.append(&forged).unwrap();
+        let mut replayer = projections::Replayer::new();
+        match catch_up(&store, &mut replayer, |_| {}) {
+            Err(CatchUpError::Replay(error)) => {
+                assert_eq!(error.position, forged_position, "{error}");
+                assert!(
+                    matches!(error.failure, ReplayFailure::Signature(_)),
+                    "{error}"
+                );
+            }
+            other => panic!("a forged entry must stop the catch-up, got {other:?}"),
+        }
+        assert_eq!(
+            replayer.ledger.size, forged_position,
+            "folded up to the forgery"
+        );
     }
 }

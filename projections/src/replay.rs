@@ -18,6 +18,25 @@ pub struct SignedCommand {
     pub command: Command,
 }
 
+impl SignedCommand {
+    /// Signs `command` with `key` as an entry of `kind`: how the server signs its own events and
+    /// how tools write logs offline (clients sign the same bytes on their side).
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        kind: EntryKind,
+        command: Command,
+    ) -> SignedCommand {
+        let payload = command.to_payload();
+        SignedCommand {
+            kind,
+            signer: crate::protocol::public_key_of(key),
+            signature: crate::protocol::sign(key, kind, &payload),
+            payload,
+            command,
+        }
+    }
+}
+
 /// An entry ready to store: its bytes, its chain hash and its meaning.
 #[derive(Clone, Debug)]
 pub struct SealedEntry {

@@ -18,7 +18,7 @@ use projections::command::{
     Audience, CastBallot, ChoiceKind, Genesis, PollDefinition, RegisterKey, Role, RoleChange,
     TallyVisibility,
 };
-use projections::protocol::{public_key_of, sign};
+use projections::protocol::public_key_of;
 use projections::replay::seal;
 use projections::{Action, Command, EntryKind, Ledger, SignedCommand, Timestamp};
 use veche::keys::{generate_key, write_key_file, SeededEntropy};
@@ -34,6 +34,10 @@ struct Args {
     /// Polls the citizens' ballots are spread over.
     #[arg(long, default_value_t = 100)]
     polls: u64,
+    /// Ballots each citizen casts, each in a different poll (at most `--polls`): 1 gives a log of
+    /// many one-time voters, 10 a log of 10,000,000 ballots from about 1,000,000 citizens.
+    #[arg(long, default_value_t = 1)]
+    ballots_per_citizen: u64,
     /// Seed of every key.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,14 +59,7 @@ const START: Timestamp = Timestamp(1_795_428_000_000);
 const CHUNK_CITIZENS: u64 = 32_768;
 
 fn signed(key: &SigningKey, kind: EntryKind, command: Command) -> SignedCommand {
-    let payload = command.to_payload();
-    SignedCommand {
-        kind,
-        signer: public_key_of(key),
-        signature: sign(key, kind, &payload),
-        payload,
-        command,
-    }
+    SignedCommand::sign(key, kind, command)
 }
 
 fn command(key: &SigningKey, counter: u64, issued_at: Timestamp, action: Action) -> Command {
@@ -191,18 +188,28 @@ fn main() -> anyhow::Result<()> {
             command(&official, 3 + poll, now, Action::OpenPoll(definition)),
         ))?;
     }
-    let citizens = args.events.saturating_sub(log.ledger.size).div_ceil(2);
+    anyhow::ensure!(
+        (1..=args.polls).contains(&args.ballots_per_citizen),
+        "--ballots-per-citizen must be between 1 and --polls"
+    );
+    // Each citizen registers, then casts their ballots.
+    let entries_per_citizen = 1 + args.ballots_per_citizen;
+    let citizens = args
+        .events
+        .saturating_sub(log.ledger.size)
+        .div_ceil(entries_per_citizen);
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut first = 0;
     while first < citizens {
         let last = (first + CHUNK_CITIZENS).min(citizens);
-        // Each citizen's two commands are signed in parallel; the times they carry are the ones
-        // the sequential sealing below gives them (two entries per citizen, a millisecond each).
+        // Each citizen's commands are signed in parallel; the times they carry are the ones the
+        // sequential sealing below gives them (a millisecond an entry).
         let base_size = log.ledger.size;
         let seed = args.seed;
+        let ballots_per_citizen = args.ballots_per_citizen;
         let per_thread = (last - first).div_ceil(threads as u64);
         let polls = &polls;
-        let signed_commands: Vec<(SignedCommand, SignedCommand)> = std::thread::scope(|scope| {
+        let signed_commands: Vec<Vec<SignedCommand>> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads as u64)
                 .map(|thread| {
                     let from = first + thread * per_thread;
@@ -213,27 +220,29 @@ fn main() -> anyhow::Result<()> {
                                 let key = generate_key(&SeededEntropy::new(
                                     seed.wrapping_mul(1_000_003).wrapping_add(citizen + 1),
                                 ));
-                                let offset = base_size + 2 * (citizen - first);
+                                let offset = base_size + entries_per_citizen * (citizen - first);
                                 let register = command(
                                     &key,
                                     0,
                                     START.plus_milliseconds(offset as i64),
                                     Action::RegisterKey(RegisterKey {}),
                                 );
-                                let poll = polls[(citizen % polls.len() as u64) as usize];
-                                let ballot = command(
-                                    &key,
-                                    1,
-                                    START.plus_milliseconds(offset as i64 + 1),
-                                    Action::CastBallot(CastBallot {
-                                        poll,
-                                        choices: vec![(citizen % 3) as u32],
-                                    }),
-                                );
-                                (
-                                    signed(&key, EntryKind::Command, register),
-                                    signed(&key, EntryKind::Command, ballot),
-                                )
+                                let mut commands = vec![signed(&key, EntryKind::Command, register)];
+                                for ballot in 0..ballots_per_citizen {
+                                    let poll =
+                                        polls[((citizen + ballot) % polls.len() as u64) as usize];
+                                    let cast = command(
+                                        &key,
+                                        1 + ballot,
+                                        START.plus_milliseconds((offset + 1 + ballot) as i64),
+                                        Action::CastBallot(CastBallot {
+                                            poll,
+                                            choices: vec![((citizen + ballot) % 3) as u32],
+                                        }),
+                                    );
+                                    commands.push(signed(&key, EntryKind::Command, cast));
+                                }
+                                commands
                             })
                             .collect::<Vec<_>>()
                     })
@@ -244,9 +253,8 @@ fn main() -> anyhow::Result<()> {
                 .flat_map(|worker| worker.join().unwrap_or_default())
                 .collect()
         });
-        for (register, ballot) in signed_commands {
-            log.append(register)?;
-            log.append(ballot)?;
+        for command in signed_commands.into_iter().flatten() {
+            log.append(command)?;
         }
         first = last;
         eprint!("\r{} entries", log.ledger.size);
