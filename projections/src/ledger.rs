@@ -243,9 +243,9 @@ pub struct Poll {
     pub definition: PollDefinition,
     /// Each voter's counted ballot, keyed by the voter key's registration position (see
     /// `Ledger::ballot` to look one up by key). Public: ballots are pseudonymous, anyone can
-    /// recount. A position and inline choices take about 40 bytes a ballot where a key and a
-    /// vector took about 110: with millions of ballots this map is most of a node's memory.
-    pub ballots: HashMap<u64, BallotChoices>,
+    /// recount. A position and a choice set take 16 bytes a ballot where a key and a vector took
+    /// about 110: with millions of ballots this map is most of a node's memory.
+    pub ballots: HashMap<u64, ChoiceSet>,
     pub tally: Tally,
     pub closed: Option<ClosedPoll>,
 }
@@ -277,8 +277,41 @@ impl Poll {
     }
 }
 
-/// The options one ballot chose; one or two live inline, without an allocation of their own.
-pub type BallotChoices = smallvec::SmallVec<[u32; 2]>;
+/// The options one ballot chose, as a set: bit `i` is option `i`. A poll has at most
+/// `limits::POLL_OPTIONS_MAX` (64) options and `decide` refuses repeated choices, so a set holds
+/// every counted ballot exactly; the order the voter listed them in stays in the signed command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ChoiceSet(u64);
+
+impl ChoiceSet {
+    /// The set of `choices`; indices beyond the 64th cannot be counted and are left out.
+    pub fn of(choices: &[u32]) -> ChoiceSet {
+        ChoiceSet(
+            choices
+                .iter()
+                .filter_map(|&choice| 1u64.checked_shl(choice))
+                .fold(0, |set, bit| set | bit),
+        )
+    }
+
+    /// The chosen option indices, ascending.
+    pub fn iter(self) -> impl Iterator<Item = u32> {
+        (0..64u32).filter(move |&index| self.0 & (1 << index) != 0)
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+const _: () = assert!(
+    limits::POLL_OPTIONS_MAX <= 64,
+    "a ChoiceSet holds 64 options"
+);
 
 /// Nonces seen inside the freshness window. Older ones need not be kept: a command that old is
 /// refused as stale before its nonce is looked at.
@@ -637,15 +670,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// Polls whose closing time has come by `now` and whose close event is not yet appended.
     /// The ballot `voter` has counted in `poll`, if any.
-    pub fn ballot<'poll>(&self, poll: &'poll Poll, voter: PublicKey) -> Option<&'poll [u32]> {
+    pub fn ballot(&self, poll: &Poll, voter: PublicKey) -> Option<ChoiceSet> {
         let record = self.keys.get(&voter)?;
-        poll.ballots
-            .get(&record.registered_at_position)
-            .map(|choices| choices.as_slice())
+        poll.ballots.get(&record.registered_at_position).copied()
     }
 
+    /// Polls whose closing time has come by `now` and whose close event is not yet appended.
     pub fn polls_due_to_close(&self, now: Timestamp) -> Vec<u64> {
         self.polls
             .values()
@@ -783,11 +814,8 @@ impl Ledger {
 }
 
 fn count_ballot(poll: &mut Poll, voter: u64, choices: &[u32]) {
-    if let Some(previous) = poll
-        .ballots
-        .insert(voter, BallotChoices::from_slice(choices))
-    {
-        for choice in previous {
+    if let Some(previous) = poll.ballots.insert(voter, ChoiceSet::of(choices)) {
+        for choice in previous.iter() {
             if let Some(count) = poll.tally.counts.get_mut(choice as usize) {
                 *count -= 1;
             }
@@ -948,4 +976,36 @@ fn check_poll_definition(
         return invalid("a poll stays open at most 366 days".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_choice_set_holds_every_option_index_a_poll_can_have_and_lists_them_ascending() {
+        let set = ChoiceSet::of(&[63, 0, 5]);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 5, 63]);
+        assert_eq!(set.len(), 3);
+        assert!(ChoiceSet::of(&[]).is_empty());
+        // Beyond the 64th option nothing can be counted; `decide` refuses such ballots first.
+        assert_eq!(ChoiceSet::of(&[64, 2]), ChoiceSet::of(&[2]));
+    }
+
+    #[test]
+    fn nonces_are_remembered_inside_the_window_and_forgotten_after_it() {
+        let author = PublicKey([7; 32]);
+        let other = PublicKey([8; 32]);
+        let mut window = NonceWindow::default();
+        window.insert(author, "00", Timestamp(1_000));
+        window.insert(author, "01", Timestamp(2_000));
+        assert!(window.contains(author, "00"));
+        assert!(
+            !window.contains(other, "00"),
+            "a nonce belongs to its author"
+        );
+        window.forget_before(Timestamp(1_500));
+        assert!(!window.contains(author, "00"));
+        assert!(window.contains(author, "01"));
+    }
 }

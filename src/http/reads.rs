@@ -206,7 +206,8 @@ pub(crate) fn tally_view(
 pub struct BallotView {
     pub poll: u64,
     pub voter: String,
-    /// The counted choices (after any change).
+    /// The counted choices (after any change), as option indices in ascending order; the
+    /// order the voter listed them in is in the signed command.
     pub choices: Vec<u32>,
 }
 
@@ -240,7 +241,7 @@ pub async fn get_ballot(
     Ok(web::Json(BallotView {
         poll: poll.id,
         voter: voter.to_hex(),
-        choices: choices.to_vec(),
+        choices: choices.iter().collect(),
     }))
 }
 
