@@ -283,7 +283,7 @@ pub async fn get_key(
         .get(&key)
         .ok_or_else(|| ApiError::NotFound(format!("key {key}")))?;
     let roles = record
-        .roles
+        .roles()
         .iter()
         .map(|(role, department)| RoleView {
             role: serde_json::to_value(role)
@@ -299,8 +299,8 @@ pub async fn get_key(
         registered_at: record.registered_at,
         roles,
         is_admin: ledger.is_admin(key),
-        district: record.district.clone(),
-        verified: record.verified,
+        district: record.district().map(str::to_string),
+        verified: record.verified(),
     }))
 }
 
