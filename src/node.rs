@@ -3,6 +3,8 @@
 //!
 //! Invariant: the published ledger only ever holds durable events; reads never wait for a write.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use ed25519_dalek::SigningKey;
@@ -24,6 +26,20 @@ pub struct NodeConfig {
     pub admin_keys: Vec<PublicKey>,
     /// The log's name in checkpoints, e.g. `veche.example.city/log`.
     pub log_origin: String,
+    /// Where this node keeps its start-up snapshot (see `snapshot`); `None` keeps none and
+    /// replays the whole log at every start.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// How far this node's state is proven to be the fold of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStanding {
+    /// Folded from the whole log at start-up, or started from a snapshot the audit confirmed.
+    Verified,
+    /// Started from a checked snapshot; the audit that re-folds the log is still running.
+    Auditing,
+    /// The audit found the snapshot differs from the log: writes are refused until a restart.
+    Refuted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +97,16 @@ pub struct Node {
     server_key: SigningKey,
     writer: WriterHandle,
     writer_thread: std::thread::JoinHandle<()>,
+    snapshot: Option<PathBuf>,
+    /// A `SnapshotStanding` as its index, shared with the audit thread.
+    snapshot_standing: Arc<AtomicU8>,
 }
+
+const STANDINGS: [SnapshotStanding; 3] = [
+    SnapshotStanding::Verified,
+    SnapshotStanding::Auditing,
+    SnapshotStanding::Refuted,
+];
 
 impl Node {
     /// Replays the whole stored log, checking every link, signature and decision; writes the
@@ -89,8 +114,37 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         projections::checkpoint::check_key_name(&config.log_origin)
             .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
-        let mut replayer = Replayer::new();
-        let mut tree = TreeState::new(&config.log_origin, &config.server_key);
+        let loaded = config.snapshot.as_deref().and_then(|path| {
+            match crate::snapshot::load(
+                path,
+                &config.server_key,
+                &*config.store,
+                &config.log_origin,
+            ) {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");
+                    None
+                }
+            }
+        });
+        let (mut replayer, mut tree, audit) = match loaded {
+            Some(loaded) => {
+                tracing::info!(
+                    entries = loaded.header.size,
+                    "started from a checked snapshot; folding the entries after it"
+                );
+                let replayer = Replayer {
+                    ledger: loaded.ledger,
+                };
+                (replayer, loaded.tree, Some(loaded.header))
+            }
+            None => (
+                Replayer::new(),
+                TreeState::new(&config.log_origin, &config.server_key),
+                None,
+            ),
+        };
         let mut completed_tiles = Vec::new();
         let mut grow_tree = |event: &projections::Event| {
             completed_tiles.extend(tree.push(event.leaf_hash));
@@ -179,6 +233,20 @@ impl Node {
             observers.clone(),
             projections::limits::WRITER_QUEUE_COMMANDS_MAX,
         )?;
+        let snapshot_standing = Arc::new(AtomicU8::new(match audit {
+            Some(_) => SnapshotStanding::Auditing as u8,
+            None => SnapshotStanding::Verified as u8,
+        }));
+        if let Some(header) = audit {
+            spawn_audit(
+                config.store.clone(),
+                header,
+                config.log_origin.clone(),
+                config.server_key.clone(),
+                snapshot_standing.clone(),
+                config.snapshot.clone(),
+            )?;
+        }
         Ok(Node {
             rate_limits: crate::coordination::RateLimits::default(),
             observers,
@@ -189,12 +257,48 @@ impl Node {
             server_key: config.server_key,
             writer,
             writer_thread,
+            snapshot: config.snapshot,
+            snapshot_standing,
         })
+    }
+
+    /// Whether this node's state is proven to be the fold of its log.
+    pub fn snapshot_standing(&self) -> SnapshotStanding {
+        let index = usize::from(self.snapshot_standing.load(Ordering::Acquire));
+        STANDINGS
+            .get(index)
+            .copied()
+            .unwrap_or(SnapshotStanding::Refuted)
+    }
+
+    /// Writes the start-up snapshot of the published state, when this node keeps one and its
+    /// state is proven (a snapshot is never written from an unaudited one). Call when stopping.
+    pub fn write_snapshot(
+        &self,
+    ) -> Result<Option<crate::snapshot::SnapshotHeader>, crate::snapshot::SnapshotFileError> {
+        let Some(path) = &self.snapshot else {
+            return Ok(None);
+        };
+        if self.snapshot_standing() != SnapshotStanding::Verified {
+            return Ok(None);
+        }
+        // Both locks at once: the writer publishes the ledger and the tree together.
+        let ledger = self.ledger();
+        let tree = self.tree();
+        if ledger.size != tree.size() || ledger.size == 0 {
+            return Ok(None);
+        }
+        crate::snapshot::write(path, &ledger, &tree, &self.server_key).map(Some)
     }
 
     /// Appends a command whose envelope has been opened (signature checked); answers once the
     /// entry is durable.
     pub async fn append(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
+        if self.snapshot_standing() == SnapshotStanding::Refuted {
+            return Err(SubmitError::StoreUnavailable(
+                "this node started from a snapshot that does not match the log; restart it".into(),
+            ));
+        }
         let appended = self.writer.submit(signed).await?;
         // The writer grew the tree before answering, so the current checkpoint covers the entry.
         self.tree()
@@ -271,4 +375,45 @@ impl Node {
         drop(writer);
         let _ = writer_thread.join();
     }
+}
+
+/// Re-folds the log up to a loaded snapshot's size on its own thread and records the verdict; a
+/// refuted snapshot file is removed so the next start replays the whole log.
+fn spawn_audit(
+    store: Arc<dyn EventStore>,
+    header: crate::snapshot::SnapshotHeader,
+    origin: String,
+    key: SigningKey,
+    standing: Arc<AtomicU8>,
+    path: Option<PathBuf>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("veche-snapshot-audit".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match crate::snapshot::audit(&*store, &header, &origin, &key) {
+                Ok(()) => {
+                    standing.store(SnapshotStanding::Verified as u8, Ordering::Release);
+                    tracing::info!(
+                        entries = header.size,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "the start-up snapshot is the fold of the log: audit passed"
+                    );
+                }
+                Err(error) => {
+                    standing.store(SnapshotStanding::Refuted as u8, Ordering::Release);
+                    if let Some(path) = &path {
+                        if let Err(error) = std::fs::remove_file(path) {
+                            tracing::warn!(%error, "could not remove the refuted snapshot");
+                        }
+                    }
+                    tracing::error!(
+                        %error,
+                        entries = header.size,
+                        "the start-up snapshot does not match the log; refusing writes until restarted"
+                    );
+                }
+            }
+        })
+        .map(drop)
 }

@@ -96,6 +96,7 @@ impl DataDirectory {
             server_key: self.server_key.clone(),
             admin_keys: vec![public_key_of(&self.admin_key)],
             log_origin: log_origin.to_string(),
+            snapshot: Some(self.path.join(crate::snapshot::SNAPSHOT_FILE)),
         })?)
     }
 }

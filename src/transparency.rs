@@ -84,6 +84,88 @@ impl TreeState {
         &self.checkpoint
     }
 
+    /// Writes the stored nodes (not the origin or checkpoint) canonically: two trees over the same
+    /// leaves give the same bytes. The right edge is the ledger's, which snapshots carry.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let put_hashes = |out: &mut Vec<u8>, hashes: &mut dyn ExactSizeIterator<Item = &Hash>| {
+            out.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
+            for hash in hashes {
+                out.extend_from_slice(hash);
+            }
+        };
+        out.extend_from_slice(&(self.high.len() as u64).to_le_bytes());
+        for row in &self.high {
+            put_hashes(out, &mut row.iter());
+        }
+        for (nodes, start) in self.low.iter().zip(self.low_start) {
+            out.extend_from_slice(&start.to_le_bytes());
+            put_hashes(out, &mut nodes.iter());
+        }
+    }
+
+    /// Reads a tree written by [`TreeState::encode`] around `frontier`; `None` when the bytes are
+    /// not such a tree or hold nodes the frontier's size cannot have.
+    pub fn decode(
+        bytes: &[u8],
+        frontier: Frontier,
+        origin: &str,
+        key: &SigningKey,
+    ) -> Option<TreeState> {
+        let mut rest = bytes;
+        let take_u64 = |rest: &mut &[u8]| -> Option<u64> {
+            let (head, tail) = rest.split_first_chunk::<8>()?;
+            *rest = tail;
+            Some(u64::from_le_bytes(*head))
+        };
+        let take_hashes = |rest: &mut &[u8], count: u64| -> Option<Vec<Hash>> {
+            let count = usize::try_from(count).ok()?;
+            if count.checked_mul(32)? > rest.len() {
+                return None;
+            }
+            let (head, tail) = rest.split_at(count * 32);
+            *rest = tail;
+            Some(
+                head.chunks_exact(32)
+                    .filter_map(|chunk| chunk.try_into().ok())
+                    .collect(),
+            )
+        };
+        let size = frontier.size();
+        let rows = take_u64(&mut rest)?;
+        let mut high = Vec::new();
+        for row in 0..rows {
+            let count = take_u64(&mut rest)?;
+            // Row r holds every perfect node of height 8 + r: size >> (8 + r) of them.
+            if count != size.checked_shr(u32::try_from(row).ok()? + u32::from(TILE_HEIGHT))? {
+                return None;
+            }
+            high.push(take_hashes(&mut rest, count)?);
+        }
+        let mut low: [VecDeque<Hash>; TILE_HEIGHT as usize] = Default::default();
+        let mut low_start = [0; TILE_HEIGHT as usize];
+        for height in 0..usize::from(TILE_HEIGHT) {
+            low_start[height] = take_u64(&mut rest)?;
+            let count = take_u64(&mut rest)?;
+            if low_start[height].checked_add(count)? != size >> height {
+                return None;
+            }
+            low[height] = take_hashes(&mut rest, count)?.into();
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        let mut state = TreeState {
+            origin: origin.to_owned(),
+            frontier,
+            high,
+            low,
+            low_start,
+            checkpoint: String::new(),
+        };
+        state.sign(key);
+        Some(state)
+    }
+
     /// Appends one leaf; returns the hash tiles it completed, to be stored.
     pub fn push(&mut self, leaf_hash: Hash) -> Vec<StoredTile> {
         let mut completed = Vec::new();

@@ -474,17 +474,34 @@ const PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
 pub fn catch_up(
     store: &dyn EventStore,
     replayer: &mut projections::Replayer,
+    on_event: impl FnMut(&Event),
+) -> Result<u64, CatchUpError> {
+    catch_up_until(store, replayer, u64::MAX, on_event)
+}
+
+/// Like [`catch_up`], but folds no entry at or beyond position `end`.
+pub fn catch_up_until(
+    store: &dyn EventStore,
+    replayer: &mut projections::Replayer,
+    end: u64,
     mut on_event: impl FnMut(&Event),
 ) -> Result<u64, CatchUpError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let read_page = |from: u64| -> Result<Vec<StoredEntry>, StoreError> {
+        let left = usize::try_from(end.saturating_sub(from)).unwrap_or(usize::MAX);
+        if left == 0 {
+            return Ok(Vec::new());
+        }
+        store.read(from, left.min(CATCH_UP_PAGE_ENTRIES))
+    };
     let base = replayer.ledger.size;
-    let page = store.read(base, CATCH_UP_PAGE_ENTRIES)?;
+    let page = read_page(base)?;
     if page.len() < CATCH_UP_PAGE_ENTRIES || threads == 1 {
         // The whole backlog is in hand (or there is one core): no pipeline to gain from.
         let mut folded = fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
         loop {
             let base = replayer.ledger.size;
-            let page = store.read(base, CATCH_UP_PAGE_ENTRIES)?;
+            let page = read_page(base)?;
             if page.is_empty() {
                 return Ok(folded);
             }
@@ -498,7 +515,7 @@ pub fn catch_up(
         scope.spawn(move || {
             let mut next = ahead_from;
             loop {
-                let message = match store.read(next, CATCH_UP_PAGE_ENTRIES) {
+                let message = match read_page(next) {
                     Ok(page) if page.is_empty() => return,
                     Ok(page) => {
                         let page_base = next;

@@ -185,6 +185,18 @@ impl Action {
     }
 }
 
+/// Reads an action name back as the `'static` name `Action::name` gives (timelines in snapshots).
+pub fn deserialize_action_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::borrow::Cow<'static, str>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Action::NAMES
+        .iter()
+        .find(|name| **name == text)
+        .map(|name| std::borrow::Cow::Borrowed(*name))
+        .ok_or_else(|| serde::de::Error::custom(format!("no action is named {text:?}")))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterKey {}

@@ -5,7 +5,7 @@
 //! (disputed) `| closed_unconfirmed` (silence past the window); any open complaint can be merged
 //! into another. Deadlines come from the category's SLA in working days at acceptance.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::command::{
     Action, Attachment, CategoryDefinition, ComplaintFiling, RejectionReason, TriageDecision,
@@ -15,7 +15,7 @@ use crate::limits;
 use crate::protocol::PublicKey;
 use crate::time::{Timestamp, DAY_MS};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ComplaintStatus {
     Filed,
@@ -78,18 +78,19 @@ impl ComplaintStatus {
 }
 
 /// One step of a complaint's public timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineStep {
     pub position: u64,
     pub at: Timestamp,
-    pub action: &'static str,
+    #[serde(deserialize_with = "crate::command::deserialize_action_name")]
+    pub action: std::borrow::Cow<'static, str>,
     pub actor: PublicKey,
     pub status: ComplaintStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Complaint {
     pub id: u64,
     pub author: PublicKey,
@@ -585,7 +586,7 @@ impl Ledger {
             complaint.timeline.push(TimelineStep {
                 position: event.position,
                 at,
-                action: command.action.name(),
+                action: std::borrow::Cow::Borrowed(command.action.name()),
                 actor: command.author,
                 status: complaint.status,
                 note,

@@ -20,6 +20,8 @@ use crate::proposals::Proposal;
 use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
 use crate::time::Timestamp;
 
+pub mod snapshot;
+
 /// Why a command may not be appended. Each variant is a stable, documented problem type.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum Refusal {
@@ -186,7 +188,7 @@ pub struct Event {
     pub command: Command,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogIdentity {
     pub server_key: PublicKey,
     pub log_origin: String,
@@ -202,7 +204,7 @@ pub struct KeyRecord {
     standing: Option<Box<KeyStanding>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct KeyStanding {
     roles: BTreeMap<Role, Option<String>>,
     district: Option<String>,
@@ -247,7 +249,7 @@ impl KeyRecord {
 }
 
 /// A catalogue entry: the version in force and how many versions came before.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CategoryRecord {
     pub current: CategoryDefinition,
     /// 1 for the first definition, then one more per redefinition.
@@ -268,7 +270,7 @@ pub enum PollStatus {
     Closed,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClosedPoll {
     pub position: u64,
     pub server_time: Timestamp,
@@ -276,7 +278,7 @@ pub struct ClosedPoll {
     pub checkpoint: CheckpointReference,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Poll {
     pub id: u64,
     pub author: PublicKey,
@@ -285,7 +287,9 @@ pub struct Poll {
     /// Each voter's counted ballot, keyed by the voter key's registration position (see
     /// `Ledger::ballot` to look one up by key). Public: ballots are pseudonymous, anyone can
     /// recount. A position and a choice set take 16 bytes a ballot where a key and a vector took
-    /// about 110: with millions of ballots this map is most of a node's memory.
+    /// about 110: with millions of ballots this map is most of a node's memory. Snapshots pack
+    /// it apart from the rest (see `snapshot`).
+    #[serde(skip)]
     pub ballots: HashMap<u64, ChoiceSet>,
     pub tally: Tally,
     pub closed: Option<ClosedPoll>,
@@ -406,16 +410,20 @@ impl NonceWindow {
 }
 
 /// Everything the log says so far.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// Serialised (as JSON, by `snapshot`) without its three large collections, which snapshots pack
+/// in a compact binary form of their own.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ledger {
     pub identity: Option<LogIdentity>,
     /// Every registered key. A hash map: only ever looked up by key, and with a million citizens
     /// it takes about half the memory of an ordered map.
+    #[serde(skip)]
     pub keys: HashMap<PublicKey, KeyRecord>,
     pub polls: BTreeMap<u64, Poll>,
     pub categories: BTreeMap<String, CategoryRecord>,
     pub complaints: BTreeMap<u64, Complaint>,
     pub proposals: BTreeMap<u64, Proposal>,
+    #[serde(skip)]
     nonces: NonceWindow,
     /// Entries folded in so far; the next position.
     pub size: u64,

@@ -457,11 +457,37 @@ pub enum FrontierError {
 /// The right edge of the tree (a "compact range" from leaf 0): the roots of the perfect subtrees
 /// that make up the first `size` leaves, one per set bit of `size`, largest first. It grows the
 /// tree one leaf at a time in O(log n) memory and time and gives the root at any moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "FrontierParts", into = "FrontierParts")]
 pub struct Frontier {
     size: u64,
     /// Left to right: heights strictly decreasing, matching the set bits of `size`.
     edge: Vec<Hash>,
+}
+
+/// A frontier as snapshots write it; read back through [`Frontier::from_edge`], so a malformed
+/// edge is refused rather than loaded.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FrontierParts {
+    size: u64,
+    edge: Vec<Hash>,
+}
+
+impl TryFrom<FrontierParts> for Frontier {
+    type Error = FrontierError;
+
+    fn try_from(parts: FrontierParts) -> Result<Frontier, FrontierError> {
+        Frontier::from_edge(parts.size, parts.edge)
+    }
+}
+
+impl From<Frontier> for FrontierParts {
+    fn from(frontier: Frontier) -> FrontierParts {
+        FrontierParts {
+            size: frontier.size,
+            edge: frontier.edge,
+        }
+    }
 }
 
 impl Frontier {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::command::{Action, ModerationDecision, ProposalOutcome, ProposalSubmission, Role};
 use crate::ledger::{Event, Ledger, Refusal};
@@ -15,7 +15,7 @@ use crate::limits;
 use crate::protocol::PublicKey;
 use crate::time::{Timestamp, DAY_MS};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Submitted,
@@ -62,14 +62,14 @@ impl ProposalStatus {
 }
 
 /// The support count after one support event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupportStep {
     pub position: u64,
     pub at: Timestamp,
     pub supports: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfficialAnswer {
     pub outcome: ProposalOutcome,
     pub answer: String,
@@ -77,7 +77,7 @@ pub struct OfficialAnswer {
     pub at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub id: u64,
     pub author: PublicKey,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::problem::{ApiError, Problem};
-use crate::node::Node;
+use crate::node::{Node, SnapshotStanding};
 
 #[derive(Serialize, ToSchema)]
 pub struct PollView {
@@ -428,6 +428,19 @@ pub struct Health {
     pub status: String,
     pub log_size: u64,
     pub store: String,
+    /// How far the served state is proven to be the fold of the log: `verified`, `auditing` (the
+    /// node started from a checked snapshot and is folding the log again to confirm it) or
+    /// `refuted` (the snapshot differs from the log; writes are refused until a restart).
+    pub state: String,
+}
+
+fn state_name(node: &Node) -> String {
+    match node.snapshot_standing() {
+        SnapshotStanding::Verified => "verified",
+        SnapshotStanding::Auditing => "auditing",
+        SnapshotStanding::Refuted => "refuted",
+    }
+    .into()
 }
 
 /// Liveness: the process is up and serving.
@@ -438,14 +451,20 @@ pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
         status: "ok".into(),
         log_size: node.ledger().size,
         store: node.store().backend_name().into(),
+        state: state_name(&node),
     })
 }
 
-/// Readiness: the log store answers.
+/// Readiness: the log store answers and the served state is not refuted by the log.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 #[get("/readyz")]
 pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    if node.snapshot_standing() == SnapshotStanding::Refuted {
+        return Err(ApiError::StoreUnavailable(
+            "this node started from a snapshot that does not match the log; restart it".into(),
+        ));
+    }
     let probe = node.clone();
     let stored = web::block(move || probe.store().size())
         .await
@@ -454,6 +473,7 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         status: "ok".into(),
         log_size: stored,
         store: node.store().backend_name().into(),
+        state: state_name(&node),
     }))
 }
 

@@ -51,20 +51,6 @@ fn verify_bytes(export: &[u8], options: &Options, published: &Published) -> Repo
     verify_export(&mut input, options, published, &mut |_, _| {})
 }
 
-/// A poll with votes that closes, and complaints: every kind of published number.
-async fn populate(app: &TestApp, voters: usize) -> u64 {
-    let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 3))
-        .await;
-    for index in 0..voters {
-        let voter = app.citizen().await;
-        let answer = app.vote(&voter, poll, vec![(index % 3) as u32]).await;
-        assert_eq!(answer.status, 201, "{:?}", answer.body);
-    }
-    poll
-}
-
 /// Splits an export into its checkpoint record and its entry records.
 fn records(export: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut rest = export;
@@ -166,7 +152,7 @@ async fn a_poll_close_pins_a_checkpoint_that_the_server_signs_on_request() {
     let directory = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(directory.path()).await;
     let verifier = verifier_of(&app).await;
-    let poll = populate(&app, 12).await;
+    let poll = app.poll_with_ballots(12).await;
     app.clock.advance_milliseconds(61 * MINUTE_MS);
     let closes = app.node.append_due_system_events().await.unwrap();
     assert_eq!(closes.len(), 1);
@@ -199,10 +185,10 @@ async fn a_poll_close_pins_a_checkpoint_that_the_server_signs_on_request() {
 async fn verify_recounts_a_served_log_and_agrees_with_every_published_number() {
     let directory = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(directory.path()).await;
-    populate(&app, 9).await;
+    app.poll_with_ballots(9).await;
     app.clock.advance_milliseconds(61 * MINUTE_MS);
     app.node.append_due_system_events().await.unwrap();
-    populate(&app, 4).await;
+    app.poll_with_ballots(4).await;
     let verifier = verifier_of(&app).await;
     let base = app.address.clone();
     let report = tokio::task::spawn_blocking(move || {
@@ -231,7 +217,7 @@ async fn verify_recounts_a_served_log_and_agrees_with_every_published_number() {
 async fn verify_names_a_published_number_that_the_recount_contradicts() {
     let directory = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(directory.path()).await;
-    let poll = populate(&app, 6).await;
+    let poll = app.poll_with_ballots(6).await;
     let verifier = verifier_of(&app).await;
     let export = export_of(&app).await;
     let size = app.log_size().await;
@@ -260,10 +246,10 @@ struct Tampering {
 async fn verify_fails_on_every_tampering_and_names_the_position_and_the_reason() {
     let directory = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(directory.path()).await;
-    populate(&app, 10).await;
+    app.poll_with_ballots(10).await;
     let verifier = verifier_of(&app).await;
     let older_export = export_of(&app).await;
-    populate(&app, 3).await;
+    app.poll_with_ballots(3).await;
     let export = export_of(&app).await;
     let clean = verify_bytes(
         &export,
@@ -376,7 +362,7 @@ async fn verify_detects_a_log_forked_after_a_saved_checkpoint_and_names_the_firs
 {
     let original = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(original.path()).await;
-    populate(&app, 5).await;
+    app.poll_with_ballots(5).await;
     let shared_size = app.log_size().await;
     let clock = app.clock.clone();
     app.stop().await;
@@ -385,7 +371,7 @@ async fn verify_detects_a_log_forked_after_a_saved_checkpoint_and_names_the_firs
 
     // The honest log grows; a journalist saves its checkpoint.
     let honest = TestApp::spawn_with_clock(original.path(), clock.clone()).await;
-    populate(&honest, 3).await;
+    honest.poll_with_ballots(3).await;
     let verifier = verifier_of(&honest).await;
     let first_run = verify_bytes(
         &export_of(&honest).await,
@@ -399,7 +385,7 @@ async fn verify_detects_a_log_forked_after_a_saved_checkpoint_and_names_the_firs
 
     // The same server key serves a different history from the shared point on.
     let forked = TestApp::spawn_with_clock(fork.path(), clock).await;
-    populate(&forked, 6).await;
+    forked.poll_with_ballots(6).await;
     let report = verify_bytes(
         &export_of(&forked).await,
         &options(verifier.clone(), Some(saved.clone())),

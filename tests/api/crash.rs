@@ -16,11 +16,11 @@ use crate::harness::{poll_definition, public};
 const KILLS: usize = 20;
 const SEED: u64 = 20_261_123;
 
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
 }
 
-fn start_server(directory: &std::path::Path, port: u16, store: Option<&str>) -> Server {
+pub(crate) fn start_server(directory: &std::path::Path, port: u16, store: Option<&str>) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_veche"));
     command
         .args([
@@ -42,7 +42,25 @@ fn start_server(directory: &std::path::Path, port: u16, store: Option<&str>) -> 
     Server { child }
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) {
+/// The server binary on a free loopback port, ready: the server, its port, its base URL and a
+/// client.
+pub(crate) async fn start_on_free_port(
+    directory: &std::path::Path,
+    store: Option<&str>,
+) -> (Server, u16, String, reqwest::Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let server = start_server(directory, port, store);
+    wait_ready(&http, &base).await;
+    (server, port, base, http)
+}
+
+pub(crate) async fn wait_ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
@@ -55,7 +73,7 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("the server did not become ready");
 }
 
-async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     base: &str,
     key: &ed25519_dalek::SigningKey,
@@ -144,16 +162,8 @@ async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
 /// Runs signed load against the real binary, kills it with SIGKILL at seeded moments, restarts it
 /// each time, and checks every acknowledged entry is in the log and the tally equals a rebuild.
 async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let (mut server, port, base, http) = start_on_free_port(directory, store).await;
     let entropy = Arc::new(SeededEntropy::new(SEED));
-    let mut server = start_server(directory, port, store);
-    wait_ready(&http, &base).await;
 
     let admin = veche::keys::read_key_file(&directory.join("admin.key")).unwrap();
     let official = generate_key(&*entropy);

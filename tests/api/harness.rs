@@ -204,6 +204,21 @@ impl TestApp {
         answer.body["position"].as_u64().unwrap()
     }
 
+    /// Opens a three-option poll and has `voters` new citizens vote in it (voter i for option
+    /// i mod 3); returns the poll id.
+    pub async fn poll_with_ballots(&self, voters: usize) -> u64 {
+        let official = self.official().await;
+        let poll = self
+            .open_poll(&official, poll_definition(self.now(), 3))
+            .await;
+        for index in 0..voters {
+            let voter = self.citizen().await;
+            let answer = self.vote(&voter, poll, vec![(index % 3) as u32]).await;
+            assert_eq!(answer.status, 201, "ballot {index}: {:?}", answer.body);
+        }
+        poll
+    }
+
     pub async fn vote(&self, voter: &SigningKey, poll: u64, choices: Vec<u32>) -> Answer {
         self.act(voter, Action::CastBallot(CastBallot { poll, choices }))
             .await

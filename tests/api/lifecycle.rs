@@ -1195,6 +1195,7 @@ impl BareNode {
             server_key: server,
             admin_keys: vec![public(&admin)],
             log_origin: "test.veche/log".into(),
+            snapshot: None,
         })
         .unwrap();
         BareNode {

@@ -12,4 +12,5 @@ mod polls;
 mod refusals;
 mod scale_out;
 mod simulation;
+mod snapshot;
 mod tampering;

@@ -1,0 +1,309 @@
+//! The ledger's snapshot form: one canonical byte string for everything the fold has built, so a
+//! node can start from it and later prove, by folding the log again, that it is that fold.
+//!
+//! Canonical means equal ledgers give equal bytes: hash maps are written sorted, everything else is
+//! ordered already. So a digest of the encoding compares two ledgers without holding both.
+//!
+//! Layout (integers little-endian, `varint` is unsigned LEB128):
+//! - `u64` length, then the ledger as JSON without its three large collections (small, rich and
+//!   rarely read: polls' definitions, complaints, proposals, the catalogue);
+//! - keys: `u64` count, then per key in byte order: 32-byte key, `u64` registration position,
+//!   `i64` registration time, `u32` length and JSON of its roles and attestation (0: none);
+//! - ballots: per poll in id order, `u64` count, then ascending voter positions as varint gaps,
+//!   each followed by its choice set as a varint (about 2 bytes a ballot instead of 16);
+//! - nonces: `u64` count, then in issue-time order the time as a varint gap after the previous
+//!   (the first after `i64::MIN`) and the 16-byte digest.
+
+use std::collections::HashMap;
+
+use super::{ChoiceSet, KeyRecord, KeyStanding, Ledger, NonceDigest, NonceWindow};
+use crate::protocol::PublicKey;
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum SnapshotError {
+    #[error("the snapshot ends early, in its {0}")]
+    Truncated(&'static str),
+    #[error("the snapshot's ledger part does not read: {0}")]
+    Json(String),
+    #[error("the snapshot's {0} are not in canonical order")]
+    NotCanonical(&'static str),
+    #[error("the snapshot has {0} bytes after its end")]
+    TrailingBytes(usize),
+}
+
+/// Writes `ledger` in its canonical snapshot form.
+pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
+    // Serialising plain data to JSON cannot fail: every map key is a string or a number.
+    let small = serde_json::to_vec(ledger).unwrap_or_default();
+    put_u64(out, small.len() as u64);
+    out.extend_from_slice(&small);
+
+    let mut keys: Vec<(&PublicKey, &KeyRecord)> = ledger.keys.iter().collect();
+    keys.sort_unstable_by_key(|(key, _)| **key);
+    put_u64(out, keys.len() as u64);
+    for (key, record) in keys {
+        out.extend_from_slice(&key.0);
+        put_u64(out, record.registered_at_position);
+        out.extend_from_slice(&record.registered_at.0.to_le_bytes());
+        let standing = record
+            .standing
+            .as_deref()
+            .map(|standing| serde_json::to_vec(standing).unwrap_or_default())
+            .unwrap_or_default();
+        out.extend_from_slice(&(standing.len() as u32).to_le_bytes());
+        out.extend_from_slice(&standing);
+    }
+
+    for poll in ledger.polls.values() {
+        let mut ballots: Vec<(u64, ChoiceSet)> = poll
+            .ballots
+            .iter()
+            .map(|(voter, choices)| (*voter, *choices))
+            .collect();
+        ballots.sort_unstable_by_key(|(voter, _)| *voter);
+        put_u64(out, ballots.len() as u64);
+        let mut previous = 0;
+        for (voter, choices) in ballots {
+            put_varint(out, voter - previous);
+            put_varint(out, choices.0);
+            previous = voter;
+        }
+    }
+
+    let nonces = &ledger.nonces.by_issue_time;
+    put_u64(out, nonces.len() as u64);
+    let mut previous = i64::MIN;
+    for (issued_at, digest) in nonces {
+        put_varint(out, issued_at.0.wrapping_sub(previous) as u64);
+        out.extend_from_slice(digest);
+        previous = issued_at.0;
+    }
+}
+
+/// Reads a ledger written by [`encode`]; refuses anything [`encode`] could not have written.
+pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
+    let mut reader = Reader { bytes, offset: 0 };
+    let small_length = reader.length("ledger part")?;
+    let small = reader.take(small_length, "ledger part")?;
+    let mut ledger: Ledger =
+        serde_json::from_slice(small).map_err(|error| SnapshotError::Json(error.to_string()))?;
+
+    let key_count = reader.count(32 + 8 + 8 + 4, "keys")?;
+    let mut keys = HashMap::with_capacity(key_count);
+    let mut previous: Option<PublicKey> = None;
+    for _ in 0..key_count {
+        let key = PublicKey(reader.array("keys")?);
+        if previous.is_some_and(|previous| previous >= key) {
+            return Err(SnapshotError::NotCanonical("keys"));
+        }
+        previous = Some(key);
+        let registered_at_position = reader.u64("keys")?;
+        let registered_at = Timestamp(i64::from_le_bytes(reader.array("keys")?));
+        let standing_length = u32::from_le_bytes(reader.array("keys")?) as usize;
+        let standing = if standing_length == 0 {
+            None
+        } else {
+            let json = reader.take(standing_length, "keys")?;
+            let standing: KeyStanding = serde_json::from_slice(json)
+                .map_err(|error| SnapshotError::Json(error.to_string()))?;
+            Some(Box::new(standing))
+        };
+        keys.insert(
+            key,
+            KeyRecord {
+                registered_at_position,
+                registered_at,
+                standing,
+            },
+        );
+    }
+    ledger.keys = keys;
+
+    for poll in ledger.polls.values_mut() {
+        let count = reader.count(2, "ballots")?;
+        let mut ballots = HashMap::with_capacity(count);
+        let mut voter = 0u64;
+        for index in 0..count {
+            let gap = reader.varint("ballots")?;
+            if index > 0 && gap == 0 {
+                return Err(SnapshotError::NotCanonical("ballots"));
+            }
+            voter = voter
+                .checked_add(gap)
+                .ok_or(SnapshotError::NotCanonical("ballots"))?;
+            ballots.insert(voter, ChoiceSet(reader.varint("ballots")?));
+        }
+        poll.ballots = ballots;
+    }
+
+    let nonce_count = reader.count(1 + 16, "nonces")?;
+    let mut window = NonceWindow::default();
+    window.seen.reserve(nonce_count);
+    let mut previous = i64::MIN;
+    for _ in 0..nonce_count {
+        let issued_at = previous.wrapping_add(reader.varint("nonces")? as i64);
+        let digest: NonceDigest = reader.array("nonces")?;
+        if issued_at < previous || !window.seen.insert(digest) {
+            return Err(SnapshotError::NotCanonical("nonces"));
+        }
+        window.by_issue_time.insert((Timestamp(issued_at), digest));
+        previous = issued_at;
+    }
+    ledger.nonces = window;
+
+    let left = reader.bytes.len() - reader.offset;
+    if left != 0 {
+        return Err(SnapshotError::TrailingBytes(left));
+    }
+    Ok(ledger)
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+struct Reader<'bytes> {
+    bytes: &'bytes [u8],
+    offset: usize,
+}
+
+impl<'bytes> Reader<'bytes> {
+    fn take(&mut self, length: usize, part: &'static str) -> Result<&'bytes [u8], SnapshotError> {
+        let end = self
+            .offset
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(SnapshotError::Truncated(part))?;
+        let taken = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self, part: &'static str) -> Result<[u8; N], SnapshotError> {
+        let mut array = [0; N];
+        array.copy_from_slice(self.take(N, part)?);
+        Ok(array)
+    }
+
+    fn u64(&mut self, part: &'static str) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(self.array(part)?))
+    }
+
+    fn length(&mut self, part: &'static str) -> Result<usize, SnapshotError> {
+        usize::try_from(self.u64(part)?).map_err(|_| SnapshotError::Truncated(part))
+    }
+
+    /// A count of items at least `item_bytes_min` long each, refused when the bytes left could not
+    /// hold that many (so a corrupt count cannot ask for a huge allocation).
+    fn count(&mut self, item_bytes_min: usize, part: &'static str) -> Result<usize, SnapshotError> {
+        let count = self.length(part)?;
+        let left = self.bytes.len() - self.offset;
+        if count.saturating_mul(item_bytes_min) > left {
+            return Err(SnapshotError::Truncated(part));
+        }
+        Ok(count)
+    }
+
+    fn varint(&mut self, part: &'static str) -> Result<u64, SnapshotError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let [byte] = self.array::<1>(part)?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(SnapshotError::NotCanonical(part));
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(SnapshotError::NotCanonical(part))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Role;
+
+    fn sample_ledger(reverse: bool) -> Ledger {
+        let mut ledger = Ledger::new();
+        ledger.size = 42;
+        ledger.head_hash = [9; 32];
+        ledger.last_server_time = Timestamp(1_795_428_000_000);
+        let mut order: Vec<u8> = (1..=20).collect();
+        if reverse {
+            order.reverse();
+        }
+        for byte in &order {
+            let mut record = KeyRecord::new(u64::from(*byte), Timestamp(i64::from(*byte) * 1_000));
+            if byte % 5 == 0 {
+                let standing = record.standing_mut();
+                standing.roles.insert(Role::Official, Some("roads".into()));
+                standing.district = Some("north".into());
+                standing.verified = true;
+            }
+            ledger.keys.insert(PublicKey([*byte; 32]), record);
+            ledger.nonces.insert(
+                PublicKey([*byte; 32]),
+                &format!("{byte:032x}"),
+                Timestamp(-5_000 + i64::from(*byte % 3)),
+            );
+        }
+        ledger
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_ledger_that_wrote_it() {
+        let ledger = sample_ledger(false);
+        let mut bytes = Vec::new();
+        encode(&ledger, &mut bytes);
+        assert_eq!(decode(&bytes), Ok(ledger));
+    }
+
+    #[test]
+    fn equal_ledgers_built_in_different_orders_give_the_same_bytes() {
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        encode(&sample_ledger(false), &mut first);
+        encode(&sample_ledger(true), &mut second);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn every_truncation_and_an_appended_byte_are_refused() {
+        let mut bytes = Vec::new();
+        encode(&sample_ledger(false), &mut bytes);
+        for length in 0..bytes.len() {
+            assert!(
+                decode(&bytes[..length]).is_err(),
+                "a snapshot cut to {length} of {} bytes was read",
+                bytes.len()
+            );
+        }
+        bytes.push(0);
+        assert_eq!(decode(&bytes), Err(SnapshotError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn varints_round_trip_at_their_boundaries() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u64::MAX / 2, u64::MAX] {
+            let mut bytes = Vec::new();
+            put_varint(&mut bytes, value);
+            let mut reader = Reader {
+                bytes: &bytes,
+                offset: 0,
+            };
+            assert_eq!(reader.varint("test"), Ok(value));
+            assert_eq!(reader.offset, bytes.len());
+        }
+    }
+}
