@@ -215,12 +215,21 @@ impl Node {
                 });
             }
         }
-        tracing::info!(
-            entries = replayer.ledger.size,
-            replayed,
-            store = config.store.backend_name(),
-            "log replayed and verified"
-        );
+        if audit.is_some() {
+            tracing::info!(
+                entries = replayer.ledger.size,
+                replayed,
+                store = config.store.backend_name(),
+                "ready from a checked snapshot and the entries after it; the audit of the rest runs next"
+            );
+        } else {
+            tracing::info!(
+                entries = replayer.ledger.size,
+                replayed,
+                store = config.store.backend_name(),
+                "log replayed and verified"
+            );
+        }
         let observers = Arc::new(crate::metrics::Observers::new(replayer.ledger.size));
         let published = Arc::new(RwLock::new(replayer.ledger));
         let tree = Arc::new(RwLock::new(tree));
