@@ -43,7 +43,8 @@ impl Envelope {
     }
 
     /// Parses the payload and checks the signature strictly under the payload's author key.
-    /// This is the expensive step; it runs on request threads, never in the writer.
+    /// This is the expensive step; it runs on the signature-check pool, never in the writer or on
+    /// an HTTP worker.
     pub fn open(self) -> Result<SignedCommand, EnvelopeError> {
         let mut signature = [0; 64];
         hex::decode_to_slice(&self.signature, &mut signature)

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod server;
+pub mod signature_pool;
 pub mod snapshot;
 pub mod store;
 pub mod transparency;

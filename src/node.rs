@@ -97,6 +97,7 @@ pub struct Node {
     server_key: SigningKey,
     writer: WriterHandle,
     writer_thread: std::thread::JoinHandle<()>,
+    signatures: crate::signature_pool::SignaturePool,
     snapshot: Option<PathBuf>,
     /// A `SnapshotStanding` as its index, shared with the audit thread.
     snapshot_standing: Arc<AtomicU8>,
@@ -256,8 +257,15 @@ impl Node {
                 config.snapshot.clone(),
             )?;
         }
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let signatures = crate::signature_pool::SignaturePool::start(
+            threads,
+            projections::limits::SIGNATURE_QUEUE_ENVELOPES_MAX,
+            observers.clone(),
+        )?;
         Ok(Node {
             rate_limits: crate::coordination::RateLimits::default(),
+            signatures,
             observers,
             store: config.store,
             clock: config.clock,
@@ -298,6 +306,19 @@ impl Node {
             return Ok(None);
         }
         crate::snapshot::write(path, &ledger, &tree, &self.server_key).map(Some)
+    }
+
+    /// Opens an envelope (parse and strict signature check) on the signature-check pool.
+    pub async fn open_envelope(
+        &self,
+        envelope: crate::envelope::Envelope,
+    ) -> Result<SignedCommand, CommandError> {
+        use crate::signature_pool::PoolError;
+        match self.signatures.open(envelope).await {
+            Ok(opened) => Ok(opened?),
+            Err(PoolError::Overloaded) => Err(SubmitError::Overloaded.into()),
+            Err(PoolError::Stopped) => Err(SubmitError::Stopped.into()),
+        }
     }
 
     /// Appends a command whose envelope has been opened (signature checked); answers once the

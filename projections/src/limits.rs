@@ -41,6 +41,8 @@ pub const LIST_PAGE_ITEMS_MAX: usize = 100;
 pub const WRITER_BATCH_COMMANDS_MAX: usize = 2_048;
 /// Commands that may wait for the writer before new ones are refused as overload.
 pub const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
+/// Envelopes that may wait for a signature-check thread before new ones are refused as overload.
+pub const SIGNATURE_QUEUE_ENVELOPES_MAX: usize = 16_384;
 
 /// District names, in attestations, complaints, proposals and poll audiences.
 pub const DISTRICT_CHARS_MAX: usize = 100;

@@ -11,8 +11,9 @@ use crate::writer::SubmitError;
 use projections::Refusal;
 use projections::{Action, Command};
 
-/// Opens the envelope (the signature check runs here, on the request's thread), checks that the
-/// action fits the endpoint, and waits for the writer's durable receipt.
+/// Opens the envelope (the signature check runs on the node's signature-check pool, not on this
+/// worker, which stays free for reads), checks that the action fits the endpoint, and waits for
+/// the writer's durable receipt.
 pub(crate) async fn accept(
     node: &Node,
     request: &HttpRequest,
@@ -37,15 +38,7 @@ pub(crate) async fn accept(
             });
         }
     }
-    let started = std::time::Instant::now();
-    let opened = envelope.open();
-    let observers = node.observers();
-    crate::metrics::Observers::count(&observers.signature_checks, 1);
-    crate::metrics::Observers::count(
-        &observers.signature_check_microseconds,
-        started.elapsed().as_micros() as u64,
-    );
-    let signed = opened.map_err(CommandError::from)?;
+    let signed = node.open_envelope(envelope).await?;
     if let Some(expected) = expected {
         let found = signed.command.action.name();
         if found != expected {
