@@ -110,8 +110,9 @@ const STANDINGS: [SnapshotStanding; 3] = [
 ];
 
 impl Node {
-    /// Replays the whole stored log, checking every link, signature and decision; writes the
-    /// genesis entry if the log is empty; starts the writer.
+    /// Replays the whole stored log, checking every link, signature and decision, or starts from
+    /// a checked snapshot, folds the entries after it and starts its audit; writes the genesis
+    /// entry if the log is empty; starts the writer and the signature-check pool.
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         projections::checkpoint::check_key_name(&config.log_origin)
             .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
@@ -131,10 +132,6 @@ impl Node {
         });
         let (mut replayer, mut tree, audit) = match loaded {
             Some(loaded) => {
-                tracing::info!(
-                    entries = loaded.header.size,
-                    "started from a checked snapshot; folding the entries after it"
-                );
                 let replayer = Replayer {
                     ledger: loaded.ledger,
                 };
@@ -216,21 +213,14 @@ impl Node {
                 });
             }
         }
-        if audit.is_some() {
-            tracing::info!(
-                entries = replayer.ledger.size,
-                replayed,
-                store = config.store.backend_name(),
-                "ready from a checked snapshot and the entries after it; the audit of the rest runs next"
-            );
-        } else {
-            tracing::info!(
-                entries = replayer.ledger.size,
-                replayed,
-                store = config.store.backend_name(),
-                "log replayed and verified"
-            );
-        }
+        // `replayed` counts the entries checked now; with a snapshot the rest awaits its audit.
+        tracing::info!(
+            entries = replayer.ledger.size,
+            replayed,
+            from_snapshot = audit.as_ref().map_or(0, |header| header.size),
+            store = config.store.backend_name(),
+            "log in hand and checked"
+        );
         let observers = Arc::new(crate::metrics::Observers::new(replayer.ledger.size));
         let published = Arc::new(RwLock::new(replayer.ledger));
         let tree = Arc::new(RwLock::new(tree));
