@@ -45,7 +45,7 @@ impl TileSource for DirectoryTiles {
     }
 }
 
-fn log_directory() -> Option<PathBuf> {
+fn log_directory() -> PathBuf {
     common::testdata("tlog-tiles-log")
 }
 
@@ -67,10 +67,9 @@ fn checkpoints(directory: &Path) -> Vec<(String, Checkpoint)> {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn every_checkpoint_of_the_log_carries_a_valid_signature_by_its_key() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let verifier = NoteVerifier::parse(LOG_KEY).unwrap();
     assert_eq!(hex::encode(verifier.key_id()), "33d7b496");
     assert_eq!(verifier.to_string(), LOG_KEY);
@@ -86,10 +85,9 @@ fn every_checkpoint_of_the_log_carries_a_valid_signature_by_its_key() {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn the_roots_recomputed_from_the_tiles_equal_every_signed_root() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let tiles = DirectoryTiles(directory.clone());
     for (_, checkpoint) in checkpoints(&directory) {
         let nodes = TiledNodes::new(&tiles, checkpoint.size);
@@ -115,10 +113,9 @@ fn the_roots_recomputed_from_the_tiles_equal_every_signed_root() {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn the_entry_bundles_hash_to_the_level_zero_tiles() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let tiles = DirectoryTiles(directory.clone());
     let mut frontier = Frontier::new();
     let mut builder = TileBuilder::new();
@@ -145,10 +142,9 @@ fn the_entry_bundles_hash_to_the_level_zero_tiles() {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn consistency_is_proved_from_the_tiles_between_every_pair_of_sizes() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let tiles = DirectoryTiles(directory.clone());
     let all = checkpoints(&directory);
     let mut pairs = 0;
@@ -178,10 +174,9 @@ fn consistency_is_proved_from_the_tiles_between_every_pair_of_sizes() {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn every_entry_is_proved_included_in_every_checkpoint_that_covers_it() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let verifier = NoteVerifier::parse(LOG_KEY).unwrap();
     let tiles = DirectoryTiles(directory.clone());
     for (note, checkpoint) in checkpoints(&directory).into_iter().skip(1) {
@@ -212,10 +207,9 @@ fn every_entry_is_proved_included_in_every_checkpoint_that_covers_it() {
 }
 
 #[test]
+#[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn a_wrong_key_a_changed_body_or_a_wrong_root_is_refused() {
-    let Some(directory) = log_directory() else {
-        return;
-    };
+    let directory = log_directory();
     let verifier = NoteVerifier::parse(LOG_KEY).unwrap();
     let note = read_note(&directory, "checkpoint");
     let checkpoint = Checkpoint::open(&note, &verifier, ORIGIN).unwrap();

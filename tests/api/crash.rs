@@ -118,15 +118,12 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_command() {
 }
 
 #[actix_web::test]
+#[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
 async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but DATABASE_URL is not set"
-        );
-        eprintln!("skipping the PostgreSQL crash test: DATABASE_URL is not set");
-        return;
+    // Compiled as ignored when DATABASE_URL was unset at build time (see `build.rs`).
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("DATABASE_URL is not set: the PostgreSQL crash test cannot run without it"),
     };
     let mut unique = [0u8; 8];
     veche::keys::Entropy::fill(&veche::keys::OsEntropy, &mut unique);

@@ -2,23 +2,18 @@
 
 use std::path::PathBuf;
 
-/// `../shared/testdata/<name>` beside the workspace root, or `None` (with the reason printed)
-/// when it is absent on a developer machine. On CI (`CI=true`) the data must be there: a test
-/// that silently skipped there would prove nothing.
-pub fn testdata(name: &str) -> Option<PathBuf> {
+/// `../shared/testdata/<name>` beside the workspace root. The tests that read it are compiled as
+/// ignored when the data is absent (see `projections/build.rs`), so reaching this without it
+/// (under `CI=true`, or after the data was removed) is a failure: a test that silently skipped
+/// would prove nothing.
+pub fn testdata(name: &str) -> PathBuf {
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/testdata")
         .join(name);
-    if directory.is_dir() {
-        return Some(directory);
-    }
-    let reason = format!(
+    assert!(
+        directory.is_dir(),
         "the test data {} is absent; it lives in ../shared/testdata beside the checkout",
         directory.display()
     );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason}");
-    }
-    println!("skipped: {reason}");
-    None
+    directory
 }
