@@ -6,6 +6,8 @@
 //! closing brace alone on a line at the function's indentation), which `cargo fmt --check` in CI
 //! guarantees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -178,9 +180,8 @@ fn without_test_items(text: &str) -> String {
                 end += 1;
             }
         }
-        for _ in index..=end.min(lines.len() - 1) {
-            kept.push("");
-        }
+        let blanked = end.min(lines.len() - 1) + 1 - index;
+        kept.extend(std::iter::repeat_n("", blanked));
         index = end + 1;
     }
     kept.join("\n")
@@ -689,10 +690,8 @@ fn declared_function(line: &str) -> Option<&str> {
         declaration = declaration.strip_prefix(qualifier).unwrap_or(declaration);
     }
     let name = declaration.strip_prefix("fn ")?;
-    Some(
-        name.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .next()?,
-    )
+    name.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
 }
 
 /// Whether the comment and attribute lines right above line `index` carry the marker.

@@ -133,7 +133,7 @@ fn subtree_pieces(start: u64, end: u64) -> Option<Vec<(u8, u64)>> {
     }
     let width = end - start;
     let aligned = match width.checked_next_power_of_two() {
-        Some(span) => start % span == 0,
+        Some(span) => start.is_multiple_of(span),
         // Wider than 2^63: only a range starting at leaf 0 is a subtree.
         None => start == 0,
     };
