@@ -1,5 +1,5 @@
 //! Checks that reading a ledger snapshot never panics or over-allocates on any bytes, and that
-//! whatever it accepts writes back to bytes that read as the same ledger.
+//! whatever it accepts is canonical: written back, it gives exactly the bytes that were read.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,9 +11,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut again = Vec::new();
     encode(&ledger, &mut again);
-    assert_eq!(
-        decode(&again).as_ref(),
-        Ok(&ledger),
-        "a snapshot written from a read ledger reads back differently"
+    // One ledger, one byte string: a digest of the snapshot then names the fold it holds.
+    assert!(
+        again == data,
+        "an accepted snapshot writes back to different bytes ({} read, {} written)",
+        data.len(),
+        again.len()
     );
 });

@@ -31,8 +31,10 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 as the protocol writes it: `T` between date and time, upper-case `Z` or a
-    /// numeric offset, and at most millisecond precision, so that every reader agrees on the
-    /// instant (chrono alone would also take a space, a lower-case `z` and dropped digits).
+    /// numeric offset, so that every reader agrees on the instant (chrono alone would also take a
+    /// space and a lower-case `z`). Digits beyond the millisecond are dropped, as PROTOCOL.md
+    /// says: Python's `isoformat()` writes six, and truncation (not rounding) keeps the instant
+    /// inside the second the client named.
     ///
     /// The instant must fall in the years 0000 to 9999 in UTC, the only ones RFC 3339 can write:
     /// `0000-01-01T00:00:00+01:00` is in year −1 in UTC and `9999-12-31T23:00:00-01:00` in year
@@ -47,7 +49,7 @@ impl Timestamp {
                 .bytes()
                 .take_while(u8::is_ascii_digit)
                 .count();
-            if !(1..=3).contains(&digits) {
+            if digits == 0 {
                 return None;
             }
         }
@@ -99,10 +101,28 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
         assert_eq!(Timestamp::parse_rfc3339("2026-11-18 11:06:40.123Z"), None);
         assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.123z"), None);
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.1234Z"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.Z"), None);
         assert_eq!(
             Timestamp::parse_rfc3339("2026-11-18T11:06:40Z"),
             Some(Timestamp(1_795_000_000_000))
+        );
+    }
+
+    #[test]
+    fn digits_beyond_the_millisecond_are_dropped_not_rounded() {
+        // Python's `datetime.isoformat()` writes microseconds.
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-18T11:06:40.123999+00:00"),
+            Some(Timestamp(1_795_000_000_123))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-18T11:06:40.1234Z"),
+            Some(Timestamp(1_795_000_000_123))
+        );
+        // Before 1970 truncation still moves towards the earlier millisecond of the same second.
+        assert_eq!(
+            Timestamp::parse_rfc3339("1969-12-31T23:59:59.999999Z"),
+            Some(Timestamp(-1))
         );
     }
 

@@ -34,8 +34,7 @@ pub enum SnapshotError {
 
 /// Writes `ledger` in its canonical snapshot form.
 pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
-    // Serialising plain data to JSON cannot fail: every map key is a string or a number.
-    let small = serde_json::to_vec(ledger).unwrap_or_default();
+    let small = plain_json(ledger);
     put_u64(out, small.len() as u64);
     out.extend_from_slice(&small);
 
@@ -49,7 +48,7 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
         let standing = record
             .standing
             .as_deref()
-            .map(|standing| serde_json::to_vec(standing).unwrap_or_default())
+            .map(plain_json)
             .unwrap_or_default();
         out.extend_from_slice(&(standing.len() as u32).to_le_bytes());
         out.extend_from_slice(&standing);
@@ -81,13 +80,35 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
     }
 }
 
+/// Serialises plain data whose map keys are all strings or numbers, which cannot fail: a failure
+/// is a bug in a type's `Serialize`, not a state a snapshot can be in.
+fn plain_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    match serde_json::to_vec(value) {
+        Ok(json) => json,
+        Err(error) => unreachable!("plain ledger data failed to serialise as JSON: {error}"),
+    }
+}
+
+/// Reads JSON that must be exactly what [`plain_json`] writes for the value it parses to, so that
+/// whitespace, member order, unknown members or escapes cannot give two byte strings for one ledger.
+fn canonical_json<T>(json: &[u8], part: &'static str) -> Result<T, SnapshotError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let value: T =
+        serde_json::from_slice(json).map_err(|error| SnapshotError::Json(error.to_string()))?;
+    if plain_json(&value) != json {
+        return Err(SnapshotError::NotCanonical(part));
+    }
+    Ok(value)
+}
+
 /// Reads a ledger written by [`encode`]; refuses anything [`encode`] could not have written.
 pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     let mut reader = Reader { bytes, offset: 0 };
     let small_length = reader.length("ledger part")?;
     let small = reader.take(small_length, "ledger part")?;
-    let mut ledger: Ledger =
-        serde_json::from_slice(small).map_err(|error| SnapshotError::Json(error.to_string()))?;
+    let mut ledger: Ledger = canonical_json(small, "ledger part")?;
 
     let key_count = reader.count(32 + 8 + 8 + 4, "keys")?;
     let mut keys = HashMap::with_capacity(key_count);
@@ -105,8 +126,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
             None
         } else {
             let json = reader.take(standing_length, "keys")?;
-            let standing: KeyStanding = serde_json::from_slice(json)
-                .map_err(|error| SnapshotError::Json(error.to_string()))?;
+            let standing: KeyStanding = canonical_json(json, "keys")?;
             Some(Box::new(standing))
         };
         keys.insert(
@@ -227,6 +247,11 @@ impl<'bytes> Reader<'bytes> {
             }
             value |= bits << shift;
             if byte & 0x80 == 0 {
+                // A last byte of zero after others adds nothing: `put_varint` never writes one,
+                // and accepting it would give one number several encodings.
+                if byte == 0 && shift > 0 {
+                    return Err(SnapshotError::NotCanonical(part));
+                }
                 return Ok(value);
             }
         }
@@ -309,5 +334,42 @@ mod tests {
             assert_eq!(reader.varint("test"), Ok(value));
             assert_eq!(reader.offset, bytes.len());
         }
+    }
+
+    #[test]
+    fn an_overlong_varint_is_refused_as_not_canonical() {
+        // 0 as two bytes, 1 as three, 127 padded with a zero byte, and 2^63 with a spare bit.
+        let overlong: [&[u8]; 4] = [
+            &[0x80, 0x00],
+            &[0x81, 0x80, 0x00],
+            &[0xff, 0x00],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02],
+        ];
+        for bytes in overlong {
+            let mut reader = Reader { bytes, offset: 0 };
+            assert_eq!(
+                reader.varint("test"),
+                Err(SnapshotError::NotCanonical("test")),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ledger_part_that_is_not_the_canonical_json_is_refused() {
+        let mut bytes = Vec::new();
+        encode(&sample_ledger(false), &mut bytes);
+        let small_length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        // The same ledger with a space before its first member: it parses, but writes back
+        // without the space.
+        let mut spaced = Vec::new();
+        spaced.extend_from_slice(&(small_length as u64 + 1).to_le_bytes());
+        spaced.push(b'{');
+        spaced.push(b' ');
+        spaced.extend_from_slice(&bytes[9..]);
+        assert_eq!(
+            decode(&spaced),
+            Err(SnapshotError::NotCanonical("ledger part"))
+        );
     }
 }
