@@ -288,3 +288,139 @@ fn check_slice<Record: EntryRecord>(slice: &[Record], signatures: Signatures) ->
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use projections::command::{Genesis, RegisterKey};
+    use projections::protocol::public_key_of;
+    use projections::replay::{seal, SignedCommand};
+    use projections::{Action, Command, EntryKind, Timestamp};
+
+    use super::*;
+
+    const START: Timestamp = Timestamp(1_795_428_000_000);
+
+    /// An entry whose bytes panic when read at `panics`: a stand-in for a bug in a check.
+    struct Record {
+        bytes: Vec<u8>,
+        panics: bool,
+    }
+
+    impl EntryRecord for Record {
+        fn bytes(&self) -> &[u8] {
+            assert!(!self.panics, "a check that panics");
+            &self.bytes
+        }
+        fn stored_hash(&self) -> Option<&Hash> {
+            None
+        }
+    }
+
+    struct Records(std::vec::IntoIter<Record>);
+
+    impl EntryReader for Records {
+        type Record = Record;
+        type Error = std::io::Error;
+        fn read_page(&mut self, limit: usize) -> Result<Vec<Record>, std::io::Error> {
+            Ok(self.0.by_ref().take(limit).collect())
+        }
+    }
+
+    /// A genesis and `registrations` citizens registering; the entry at `panics` panics when
+    /// checked.
+    fn log(registrations: u64, panics: Option<usize>) -> Records {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let signed = |key: &SigningKey, kind, action| {
+            let command = Command {
+                author: public_key_of(key),
+                nonce: "0".repeat(32),
+                issued_at: START,
+                action,
+            };
+            SignedCommand::sign(key, kind, command)
+        };
+        let genesis = Action::Genesis(Genesis {
+            log_origin: "pipeline.veche.test/log".into(),
+            admin_keys: vec![public_key_of(&SigningKey::from_bytes(&[2; 32]))],
+        });
+        let mut commands = vec![signed(&server, EntryKind::System, genesis)];
+        for citizen in 0..registrations {
+            let mut seed = [3; 32];
+            seed[..8].copy_from_slice(&citizen.to_be_bytes());
+            let key = SigningKey::from_bytes(&seed);
+            let action = Action::RegisterKey(RegisterKey {});
+            commands.push(signed(&key, EntryKind::Command, action));
+        }
+        let mut ledger = Ledger::new();
+        let mut records = Vec::new();
+        for command in commands {
+            let sealed = seal(&ledger, command, START).expect("a valid synthetic command");
+            ledger.evolve(&sealed.event);
+            records.push(Record {
+                bytes: sealed.bytes,
+                panics: panics == Some(records.len()),
+            });
+        }
+        Records(records.into_iter())
+    }
+
+    fn options(threads: usize) -> PipelineOptions {
+        PipelineOptions {
+            threads,
+            signatures: Signatures::Batched,
+            end: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn a_clean_log_folds_whole_on_one_thread_and_on_several() {
+        for threads in [1, 2] {
+            let entries = REPLAY_PARALLEL_CHECK_ENTRIES_MIN as u64 * 2;
+            let mut replayer = Replayer::new();
+            let folded = replay(
+                &mut log(entries - 1, None),
+                &mut replayer,
+                options(threads),
+                |_| Ok::<(), std::io::Error>(()),
+            )
+            .unwrap();
+            assert_eq!(folded, entries, "{threads} threads");
+            assert_eq!(replayer.ledger.size, entries, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_panicking_check_fails_its_slice_after_folding_every_entry_before_it() {
+        // Two threads, two slices of the one page: the second slice's thread panics.
+        let entries = REPLAY_PARALLEL_CHECK_ENTRIES_MIN * 2;
+        let slice = entries / 2;
+        let mut replayer = Replayer::new();
+        let outcome = replay(
+            &mut log(entries as u64 - 1, Some(slice + 5)),
+            &mut replayer,
+            options(2),
+            |_| Ok::<(), std::io::Error>(()),
+        );
+        match outcome {
+            Err(PipelineError::CheckerPanicked { position }) => {
+                assert_eq!(position, slice as u64)
+            }
+            other => panic!("a panicking check must fail the replay, got {other:?}"),
+        }
+        assert_eq!(replayer.ledger.size, slice as u64, "folded up to the slice");
+    }
+
+    #[test]
+    fn a_panicking_check_on_one_thread_fails_its_page_and_folds_nothing_of_it() {
+        let mut replayer = Replayer::new();
+        let outcome = replay(&mut log(10, Some(4)), &mut replayer, options(1), |_| {
+            Ok::<(), std::io::Error>(())
+        });
+        assert!(
+            matches!(outcome, Err(PipelineError::CheckerPanicked { position: 0 })),
+            "{outcome:?}"
+        );
+        assert_eq!(replayer.ledger.size, 0);
+    }
+}
