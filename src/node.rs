@@ -48,6 +48,10 @@ pub enum StartError {
     Replay(#[from] projections::ReplayError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the stored log could not be checked: the thread checking position {position} on panicked"
+    )]
+    CheckerPanicked { position: u64 },
     #[error("the log was started by another server key ({found}); this node holds {expected}")]
     ForeignServerKey {
         found: PublicKey,
@@ -68,6 +72,7 @@ impl From<CatchUpError> for StartError {
         match error {
             CatchUpError::Store(error) => StartError::Store(error),
             CatchUpError::Replay(error) => StartError::Replay(error),
+            CatchUpError::CheckerPanicked { position } => StartError::CheckerPanicked { position },
         }
     }
 }

@@ -444,19 +444,8 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
-pub fn base64(hash: &Hash) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(hash)
-}
-
-pub fn hash_from_base64(text: &str) -> Option<Hash> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?
-        .try_into()
-        .ok()
-}
+// One definition with the verifier, which reads the hashes the server writes.
+pub use veche_verifier::verification::{base64_of as base64, hash_from_base64};
 
 impl TreeState {
     /// A receipt for an appended entry against the current checkpoint; with `since`, also the

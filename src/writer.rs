@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use projections::protocol::public_key_of;
-use projections::replay::{check_entry, seal, SignatureCheck};
+use projections::replay::seal;
 use projections::{
     Action, Command, Event, Hash, Ledger, Refusal, SealedEntry, SignedCommand, Timestamp,
 };
@@ -460,17 +460,43 @@ pub enum CatchUpError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Replay(#[from] projections::ReplayError),
+    /// A checking thread panicked: its entries count as failed, never as skipped (the policy
+    /// of `veche_verifier::pipeline`).
+    #[error("position {position}: a checking thread panicked")]
+    CheckerPanicked { position: u64 },
 }
 
-/// Entries read from the store at a time when catching up.
-const CATCH_UP_PAGE_ENTRIES: usize = 16_384;
-/// Below this many entries, checking on one thread beats starting others.
-const PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
+impl veche_verifier::pipeline::EntryRecord for StoredEntry {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn stored_hash(&self) -> Option<&Hash> {
+        Some(&self.hash)
+    }
+}
+
+/// The store read page by page from a position on, for the replay pipeline.
+struct StoreReader<'store> {
+    store: &'store dyn EventStore,
+    next: u64,
+}
+
+impl veche_verifier::pipeline::EntryReader for StoreReader<'_> {
+    type Record = StoredEntry;
+    type Error = StoreError;
+
+    fn read_page(&mut self, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let page = self.store.read(self.next, limit)?;
+        self.next += page.len() as u64;
+        Ok(page)
+    }
+}
 
 /// Folds every stored entry from the replayer's size on, checking each as it goes; returns how
-/// many were folded. Small pages (another node's appends) are checked strictly, as on the way in,
-/// on this thread. A large backlog (a start-up) is read and checked on every core with batched
-/// signatures one page ahead of the fold, which runs in order on this thread.
+/// many were folded. This is `veche verify`'s pipeline (`veche_verifier::pipeline`): a large
+/// backlog (a start-up) is read and checked on every core with batched signatures one page ahead
+/// of the fold, which runs in order on this thread; a small one (another node's appends) is
+/// checked on this thread.
 pub fn catch_up(
     store: &dyn EventStore,
     replayer: &mut projections::Replayer,
@@ -486,92 +512,25 @@ pub fn catch_up_until(
     end: u64,
     mut on_event: impl FnMut(&Event),
 ) -> Result<u64, CatchUpError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let read_page = |from: u64| -> Result<Vec<StoredEntry>, StoreError> {
-        let left = usize::try_from(end.saturating_sub(from)).unwrap_or(usize::MAX);
-        if left == 0 {
-            return Ok(Vec::new());
-        }
-        store.read(from, left.min(CATCH_UP_PAGE_ENTRIES))
+    use veche_verifier::pipeline::{replay, PipelineError, PipelineOptions};
+    let mut reader = StoreReader {
+        store,
+        next: replayer.ledger.size,
     };
-    let base = replayer.ledger.size;
-    let page = read_page(base)?;
-    if page.len() < CATCH_UP_PAGE_ENTRIES || threads == 1 {
-        // The whole backlog is in hand (or there is one core): no pipeline to gain from.
-        let mut folded = fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
-        loop {
-            let base = replayer.ledger.size;
-            let page = read_page(base)?;
-            if page.is_empty() {
-                return Ok(folded);
-            }
-            folded += fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
-        }
-    }
-    std::thread::scope(|scope| {
-        // Two checked pages in flight at most: enough to keep the fold busy, bounded in memory.
-        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
-        let ahead_from = base + page.len() as u64;
-        scope.spawn(move || {
-            let mut next = ahead_from;
-            loop {
-                let message = match read_page(next) {
-                    Ok(page) if page.is_empty() => return,
-                    Ok(page) => {
-                        let page_base = next;
-                        next += page.len() as u64;
-                        Ok((page_base, check_page(&page, threads)))
-                    }
-                    Err(error) => Err(error),
-                };
-                let stop = message.is_err();
-                // A closed channel means the fold stopped at a failure: nothing more to read.
-                if sender.send(message).is_err() || stop {
-                    return;
-                }
-            }
-        });
-        let mut folded = fold_checked(replayer, base, check_page(&page, threads), &mut on_event)?;
-        for message in receiver {
-            let (page_base, checks) = message?;
-            folded += fold_checked(replayer, page_base, checks, &mut on_event)?;
-        }
-        Ok(folded)
+    let options = PipelineOptions {
+        end,
+        ..PipelineOptions::every_core()
+    };
+    replay(&mut reader, replayer, options, |folded| {
+        on_event(folded.event);
+        Ok::<(), std::convert::Infallible>(())
     })
-}
-
-/// Checks one page of stored entries on their own: on every core with batched signatures when
-/// the page is large, else strictly on this thread.
-fn check_page(
-    page: &[StoredEntry],
-    threads: usize,
-) -> Vec<Result<projections::replay::CheckedEntry, projections::ReplayFailure>> {
-    if page.len() >= PARALLEL_CHECK_ENTRIES_MIN && threads > 1 {
-        crate::verification::check_stored_in_parallel(page, threads)
-    } else {
-        page.iter()
-            .map(|stored| check_entry(&stored.bytes, Some(&stored.hash), SignatureCheck::Strict))
-            .collect()
-    }
-}
-
-/// Folds one checked page in order from `base`; the first failure names its position.
-fn fold_checked(
-    replayer: &mut projections::Replayer,
-    base: u64,
-    checks: Vec<Result<projections::replay::CheckedEntry, projections::ReplayFailure>>,
-    on_event: &mut impl FnMut(&Event),
-) -> Result<u64, CatchUpError> {
-    let mut folded = 0;
-    for (offset, checked) in checks.into_iter().enumerate() {
-        let checked = checked.map_err(|failure| projections::ReplayError {
-            position: base + offset as u64,
-            failure,
-        })?;
-        on_event(&replayer.apply_checked(checked)?);
-        folded += 1;
-    }
-    Ok(folded)
+    .map_err(|error| match error {
+        PipelineError::Read(error) => CatchUpError::Store(error),
+        PipelineError::Replay(error) => CatchUpError::Replay(error),
+        PipelineError::CheckerPanicked { position } => CatchUpError::CheckerPanicked { position },
+        PipelineError::Fold(never) => match never {},
+    })
 }
 
 #[cfg(test)]
@@ -587,6 +546,7 @@ mod tests {
 
     use super::*;
     use crate::store::MemoryStore;
+    use projections::limits::REPLAY_PAGE_ENTRIES;
 
     const START: Timestamp = Timestamp(1_795_428_000_000);
 
@@ -641,7 +601,7 @@ mod tests {
     #[test]
     fn a_backlog_of_several_pages_folds_to_the_ledger_that_wrote_it_and_a_forged_entry_is_named() {
         // More than two pages, so the read-ahead pipeline runs and hands over pages in order.
-        let registrations = 2 * CATCH_UP_PAGE_ENTRIES as u64 + 500;
+        let registrations = 2 * REPLAY_PAGE_ENTRIES as u64 + 500;
         let (entries, written) = stored_log(registrations);
         let store = MemoryStore::new();
         store.append(&entries).unwrap();
@@ -657,7 +617,7 @@ mod tests {
 
         // A signature byte changed in the second page, with the stored hash recomputed to match:
         // only the signature check can catch it, and it must name that entry.
-        let forged_position = CATCH_UP_PAGE_ENTRIES as u64 + 1_234;
+        let forged_position = REPLAY_PAGE_ENTRIES as u64 + 1_234;
         let mut forged = entries.clone();
         let target = &mut forged[forged_position as usize];
         target.bytes[100] ^= 0x01;

@@ -81,3 +81,11 @@ pub const STORE_CONNECT_MS_MAX: u64 = 2_000;
 /// How long a request waits for the writer's durable answer before it gets a 503 (the command
 /// may still land; sending the same envelope again is then refused as a replay, never doubled).
 pub const WRITER_REPLY_MS_MAX: u64 = 10_000;
+
+/// Entries a replay (start-up, audit, `veche verify`) reads and checks at a time: big enough to
+/// keep every core busy with batch verification, small enough to bound memory on any log size.
+pub const REPLAY_PAGE_ENTRIES: usize = 16_384;
+/// Below this many entries, checking on one thread beats starting others.
+pub const REPLAY_PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
+/// Times `veche verify` reads the proposal standings again when the log grows while it reads them.
+pub const PROPOSAL_READ_ATTEMPTS_MAX: u32 = 5;

@@ -7,12 +7,13 @@ use utoipa::ToSchema;
 use crate::envelope::Envelope;
 use crate::http::commands::accept;
 use crate::http::problem::{ApiError, Problem};
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 use crate::transparency::Receipt;
 
 /// Attest a registered key's district and verified status. The payload's action is
 /// `attest_resident`, signed by a registrar.
-#[utoipa::path(post, path = "/v1/attestations", tag = "keys", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/attestations", tag = "keys", request_body = EnvelopeSchema,
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -34,7 +35,7 @@ pub async fn attest_resident(
 
 /// Define a category, or publish a new version of one. The payload's action is
 /// `define_category`, signed by an admin key.
-#[utoipa::path(post, path = "/v1/categories", tag = "catalogue", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/categories", tag = "catalogue", request_body = EnvelopeSchema,
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]

@@ -5,6 +5,7 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use crate::coordination::Admission;
 use crate::envelope::Envelope;
 use crate::http::problem::{ApiError, Problem};
+use crate::http::EnvelopeSchema;
 use crate::node::{CommandError, Node};
 use crate::transparency::Receipt;
 use crate::writer::SubmitError;
@@ -125,7 +126,7 @@ pub(crate) fn lifecycle_target(
 
 /// Register a public key. The payload's action is `register_key`, its author the key itself.
 #[utoipa::path(
-    post, path = "/v1/keys", tag = "keys", request_body = Envelope,
+    post, path = "/v1/keys", tag = "keys", request_body = EnvelopeSchema,
     responses(
         (status = 201, description = "The key is registered", body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -151,7 +152,7 @@ pub async fn register_key(
 /// Grant or revoke a role. The payload's action is `grant_role` or `revoke_role`, signed by an
 /// admin key.
 #[utoipa::path(
-    post, path = "/v1/roles", tag = "keys", request_body = Envelope,
+    post, path = "/v1/roles", tag = "keys", request_body = EnvelopeSchema,
     responses(
         (status = 201, description = "The role change is in the log", body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -186,7 +187,7 @@ pub async fn change_role(
 /// Open a poll. The payload's action is `open_poll`, signed by an official; the new poll's
 /// identifier is the receipt's position.
 #[utoipa::path(
-    post, path = "/v1/polls", tag = "polls", request_body = Envelope,
+    post, path = "/v1/polls", tag = "polls", request_body = EnvelopeSchema,
     responses(
         (status = 201, description = "The poll is in the log; its id is the receipt's position", body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -211,7 +212,7 @@ pub async fn open_poll(
 
 /// Cast a ballot. The payload's action is `cast_ballot` and its `poll` must equal the path's.
 #[utoipa::path(
-    post, path = "/v1/polls/{poll}/ballots", tag = "polls", request_body = Envelope,
+    post, path = "/v1/polls/{poll}/ballots", tag = "polls", request_body = EnvelopeSchema,
     params(("poll" = u64, Path, description = "Poll identifier")),
     responses(
         (status = 201, description = "The ballot is counted", body = Receipt),
@@ -248,7 +249,7 @@ pub async fn cast_ballot(
 /// Submit any signed command. Resource routes are preferred; this one serves clients that sign
 /// generically.
 #[utoipa::path(
-    post, path = "/v1/commands", tag = "log", request_body = Envelope,
+    post, path = "/v1/commands", tag = "log", request_body = EnvelopeSchema,
     responses(
         (status = 201, description = "The command is in the log", body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

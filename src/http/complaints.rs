@@ -11,12 +11,13 @@ use crate::envelope::Envelope;
 use crate::http::commands::{accept, lifecycle_target};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 use crate::transparency::Receipt;
 
 /// File a complaint. The payload's action is `file_complaint`; the complaint's id is the
 /// receipt's position.
-#[utoipa::path(post, path = "/v1/complaints", tag = "complaints", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/complaints", tag = "complaints", request_body = EnvelopeSchema,
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -40,7 +41,7 @@ pub async fn file_complaint(
 /// `supplement_complaint` (moderator, author), `start_work`, `resolve_complaint`,
 /// `cannot_resolve` (official of the responsible department), `confirm_resolution`,
 /// `dispute_resolution` (author). The payload's `complaint` must equal the path's.
-#[utoipa::path(post, path = "/v1/complaints/{complaint}/events", tag = "complaints", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/complaints/{complaint}/events", tag = "complaints", request_body = EnvelopeSchema,
     params(("complaint" = u64, Path, description = "Complaint identifier")),
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

@@ -84,6 +84,19 @@ use problem::ApiError;
 )]
 pub struct ApiDoc;
 
+/// The OpenAPI schema of `veche_verifier::envelope::Envelope`, which knows no HTTP framework:
+/// the same two members, documented here for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Envelope)]
+#[allow(dead_code)]
+pub struct EnvelopeSchema {
+    /// The command payload, exactly as signed (UTF-8 JSON text).
+    #[schema(example = json!("{\"action\":\"register_key\",\"author\":\"…\",\"nonce\":\"…\",\"issued_at\":\"2026-11-23T10:00:00.000Z\",\"body\":{}}"))]
+    payload: String,
+    /// Ed25519 signature, 128 lowercase hexadecimal characters.
+    signature: String,
+}
+
 /// The OpenAPI document as served and as committed at `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default() + "\n"

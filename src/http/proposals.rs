@@ -10,12 +10,13 @@ use crate::envelope::Envelope;
 use crate::http::commands::{accept, lifecycle_target};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 use crate::transparency::Receipt;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
 /// receipt's position.
-#[utoipa::path(post, path = "/v1/proposals", tag = "proposals", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/proposals", tag = "proposals", request_body = EnvelopeSchema,
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -38,7 +39,7 @@ pub async fn submit_proposal(
 /// Move a proposal along its lifecycle: `moderate_proposal` (moderator), `support_proposal`,
 /// `withdraw_support` (citizens), `answer_proposal` (official of the category's department),
 /// `withdraw_proposal` (author). The payload's `proposal` must equal the path's.
-#[utoipa::path(post, path = "/v1/proposals/{proposal}/events", tag = "proposals", request_body = Envelope,
+#[utoipa::path(post, path = "/v1/proposals/{proposal}/events", tag = "proposals", request_body = EnvelopeSchema,
     params(("proposal" = u64, Path, description = "Proposal identifier")),
     responses((status = 201, body = Receipt),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

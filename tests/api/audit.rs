@@ -234,6 +234,95 @@ async fn verify_names_a_published_number_that_the_recount_contradicts() {
     app.stop().await;
 }
 
+/// A category taking proposals, and one proposal in it by a fresh citizen (awaiting moderation).
+async fn submitted_proposal(app: &TestApp) -> u64 {
+    use projections::command::{CategoryDefinition, ProposalSubmission};
+    use projections::Action;
+    app.act_ok(
+        &app.admin,
+        Action::DefineCategory(CategoryDefinition {
+            id: "benches".into(),
+            name: "Benches".into(),
+            department: "parks".into(),
+            sla_working_days: 5,
+            confirmation_window_days: 3,
+            support_threshold: 3,
+            proposal_lifetime_days: 30,
+        }),
+    )
+    .await;
+    let author = app.citizen().await;
+    app.act_ok(
+        &author,
+        Action::SubmitProposal(ProposalSubmission {
+            title: "A bench by the pond".into(),
+            body: "The path round the pond has nowhere to sit.".into(),
+            category: "benches".into(),
+            district: None,
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn verify_compares_every_proposal_standing_and_names_a_forged_one() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let proposal = submitted_proposal(&app).await;
+    let verifier = verifier_of(&app).await;
+    let base = app.address.clone();
+    let (published, export) = tokio::task::spawn_blocking(move || {
+        let client = reqwest::blocking::Client::new();
+        let published = veche::verification::fetch_published(&client, &base).unwrap();
+        let export = client
+            .get(format!("{base}/v1/log/export"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec();
+        (published, export)
+    })
+    .await
+    .unwrap();
+    let size = app.log_size().await;
+    let standings = published
+        .proposals
+        .get(&size)
+        .expect("standings at the log's size");
+    assert_eq!(standings.len(), 1, "{standings:?}");
+    let clean = verify_bytes(&export, &options(verifier.clone(), None), &published);
+    assert!(clean.ok, "{:?}", clean.failure);
+
+    for (field, forged) in [
+        ("supports", serde_json::json!(40)),
+        ("status", serde_json::json!("accepted")),
+    ] {
+        let mut standing = standings[0].clone();
+        standing[field] = forged;
+        let mut forged_published = Published::default();
+        forged_published.proposals.insert(size, vec![standing]);
+        let report = verify_bytes(&export, &options(verifier.clone(), None), &forged_published);
+        let failure = report.failure.expect("a forged standing must be caught");
+        assert!(
+            failure.reason.contains(&format!("proposal {proposal}"))
+                && failure.reason.contains(field),
+            "{failure}"
+        );
+    }
+
+    // A server that hides a proposal the log holds is caught too.
+    let mut hiding = Published::default();
+    hiding.proposals.insert(size, Vec::new());
+    let report = verify_bytes(&export, &options(verifier, None), &hiding);
+    let failure = report.failure.expect("a hidden proposal must be caught");
+    assert!(
+        failure.reason.contains(&format!("proposal {proposal}")),
+        "{failure}"
+    );
+    app.stop().await;
+}
+
 /// One way to tamper with an export, and what `verify` must say.
 struct Tampering {
     name: &'static str,

@@ -573,6 +573,20 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
             code: "malformed-signature",
         },
         Case {
+            // The document and the OpenAPI type say lower case, as for keys and nonces: one
+            // spelling per signature.
+            name: "a valid signature written in upper-case hexadecimal",
+            request: Request::Envelope(
+                "/v1/commands",
+                Envelope {
+                    signature: valid_ballot.signature.to_ascii_uppercase(),
+                    ..valid_ballot.clone()
+                },
+            ),
+            status: 400,
+            code: "malformed-signature",
+        },
+        Case {
             name: "an unknown action",
             request: Request::Envelope("/v1/commands", unknown_action),
             status: 400,

@@ -60,6 +60,7 @@ pub fn endpoint_for(action: &Action) -> String {
     }
 }
 
+#[cfg(feature = "http")]
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the server: {0}")]
@@ -69,11 +70,13 @@ pub enum ClientError {
 }
 
 /// A blocking HTTP client for one server.
+#[cfg(feature = "http")]
 pub struct Client {
     base_url: String,
     http: reqwest::blocking::Client,
 }
 
+#[cfg(feature = "http")]
 impl Client {
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
         let http = reqwest::blocking::Client::builder()

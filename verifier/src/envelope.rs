@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 /// What every write endpoint takes. The payload is a JSON object written as a JSON string, so
 /// its exact bytes travel untouched; the signature covers `"veche command v1\n"` followed by
 /// those bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// The command payload, exactly as signed (UTF-8 JSON text).
-    #[schema(example = json!("{\"action\":\"register_key\",\"author\":\"…\",\"nonce\":\"…\",\"issued_at\":\"2026-11-23T10:00:00.000Z\",\"body\":{}}"))]
     pub payload: String,
     /// Ed25519 signature, 128 lowercase hexadecimal characters.
     pub signature: String,
@@ -21,7 +20,7 @@ pub struct Envelope {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
-    #[error("the signature is not 64 bytes of hexadecimal")]
+    #[error("the signature is not 128 lowercase hexadecimal characters")]
     MalformedSignature,
     #[error("the author key is weak (small order): no signature under it can be trusted")]
     WeakKey,
@@ -46,9 +45,7 @@ impl Envelope {
     /// This is the expensive step; it runs on the signature-check pool, never in the writer or on
     /// an HTTP worker.
     pub fn open(self) -> Result<SignedCommand, EnvelopeError> {
-        let mut signature = [0; 64];
-        hex::decode_to_slice(&self.signature, &mut signature)
-            .map_err(|_| EnvelopeError::MalformedSignature)?;
+        let signature = decode_signature(&self.signature)?;
         let payload = self.payload.into_bytes();
         let command = Command::parse(&payload)?;
         if let Err(error) = verify_strict(
@@ -72,6 +69,20 @@ impl Envelope {
             command,
         })
     }
+}
+
+/// The signature as the protocol writes it: 128 lowercase hexadecimal characters, one spelling
+/// per signature (as for keys and nonces), so upper case is refused rather than folded.
+fn decode_signature(text: &str) -> Result<[u8; 64], EnvelopeError> {
+    if !text
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    {
+        return Err(EnvelopeError::MalformedSignature);
+    }
+    let mut signature = [0; 64];
+    hex::decode_to_slice(text, &mut signature).map_err(|_| EnvelopeError::MalformedSignature)?;
+    Ok(signature)
 }
 
 /// Signs a system event with the server key.

@@ -1,0 +1,20 @@
+//! veche-verifier: what a journalist installs to check a veche log, and what a citizen needs to
+//! speak the protocol. It depends on `projections` and, behind the default `http` feature, on an
+//! HTTP client; on nothing of the server.
+//!
+//! - `pipeline`: the one replay pipeline (read ahead, check in parallel, fold in order), which
+//!   the server's start-up and snapshot audit run over their store as well;
+//! - `verification`: the export reader, checkpoint and saved-state checks, the recount diff;
+//! - `published` (http): the server reader;
+//! - `envelope`, `keys`, `client`: the citizen side (signing, key files, sending commands);
+//! - `cli` (http): `veche verify`, shared by `veche-verify` and the server binary.
+
+#[cfg(feature = "http")]
+pub mod cli;
+pub mod client;
+pub mod envelope;
+pub mod keys;
+pub mod pipeline;
+#[cfg(feature = "http")]
+pub mod published;
+pub mod verification;
