@@ -81,3 +81,22 @@ pub const STORE_CONNECT_MS_MAX: u64 = 2_000;
 /// How long a request waits for the writer's durable answer before it gets a 503 (the command
 /// may still land; sending the same envelope again is then refused as a replay, never doubled).
 pub const WRITER_REPLY_MS_MAX: u64 = 10_000;
+
+// Timings and table sizes of the server (the HTTP layer, the writer, the rate limiter).
+
+/// How often the server looks for system events that have come due.
+pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
+/// How often an idle writer looks for entries other nodes appended.
+pub const WRITER_FOLLOW_INTERVAL_MS: u64 = 100;
+/// How often an idle live stream sends a comment so proxies keep it open.
+pub const LIVE_KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
+/// How long a node waits before subscribing to Redis again after losing it.
+pub const REDIS_RECONNECT_INTERVAL_MS: u64 = 1_000;
+/// Open311's default window when a request names no dates.
+pub const OPEN311_REQUESTS_WINDOW_DAYS_DEFAULT: i64 = 90;
+/// Open311's default (and here the maximum) number of requests one answer holds.
+pub const OPEN311_REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
+/// Subjects (keys or addresses) one rate limiter tracks at once. When full, subjects back at
+/// their full allowance are forgotten; if that frees nothing, new subjects wait, and the ones
+/// already tracked keep their counts.
+pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;

@@ -2,7 +2,7 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 
-use crate::coordination::Admission;
+use crate::coordination::{Admission, RateLimit};
 use crate::envelope::Envelope;
 use crate::http::problem::{ApiError, Problem};
 use crate::node::{CommandError, Node};
@@ -21,22 +21,14 @@ pub(crate) async fn accept(
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let minute = node.clock().now().milliseconds().div_euclid(60_000);
     if let Some(address) = request.peer_addr() {
-        let bucket = format!("address:{}:{minute}", address.ip());
-        let limit = node
-            .rate_limits
-            .per_address_per_minute
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if let Admission::Limited {
-            retry_after_seconds,
-        } = node.rate_limits.admit(&bucket, limit, 60).await
-        {
-            return Err(ApiError::RateLimited {
-                subject: "address",
-                retry_after_seconds,
-            });
-        }
+        admit(
+            node,
+            RateLimit::AddressPerMinute,
+            &address.ip().to_string(),
+            "address",
+        )
+        .await?;
     }
     let signed = node.open_envelope(envelope).await?;
     if let Some(expected) = expected {
@@ -47,30 +39,9 @@ pub(crate) async fn accept(
     }
     let location = location(&signed.command)?;
     let author = signed.command.author.to_hex();
-    let bucket = format!("key:{author}:{minute}");
-    let limit = projections::limits::COMMANDS_PER_KEY_PER_MINUTE_MAX;
-    if let Admission::Limited {
-        retry_after_seconds,
-    } = node.rate_limits.admit(&bucket, limit, 60).await
-    {
-        return Err(ApiError::RateLimited {
-            subject: "key",
-            retry_after_seconds,
-        });
-    }
+    admit(node, RateLimit::KeyPerMinute, &author, "key").await?;
     if matches!(signed.command.action, Action::FileComplaint(_)) {
-        let day = minute.div_euclid(24 * 60);
-        let bucket = format!("complaints:{author}:{day}");
-        let limit = projections::limits::COMPLAINTS_PER_KEY_PER_DAY_MAX;
-        if let Admission::Limited {
-            retry_after_seconds,
-        } = node.rate_limits.admit(&bucket, limit, 24 * 60 * 60).await
-        {
-            return Err(ApiError::RateLimited {
-                subject: "key",
-                retry_after_seconds,
-            });
-        }
+        admit(node, RateLimit::ComplaintsPerKeyPerDay, &author, "key").await?;
     }
     // Another node may already hold this command: refuse the replay before it reaches a writer.
     let coordination = node.coordination();
@@ -83,7 +54,12 @@ pub(crate) async fn accept(
     let appended = node.append(signed).await;
     if let (
         Some(coordination),
-        Err(SubmitError::Overloaded | SubmitError::StoreUnavailable(_) | SubmitError::Stopped),
+        Err(
+            SubmitError::Overloaded
+            | SubmitError::StoreUnavailable(_)
+            | SubmitError::Stopped
+            | SubmitError::Faulted(_),
+        ),
     ) = (coordination, &appended)
     {
         // Not the command's fault: let the client send the same envelope again.
@@ -95,6 +71,24 @@ pub(crate) async fn accept(
         response.insert_header(("Location", location));
     }
     Ok(response.json(receipt))
+}
+
+/// Counts one request of `subject` against `limit`; `Err` when it is over.
+async fn admit(
+    node: &Node,
+    limit: RateLimit,
+    subject: &str,
+    subject_kind: &'static str,
+) -> Result<(), ApiError> {
+    match node.rate_limits.admit(limit, subject).await {
+        Admission::Allowed => Ok(()),
+        Admission::Limited {
+            retry_after_seconds,
+        } => Err(ApiError::RateLimited {
+            subject: subject_kind,
+            retry_after_seconds,
+        }),
+    }
 }
 
 /// Checks that a lifecycle action sent to `/v1/{collection}/{path_id}/events` is a client action
