@@ -386,3 +386,48 @@ fn local_limiter(allowance: u64, window_seconds: u64, clock: &Arc<dyn Clock>) ->
         limits::RATE_LIMITED_SUBJECTS_MAX,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use projections::Timestamp;
+
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_reset_an_established_keys_limit() {
+        let clock = Arc::new(ManualClock::starting_at(Timestamp(1_795_428_000_000)));
+        let limiter = LocalLimiter::new(3, 60, clock.clone(), 100);
+        for _ in 0..3 {
+            assert_eq!(limiter.admit("established"), Admission::Allowed);
+        }
+        assert!(matches!(
+            limiter.admit("established"),
+            Admission::Limited { .. }
+        ));
+        for index in 0..10_000 {
+            let _ = limiter.admit(&format!("fresh-{index}"));
+        }
+        assert!(limiter.tracked_subjects() <= 100, "memory stays bounded");
+        assert!(
+            matches!(limiter.admit("established"), Admission::Limited { .. }),
+            "the flood did not give the established key a new allowance"
+        );
+        clock.advance_milliseconds(60_000);
+        assert_eq!(limiter.admit("established"), Admission::Allowed);
+    }
+
+    #[test]
+    fn a_limited_subject_is_told_when_its_next_request_fits() {
+        let clock = Arc::new(ManualClock::starting_at(Timestamp(1_795_428_000_000)));
+        let limiter = LocalLimiter::new(20, 24 * 60 * 60, clock.clone(), 100);
+        for _ in 0..20 {
+            assert_eq!(limiter.admit("author"), Admission::Allowed);
+        }
+        assert_eq!(
+            limiter.admit("author"),
+            Admission::Limited {
+                retry_after_seconds: 24 * 60 * 60 / 20
+            }
+        );
+    }
+}

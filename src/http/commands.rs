@@ -19,7 +19,7 @@ pub(crate) async fn accept(
     request: &HttpRequest,
     envelope: Envelope,
     expected: Option<&'static str>,
-    location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
+    location: impl FnOnce(&Command) -> Result<Location, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(address) = request.peer_addr() {
         admit(
@@ -67,10 +67,30 @@ pub(crate) async fn accept(
     }
     let receipt = appended?;
     let mut response = HttpResponse::Created();
-    if let Some(location) = location {
+    if let Some(location) = location.resolve(receipt.position) {
         response.insert_header(("Location", location));
     }
     Ok(response.json(receipt))
+}
+
+/// Where the resource a command created or changed can be read.
+pub(crate) enum Location {
+    /// No resource of its own (a generic command).
+    Nowhere,
+    /// A resource whose path the command names.
+    At(String),
+    /// A new item of this collection, identified by its entry's log position.
+    NewItemOf(&'static str),
+}
+
+impl Location {
+    fn resolve(self, position: u64) -> Option<String> {
+        match self {
+            Location::Nowhere => None,
+            Location::At(path) => Some(path),
+            Location::NewItemOf(collection) => Some(format!("{collection}/{position}")),
+        }
+    }
 }
 
 /// Counts one request of `subject` against `limit`; `Err` when it is over.
@@ -98,11 +118,11 @@ pub(crate) fn lifecycle_target(
     named: Option<u64>,
     path_id: u64,
     collection: &'static str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Location, ApiError> {
     match named {
         Some(named) if !action.is_system() => {
             if named == path_id {
-                Ok(Some(format!("/v1/{collection}/{path_id}")))
+                Ok(Location::At(format!("/v1/{collection}/{path_id}")))
             } else {
                 Err(ApiError::MalformedRequest(format!(
                     "the command is about item {named} but was sent to /v1/{collection}/{path_id}"
@@ -137,7 +157,7 @@ pub async fn register_key(
         &request,
         envelope.into_inner(),
         Some("register_key"),
-        |command| Ok(Some(format!("/v1/keys/{}", command.author))),
+        |command| Ok(Location::At(format!("/v1/keys/{}", command.author))),
     )
     .await
 }
@@ -165,7 +185,7 @@ pub async fn change_role(
         None,
         |command| match &command.action {
             Action::GrantRole(change) | Action::RevokeRole(change) => {
-                Ok(Some(format!("/v1/keys/{}", change.subject)))
+                Ok(Location::At(format!("/v1/keys/{}", change.subject)))
             }
             other => Err(CommandError::ActionMismatch {
                 expected: "grant_role or revoke_role",
@@ -198,7 +218,7 @@ pub async fn open_poll(
         &request,
         envelope.into_inner(),
         Some("open_poll"),
-        |_| Ok(None),
+        |_| Ok(Location::NewItemOf("/v1/polls")),
     )
     .await
 }
@@ -233,7 +253,10 @@ pub async fn cast_ballot(
                     ballot.poll
                 )))
             }
-            _ => Ok(Some(format!("/v1/polls/{poll}/ballots/{}", command.author))),
+            _ => Ok(Location::At(format!(
+                "/v1/polls/{poll}/ballots/{}",
+                command.author
+            ))),
         },
     )
     .await
@@ -255,5 +278,8 @@ pub async fn submit_command(
     request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
-    accept(&node, &request, envelope.into_inner(), None, |_| Ok(None)).await
+    accept(&node, &request, envelope.into_inner(), None, |_| {
+        Ok(Location::Nowhere)
+    })
+    .await
 }

@@ -251,3 +251,22 @@ impl From<crate::transparency::TreeError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_unavailable_problem_keeps_the_stores_own_message_out_of_its_detail() {
+        let cause = "db error: FATAL: password authentication failed for user \"veche\"";
+        for error in [
+            ApiError::StoreUnavailable(cause.into()),
+            ApiError::from(SubmitError::StoreUnavailable(cause.into())),
+        ] {
+            let detail = error.public_detail();
+            assert!(!detail.contains("FATAL"), "{detail}");
+            assert_eq!(detail, STORE_UNAVAILABLE_DETAIL);
+            assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+}
