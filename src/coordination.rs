@@ -6,13 +6,20 @@
 //! refuses replays), rate limits fall back to this node's own counters, and live updates fall
 //! back to the writer's periodic following of the log.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::StateStore;
+use governor::{Quota, RateLimiter};
 use projections::limits;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+
+use crate::clock::Clock;
 
 /// The channel on which nodes announce the log size after each commit.
 pub const LOG_CHANNEL: &str = "veche:log";
@@ -24,30 +31,147 @@ pub enum Admission {
     Limited { retry_after_seconds: u64 },
 }
 
-/// Fixed-window counters of this process, used without Redis or when it does not answer.
-#[derive(Default)]
+/// The rate limits veche enforces: each has its own allowance and its own subjects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Write requests of one client address per minute (configurable, 0 turns it off).
+    AddressPerMinute,
+    /// Signed commands of one key per minute.
+    KeyPerMinute,
+    /// Complaints one key may file per day.
+    ComplaintsPerKeyPerDay,
+}
+
+impl RateLimit {
+    /// The name that starts this limit's shared Redis buckets.
+    fn bucket_prefix(self) -> &'static str {
+        match self {
+            RateLimit::AddressPerMinute => "address",
+            RateLimit::KeyPerMinute => "key",
+            RateLimit::ComplaintsPerKeyPerDay => "complaints",
+        }
+    }
+
+    fn window_seconds(self) -> u64 {
+        match self {
+            RateLimit::AddressPerMinute | RateLimit::KeyPerMinute => 60,
+            RateLimit::ComplaintsPerKeyPerDay => 24 * 60 * 60,
+        }
+    }
+}
+
+/// veche's clock as the limiter's: tests that move the manual clock move the limits with it.
+struct LimiterClock(Arc<dyn Clock>);
+
+impl governor::clock::Clock for LimiterClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.now().milliseconds()).unwrap_or(0))
+    }
+}
+
+/// The limiter's table of subjects, shared so that the limiter can tell a tracked subject from
+/// a new one when the table is full.
+#[derive(Clone, Default)]
+struct SubjectTable(Arc<DashMapStateStore<String>>);
+
+impl StateStore for SubjectTable {
+    type Key = String;
+
+    fn measure_and_replace<T, F, E>(&self, key: &String, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<String> for SubjectTable {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        ShrinkableKeyedStateStore::shrink_to_fit(&*self.0);
+    }
+
+    fn len(&self) -> usize {
+        ShrinkableKeyedStateStore::len(&*self.0)
+    }
+
+    fn is_empty(&self) -> bool {
+        ShrinkableKeyedStateStore::is_empty(&*self.0)
+    }
+}
+
+/// One allowance per subject (GCRA, from `governor`), kept in this process. Used without Redis
+/// or when it does not answer.
+///
+/// Memory is bounded by `RATE_LIMITED_SUBJECTS_MAX`: when the table is full, subjects back at
+/// their full allowance are forgotten (forgetting them changes nothing); if none is, a new
+/// subject waits until one is, and every tracked subject keeps its count. A flood of fresh keys
+/// therefore never resets an established key's limit.
 pub struct LocalLimiter {
-    windows: Mutex<HashMap<String, u64>>,
+    limiter: RateLimiter<String, SubjectTable, LimiterClock, NoOpMiddleware<Duration>>,
+    subjects: SubjectTable,
+    clock: Arc<dyn Clock>,
+    subjects_max: usize,
 }
 
 impl LocalLimiter {
-    fn admit(&self, key: &str, limit: u64, retry_after_seconds: u64) -> Admission {
-        let Ok(mut windows) = self.windows.lock() else {
-            return Admission::Allowed;
-        };
-        // Old windows are forgotten wholesale; a key's window index is part of its name.
-        if windows.len() > 100_000 {
-            windows.clear();
+    /// Allows `allowance` requests per subject per `window_seconds`, in a burst or spread out.
+    pub fn new(
+        allowance: u32,
+        window_seconds: u64,
+        clock: Arc<dyn Clock>,
+        subjects_max: usize,
+    ) -> LocalLimiter {
+        let allowance = NonZeroU32::new(allowance).unwrap_or(NonZeroU32::MIN);
+        let period = Duration::from_secs(window_seconds) / allowance.get();
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(allowance))
+            .allow_burst(allowance);
+        let subjects = SubjectTable::default();
+        LocalLimiter {
+            limiter: RateLimiter::new(quota, subjects.clone(), LimiterClock(clock.clone())),
+            subjects,
+            clock,
+            subjects_max,
         }
-        let count = windows.entry(key.to_string()).or_insert(0);
-        *count += 1;
-        if *count > limit {
-            Admission::Limited {
-                retry_after_seconds,
+    }
+
+    /// Counts one request of `subject`.
+    pub fn admit(&self, subject: &str) -> Admission {
+        if self.limiter.len() >= self.subjects_max && !self.subjects.0.contains_key(subject) {
+            self.limiter.retain_recent();
+            if self.limiter.len() >= self.subjects_max {
+                return Admission::Limited {
+                    retry_after_seconds: 1,
+                };
             }
-        } else {
-            Admission::Allowed
         }
+        match self.limiter.check_key(&subject.to_string()) {
+            Ok(()) => Admission::Allowed,
+            Err(not_until) => {
+                let now = LimiterClock(self.clock.clone()).now_instant();
+                let wait = not_until.wait_time_from(now);
+                Admission::Limited {
+                    retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }
+        }
+    }
+
+    /// Subjects tracked now.
+    pub fn tracked_subjects(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+impl LimiterClock {
+    fn now_instant(&self) -> Duration {
+        governor::clock::Clock::now(self)
     }
 }
 
@@ -162,7 +286,8 @@ impl Coordination {
                         tracing::debug!(%error, "redis unavailable for live fan-out; will retry")
                     }
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(limits::REDIS_RECONNECT_INTERVAL_MS))
+                    .await;
             }
         });
     }
@@ -171,36 +296,138 @@ impl Coordination {
 /// Rate limits: shared through Redis when configured and answering, else per node.
 pub struct RateLimits {
     /// Set once at start when `--redis` is given.
-    pub redis: std::sync::OnceLock<std::sync::Arc<Coordination>>,
-    pub local: LocalLimiter,
+    pub redis: std::sync::OnceLock<Arc<Coordination>>,
     /// Write requests one client address may send per minute; 0 turns the limit off (for a
     /// node behind a proxy that hides client addresses, or for a load test from one machine).
+    /// Read once, by the first write request: set it before serving.
     pub per_address_per_minute: std::sync::atomic::AtomicU64,
+    per_address: std::sync::OnceLock<Option<LocalLimiter>>,
+    per_key: LocalLimiter,
+    complaints_per_key: LocalLimiter,
+    clock: Arc<dyn Clock>,
 }
 
-impl Default for RateLimits {
-    fn default() -> Self {
+impl RateLimits {
+    /// Limits timed by `clock`, with the default per-address allowance.
+    pub fn new(clock: Arc<dyn Clock>) -> RateLimits {
+        let per_day = RateLimit::ComplaintsPerKeyPerDay.window_seconds();
         RateLimits {
             redis: std::sync::OnceLock::new(),
-            local: LocalLimiter::default(),
             per_address_per_minute: std::sync::atomic::AtomicU64::new(
                 limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
             ),
+            per_address: std::sync::OnceLock::new(),
+            per_key: local_limiter(limits::COMMANDS_PER_KEY_PER_MINUTE_MAX, 60, &clock),
+            complaints_per_key: local_limiter(
+                limits::COMPLAINTS_PER_KEY_PER_DAY_MAX,
+                per_day,
+                &clock,
+            ),
+            clock,
+        }
+    }
+
+    /// The allowance of `limit` per window; 0 when it is off.
+    fn allowance(&self, limit: RateLimit) -> u64 {
+        match limit {
+            RateLimit::AddressPerMinute => self
+                .per_address_per_minute
+                .load(std::sync::atomic::Ordering::Relaxed),
+            RateLimit::KeyPerMinute => limits::COMMANDS_PER_KEY_PER_MINUTE_MAX,
+            RateLimit::ComplaintsPerKeyPerDay => limits::COMPLAINTS_PER_KEY_PER_DAY_MAX,
+        }
+    }
+
+    fn local(&self, limit: RateLimit) -> Option<&LocalLimiter> {
+        match limit {
+            RateLimit::AddressPerMinute => self
+                .per_address
+                .get_or_init(|| {
+                    let allowance = self.allowance(limit);
+                    (allowance > 0).then(|| local_limiter(allowance, 60, &self.clock))
+                })
+                .as_ref(),
+            RateLimit::KeyPerMinute => Some(&self.per_key),
+            RateLimit::ComplaintsPerKeyPerDay => Some(&self.complaints_per_key),
+        }
+    }
+
+    /// Counts one request of `subject` (a key or an address) against `limit`.
+    pub async fn admit(&self, limit: RateLimit, subject: &str) -> Admission {
+        let allowance = self.allowance(limit);
+        if allowance == 0 {
+            return Admission::Allowed;
+        }
+        if let Some(redis) = self.redis.get() {
+            // Redis keeps fixed windows: the window's index is part of the bucket's name.
+            let window_seconds = limit.window_seconds();
+            let window = self
+                .clock
+                .now()
+                .milliseconds()
+                .div_euclid(window_seconds as i64 * 1_000);
+            let bucket = format!("{}:{subject}:{window}", limit.bucket_prefix());
+            if let Some(admission) = redis.admit(&bucket, allowance, window_seconds).await {
+                return admission;
+            }
+        }
+        match self.local(limit) {
+            Some(local) => local.admit(subject),
+            None => Admission::Allowed,
         }
     }
 }
 
-impl RateLimits {
-    /// Counts one request against `bucket` (a name that includes its window index).
-    pub async fn admit(&self, bucket: &str, limit: u64, window_seconds: u64) -> Admission {
-        if limit == 0 {
-            return Admission::Allowed;
+fn local_limiter(allowance: u64, window_seconds: u64, clock: &Arc<dyn Clock>) -> LocalLimiter {
+    LocalLimiter::new(
+        u32::try_from(allowance).unwrap_or(u32::MAX),
+        window_seconds,
+        clock.clone(),
+        limits::RATE_LIMITED_SUBJECTS_MAX,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use projections::Timestamp;
+
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_reset_an_established_keys_limit() {
+        let clock = Arc::new(ManualClock::starting_at(Timestamp(1_795_428_000_000)));
+        let limiter = LocalLimiter::new(3, 60, clock.clone(), 100);
+        for _ in 0..3 {
+            assert_eq!(limiter.admit("established"), Admission::Allowed);
         }
-        if let Some(redis) = self.redis.get() {
-            if let Some(admission) = redis.admit(bucket, limit, window_seconds).await {
-                return admission;
+        assert!(matches!(
+            limiter.admit("established"),
+            Admission::Limited { .. }
+        ));
+        for index in 0..10_000 {
+            let _ = limiter.admit(&format!("fresh-{index}"));
+        }
+        assert!(limiter.tracked_subjects() <= 100, "memory stays bounded");
+        assert!(
+            matches!(limiter.admit("established"), Admission::Limited { .. }),
+            "the flood did not give the established key a new allowance"
+        );
+        clock.advance_milliseconds(60_000);
+        assert_eq!(limiter.admit("established"), Admission::Allowed);
+    }
+
+    #[test]
+    fn a_limited_subject_is_told_when_its_next_request_fits() {
+        let clock = Arc::new(ManualClock::starting_at(Timestamp(1_795_428_000_000)));
+        let limiter = LocalLimiter::new(20, 24 * 60 * 60, clock.clone(), 100);
+        for _ in 0..20 {
+            assert_eq!(limiter.admit("author"), Admission::Allowed);
+        }
+        assert_eq!(
+            limiter.admit("author"),
+            Admission::Limited {
+                retry_after_seconds: 24 * 60 * 60 / 20
             }
-        }
-        self.local.admit(bucket, limit, window_seconds)
+        );
     }
 }

@@ -19,6 +19,9 @@ pub struct Observers {
     pub live_subscribers: AtomicU64,
     /// Batch sizes, counted into buckets of at most 1, 2, 4, … 2048 entries.
     pub batch_size_buckets: [AtomicU64; 12],
+    /// The first state the code holds impossible (a poisoned lock, a view that cannot be
+    /// written): once set, readiness fails and writes are refused until the node restarts.
+    fault: std::sync::OnceLock<String>,
 }
 
 impl Observers {
@@ -35,7 +38,24 @@ impl Observers {
             entries_followed: AtomicU64::new(0),
             live_subscribers: AtomicU64::new(0),
             batch_size_buckets: Default::default(),
+            fault: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records an impossible state. Logged once, at the first occurrence; every later one only
+    /// confirms that the node is out of service.
+    pub fn record_fault(&self, what: &str) {
+        if self.fault.set(what.to_string()).is_ok() {
+            tracing::error!(
+                fault = what,
+                "an impossible state: this node is no longer ready and refuses writes"
+            );
+        }
+    }
+
+    /// The first impossible state met, if any.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.get().map(String::as_str)
     }
 
     pub fn count(counter: &AtomicU64, amount: u64) {

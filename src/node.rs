@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::envelope::{sign_system, EnvelopeError};
 use crate::store::{EventStore, StoreError};
 use crate::transparency::{Receipt, TreeError, TreeState};
-use crate::writer::{catch_up, Appended, CatchUpError, SubmitError, Writer, WriterHandle};
+use crate::writer::{catch_up, CatchUpError, SubmitError, Writer, WriterHandle};
 
 pub struct NodeConfig {
     pub store: Arc<dyn EventStore>,
@@ -259,7 +259,7 @@ impl Node {
             observers.clone(),
         )?;
         Ok(Node {
-            rate_limits: crate::coordination::RateLimits::default(),
+            rate_limits: crate::coordination::RateLimits::new(config.clock.clone()),
             signatures,
             observers,
             store: config.store,
@@ -324,6 +324,9 @@ impl Node {
                 "this node started from a snapshot that does not match the log; restart it".into(),
             ));
         }
+        if let Some(fault) = self.fault() {
+            return Err(SubmitError::Faulted(fault));
+        }
         let appended = self.writer.submit(signed).await?;
         // The writer grew the tree before answering, so the current checkpoint covers the entry.
         self.tree()
@@ -333,7 +336,9 @@ impl Node {
 
     /// Appends every system event that is due: poll closes, SLA breaches, silent closes of
     /// resolved complaints, proposal expiries.
-    pub async fn append_due_system_events(&self) -> Result<Vec<Appended>, SubmitError> {
+    pub async fn append_due_system_events(
+        &self,
+    ) -> Result<Vec<crate::writer::AppendedSystemEvent>, SubmitError> {
         let nothing_due = self
             .ledger()
             .due_system_actions(self.clock.now())
@@ -348,9 +353,13 @@ impl Node {
     pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
         match self.published.read() {
             Ok(guard) => guard,
-            // A panic while folding cannot leave a half-applied event visible (evolve does not
-            // panic on valid input); serve what is there rather than fail every read.
-            Err(poisoned) => poisoned.into_inner(),
+            // A panic while folding may have left the ledger behind the log: reads still see
+            // the last state, but the node stops being ready and refuses writes.
+            Err(poisoned) => {
+                self.observers
+                    .record_fault("the published ledger's lock is poisoned");
+                poisoned.into_inner()
+            }
         }
     }
 
@@ -358,8 +367,38 @@ impl Node {
     pub fn tree(&self) -> RwLockReadGuard<'_, TreeState> {
         match self.tree.read() {
             Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+            Err(poisoned) => {
+                self.observers
+                    .record_fault("the published Merkle tree's lock is poisoned");
+                poisoned.into_inner()
+            }
         }
+    }
+
+    /// The impossible state that took this node out of service, if any: a poisoned lock, or
+    /// another fault recorded by the writer or the HTTP layer. Readiness fails and writes are
+    /// refused while it is set, which is until the node restarts.
+    pub fn fault(&self) -> Option<String> {
+        if self.published.is_poisoned() {
+            self.observers
+                .record_fault("the published ledger's lock is poisoned");
+        }
+        if self.tree.is_poisoned() {
+            self.observers
+                .record_fault("the published Merkle tree's lock is poisoned");
+        }
+        self.observers.fault().map(str::to_string)
+    }
+
+    /// Test hook: poisons the published ledger's lock, as a panic while folding would.
+    #[doc(hidden)]
+    pub fn poison_ledger_lock_for_tests(&self) {
+        let published = self.published.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = published.write();
+            panic!("poisoning the published ledger's lock on purpose");
+        })
+        .join();
     }
 
     /// A signed checkpoint of the log at `size` (at most the published size).

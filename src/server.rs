@@ -18,9 +18,6 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const LOG_FILE: &str = "log.sqlite";
 
-/// How often the server looks for system events that have come due.
-pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot create data directory {path}: {source}")]
@@ -136,16 +133,19 @@ fn spawn_poll_closer(node: Arc<Node>) {
     let weak = Arc::downgrade(&node);
     drop(node);
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(SYSTEM_EVENT_INTERVAL_MS));
+        let mut interval = tokio::time::interval(Duration::from_millis(
+            projections::limits::SYSTEM_EVENT_INTERVAL_MS,
+        ));
         loop {
             interval.tick().await;
             let Some(node) = weak.upgrade() else { break };
             match node.append_due_system_events().await {
-                Ok(receipts) => {
-                    for receipt in receipts {
+                Ok(events) => {
+                    for event in events {
                         tracing::info!(
-                            position = receipt.position,
-                            "closed a poll at its closing time"
+                            action = event.action,
+                            position = event.appended.position,
+                            "appended a due system event"
                         );
                     }
                 }

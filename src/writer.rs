@@ -41,6 +41,13 @@ impl Appended {
     }
 }
 
+/// A system event the writer appended, with its action's name for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendedSystemEvent {
+    pub action: &'static str,
+    pub appended: Appended,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error(transparent)]
@@ -51,6 +58,8 @@ pub enum SubmitError {
     StoreUnavailable(String),
     #[error("the writer has stopped")]
     Stopped,
+    #[error("this node met an impossible state and refuses writes until it restarts: {0}")]
+    Faulted(String),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, SubmitError>>;
@@ -63,7 +72,7 @@ pub enum Submission {
         reply: Reply<Appended>,
     },
     DueSystemEvents {
-        reply: Reply<Vec<Appended>>,
+        reply: Reply<Vec<AppendedSystemEvent>>,
     },
 }
 
@@ -95,7 +104,7 @@ impl WriterHandle {
         }
     }
 
-    pub async fn append_due_system_events(&self) -> Result<Vec<Appended>, SubmitError> {
+    pub async fn append_due_system_events(&self) -> Result<Vec<AppendedSystemEvent>, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::DueSystemEvents { reply })?;
         Self::wait(answer).await
@@ -137,7 +146,6 @@ enum Outcome {
 }
 
 /// How long the writer waits for work before it looks for entries other nodes appended.
-const FOLLOW_INTERVAL_MS: u64 = 100;
 
 impl Writer {
     pub fn spawn(
@@ -150,10 +158,13 @@ impl Writer {
         queue_commands_max: usize,
     ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(queue_commands_max);
-        let working = published
-            .read()
-            .map(|ledger| ledger.clone())
-            .unwrap_or_default();
+        let working = match published.read() {
+            Ok(ledger) => ledger.clone(),
+            Err(poisoned) => {
+                observers.record_fault("the published ledger's lock is poisoned");
+                poisoned.into_inner().clone()
+            }
+        };
         let writer = Writer {
             observers,
             store,
@@ -174,10 +185,9 @@ impl Writer {
     fn run(mut self) {
         tracing::info!(store = self.store.backend_name(), "log writer started");
         loop {
-            let first = match self
-                .receiver
-                .recv_timeout(Duration::from_millis(FOLLOW_INTERVAL_MS))
-            {
+            let first = match self.receiver.recv_timeout(Duration::from_millis(
+                projections::limits::WRITER_FOLLOW_INTERVAL_MS,
+            )) {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
                     self.follow();
@@ -232,18 +242,7 @@ impl Writer {
                 }
                 Submission::Follow => {}
                 Submission::DueSystemEvents { .. } => {
-                    for action in self.working.due_system_actions(server_time) {
-                        let name = action.name();
-                        match self.seal_system(action, server_time) {
-                            Ok(entry) => {
-                                self.working.evolve(&entry.event);
-                                sealed.push(entry);
-                            }
-                            Err(refusal) => {
-                                tracing::error!(action = name, %refusal, "a due system event was refused");
-                            }
-                        }
-                    }
+                    self.seal_due_system_events(server_time, &mut sealed);
                 }
             }
             outcomes.push(Outcome::Sealed(start..sealed.len()));
@@ -275,8 +274,11 @@ impl Writer {
         let result = match (appended, decided) {
             (Ok(()), Some((sealed, outcomes))) => {
                 self.publish(&sealed);
-                self.observers
-                    .record_batch(sealed.len(), append_microseconds);
+                // A batch whose every command was refused appended nothing: no batch committed.
+                if !sealed.is_empty() {
+                    self.observers
+                        .record_batch(sealed.len(), append_microseconds);
+                }
                 let refused = outcomes
                     .iter()
                     .filter(|outcome| matches!(outcome, Outcome::Refused(_)))
@@ -295,31 +297,7 @@ impl Writer {
             }
         };
         match result {
-            Ok((sealed, outcomes)) => {
-                let receipts: Vec<Appended> = sealed
-                    .iter()
-                    .map(|entry| Appended::of(&entry.event))
-                    .collect();
-                for (submission, outcome) in batch.into_iter().zip(outcomes) {
-                    match (submission, outcome) {
-                        (Submission::Command { reply, .. }, Outcome::Sealed(range)) => {
-                            let answer =
-                                receipts[range].first().cloned().ok_or(SubmitError::Stopped);
-                            let _ = reply.send(answer);
-                        }
-                        (Submission::Command { reply, .. }, Outcome::Refused(refusal)) => {
-                            let _ = reply.send(Err(refusal.into()));
-                        }
-                        (Submission::DueSystemEvents { reply }, Outcome::Sealed(range)) => {
-                            let _ = reply.send(Ok(receipts[range].to_vec()));
-                        }
-                        (Submission::DueSystemEvents { reply }, Outcome::Refused(refusal)) => {
-                            let _ = reply.send(Err(refusal.into()));
-                        }
-                        (Submission::Follow, _) => {}
-                    }
-                }
-            }
+            Ok((sealed, outcomes)) => self.answer_committed(batch, &sealed, outcomes),
             Err(error) => {
                 let message = error.to_string();
                 for submission in batch {
@@ -332,6 +310,73 @@ impl Writer {
                         }
                         Submission::Follow => {}
                     }
+                }
+            }
+        }
+    }
+
+    /// Answers each submission of a committed batch with its receipts or its refusal.
+    fn answer_committed(
+        &self,
+        batch: Vec<Submission>,
+        sealed: &[SealedEntry],
+        outcomes: Vec<Outcome>,
+    ) {
+        for (submission, outcome) in batch.into_iter().zip(outcomes) {
+            match (submission, outcome) {
+                (Submission::Command { reply, .. }, Outcome::Sealed(range)) => {
+                    let answer = match &sealed[range] {
+                        [entry] => Ok(Appended::of(&entry.event)),
+                        entries => {
+                            let fault =
+                                format!("one command sealed as {} entries, not one", entries.len());
+                            self.observers.record_fault(&fault);
+                            Err(SubmitError::Faulted(fault))
+                        }
+                    };
+                    let _ = reply.send(answer);
+                }
+                (Submission::DueSystemEvents { reply }, Outcome::Sealed(range)) => {
+                    let appended = sealed[range]
+                        .iter()
+                        .map(|entry| AppendedSystemEvent {
+                            action: entry.event.command.action.name(),
+                            appended: Appended::of(&entry.event),
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(appended));
+                }
+                (Submission::Command { reply, .. }, Outcome::Refused(refusal)) => {
+                    let _ = reply.send(Err(refusal.into()));
+                }
+                (Submission::DueSystemEvents { reply }, Outcome::Refused(refusal)) => {
+                    let _ = reply.send(Err(refusal.into()));
+                }
+                (Submission::Follow, _) => {}
+            }
+        }
+    }
+
+    /// Seals every system event due at `server_time`, folding each into the working ledger.
+    fn seal_due_system_events(&mut self, server_time: Timestamp, sealed: &mut Vec<SealedEntry>) {
+        for mut action in self.working.due_system_actions(server_time) {
+            // A close pins the tree just before it, and every event sealed before it in this
+            // batch grew that tree: name the tree as it is now, not as it was when listed.
+            if let Action::ClosePoll(close) = &mut action {
+                close.checkpoint = self.working.checkpoint_reference();
+            }
+            let name = action.name();
+            match self.seal_system(action, server_time) {
+                Ok(entry) => {
+                    self.working.evolve(&entry.event);
+                    sealed.push(entry);
+                }
+                Err(refusal) => {
+                    // The ledger listed it as due and the server signed it: refusing it means
+                    // the ledger disagrees with itself.
+                    tracing::error!(action = name, %refusal, "a due system event was refused");
+                    self.observers
+                        .record_fault("the ledger refused a system event it listed as due");
                 }
             }
         }
@@ -366,7 +411,9 @@ impl Writer {
                 }
                 tree.sign(&self.server_key);
             }
-            Err(_) => tracing::error!("Merkle tree lock poisoned; checkpoints are stale"),
+            Err(_) => self
+                .observers
+                .record_fault("the published Merkle tree's lock is poisoned"),
         }
         match self.published.write() {
             Ok(mut ledger) => {
@@ -375,7 +422,9 @@ impl Writer {
                 }
                 self.observers.published_size.send_replace(ledger.size);
             }
-            Err(_) => tracing::error!("published ledger lock poisoned; reads are stale"),
+            Err(_) => self
+                .observers
+                .record_fault("the published ledger's lock is poisoned"),
         }
         self.pending_tiles.extend(completed_tiles);
     }
@@ -399,6 +448,8 @@ impl Writer {
     /// holds beyond it (another node's entries, or an append that failed after its commit).
     fn resynchronise(&mut self) {
         let Ok(published) = self.published.read().map(|ledger| ledger.clone()) else {
+            self.observers
+                .record_fault("the published ledger's lock is poisoned");
             return;
         };
         self.working = published;

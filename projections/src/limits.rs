@@ -89,3 +89,22 @@ pub const REPLAY_PAGE_ENTRIES: usize = 16_384;
 pub const REPLAY_PARALLEL_CHECK_ENTRIES_MIN: usize = 2_048;
 /// Times `veche verify` reads the proposal standings again when the log grows while it reads them.
 pub const PROPOSAL_READ_ATTEMPTS_MAX: u32 = 5;
+
+// Timings and table sizes of the server (the HTTP layer, the writer, the rate limiter).
+
+/// How often the server looks for system events that have come due.
+pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
+/// How often an idle writer looks for entries other nodes appended.
+pub const WRITER_FOLLOW_INTERVAL_MS: u64 = 100;
+/// How often an idle live stream sends a comment so proxies keep it open.
+pub const LIVE_KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
+/// How long a node waits before subscribing to Redis again after losing it.
+pub const REDIS_RECONNECT_INTERVAL_MS: u64 = 1_000;
+/// Open311's default window when a request names no dates.
+pub const OPEN311_REQUESTS_WINDOW_DAYS_DEFAULT: i64 = 90;
+/// Open311's default (and here the maximum) number of requests one answer holds.
+pub const OPEN311_REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
+/// Subjects (keys or addresses) one rate limiter tracks at once. When full, subjects back at
+/// their full allowance are forgotten; if that frees nothing, new subjects wait, and the ones
+/// already tracked keep their counts.
+pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;

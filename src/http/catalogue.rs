@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::envelope::Envelope;
-use crate::http::commands::accept;
+use crate::http::commands::{accept, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::EnvelopeSchema;
 use crate::node::Node;
@@ -28,7 +28,12 @@ pub async fn attest_resident(
         &request,
         envelope.into_inner(),
         Some("attest_resident"),
-        |_| Ok(None),
+        |command| match &command.action {
+            projections::Action::AttestResident(attestation) => {
+                Ok(Location::At(format!("/v1/keys/{}", attestation.subject)))
+            }
+            _ => Ok(Location::Nowhere),
+        },
     )
     .await
 }
@@ -50,7 +55,8 @@ pub async fn define_category(
         &request,
         envelope.into_inner(),
         Some("define_category"),
-        |_| Ok(None),
+        // Categories have no page of their own: the catalogue lists each in its current version.
+        |_| Ok(Location::At("/v1/categories".into())),
     )
     .await
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 
-use crate::coordination::Admission;
+use crate::coordination::{Admission, RateLimit};
 use crate::envelope::Envelope;
 use crate::http::problem::{ApiError, Problem};
 use crate::http::EnvelopeSchema;
@@ -20,24 +20,16 @@ pub(crate) async fn accept(
     request: &HttpRequest,
     envelope: Envelope,
     expected: Option<&'static str>,
-    location: impl FnOnce(&Command) -> Result<Option<String>, ApiError>,
+    location: impl FnOnce(&Command) -> Result<Location, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let minute = node.clock().now().milliseconds().div_euclid(60_000);
     if let Some(address) = request.peer_addr() {
-        let bucket = format!("address:{}:{minute}", address.ip());
-        let limit = node
-            .rate_limits
-            .per_address_per_minute
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if let Admission::Limited {
-            retry_after_seconds,
-        } = node.rate_limits.admit(&bucket, limit, 60).await
-        {
-            return Err(ApiError::RateLimited {
-                subject: "address",
-                retry_after_seconds,
-            });
-        }
+        admit(
+            node,
+            RateLimit::AddressPerMinute,
+            &address.ip().to_string(),
+            "address",
+        )
+        .await?;
     }
     let signed = node.open_envelope(envelope).await?;
     if let Some(expected) = expected {
@@ -48,30 +40,9 @@ pub(crate) async fn accept(
     }
     let location = location(&signed.command)?;
     let author = signed.command.author.to_hex();
-    let bucket = format!("key:{author}:{minute}");
-    let limit = projections::limits::COMMANDS_PER_KEY_PER_MINUTE_MAX;
-    if let Admission::Limited {
-        retry_after_seconds,
-    } = node.rate_limits.admit(&bucket, limit, 60).await
-    {
-        return Err(ApiError::RateLimited {
-            subject: "key",
-            retry_after_seconds,
-        });
-    }
+    admit(node, RateLimit::KeyPerMinute, &author, "key").await?;
     if matches!(signed.command.action, Action::FileComplaint(_)) {
-        let day = minute.div_euclid(24 * 60);
-        let bucket = format!("complaints:{author}:{day}");
-        let limit = projections::limits::COMPLAINTS_PER_KEY_PER_DAY_MAX;
-        if let Admission::Limited {
-            retry_after_seconds,
-        } = node.rate_limits.admit(&bucket, limit, 24 * 60 * 60).await
-        {
-            return Err(ApiError::RateLimited {
-                subject: "key",
-                retry_after_seconds,
-            });
-        }
+        admit(node, RateLimit::ComplaintsPerKeyPerDay, &author, "key").await?;
     }
     // Another node may already hold this command: refuse the replay before it reaches a writer.
     let coordination = node.coordination();
@@ -84,7 +55,12 @@ pub(crate) async fn accept(
     let appended = node.append(signed).await;
     if let (
         Some(coordination),
-        Err(SubmitError::Overloaded | SubmitError::StoreUnavailable(_) | SubmitError::Stopped),
+        Err(
+            SubmitError::Overloaded
+            | SubmitError::StoreUnavailable(_)
+            | SubmitError::Stopped
+            | SubmitError::Faulted(_),
+        ),
     ) = (coordination, &appended)
     {
         // Not the command's fault: let the client send the same envelope again.
@@ -92,10 +68,48 @@ pub(crate) async fn accept(
     }
     let receipt = appended?;
     let mut response = HttpResponse::Created();
-    if let Some(location) = location {
+    if let Some(location) = location.resolve(receipt.position) {
         response.insert_header(("Location", location));
     }
     Ok(response.json(receipt))
+}
+
+/// Where the resource a command created or changed can be read.
+pub(crate) enum Location {
+    /// No resource of its own (a generic command).
+    Nowhere,
+    /// A resource whose path the command names.
+    At(String),
+    /// A new item of this collection, identified by its entry's log position.
+    NewItemOf(&'static str),
+}
+
+impl Location {
+    fn resolve(self, position: u64) -> Option<String> {
+        match self {
+            Location::Nowhere => None,
+            Location::At(path) => Some(path),
+            Location::NewItemOf(collection) => Some(format!("{collection}/{position}")),
+        }
+    }
+}
+
+/// Counts one request of `subject` against `limit`; `Err` when it is over.
+async fn admit(
+    node: &Node,
+    limit: RateLimit,
+    subject: &str,
+    subject_kind: &'static str,
+) -> Result<(), ApiError> {
+    match node.rate_limits.admit(limit, subject).await {
+        Admission::Allowed => Ok(()),
+        Admission::Limited {
+            retry_after_seconds,
+        } => Err(ApiError::RateLimited {
+            subject: subject_kind,
+            retry_after_seconds,
+        }),
+    }
 }
 
 /// Checks that a lifecycle action sent to `/v1/{collection}/{path_id}/events` is a client action
@@ -105,11 +119,11 @@ pub(crate) fn lifecycle_target(
     named: Option<u64>,
     path_id: u64,
     collection: &'static str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Location, ApiError> {
     match named {
         Some(named) if !action.is_system() => {
             if named == path_id {
-                Ok(Some(format!("/v1/{collection}/{path_id}")))
+                Ok(Location::At(format!("/v1/{collection}/{path_id}")))
             } else {
                 Err(ApiError::MalformedRequest(format!(
                     "the command is about item {named} but was sent to /v1/{collection}/{path_id}"
@@ -144,7 +158,7 @@ pub async fn register_key(
         &request,
         envelope.into_inner(),
         Some("register_key"),
-        |command| Ok(Some(format!("/v1/keys/{}", command.author))),
+        |command| Ok(Location::At(format!("/v1/keys/{}", command.author))),
     )
     .await
 }
@@ -172,7 +186,7 @@ pub async fn change_role(
         None,
         |command| match &command.action {
             Action::GrantRole(change) | Action::RevokeRole(change) => {
-                Ok(Some(format!("/v1/keys/{}", change.subject)))
+                Ok(Location::At(format!("/v1/keys/{}", change.subject)))
             }
             other => Err(CommandError::ActionMismatch {
                 expected: "grant_role or revoke_role",
@@ -205,7 +219,7 @@ pub async fn open_poll(
         &request,
         envelope.into_inner(),
         Some("open_poll"),
-        |_| Ok(None),
+        |_| Ok(Location::NewItemOf("/v1/polls")),
     )
     .await
 }
@@ -240,7 +254,10 @@ pub async fn cast_ballot(
                     ballot.poll
                 )))
             }
-            _ => Ok(Some(format!("/v1/polls/{poll}/ballots/{}", command.author))),
+            _ => Ok(Location::At(format!(
+                "/v1/polls/{poll}/ballots/{}",
+                command.author
+            ))),
         },
     )
     .await
@@ -262,5 +279,8 @@ pub async fn submit_command(
     request: HttpRequest,
     envelope: web::Json<Envelope>,
 ) -> Result<HttpResponse, ApiError> {
-    accept(&node, &request, envelope.into_inner(), None, |_| Ok(None)).await
+    accept(&node, &request, envelope.into_inner(), None, |_| {
+        Ok(Location::Nowhere)
+    })
+    .await
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::envelope::Envelope;
-use crate::http::commands::{accept, lifecycle_target};
+use crate::http::commands::{accept, lifecycle_target, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
 use crate::http::EnvelopeSchema;
@@ -32,7 +32,7 @@ pub async fn file_complaint(
         &request,
         envelope.into_inner(),
         Some("file_complaint"),
-        |_| Ok(None),
+        |_| Ok(Location::NewItemOf("/v1/complaints")),
     )
     .await
 }

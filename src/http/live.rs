@@ -9,9 +9,6 @@ use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::{tally_view, TallyView};
 use crate::node::Node;
 
-/// An idle stream sends a comment this often so proxies keep it open.
-const KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
-
 /// Counts a subscriber for as long as its stream lives.
 struct Subscription {
     node: web::Data<Node>,
@@ -86,7 +83,7 @@ pub async fn tally_stream(
             }
             loop {
                 let changed = tokio::time::timeout(
-                    Duration::from_millis(KEEP_ALIVE_INTERVAL_MS),
+                    Duration::from_millis(projections::limits::LIVE_KEEP_ALIVE_INTERVAL_MS),
                     sizes.changed(),
                 )
                 .await;

@@ -11,11 +11,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::http::problem::{ApiError, Problem};
 use crate::node::Node;
 
-/// The spec's default window when no dates are given.
-pub const REQUESTS_WINDOW_DAYS_DEFAULT: i64 = 90;
-/// The spec's default (and here the maximum) number of requests one answer holds.
-pub const REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
-
 #[derive(Serialize, ToSchema)]
 pub struct Service {
     pub service_code: String,
@@ -172,7 +167,7 @@ pub async fn requests(
             .split(',')
             .map(str::trim)
             .filter(|id| !id.is_empty())
-            .take(REQUESTS_PAGE_ITEMS_MAX)
+            .take(projections::limits::OPEN311_REQUESTS_PAGE_ITEMS_MAX)
         {
             let id: u64 = id.parse().map_err(|_| {
                 ApiError::MalformedRequest(format!("service_request_id {id:?} is not a number"))
@@ -185,8 +180,9 @@ pub async fn requests(
     }
     let end =
         parse_date("end_date", query.end_date.as_ref())?.unwrap_or_else(|| node.clock().now());
-    let start = parse_date("start_date", query.start_date.as_ref())?
-        .unwrap_or_else(|| end.plus_milliseconds(-REQUESTS_WINDOW_DAYS_DEFAULT * DAY_MS));
+    let start = parse_date("start_date", query.start_date.as_ref())?.unwrap_or_else(|| {
+        end.plus_milliseconds(-projections::limits::OPEN311_REQUESTS_WINDOW_DAYS_DEFAULT * DAY_MS)
+    });
     let codes: Option<Vec<&str>> = query
         .service_code
         .as_deref()
@@ -223,7 +219,7 @@ pub async fn requests(
                 want_closed
             }
         })
-        .take(REQUESTS_PAGE_ITEMS_MAX)
+        .take(projections::limits::OPEN311_REQUESTS_PAGE_ITEMS_MAX)
         .map(|complaint| service_request(&ledger, complaint))
         .collect();
     Ok(web::Json(found))

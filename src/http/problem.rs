@@ -48,6 +48,8 @@ pub enum ApiError {
     BeyondTreeSize { requested: u64, size: u64 },
     #[error("the proof cannot be computed: {0}")]
     ImpossibleProof(String),
+    #[error("this node met an impossible state and is not ready: {0}")]
+    Faulted(String),
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::BeyondTreeSize { .. } => (StatusCode::NOT_FOUND, "beyond-tree-size"),
             ApiError::ImpossibleProof(_) => (StatusCode::BAD_REQUEST, "impossible-proof"),
+            ApiError::Faulted(_) => (StatusCode::SERVICE_UNAVAILABLE, "node-faulted"),
             ApiError::Command(error) => classify_command(error),
         }
     }
@@ -101,6 +104,9 @@ fn classify_command(error: &CommandError) -> (StatusCode, &'static str) {
         }
         CommandError::Submit(SubmitError::Stopped) => {
             (StatusCode::SERVICE_UNAVAILABLE, "shutting-down")
+        }
+        CommandError::Submit(SubmitError::Faulted(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "node-faulted")
         }
         CommandError::Submit(SubmitError::Refused(refusal)) => {
             (refusal_status(refusal), refusal.code())
@@ -170,6 +176,24 @@ fn title_of(code: &str) -> String {
     title
 }
 
+impl ApiError {
+    /// What the client is told. A store's own messages (PostgreSQL's server errors, file paths)
+    /// are internal causes: they go to the log, never into a response.
+    fn public_detail(&self) -> String {
+        match self {
+            ApiError::StoreUnavailable(_)
+            | ApiError::Command(CommandError::Submit(SubmitError::StoreUnavailable(_))) => {
+                STORE_UNAVAILABLE_DETAIL.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The `detail` of every `store-unavailable` problem; the cause is logged.
+pub const STORE_UNAVAILABLE_DETAIL: &str =
+    "the log store is unavailable; nothing was applied, retry later";
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.classify().0
@@ -184,7 +208,7 @@ impl ResponseError for ApiError {
             problem_type: format!("urn:veche:problem:{code}"),
             title: title_of(code),
             status: status.as_u16(),
-            detail: self.to_string(),
+            detail: self.public_detail(),
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_CONTENT_TYPE);
@@ -224,6 +248,25 @@ impl From<crate::transparency::TreeError> for ApiError {
             TreeError::MissingTile { .. } | TreeError::Store(_) => {
                 ApiError::StoreUnavailable(error.to_string())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_unavailable_problem_keeps_the_stores_own_message_out_of_its_detail() {
+        let cause = "db error: FATAL: password authentication failed for user \"veche\"";
+        for error in [
+            ApiError::StoreUnavailable(cause.into()),
+            ApiError::from(SubmitError::StoreUnavailable(cause.into())),
+        ] {
+            let detail = error.public_detail();
+            assert!(!detail.contains("FATAL"), "{detail}");
+            assert_eq!(detail, STORE_UNAVAILABLE_DETAIL);
+            assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         }
     }
 }

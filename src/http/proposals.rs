@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::envelope::Envelope;
-use crate::http::commands::{accept, lifecycle_target};
+use crate::http::commands::{accept, lifecycle_target, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
 use crate::http::EnvelopeSchema;
@@ -31,7 +31,7 @@ pub async fn submit_proposal(
         &request,
         envelope.into_inner(),
         Some("submit_proposal"),
-        |_| Ok(None),
+        |_| Ok(Location::NewItemOf("/v1/proposals")),
     )
     .await
 }

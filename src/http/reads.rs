@@ -3,7 +3,7 @@
 //! Every read comes from the published ledger (durable events only) or from the store.
 
 use actix_web::{get, web, HttpResponse};
-use projections::command::{ChoiceKind, TallyVisibility};
+use projections::command::{Audience, ChoiceKind, TallyVisibility};
 use projections::ledger::PollStatus;
 use projections::protocol::Entry;
 use projections::{Ledger, Poll, PublicKey, Timestamp};
@@ -25,8 +25,8 @@ pub struct PollView {
     #[schema(value_type = String, example = "single_choice")]
     pub choice_kind: ChoiceKind,
     pub max_choices: u32,
-    /// Who may vote: `everyone` registered.
-    pub audience: String,
+    /// Who may vote, as the `open_poll` payload put it.
+    pub audience: AudienceView,
     #[schema(value_type = String, format = DateTime)]
     pub opens_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -52,13 +52,37 @@ impl PollView {
             options: definition.options.clone(),
             choice_kind: definition.choice_kind,
             max_choices: definition.max_choices,
-            audience: "everyone".into(),
+            audience: AudienceView::of(&definition.audience),
             opens_at: definition.opens_at,
             closes_at: definition.closes_at,
             vote_changes_allowed: definition.vote_changes_allowed,
             tally_visibility: definition.tally_visibility,
             status: poll.status(now),
             closed_at_position: poll.closed.as_ref().map(|closed| closed.position),
+        }
+    }
+}
+
+/// Who may vote in a poll: the same shape as the `audience` of an `open_poll` payload.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AudienceView {
+    /// Every key registered before its ballot.
+    Everyone,
+    /// Keys a registrar has attested as verified residents.
+    Verified,
+    /// Verified residents of one of these districts.
+    Districts { districts: Vec<String> },
+}
+
+impl AudienceView {
+    fn of(audience: &Audience) -> AudienceView {
+        match audience {
+            Audience::Everyone => AudienceView::Everyone,
+            Audience::Verified => AudienceView::Verified,
+            Audience::Districts { districts } => AudienceView::Districts {
+                districts: districts.clone(),
+            },
         }
     }
 }
@@ -464,6 +488,9 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         return Err(ApiError::StoreUnavailable(
             "this node started from a snapshot that does not match the log; restart it".into(),
         ));
+    }
+    if let Some(fault) = node.fault() {
+        return Err(ApiError::Faulted(fault));
     }
     let probe = node.clone();
     let stored = web::block(move || probe.store().size())

@@ -255,10 +255,16 @@ pub async fn upgrade_receipt(
             )));
         }
         if let Some(since) = since {
-            if since == 0 || since > size {
-                return Err(ApiError::ImpossibleProof(format!(
-                    "a consistency proof needs 0 < since ≤ {size}; got {since}"
-                )));
+            if since == 0 {
+                return Err(ApiError::ImpossibleProof(
+                    "a consistency proof needs since > 0".into(),
+                ));
+            }
+            if since > size {
+                return Err(ApiError::BeyondTreeSize {
+                    requested: since,
+                    size,
+                });
             }
         }
         // Read the entry before taking the tree's lock: the writer must never wait on a store

@@ -156,7 +156,7 @@ async fn a_poll_close_pins_a_checkpoint_that_the_server_signs_on_request() {
     app.clock.advance_milliseconds(61 * MINUTE_MS);
     let closes = app.node.append_due_system_events().await.unwrap();
     assert_eq!(closes.len(), 1);
-    let close_position = closes[0].position;
+    let close_position = closes[0].appended.position;
     let entries = app
         .get(&format!("/v1/log/entries?from={close_position}&limit=1"))
         .await;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod crash;
+mod defects;
 mod district_month;
 mod documentation;
 mod harness;
