@@ -11,6 +11,7 @@ pub mod open311;
 pub mod problem;
 pub mod proposals;
 pub mod reads;
+pub mod schemas;
 pub mod transparency;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
