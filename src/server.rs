@@ -33,6 +33,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("cannot use redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// The keys and store of a data directory, created on first use.
@@ -95,6 +97,51 @@ impl DataDirectory {
             log_origin: log_origin.to_string(),
             snapshot: Some(self.path.join(crate::snapshot::SNAPSHOT_FILE)),
         })?)
+    }
+}
+
+/// Everything a node needs to serve: where its data lives, what it logs to, its clock and its
+/// listener. `main` and the integration tests build the same application from one of these.
+pub struct Settings<'a> {
+    pub data_directory: &'a Path,
+    /// Where new server and admin keys come from, on a first start.
+    pub entropy: &'a dyn Entropy,
+    /// The log store; `None` is the data directory's own SQLite file.
+    pub store: Option<Arc<dyn EventStore>>,
+    pub clock: Arc<dyn Clock>,
+    pub log_origin: &'a str,
+    pub listener: TcpListener,
+    /// Redis, to share rate limits and announcements with other nodes.
+    pub redis_url: Option<&'a str>,
+    /// Write requests one client address may send per minute; 0 turns the limit off.
+    pub commands_per_address_per_minute: u64,
+}
+
+/// A serving node with its data directory's keys.
+pub struct Application {
+    pub data: DataDirectory,
+    pub running: RunningServer,
+}
+
+impl Application {
+    /// Opens (or creates) the data directory, starts the node, attaches Redis when asked and
+    /// binds the API. Call inside the async runtime; await or spawn `running.server`.
+    pub fn build(settings: Settings<'_>) -> Result<Application, ServeError> {
+        let data = DataDirectory::open_or_init(settings.data_directory, settings.entropy)?;
+        let store = match settings.store {
+            Some(store) => store,
+            None => data.open_store()?,
+        };
+        let node = Arc::new(data.start_node(store, settings.clock, settings.log_origin)?);
+        node.rate_limits.per_address_per_minute.store(
+            settings.commands_per_address_per_minute,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Some(url) = settings.redis_url {
+            attach_redis(&node, url)?;
+        }
+        let running = run(node, settings.listener)?;
+        Ok(Application { data, running })
     }
 }
 

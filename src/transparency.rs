@@ -411,7 +411,7 @@ impl NodeSource for StateNodes<'_> {
 
 /// What an accepted command gets back: where its entry sits, and the proof that the signed
 /// checkpoint covers it, so the citizen can later show the server cannot drop it unnoticed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
     /// Position of the entry in the log, counted from zero; also its leaf index in the tree.
     pub position: u64,
@@ -419,7 +419,6 @@ pub struct Receipt {
     pub entry_hash: String,
     /// The entry's RFC 6962 leaf hash, SHA-256(0x00 ‖ entry), base64.
     pub leaf_hash: String,
-    #[schema(value_type = String, format = DateTime)]
     pub server_time: projections::Timestamp,
     /// Tree size of the checkpoint below.
     pub tree_size: u64,
@@ -436,7 +435,7 @@ pub struct Receipt {
 }
 
 /// An RFC 6962 consistency proof between two tree sizes.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConsistencyProof {
     pub from_size: u64,
     pub to_size: u64,

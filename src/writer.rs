@@ -145,8 +145,6 @@ enum Outcome {
     Refused(Refusal),
 }
 
-/// How long the writer waits for work before it looks for entries other nodes appended.
-
 impl Writer {
     pub fn spawn(
         store: Arc<dyn EventStore>,

@@ -1152,6 +1152,7 @@ fn every_api_error() -> Vec<ApiError> {
         SubmitError::Overloaded,
         SubmitError::StoreUnavailable(String::new()),
         SubmitError::Stopped,
+        SubmitError::Faulted(String::new()),
     ];
     submit_errors.extend(every_refusal().into_iter().map(SubmitError::Refused));
     for error in &submit_errors {
@@ -1159,7 +1160,8 @@ fn every_api_error() -> Vec<ApiError> {
             SubmitError::Refused(_)
             | SubmitError::Overloaded
             | SubmitError::StoreUnavailable(_)
-            | SubmitError::Stopped => {}
+            | SubmitError::Stopped
+            | SubmitError::Faulted(_) => {}
         }
     }
     let mut command_errors = vec![CommandError::ActionMismatch {
@@ -1190,6 +1192,7 @@ fn every_api_error() -> Vec<ApiError> {
             size: 1,
         },
         ApiError::ImpossibleProof(String::new()),
+        ApiError::Faulted(String::new()),
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1202,6 +1205,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::StoreUnavailable(_)
             | ApiError::BeyondTreeSize { .. }
             | ApiError::ImpossibleProof(_)
+            | ApiError::Faulted(_)
             | ApiError::RateLimited { .. } => {}
         }
     }

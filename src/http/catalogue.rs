@@ -8,8 +8,8 @@ use crate::envelope::Envelope;
 use crate::http::commands::{accept, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::EnvelopeSchema;
+use crate::http::schemas::Receipt;
 use crate::node::Node;
-use crate::transparency::Receipt;
 
 /// Attest a registered key's district and verified status. The payload's action is
 /// `attest_resident`, signed by a registrar.

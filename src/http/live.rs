@@ -33,7 +33,11 @@ impl Drop for Subscription {
 }
 
 fn event(view: &TallyView) -> web::Bytes {
-    let data = serde_json::to_string(view).unwrap_or_default();
+    let data = match serde_json::to_string(view) {
+        Ok(data) => data,
+        // A view of counts and names always serialises; an empty event would hide the bug.
+        Err(error) => panic!("a tally view failed to serialise: {error}"),
+    };
     web::Bytes::from(format!(
         "id: {}\nevent: tally\ndata: {data}\n\n",
         view.log_size

@@ -11,8 +11,8 @@ use crate::http::commands::{accept, lifecycle_target, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
 use crate::http::EnvelopeSchema;
+use crate::http::schemas::Receipt;
 use crate::node::Node;
-use crate::transparency::Receipt;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
 /// receipt's position.

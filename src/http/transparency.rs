@@ -191,7 +191,7 @@ pub struct ConsistencyQuery {
 
 /// An RFC 6962 consistency proof: the tree at `to` extends the tree at `from`.
 #[utoipa::path(get, path = "/v1/log/proofs/consistency", tag = "transparency", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyProof),
+    responses((status = 200, body = crate::http::schemas::ConsistencyProof),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -235,7 +235,7 @@ pub struct UpgradeQuery {
 /// (inclusion in the new tree, plus consistency with the old checkpoint when `since` is given).
 #[utoipa::path(get, path = "/v1/receipts/{position}", tag = "transparency",
     params(("position" = u64, Path, description = "The entry's position"), UpgradeQuery),
-    responses((status = 200, body = Receipt),
+    responses((status = 200, body = crate::http::schemas::Receipt),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]

@@ -153,12 +153,13 @@ async fn a_thousand_polls_closing_at_one_instant_all_close_within_two_seconds() 
     app.clock.advance_milliseconds(61 * MINUTE_MS);
     let started = Instant::now();
     loop {
-        let ledger = app.node.ledger();
-        let open = polls
-            .iter()
-            .filter(|poll| ledger.polls[poll].closed.is_none())
-            .count();
-        drop(ledger);
+        let open = {
+            let ledger = app.node.ledger();
+            polls
+                .iter()
+                .filter(|poll| ledger.polls[poll].closed.is_none())
+                .count()
+        };
         if open == 0 {
             break;
         }

@@ -61,5 +61,23 @@ async fn the_served_openapi_document_is_the_generated_one_and_the_docs_ui_needs_
             "{asset}"
         );
     }
+    let initializer = app
+        .http
+        .get(format!("{}/docs/swagger-initializer.js", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        initializer.contains(r#""validatorUrl": "none""#)
+            || initializer.contains(r#""validatorUrl":"none""#),
+        "the validator badge is off: {initializer}"
+    );
+    assert!(
+        !initializer.contains("validator.swagger.io"),
+        "{initializer}"
+    );
     app.stop().await;
 }

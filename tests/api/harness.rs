@@ -16,7 +16,7 @@ use veche::clock::{Clock, ManualClock};
 use veche::envelope::Envelope;
 use veche::keys::{generate_key, SeededEntropy};
 use veche::node::Node;
-use veche::server::DataDirectory;
+use veche::server::{Application, Settings};
 
 /// 2026-11-23T10:00:00Z: where every test's clock starts.
 pub const TEST_START: Timestamp = Timestamp(1_795_428_000_000);
@@ -53,13 +53,20 @@ impl TestApp {
 
     /// A server on `directory` (created or reopened), reading time from `clock`.
     pub async fn spawn_with_clock(directory: &Path, clock: Arc<ManualClock>) -> TestApp {
-        let data = DataDirectory::open_or_init(directory, &SeededEntropy::new(99)).unwrap();
-        let node = Arc::new(
-            data.start_node(data.open_store().unwrap(), clock.clone(), "test.veche/log")
-                .unwrap(),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let running = veche::server::run(node.clone(), listener).unwrap();
+        let application = Application::build(Settings {
+            data_directory: directory,
+            entropy: &SeededEntropy::new(99),
+            store: None,
+            clock: clock.clone(),
+            log_origin: "test.veche/log",
+            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+            redis_url: None,
+            commands_per_address_per_minute:
+                projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
+        })
+        .unwrap();
+        let Application { data, running } = application;
+        let node = running.node.clone();
         let server = running.server.handle();
         tokio::spawn(running.server);
         TestApp {
