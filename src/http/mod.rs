@@ -85,9 +85,13 @@ use problem::ApiError;
 )]
 pub struct ApiDoc;
 
-/// The OpenAPI schema of `veche_verifier::envelope::Envelope`, which knows no HTTP framework:
-/// the same two members, documented here for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
+// The OpenAPI schema of `veche_verifier::envelope::Envelope`, which knows no HTTP framework:
+// the same two members and the same refusal of unknown ones, documented here.
+/// What every write endpoint takes. The payload is a JSON object written as a JSON string, so
+/// its exact bytes travel untouched; the signature covers `"veche command v1\n"` followed by
+/// those bytes.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = Envelope)]
 #[allow(dead_code)]
 pub struct EnvelopeSchema {

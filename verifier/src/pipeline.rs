@@ -8,6 +8,7 @@
 //! slice, after folding every entry before it; nothing at or after it is folded.
 
 use projections::limits::{REPLAY_PAGE_ENTRIES, REPLAY_PARALLEL_CHECK_ENTRIES_MIN};
+use projections::protocol::entry_hash;
 use projections::replay::{check_entry, CheckedEntry, SignatureCheck};
 use projections::{Entry, Event, Hash, Ledger, ReplayError, ReplayFailure, Replayer};
 
@@ -276,6 +277,16 @@ fn check_slice<Record: EntryRecord>(slice: &[Record], signatures: Signatures) ->
         .map(|(index, (record, entry))| {
             entry?;
             match first_bad_signature {
+                // The stored hash is checked first, as `check_entry` does: an entry altered in
+                // the store is named as such, not as a bad signature.
+                Some((bad, _))
+                    if bad == index
+                        && record
+                            .stored_hash()
+                            .is_some_and(|stored| *stored != entry_hash(record.bytes())) =>
+                {
+                    Err(ReplayFailure::StoredHashMismatch)
+                }
                 Some((bad, error)) if bad == index => Err(ReplayFailure::Signature(error)),
                 // Replay stops at the first failure, so entries after a bad one need no verdict
                 // of their own.

@@ -279,6 +279,21 @@ pub struct Options {
     pub keep_leaf_hashes: bool,
 }
 
+impl Options {
+    /// The replay pipeline's options for a log of `size` entries.
+    fn pipeline(&self, size: u64) -> PipelineOptions {
+        PipelineOptions {
+            threads: self.threads.max(1),
+            signatures: if self.strict_signatures {
+                Signatures::Strict
+            } else {
+                Signatures::Batched
+            },
+            end: size,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub ok: bool,
@@ -440,15 +455,7 @@ fn run(
         position: 0,
         broken: None,
     };
-    let pipeline = PipelineOptions {
-        threads: options.threads.max(1),
-        signatures: if options.strict_signatures {
-            Signatures::Strict
-        } else {
-            Signatures::Batched
-        },
-        end: checkpoint.size,
-    };
+    let pipeline = options.pipeline(checkpoint.size);
     let mut compared = 0;
     let mut consistent = None;
     let outcome = replay(&mut reader, &mut replayer, pipeline, |folded| {
