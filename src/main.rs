@@ -17,7 +17,7 @@ use projections::{Action, PublicKey, Replayer, Timestamp};
 use veche::client::{endpoint_for, signed_envelope, Client};
 use veche::clock::{Clock, SystemClock};
 use veche::keys::{generate_key, read_key_file, write_key_file, OsEntropy};
-use veche::server::{DataDirectory, LOG_FILE};
+use veche::server::{Application, DataDirectory, Settings, LOG_FILE};
 use veche::store::{EventStore, SqliteStore};
 
 #[derive(Parser)]
@@ -147,28 +147,28 @@ struct Serve {
 
 impl Serve {
     fn run(self) -> anyhow::Result<()> {
-        let directory = DataDirectory::open_or_init(&self.data_dir, &OsEntropy)?;
-        let store: Arc<dyn EventStore> = match self.store.as_deref() {
-            None | Some("sqlite") => directory.open_store()?,
+        let store: Option<Arc<dyn EventStore>> = match self.store.as_deref() {
+            None | Some("sqlite") => None,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(veche::store::PostgresStore::open(url, None)?)
+                Some(Arc::new(veche::store::PostgresStore::open(url, None)?))
             }
             Some(other) => bail!("--store {other:?}: use sqlite or a postgres:// URL"),
         };
-        let node =
-            Arc::new(directory.start_node(store, Arc::new(SystemClock), &self.log_origin)?);
-        node.rate_limits.per_address_per_minute.store(
-            self.commands_per_address_per_minute,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         let listen = &self.listen;
         let listener =
             TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-        actix_web::rt::System::new().block_on(async move {
-            if let Some(url) = &self.redis {
-                veche::server::attach_redis(&node, url)?;
-            }
-            let running = veche::server::run(node, listener)?;
+        veche::http::block_on(async move {
+            let application = Application::build(Settings {
+                data_directory: &self.data_dir,
+                entropy: &OsEntropy,
+                store,
+                clock: Arc::new(SystemClock),
+                log_origin: &self.log_origin,
+                listener,
+                redis_url: self.redis.as_deref(),
+                commands_per_address_per_minute: self.commands_per_address_per_minute,
+            })?;
+            let running = application.running;
             tracing::info!(address = %running.address, data_dir = %self.data_dir.display(), "veche is serving");
             running.server.await?;
             write_snapshot(&running.node);

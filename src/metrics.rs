@@ -73,66 +73,83 @@ impl Observers {
     /// The Prometheus text exposition, given the published and stored sizes for the lag gauge.
     pub fn render(&self, published_size: u64, stored_size: Option<u64>) -> String {
         let mut text = String::new();
-        let counter = |text: &mut String, name: &str, help: &str, value: &AtomicU64| {
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "veche_entries_appended_total",
+                "Entries this node appended to the log.",
+                &self.entries_appended,
+            ),
+            (
+                "veche_batches_committed_total",
+                "Group commits (one transaction each).",
+                &self.batches_committed,
+            ),
+            (
+                "veche_batch_failures_total",
+                "Group commits the store refused.",
+                &self.batch_failures,
+            ),
+            (
+                "veche_commands_refused_total",
+                "Signed commands refused by the rules.",
+                &self.commands_refused,
+            ),
+            (
+                "veche_append_microseconds_total",
+                "Time spent in store appends.",
+                &self.append_microseconds,
+            ),
+            (
+                "veche_signature_checks_total",
+                "Command signatures checked.",
+                &self.signature_checks,
+            ),
+            (
+                "veche_signature_check_microseconds_total",
+                "Time spent checking command signatures.",
+                &self.signature_check_microseconds,
+            ),
+            (
+                "veche_entries_followed_total",
+                "Entries folded in from other nodes.",
+                &self.entries_followed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let value = value.load(Ordering::Relaxed);
             let _ = writeln!(
                 text,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         };
-        counter(
-            &mut text,
-            "veche_entries_appended_total",
-            "Entries this node appended to the log.",
-            &self.entries_appended,
+        gauge(
+            "veche_live_subscribers",
+            "Open Server-Sent Events streams.",
+            self.live_subscribers.load(Ordering::Relaxed),
         );
-        counter(
-            &mut text,
-            "veche_batches_committed_total",
-            "Group commits (one transaction each).",
-            &self.batches_committed,
+        gauge(
+            "veche_log_size",
+            "Entries in the published log.",
+            published_size,
         );
-        counter(
-            &mut text,
-            "veche_batch_failures_total",
-            "Group commits the store refused.",
-            &self.batch_failures,
-        );
-        counter(
-            &mut text,
-            "veche_commands_refused_total",
-            "Signed commands refused by the rules.",
-            &self.commands_refused,
-        );
-        counter(
-            &mut text,
-            "veche_append_microseconds_total",
-            "Time spent in store appends.",
-            &self.append_microseconds,
-        );
-        counter(
-            &mut text,
-            "veche_signature_checks_total",
-            "Command signatures checked.",
-            &self.signature_checks,
-        );
-        counter(
-            &mut text,
-            "veche_signature_check_microseconds_total",
-            "Time spent checking command signatures.",
-            &self.signature_check_microseconds,
-        );
-        counter(
-            &mut text,
-            "veche_entries_followed_total",
-            "Entries folded in from other nodes.",
-            &self.entries_followed,
-        );
-        let _ = writeln!(text, "# HELP veche_live_subscribers Open Server-Sent Events streams.\n# TYPE veche_live_subscribers gauge\nveche_live_subscribers {}", self.live_subscribers.load(Ordering::Relaxed));
-        let _ = writeln!(text, "# HELP veche_log_size Entries in the published log.\n# TYPE veche_log_size gauge\nveche_log_size {published_size}");
         if let Some(stored) = stored_size {
-            let _ = writeln!(text, "# HELP veche_projection_lag_entries Stored entries not yet folded into this node's projections.\n# TYPE veche_projection_lag_entries gauge\nveche_projection_lag_entries {}", stored.saturating_sub(published_size));
+            gauge(
+                "veche_projection_lag_entries",
+                "Stored entries not yet folded into this node's projections.",
+                stored.saturating_sub(published_size),
+            );
         }
+        self.render_batch_histogram(&mut text);
+        text
+    }
+
+    fn render_batch_histogram(&self, text: &mut String) {
         let _ = writeln!(text, "# HELP veche_batch_entries Entries per group commit.\n# TYPE veche_batch_entries histogram");
         let mut cumulative = 0;
         for (bucket, count) in self.batch_size_buckets.iter().enumerate() {
@@ -153,6 +170,5 @@ impl Observers {
             self.entries_appended.load(Ordering::Relaxed)
         );
         let _ = writeln!(text, "veche_batch_entries_count {cumulative}");
-        text
     }
 }

@@ -121,21 +121,7 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         projections::checkpoint::check_key_name(&config.log_origin)
             .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
-        let loaded = config.snapshot.as_deref().and_then(|path| {
-            match crate::snapshot::load(
-                path,
-                &config.server_key,
-                &*config.store,
-                &config.log_origin,
-            ) {
-                Ok(loaded) => loaded,
-                Err(error) => {
-                    tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");
-                    None
-                }
-            }
-        });
-        let (mut replayer, mut tree, audit) = match loaded {
+        let (mut replayer, mut tree, audit) = match load_snapshot(&config) {
             Some(loaded) => {
                 let replayer = Replayer {
                     ledger: loaded.ledger,
@@ -153,71 +139,15 @@ impl Node {
             completed_tiles.extend(tree.push(event.leaf_hash));
         };
         let replayed = catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
-        let server_public = public_key_of(&config.server_key);
         if replayer.ledger.size == 0 {
-            let genesis = Command {
-                author: server_public,
-                nonce: format!("{:032x}", 0),
-                issued_at: config.clock.now(),
-                action: Action::Genesis(Genesis {
-                    log_origin: config.log_origin.clone(),
-                    admin_keys: config.admin_keys.clone(),
-                }),
-            };
-            let sealed = projections::replay::seal(
-                &replayer.ledger,
-                sign_system(&config.server_key, genesis),
-                config.clock.now(),
-            )
-            .map_err(StartError::Genesis)?;
-            let genesis = crate::store::StoredEntry {
-                position: 0,
-                bytes: sealed.bytes,
-                hash: sealed.event.hash,
-            };
-            // Nodes starting together race to begin a new log: under the append lock only the
-            // first writes genesis, and the others fold in what it wrote.
-            let mut wrote = false;
-            config.store.append_following(0, &mut |others| {
-                wrote = others.is_empty();
-                if wrote {
-                    vec![genesis.clone()]
-                } else {
-                    Vec::new()
-                }
-            })?;
-            if wrote {
-                tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
-            }
+            write_genesis(&config, &replayer.ledger)?;
             catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
         }
         // Tiles are derived from the log, so they are rewritten (idempotently) rather than trusted.
         for tiles in completed_tiles.chunks(1024) {
             config.store.write_tiles(tiles)?;
         }
-        if tree.root() != replayer.ledger.merkle.root() {
-            return Err(StartError::TreeDiverged);
-        }
-        // An existing log keeps the name its genesis gave it, whatever this start was told.
-        if let Some(identity) = &replayer.ledger.identity {
-            if identity.log_origin != config.log_origin {
-                tracing::warn!(
-                    genesis = %identity.log_origin,
-                    configured = %config.log_origin,
-                    "the log's origin comes from its genesis entry; the configured one is ignored"
-                );
-                tree.set_origin(&identity.log_origin);
-            }
-        }
-        tree.sign(&config.server_key);
-        if let Some(found) = replayer.ledger.server_key() {
-            if found != server_public {
-                return Err(StartError::ForeignServerKey {
-                    found,
-                    expected: server_public,
-                });
-            }
-        }
+        settle_tree(&config, &replayer.ledger, &mut tree)?;
         // `replayed` counts the entries checked now; with a snapshot the rest awaits its audit.
         tracing::info!(
             entries = replayer.ledger.size,
@@ -226,8 +156,19 @@ impl Node {
             store = config.store.backend_name(),
             "log in hand and checked"
         );
-        let observers = Arc::new(crate::metrics::Observers::new(replayer.ledger.size));
-        let published = Arc::new(RwLock::new(replayer.ledger));
+        Node::serve_from(config, replayer.ledger, tree, audit)
+    }
+
+    /// Starts the writer, the snapshot's audit (if the state came from one) and the
+    /// signature-check pool over a checked ledger and tree.
+    fn serve_from(
+        config: NodeConfig,
+        ledger: Ledger,
+        tree: TreeState,
+        audit: Option<crate::snapshot::SnapshotHeader>,
+    ) -> Result<Node, StartError> {
+        let observers = Arc::new(crate::metrics::Observers::new(ledger.size));
+        let published = Arc::new(RwLock::new(ledger));
         let tree = Arc::new(RwLock::new(tree));
         let (writer, writer_thread) = Writer::spawn(
             config.store.clone(),
@@ -438,6 +379,90 @@ impl Node {
         } = self;
         drop(writer);
         let _ = writer_thread.join();
+    }
+}
+
+/// The checked start-up snapshot, if the configuration names one and every check passes; any
+/// failure is logged and the node replays the whole log instead.
+fn load_snapshot(config: &NodeConfig) -> Option<crate::snapshot::LoadedSnapshot> {
+    let path = config.snapshot.as_deref()?;
+    match crate::snapshot::load(path, &config.server_key, &*config.store, &config.log_origin) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");
+            None
+        }
+    }
+}
+
+/// Writes the genesis entry of a new log, unless another node starting at the same time did.
+fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError> {
+    let genesis = Command {
+        author: public_key_of(&config.server_key),
+        nonce: format!("{:032x}", 0),
+        issued_at: config.clock.now(),
+        action: Action::Genesis(Genesis {
+            log_origin: config.log_origin.clone(),
+            admin_keys: config.admin_keys.clone(),
+        }),
+    };
+    let sealed = projections::replay::seal(
+        ledger,
+        sign_system(&config.server_key, genesis),
+        config.clock.now(),
+    )
+    .map_err(StartError::Genesis)?;
+    let genesis = crate::store::StoredEntry {
+        position: 0,
+        bytes: sealed.bytes,
+        hash: sealed.event.hash,
+    };
+    // Nodes starting together race to begin a new log: under the append lock only the
+    // first writes genesis, and the others fold in what it wrote.
+    let mut wrote = false;
+    config.store.append_following(0, &mut |others| {
+        wrote = others.is_empty();
+        if wrote {
+            vec![genesis.clone()]
+        } else {
+            Vec::new()
+        }
+    })?;
+    if wrote {
+        tracing::info!(log_origin = %config.log_origin, "wrote the genesis entry of a new log");
+    }
+    Ok(())
+}
+
+/// Holds the rebuilt tree to the ledger's root, names it as the genesis does, signs its
+/// checkpoint, and refuses a log begun under another server key.
+fn settle_tree(
+    config: &NodeConfig,
+    ledger: &Ledger,
+    tree: &mut TreeState,
+) -> Result<(), StartError> {
+    if tree.root() != ledger.merkle.root() {
+        return Err(StartError::TreeDiverged);
+    }
+    // An existing log keeps the name its genesis gave it, whatever this start was told.
+    if let Some(identity) = &ledger.identity {
+        if identity.log_origin != config.log_origin {
+            tracing::warn!(
+                genesis = %identity.log_origin,
+                configured = %config.log_origin,
+                "the log's origin comes from its genesis entry; the configured one is ignored"
+            );
+            tree.set_origin(&identity.log_origin);
+        }
+    }
+    tree.sign(&config.server_key);
+    let server_public = public_key_of(&config.server_key);
+    match ledger.server_key() {
+        Some(found) if found != server_public => Err(StartError::ForeignServerKey {
+            found,
+            expected: server_public,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -1,11 +1,10 @@
-//! Running a node behind actix-web: the data directory, the listener and the poll closer.
+//! Running a node behind the HTTP API: the data directory, the listener and the poll closer.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{middleware, App, HttpServer};
 use ed25519_dalek::SigningKey;
 use projections::protocol::public_key_of;
 
@@ -148,7 +147,7 @@ impl Application {
 /// A running HTTP server and its node.
 pub struct RunningServer {
     pub address: std::net::SocketAddr,
-    pub server: actix_web::dev::Server,
+    pub server: crate::http::RunningHttpServer,
     pub node: Arc<Node>,
 }
 
@@ -156,16 +155,7 @@ pub struct RunningServer {
 /// awaited or spawned.
 pub fn run(node: Arc<Node>, listener: TcpListener) -> Result<RunningServer, ServeError> {
     let address = listener.local_addr()?;
-    let data = crate::http::node_data(node.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .wrap(middleware::Compress::default())
-            .configure(crate::http::configure)
-    })
-    .listen(listener)?
-    .shutdown_timeout(5)
-    .run();
+    let server = crate::http::bind(node.clone(), listener)?;
     spawn_poll_closer(node.clone());
     Ok(RunningServer {
         address,

@@ -165,6 +165,31 @@ pub fn load(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error.into()),
     };
+    let (header, body) = signed_header(&bytes, key)?;
+    let (ledger_part, tree_part) = parts(body, &header)?;
+    let ledger = projections::ledger::snapshot::decode(ledger_part)?;
+    let tree = TreeState::decode(tree_part, ledger.merkle.clone(), origin, key)
+        .ok_or(SnapshotFileError::Tree)?;
+    let anchored = ledger.size == header.size
+        && ledger.head_hash == header.head_hash
+        && ledger.merkle.root() == header.merkle_root
+        && tree.size() == header.size;
+    if !anchored || header.size == 0 {
+        return Err(SnapshotFileError::Anchor);
+    }
+    check_against_log(&header, store)?;
+    Ok(Some(LoadedSnapshot {
+        header,
+        ledger,
+        tree,
+    }))
+}
+
+/// The header line, signed by this node's key, and the bytes after it.
+fn signed_header<'a>(
+    bytes: &'a [u8],
+    key: &SigningKey,
+) -> Result<(SnapshotHeader, &'a [u8]), SnapshotFileError> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or(SnapshotFileError::NotASnapshot)?;
@@ -184,8 +209,14 @@ pub fn load(
         .ok_or(SnapshotFileError::Signature)?;
     verify_strict(header.server_key, &header.signed_message(), &signature)
         .map_err(|_| SnapshotFileError::Signature)?;
+    Ok((header, &rest[line_end + 1..]))
+}
 
-    let body = &rest[line_end + 1..];
+/// The ledger and tree parts of the body, each matching the header's digest.
+fn parts<'a>(
+    body: &'a [u8],
+    header: &SnapshotHeader,
+) -> Result<(&'a [u8], &'a [u8]), SnapshotFileError> {
     let (length, body) = body
         .split_first_chunk::<8>()
         .ok_or(SnapshotFileError::NotASnapshot)?;
@@ -200,17 +231,14 @@ pub fn load(
     if sha256(tree_part) != header.tree_sha256 {
         return Err(SnapshotFileError::Digest("tree"));
     }
-    let ledger = projections::ledger::snapshot::decode(ledger_part)?;
-    let tree = TreeState::decode(tree_part, ledger.merkle.clone(), origin, key)
-        .ok_or(SnapshotFileError::Tree)?;
-    let anchored = ledger.size == header.size
-        && ledger.head_hash == header.head_hash
-        && ledger.merkle.root() == header.merkle_root
-        && tree.size() == header.size;
-    if !anchored || header.size == 0 {
-        return Err(SnapshotFileError::Anchor);
-    }
+    Ok((ledger_part, tree_part))
+}
 
+/// The stored log reaches the snapshot's size, and its entry there hashes to the header's head.
+fn check_against_log(
+    header: &SnapshotHeader,
+    store: &dyn EventStore,
+) -> Result<(), SnapshotFileError> {
     let log_size = store.size()?;
     if log_size < header.size {
         return Err(SnapshotFileError::LogShorter {
@@ -226,11 +254,7 @@ pub fn load(
     if !matches {
         return Err(SnapshotFileError::LogDiffers(last));
     }
-    Ok(Some(LoadedSnapshot {
-        header,
-        ledger,
-        tree,
-    }))
+    Ok(())
 }
 
 /// Why an audit refuted a snapshot.

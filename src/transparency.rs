@@ -446,13 +446,34 @@ pub struct ConsistencyProof {
 // One definition with the verifier, which reads the hashes the server writes.
 pub use veche_verifier::verification::{base64_of as base64, hash_from_base64};
 
+/// Where a durable entry sits: what the writer answers, and what a receipt proves in the tree.
+/// (It lives here, beside the tree, so the writer depends on the tree and never the reverse.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub position: u64,
+    pub entry_hash: projections::Hash,
+    pub leaf_hash: projections::Hash,
+    pub server_time: projections::Timestamp,
+}
+
+impl Appended {
+    pub fn of(event: &projections::Event) -> Appended {
+        Appended {
+            position: event.position,
+            entry_hash: event.hash,
+            leaf_hash: event.leaf_hash,
+            server_time: event.server_time,
+        }
+    }
+}
+
 impl TreeState {
     /// A receipt for an appended entry against the current checkpoint; with `since`, also the
     /// consistency proof from that earlier tree size.
     pub fn receipt(
         &self,
         store: &dyn EventStore,
-        appended: &crate::writer::Appended,
+        appended: &Appended,
         since: Option<u64>,
     ) -> Result<Receipt, TreeError> {
         let size = self.size();

@@ -19,27 +19,8 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::envelope::sign_system;
 use crate::store::{EventStore, StoreError, StoredEntry};
+pub use crate::transparency::Appended;
 use crate::transparency::TreeState;
-
-/// What the writer answers once an entry is durable; the node adds the Merkle proof.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Appended {
-    pub position: u64,
-    pub entry_hash: Hash,
-    pub leaf_hash: Hash,
-    pub server_time: Timestamp,
-}
-
-impl Appended {
-    fn of(event: &Event) -> Appended {
-        Appended {
-            position: event.position,
-            entry_hash: event.hash,
-            leaf_hash: event.leaf_hash,
-            server_time: event.server_time,
-        }
-    }
-}
 
 /// A system event the writer appended, with its action's name for the log.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,8 +7,9 @@
 /// Largest log entry, header included: C2SP tlog-tiles entry bundles prefix entries with a
 /// 16-bit length, so nothing larger can be served.
 pub const ENTRY_BYTES_MAX: usize = 65_535;
-/// Largest signed payload: whatever is left of an entry after its fixed header.
-pub const PAYLOAD_BYTES_MAX: usize = ENTRY_BYTES_MAX - crate::protocol::ENTRY_HEADER_BYTES;
+/// Largest signed payload: whatever is left of an entry after its fixed 146-byte header
+/// (`protocol::ENTRY_HEADER_BYTES`, which holds the two together at compile time).
+pub const PAYLOAD_BYTES_MAX: usize = ENTRY_BYTES_MAX - 146;
 /// Largest HTTP request body. An envelope carries the payload as a JSON string, where escaping can
 /// grow it, so this is larger than the payload limit; the payload limit is checked after decoding.
 pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
@@ -108,3 +109,5 @@ pub const OPEN311_REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
 /// their full allowance are forgotten; if that frees nothing, new subjects wait, and the ones
 /// already tracked keep their counts.
 pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;
+/// How long a stopping HTTP server lets requests in flight finish.
+pub const HTTP_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;

@@ -20,6 +20,11 @@ pub const SYSTEM_DOMAIN: &[u8] = b"veche system event v1\n";
 pub const ENTRY_VERSION: u8 = 1;
 /// Fixed part of an entry: version, kind, position, server time, previous hash, signer, signature.
 pub const ENTRY_HEADER_BYTES: usize = 1 + 1 + 8 + 8 + 32 + 32 + 64;
+// limits.rs writes the payload limit as a number so that it depends on nothing; this holds the
+// two to the entry layout at compile time.
+const _: () = assert!(
+    crate::limits::PAYLOAD_BYTES_MAX + ENTRY_HEADER_BYTES == crate::limits::ENTRY_BYTES_MAX
+);
 
 pub type Hash = [u8; 32];
 

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 use crate::envelope::Envelope;
 use crate::http::commands::{accept, Location};
 use crate::http::problem::{ApiError, Problem};
-use crate::http::EnvelopeSchema;
 use crate::http::schemas::Receipt;
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 
 /// Attest a registered key's district and verified status. The payload's action is

@@ -11,8 +11,8 @@ use crate::envelope::Envelope;
 use crate::http::commands::{accept, lifecycle_target, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
-use crate::http::EnvelopeSchema;
 use crate::http::schemas::Receipt;
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 
 /// File a complaint. The payload's action is `file_complaint`; the complaint's id is the

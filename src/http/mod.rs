@@ -124,31 +124,8 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// Registers every route, the body limits and the problem+json error handlers.
 pub fn configure(config: &mut web::ServiceConfig) {
-    let body_bytes_max = projections::limits::REQUEST_BODY_BYTES_MAX;
+    configure_extractors(config);
     config
-        .app_data(
-            web::JsonConfig::default()
-                .limit(body_bytes_max)
-                .error_handler(move |error, _| {
-                    match error {
-                        JsonPayloadError::Overflow { .. }
-                        | JsonPayloadError::OverflowKnownLength { .. } => {
-                            ApiError::BodyTooLarge(body_bytes_max)
-                        }
-                        other => ApiError::MalformedRequest(other.to_string()),
-                    }
-                    .into()
-                }),
-        )
-        .app_data(web::PayloadConfig::default().limit(body_bytes_max))
-        .app_data(
-            web::PathConfig::default()
-                .error_handler(|error, _| ApiError::MalformedRequest(error.to_string()).into()),
-        )
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|error, _| ApiError::MalformedRequest(error.to_string()).into()),
-        )
         .service(commands::register_key)
         .service(commands::change_role)
         .service(commands::open_poll)
@@ -199,7 +176,65 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// Body limits, and extractor errors answered as problem+json.
+fn configure_extractors(config: &mut web::ServiceConfig) {
+    let body_bytes_max = projections::limits::REQUEST_BODY_BYTES_MAX;
+    config
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body_bytes_max)
+                .error_handler(move |error, _| {
+                    match error {
+                        JsonPayloadError::Overflow { .. }
+                        | JsonPayloadError::OverflowKnownLength { .. } => {
+                            ApiError::BodyTooLarge(body_bytes_max)
+                        }
+                        other => ApiError::MalformedRequest(other.to_string()),
+                    }
+                    .into()
+                }),
+        )
+        .app_data(web::PayloadConfig::default().limit(body_bytes_max))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|error, _| ApiError::MalformedRequest(error.to_string()).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|error, _| ApiError::MalformedRequest(error.to_string()).into()),
+        );
+}
+
 /// Keeps `Node` reachable from handlers.
-pub fn node_data(node: std::sync::Arc<Node>) -> web::Data<Node> {
+fn node_data(node: std::sync::Arc<Node>) -> web::Data<Node> {
     web::Data::from(node)
+}
+
+/// The running HTTP server: a future that ends when the server stops (on SIGTERM or SIGINT, or
+/// through its handle). Named here so that only `http` names actix-web.
+pub type RunningHttpServer = actix_web::dev::Server;
+
+/// Binds the API to `listener`. The returned server must be awaited or spawned inside
+/// [`block_on`]'s runtime.
+pub fn bind(
+    node: std::sync::Arc<Node>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<RunningHttpServer> {
+    let data = node_data(node);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::Compress::default())
+            .configure(configure)
+    })
+    .listen(listener)?
+    .shutdown_timeout(projections::limits::HTTP_SHUTDOWN_TIMEOUT_SECONDS)
+    .run();
+    Ok(server)
+}
+
+/// Runs `future` on the runtime the HTTP server needs (actix's system, which also drives the
+/// tokio tasks the node spawns).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    actix_web::rt::System::new().block_on(future)
 }

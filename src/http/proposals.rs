@@ -10,8 +10,8 @@ use crate::envelope::Envelope;
 use crate::http::commands::{accept, lifecycle_target, Location};
 use crate::http::problem::{ApiError, Problem};
 use crate::http::reads::page_size;
-use crate::http::EnvelopeSchema;
 use crate::http::schemas::Receipt;
+use crate::http::EnvelopeSchema;
 use crate::node::Node;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the

@@ -193,7 +193,7 @@ async fn verify_recounts_a_served_log_and_agrees_with_every_published_number() {
     let base = app.address.clone();
     let report = tokio::task::spawn_blocking(move || {
         let client = reqwest::blocking::Client::new();
-        let published = veche::verification::fetch_published(&client, &base).unwrap();
+        let published = veche_verifier::published::fetch_published(&client, &base).unwrap();
         let export = client
             .get(format!("{base}/v1/log/export"))
             .send()
@@ -273,7 +273,7 @@ async fn verify_compares_every_proposal_standing_and_names_a_forged_one() {
     let base = app.address.clone();
     let (published, export) = tokio::task::spawn_blocking(move || {
         let client = reqwest::blocking::Client::new();
-        let published = veche::verification::fetch_published(&client, &base).unwrap();
+        let published = veche_verifier::published::fetch_published(&client, &base).unwrap();
         let export = client
             .get(format!("{base}/v1/log/export"))
             .send()

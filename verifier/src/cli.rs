@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::published::fetch_published;
 use crate::verification::{
-    fetch_published, hash_from_base64, verify_export, Options, Published, Report, SavedState,
-    VerifyError,
+    hash_from_base64, verify_export, Options, Published, Report, SavedState, VerifyError,
 };
 
 /// Check a log trusting only its public key: from a server (its export plus the numbers it

@@ -19,9 +19,6 @@ use serde_json::Value;
 
 use crate::pipeline::{replay, EntryReader, PipelineError, PipelineOptions, Signatures};
 
-#[cfg(feature = "http")]
-pub use crate::published::{fetch_published, FetchError};
-
 /// Magic first line of a saved verification state.
 const STATE_MAGIC: &[u8] = b"veche verify state v1\n";
 
