@@ -556,7 +556,9 @@ impl Ledger {
             }
             Action::DisputeResolution(dispute) => {
                 if let Some(complaint) = self.complaints.get_mut(&dispute.complaint) {
-                    complaint.disputes += 1;
+                    complaint.disputes = complaint.disputes.checked_add(1).unwrap_or_else(|| {
+                        unreachable!("complaint {} disputed 2^32 times", dispute.complaint)
+                    });
                     complaint.resolved_at = None;
                     complaint.confirmation_deadline = None;
                 }

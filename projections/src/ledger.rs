@@ -4,7 +4,7 @@
 //! The server runs `decide` before appending and the verifier runs it again on replay, so an
 //! entry the server should have refused is caught by anyone who replays the log.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::Digest;
 
@@ -14,6 +14,7 @@ use crate::command::{
     Genesis, PollDefinition, Role, RoleChange, Tally,
 };
 use crate::complaints::Complaint;
+use crate::keyed_map::KeyedMap;
 use crate::limits;
 use crate::merkle::Frontier;
 use crate::proposals::Proposal;
@@ -290,7 +291,7 @@ pub struct Poll {
     /// about 110: with millions of ballots this map is most of a node's memory. Snapshots pack
     /// it apart from the rest (see `snapshot`).
     #[serde(skip)]
-    pub ballots: HashMap<u64, ChoiceSet>,
+    pub ballots: KeyedMap<u64, ChoiceSet>,
     pub tally: Tally,
     pub closed: Option<ClosedPoll>,
 }
@@ -369,7 +370,7 @@ const _: () = assert!(
 /// reused nonce is still only ever earned by the author.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct NonceWindow {
-    seen: HashSet<NonceDigest>,
+    seen: KeyedMap<NonceDigest, ()>,
     by_issue_time: BTreeSet<(Timestamp, NonceDigest)>,
 }
 
@@ -387,12 +388,12 @@ fn nonce_digest(author: PublicKey, nonce: &str) -> NonceDigest {
 
 impl NonceWindow {
     fn contains(&self, author: PublicKey, nonce: &str) -> bool {
-        self.seen.contains(&nonce_digest(author, nonce))
+        self.seen.contains_key(&nonce_digest(author, nonce))
     }
 
     fn insert(&mut self, author: PublicKey, nonce: &str, issued_at: Timestamp) {
         let digest = nonce_digest(author, nonce);
-        if self.seen.insert(digest) {
+        if self.seen.insert(digest, ()).is_none() {
             self.by_issue_time.insert((issued_at, digest));
         }
     }
@@ -416,9 +417,9 @@ impl NonceWindow {
 pub struct Ledger {
     pub identity: Option<LogIdentity>,
     /// Every registered key. A hash map: only ever looked up by key, and with a million citizens
-    /// it takes about half the memory of an ordered map.
+    /// it takes about half the memory of an ordered map; walked only in key order.
     #[serde(skip)]
-    pub keys: HashMap<PublicKey, KeyRecord>,
+    pub keys: KeyedMap<PublicKey, KeyRecord>,
     pub polls: BTreeMap<u64, Poll>,
     pub categories: BTreeMap<String, CategoryRecord>,
     pub complaints: BTreeMap<u64, Complaint>,
@@ -801,7 +802,7 @@ impl Ledger {
                         author: command.author,
                         opened_at: event.server_time,
                         definition: definition.clone(),
-                        ballots: HashMap::new(),
+                        ballots: KeyedMap::new(),
                         tally: Tally {
                             counts: vec![0; definition.options.len()],
                             ..Tally::default()
@@ -837,10 +838,11 @@ impl Ledger {
                 }
             }
             Action::DefineCategory(definition) => {
-                let version = self
-                    .categories
-                    .get(&definition.id)
-                    .map_or(1, |record| record.version + 1);
+                let version = self.categories.get(&definition.id).map_or(1, |record| {
+                    record.version.checked_add(1).unwrap_or_else(|| {
+                        unreachable!("category {} redefined 2^32 times", definition.id)
+                    })
+                });
                 self.categories.insert(
                     definition.id.clone(),
                     CategoryRecord {
@@ -854,7 +856,7 @@ impl Ledger {
                 let _ = self.evolve_complaint(event) || self.evolve_proposal(event);
             }
         }
-        self.size = event.position + 1;
+        self.size = increment(event.position, "the log size");
         self.head_hash = event.hash;
         self.merkle.push(event.leaf_hash);
         self.last_server_time = event.server_time;
@@ -862,20 +864,39 @@ impl Ledger {
 }
 
 fn count_ballot(poll: &mut Poll, voter: u64, choices: &[u32]) {
+    let id = poll.id;
     if let Some(previous) = poll.ballots.insert(voter, ChoiceSet::of(choices)) {
         for choice in previous.iter() {
-            if let Some(count) = poll.tally.counts.get_mut(choice as usize) {
-                *count -= 1;
-            }
+            let count = option_count_mut(poll, choice);
+            // The superseded ballot was counted when it was cast, so its options hold at least one.
+            *count = count.checked_sub(1).unwrap_or_else(|| {
+                unreachable!("poll {id}: voter {voter}'s superseded choice was never counted")
+            });
         }
-        poll.tally.superseded_ballots += 1;
+        poll.tally.superseded_ballots = increment(poll.tally.superseded_ballots, "superseded");
     } else {
-        poll.tally.turnout += 1;
+        poll.tally.turnout = increment(poll.tally.turnout, "turnout");
     }
     for &choice in choices {
-        if let Some(count) = poll.tally.counts.get_mut(choice as usize) {
-            *count += 1;
-        }
+        let count = option_count_mut(poll, choice);
+        *count = increment(*count, "an option's count");
+    }
+}
+
+/// The count of option `choice`, which `decide` checked the poll has.
+fn option_count_mut(poll: &mut Poll, choice: u32) -> &mut u64 {
+    let id = poll.id;
+    match poll.tally.counts.get_mut(choice as usize) {
+        Some(count) => count,
+        None => unreachable!("poll {id}: a counted choice {choice} is not one of its options"),
+    }
+}
+
+/// One more: a count of events in a log cannot pass `u64::MAX`, so an overflow is a fold bug.
+fn increment(count: u64, what: &str) -> u64 {
+    match count.checked_add(1) {
+        Some(next) => next,
+        None => unreachable!("{what} overflowed u64"),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The pure core of veche: the signed-command protocol, the event vocabulary, the rules that decide
 //! whether a command may be appended, and the folds that turn the log into every published number.
 //!
-//! Invariant: no IO, no clock, no randomness. The server and `veche verify` run this same code, so
-//! a recount can never disagree with the server by construction.
+//! Invariant: no IO, no clock, no randomness, no unordered iteration; the crate's `clippy.toml`
+//! makes clippy refuse the types and functions that would bring them in. The server and `veche
+//! verify` run this same code, so a recount can never disagree with the server by construction.
 
 pub mod checkpoint;
 pub mod command;
 pub mod complaints;
+pub mod keyed_map;
 pub mod ledger;
 pub mod limits;
 pub mod merkle;

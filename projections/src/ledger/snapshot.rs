@@ -1,8 +1,8 @@
 //! The ledger's snapshot form: one canonical byte string for everything the fold has built, so a
 //! node can start from it and later prove, by folding the log again, that it is that fold.
 //!
-//! Canonical means equal ledgers give equal bytes: hash maps are written sorted, everything else is
-//! ordered already. So a digest of the encoding compares two ledgers without holding both.
+//! Canonical means equal ledgers give equal bytes: every collection walks in key order (hash maps
+//! are `KeyedMap`s, which only iterate sorted). So a digest of the encoding compares two ledgers without holding both.
 //!
 //! Layout (integers little-endian, `varint` is unsigned LEB128):
 //! - `u64` length, then the ledger as JSON without its three large collections (small, rich and
@@ -14,9 +14,8 @@
 //! - nonces: `u64` count, then in issue-time order the time as a varint gap after the previous
 //!   (the first after `i64::MIN`) and the 16-byte digest.
 
-use std::collections::HashMap;
-
 use super::{ChoiceSet, KeyRecord, KeyStanding, Ledger, NonceDigest, NonceWindow};
+use crate::keyed_map::KeyedMap;
 use crate::protocol::PublicKey;
 use crate::time::Timestamp;
 
@@ -38,10 +37,9 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
     put_u64(out, small.len() as u64);
     out.extend_from_slice(&small);
 
-    let mut keys: Vec<(&PublicKey, &KeyRecord)> = ledger.keys.iter().collect();
-    keys.sort_unstable_by_key(|(key, _)| **key);
-    put_u64(out, keys.len() as u64);
-    for (key, record) in keys {
+    put_u64(out, ledger.keys.len() as u64);
+    // `KeyedMap` walks in key order: the canonical order needs no sort here.
+    for (key, record) in ledger.keys.iter() {
         out.extend_from_slice(&key.0);
         put_u64(out, record.registered_at_position);
         out.extend_from_slice(&record.registered_at.0.to_le_bytes());
@@ -55,15 +53,9 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
     }
 
     for poll in ledger.polls.values() {
-        let mut ballots: Vec<(u64, ChoiceSet)> = poll
-            .ballots
-            .iter()
-            .map(|(voter, choices)| (*voter, *choices))
-            .collect();
-        ballots.sort_unstable_by_key(|(voter, _)| *voter);
-        put_u64(out, ballots.len() as u64);
+        put_u64(out, poll.ballots.len() as u64);
         let mut previous = 0;
-        for (voter, choices) in ballots {
+        for (&voter, &choices) in poll.ballots.iter() {
             put_varint(out, voter - previous);
             put_varint(out, choices.0);
             previous = voter;
@@ -111,7 +103,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     let mut ledger: Ledger = canonical_json(small, "ledger part")?;
 
     let key_count = reader.count(32 + 8 + 8 + 4, "keys")?;
-    let mut keys = HashMap::with_capacity(key_count);
+    let mut keys = KeyedMap::with_capacity(key_count);
     let mut previous: Option<PublicKey> = None;
     for _ in 0..key_count {
         let key = PublicKey(reader.array("keys")?);
@@ -142,7 +134,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
 
     for poll in ledger.polls.values_mut() {
         let count = reader.count(2, "ballots")?;
-        let mut ballots = HashMap::with_capacity(count);
+        let mut ballots = KeyedMap::with_capacity(count);
         let mut voter = 0u64;
         for index in 0..count {
             let gap = reader.varint("ballots")?;
@@ -167,7 +159,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     for _ in 0..nonce_count {
         let issued_at = previous.wrapping_add(reader.varint("nonces")? as i64);
         let digest: NonceDigest = reader.array("nonces")?;
-        if issued_at < previous || !window.seen.insert(digest) {
+        if issued_at < previous || window.seen.insert(digest, ()).is_some() {
             return Err(SnapshotError::NotCanonical("nonces"));
         }
         by_issue_time.push((Timestamp(issued_at), digest));
