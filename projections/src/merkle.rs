@@ -355,6 +355,8 @@ fn consistency_proof_length(size1: u64, size2: u64) -> usize {
 /// Equal sizes need the empty proof and equal roots (different roots at one size are a
 /// [`ProofError::DifferentRootsAtSameSize`]). `size1 = 0` is always refused, see the module
 /// documentation.
+// long-function: a step-by-step transcription of RFC 9162 §2.1.4.2, kept in the RFC's order so
+// that it can be read against the text.
 pub fn verify_consistency(
     size1: u64,
     size2: u64,
