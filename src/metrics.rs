@@ -73,7 +73,44 @@ impl Observers {
     /// The Prometheus text exposition, given the published and stored sizes for the lag gauge.
     pub fn render(&self, published_size: u64, stored_size: Option<u64>) -> String {
         let mut text = String::new();
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters = self.counters();
+        for (name, help, value) in counters {
+            let value = value.load(Ordering::Relaxed);
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let mut gauge = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            "veche_live_subscribers",
+            "Open Server-Sent Events streams.",
+            self.live_subscribers.load(Ordering::Relaxed),
+        );
+        gauge(
+            "veche_log_size",
+            "Entries in the published log.",
+            published_size,
+        );
+        if let Some(stored) = stored_size {
+            gauge(
+                "veche_projection_lag_entries",
+                "Stored entries not yet folded into this node's projections.",
+                stored.saturating_sub(published_size),
+            );
+        }
+        self.render_batch_histogram(&mut text);
+        text
+    }
+
+    /// Every counter, as name, help text and value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
+        [
             (
                 "veche_entries_appended_total",
                 "Entries this node appended to the log.",
@@ -114,39 +151,7 @@ impl Observers {
                 "Entries folded in from other nodes.",
                 &self.entries_followed,
             ),
-        ];
-        for (name, help, value) in counters {
-            let value = value.load(Ordering::Relaxed);
-            let _ = writeln!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        let mut gauge = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        gauge(
-            "veche_live_subscribers",
-            "Open Server-Sent Events streams.",
-            self.live_subscribers.load(Ordering::Relaxed),
-        );
-        gauge(
-            "veche_log_size",
-            "Entries in the published log.",
-            published_size,
-        );
-        if let Some(stored) = stored_size {
-            gauge(
-                "veche_projection_lag_entries",
-                "Stored entries not yet folded into this node's projections.",
-                stored.saturating_sub(published_size),
-            );
-        }
-        self.render_batch_histogram(&mut text);
-        text
+        ]
     }
 
     fn render_batch_histogram(&self, text: &mut String) {

@@ -16,11 +16,10 @@ use projections::Hash;
 
 use crate::store::{EventStore, StoreError, StoredTile};
 
-/// Leaves whose low nodes (heights 0 to 7) stay in memory: several writer batches' worth, so a
-/// receipt's proof never touches the store.
-const RECENT_LEAVES_MAX: u64 = 16 * TILE_WIDTH;
-const TILE_WIDTH: u64 = 256;
-const TILE_HEIGHT: u8 = 8;
+use projections::limits::TREE_RECENT_LEAVES_MAX;
+use projections::tiles::TILE_HEIGHT;
+/// The C2SP tile width, as the tree's positions count.
+const TILE_WIDTH: u64 = projections::tiles::TILE_WIDTH as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -173,7 +172,7 @@ impl TreeState {
             if height < TILE_HEIGHT {
                 let nodes = &mut self.low[usize::from(height)];
                 nodes.push_back(hash);
-                let keep = usize::try_from(RECENT_LEAVES_MAX >> height).unwrap_or(usize::MAX);
+                let keep = usize::try_from(TREE_RECENT_LEAVES_MAX >> height).unwrap_or(usize::MAX);
                 while nodes.len() > keep {
                     nodes.pop_front();
                     self.low_start[usize::from(height)] += 1;
@@ -190,7 +189,9 @@ impl TreeState {
             if height % TILE_HEIGHT == 0 && index % TILE_WIDTH == TILE_WIDTH - 1 {
                 let level = height / TILE_HEIGHT;
                 let tile_index = index / TILE_WIDTH;
-                if let Ok(hashes) = self.tile_hashes(None, level, tile_index, TILE_WIDTH as u16) {
+                if let Ok(hashes) =
+                    self.tile_hashes(None, level, tile_index, projections::tiles::TILE_WIDTH)
+                {
                     completed.push(StoredTile {
                         level,
                         index: tile_index,

@@ -540,18 +540,54 @@ fn the_import_graph_between_modules_has_no_cycles() {
                     }
                 }
             }
-            found.push(format!(
-                "{}: {{{}}} through {}",
-                crate_name(&krate),
-                component.join(", "),
-                edges.join("; ")
-            ));
+            let name = format!("{}: {{{}}}", crate_name(&krate), component.join(", "));
+            found.push((name, edges.join("; ")));
         }
     }
+    let (listed, unlisted): (Vec<_>, Vec<_>) = found
+        .iter()
+        .partition(|(name, _)| CYCLES_AWAITING_THE_LEDGER_SPLIT.contains(&name.as_str()));
+    let unlisted: Vec<String> = unlisted
+        .iter()
+        .map(|(name, edges)| format!("{name} through {edges}"))
+        .collect();
     assert!(
-        found.is_empty(),
+        unlisted.is_empty(),
         "import cycles between modules:\n  {}",
-        found.join("\n  ")
+        unlisted.join("\n  ")
+    );
+    assert_each_awaited_one_remains(
+        CYCLES_AWAITING_THE_LEDGER_SPLIT,
+        &listed
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// Violations that are known and scheduled: the ledger's split by aggregate (issue 13, item 2)
+/// removes them. The list may only shrink: a new violation fails, and so does an entry here
+/// that no longer occurs (delete it).
+const CYCLES_AWAITING_THE_LEDGER_SPLIT: &[&str] = &["projections: {complaints, ledger, proposals}"];
+
+/// The long functions of the same unsplit ledger, as `path name`.
+const LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT: &[&str] = &[
+    "projections/src/complaints.rs evolve_complaint",
+    "projections/src/complaints.rs decide_complaint",
+    "projections/src/proposals.rs decide_proposal",
+    "projections/src/proposals.rs evolve_proposal",
+    "projections/src/ledger.rs evolve",
+    "projections/src/ledger.rs decide",
+];
+
+fn assert_each_awaited_one_remains(awaited: &[&str], found: &[String]) {
+    let gone: Vec<&&str> = awaited
+        .iter()
+        .filter(|entry| !found.iter().any(|name| name == *entry))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "these listed violations no longer occur; delete them from the list: {gone:?}"
     );
 }
 
@@ -620,6 +656,21 @@ const NOT_LIMITS: &[(&str, &str)] = &[
     ),
     ("DAY_MS", "a unit: milliseconds in a day"),
     ("RFC3339_LAST_MS", "RFC 3339's last representable instant"),
+    ("TILE_HEIGHT", "C2SP tlog-tiles: a tile spans 8 tree levels"),
+    (
+        "TILE_WIDTH",
+        "C2SP tlog-tiles: a full tile holds 256 hashes",
+    ),
+    (
+        "INCLUSION_PROOF_HASHES_MAX",
+        "a fact of u64 tree sizes: at most 64 hashes",
+    ),
+    ("HEIGHT_MAX", "a fact of u64 tree sizes: heights 0 to 63"),
+    (
+        "LEVEL_MAX",
+        "C2SP tlog-tiles: the highest level a path may name",
+    ),
+    ("LEVELS_IN_USE", "a fact of u64 tree sizes: 256^8 = 2^64"),
 ];
 
 const INTEGER_TYPES: &[&str] = &[
@@ -746,7 +797,21 @@ fn long_functions(source: &SourceFile) -> Vec<LongFunction> {
 #[test]
 fn no_production_function_is_longer_than_70_lines_unless_a_comment_says_why() {
     let crates = workspace_crates();
-    let mut found: Vec<LongFunction> = production_files(&crates).flat_map(long_functions).collect();
+    let (awaited, mut found): (Vec<LongFunction>, Vec<LongFunction>) = production_files(&crates)
+        .flat_map(long_functions)
+        .partition(|function| {
+            let path = function.place.split(':').next().unwrap_or_default();
+            let key = format!("{path} {}", function.name);
+            LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT.contains(&key.as_str())
+        });
+    let awaited: Vec<String> = awaited
+        .iter()
+        .map(|function| {
+            let path = function.place.split(':').next().unwrap_or_default();
+            format!("{path} {}", function.name)
+        })
+        .collect();
+    assert_each_awaited_one_remains(LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT, &awaited);
     found.sort_by(|a, b| b.lines.cmp(&a.lines).then(a.place.cmp(&b.place)));
     let listing: Vec<String> = found
         .iter()

@@ -17,10 +17,7 @@ use crate::protocol::{verify_strict, Hash, PublicKey};
 
 /// Signature type byte of plain Ed25519 note signatures.
 pub const ED25519_SIGNATURE_TYPE: u8 = 0x01;
-/// Signature lines a note may carry. The specification requires accepting at least 16; the Go
-/// reference accepts 100, which leaves room for many witnesses while bounding the work an
-/// attacker can make a verifier do.
-pub const NOTE_SIGNATURES_MAX: usize = 100;
+pub use crate::limits::NOTE_SIGNATURES_MAX;
 /// First line of a C2SP tlog-proof.
 pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
 /// An inclusion proof in a tree whose size fits a `u64` has at most 64 hashes.

@@ -111,3 +111,10 @@ pub const OPEN311_REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
 pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;
 /// How long a stopping HTTP server lets requests in flight finish.
 pub const HTTP_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
+/// Leaves whose low Merkle nodes (heights 0 to 7) a node keeps in memory: sixteen full tiles,
+/// several writer batches' worth, so a receipt's proof never touches the store.
+pub const TREE_RECENT_LEAVES_MAX: u64 = 4_096;
+/// Signature lines a note may carry. The specification requires accepting at least 16; the Go
+/// reference accepts 100, which leaves room for many witnesses while bounding the work an
+/// attacker can make a verifier do.
+pub const NOTE_SIGNATURES_MAX: usize = 100;

@@ -102,6 +102,19 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     let small = reader.take(small_length, "ledger part")?;
     let mut ledger: Ledger = canonical_json(small, "ledger part")?;
 
+    ledger.keys = read_keys(&mut reader)?;
+    read_ballots(&mut reader, &mut ledger)?;
+    ledger.nonces = read_nonces(&mut reader)?;
+
+    let left = reader.bytes.len() - reader.offset;
+    if left != 0 {
+        return Err(SnapshotError::TrailingBytes(left));
+    }
+    Ok(ledger)
+}
+
+/// The key records, ascending by key.
+fn read_keys(reader: &mut Reader<'_>) -> Result<KeyedMap<PublicKey, KeyRecord>, SnapshotError> {
     let key_count = reader.count(32 + 8 + 8 + 4, "keys")?;
     let mut keys = KeyedMap::with_capacity(key_count);
     let mut previous: Option<PublicKey> = None;
@@ -130,8 +143,11 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
             },
         );
     }
-    ledger.keys = keys;
+    Ok(keys)
+}
 
+/// Each poll's ballots, in the order of the polls in the ledger part.
+fn read_ballots(reader: &mut Reader<'_>, ledger: &mut Ledger) -> Result<(), SnapshotError> {
     for poll in ledger.polls.values_mut() {
         let count = reader.count(2, "ballots")?;
         let mut ballots = KeyedMap::with_capacity(count);
@@ -149,6 +165,11 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
         poll.ballots = ballots;
     }
 
+    Ok(())
+}
+
+/// The replay-protection window, ascending by issue time.
+fn read_nonces(reader: &mut Reader<'_>) -> Result<NonceWindow, SnapshotError> {
     let nonce_count = reader.count(1 + 16, "nonces")?;
     let mut window = NonceWindow::default();
     window.seen.reserve(nonce_count);
@@ -166,13 +187,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
         previous = issued_at;
     }
     window.by_issue_time = by_issue_time.into_iter().collect();
-    ledger.nonces = window;
-
-    let left = reader.bytes.len() - reader.offset;
-    if left != 0 {
-        return Err(SnapshotError::TrailingBytes(left));
-    }
-    Ok(ledger)
+    Ok(window)
 }
 
 fn put_u64(out: &mut Vec<u8>, value: u64) {
