@@ -17,7 +17,7 @@ fn main() -> std::io::Result<()> {
         b"55.751244".to_vec(),
         b"-37.6184231e-3".to_vec(),
     ];
-    let targets: [(&str, &str, Vec<Vec<u8>>); 6] = [
+    let targets: [(&str, &str, Vec<Vec<u8>>); 7] = [
         ("envelope", "envelope", veche_fuzz::seed_envelopes()),
         ("envelope", "payload", payloads),
         ("envelope", "field", fields),
@@ -28,6 +28,7 @@ fn main() -> std::io::Result<()> {
             "note",
             veche_fuzz::seed_notes_and_proofs(),
         ),
+        ("verify_strict", "signature", veche_fuzz::seed_signatures()),
     ];
     for (target, stem, inputs) in targets {
         let folder = seeds.join(target);

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer, SigningKey};
 use projections::checkpoint::{Checkpoint, NoteVerifier, TlogProof};
 use projections::command::{
     Action, Attachment, Audience, CastBallot, ChoiceKind, ComplaintFiling, Degrees, Genesis,
@@ -274,4 +274,23 @@ pub fn seed_tiles() -> Vec<Vec<u8>> {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Seeds of `verify_strict`: one raw input (the fixed key, its signature, the message), then one
+/// structured input per mutation (byte 0), all signing the fixed key's seed bytes.
+pub fn seed_signatures() -> Vec<Vec<u8>> {
+    let message = b"veche command v1\n{\"action\":\"fuzz\"}";
+    let key = signing_key();
+    let mut raw = key.verifying_key().to_bytes().to_vec();
+    raw.extend_from_slice(&key.sign(message).to_bytes());
+    raw.extend_from_slice(message);
+    let mut seeds = vec![raw];
+    for mutation in 0u8..8 {
+        let mut structured = vec![mutation];
+        structured.extend_from_slice(&key.to_bytes());
+        structured.push(mutation * 3 + 1);
+        structured.extend_from_slice(message);
+        seeds.push(structured);
+    }
+    seeds
 }
