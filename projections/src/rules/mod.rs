@@ -4,4 +4,5 @@
 
 mod catalogue_tests;
 mod keys_tests;
+mod polls_tests;
 mod support;
