@@ -3,6 +3,8 @@
 //! one `Refusal` code; a refused command must leave the ledger as it was.
 
 mod catalogue_tests;
+mod complaints_tests;
 mod keys_tests;
 mod polls_tests;
+mod replay_protection_tests;
 mod support;
