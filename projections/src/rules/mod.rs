@@ -4,7 +4,9 @@
 
 mod catalogue_tests;
 mod complaints_tests;
+mod coverage_tests;
 mod keys_tests;
 mod polls_tests;
+mod proposals_tests;
 mod replay_protection_tests;
 mod support;

@@ -289,19 +289,22 @@ pub fn nth<V>(items: &std::collections::BTreeMap<u64, V>, index: usize) -> u64 {
     }
 }
 
-/// Runs one row; `Err` says how it went wrong.
-fn run_row(row: &Row) -> Result<(), String> {
+/// The ledger after a row's given steps, each signed, decided (`seal`) and folded (`evolve`).
+fn folded(row: &Row) -> Result<Ledger, String> {
     let mut ledger = Ledger::new();
-    let mut nonce = 0u64;
     for (index, step) in row.given.iter().enumerate() {
-        nonce += 1;
-        let signed = step.signed(&ledger, nonce);
+        let signed = step.signed(&ledger, index as u64);
         let sealed = seal(&ledger, signed, step.server_time)
             .map_err(|refusal| format!("given step {index} was refused: {}", refusal.code()))?;
         ledger.evolve(&sealed.event);
     }
-    nonce += 1;
-    let signed = row.when.signed(&ledger, nonce);
+    Ok(ledger)
+}
+
+/// Runs one row; `Err` says how it went wrong.
+fn run_row(row: &Row) -> Result<(), String> {
+    let ledger = folded(row)?;
+    let signed = row.when.signed(&ledger, row.given.len() as u64);
     let at_writer = seal(&ledger, signed.clone(), row.when.server_time).map(|_| ());
     let at_replay = replay_one(&ledger, signed, row.when.server_time);
     let (replayed, replay_outcome) = at_replay?;
@@ -398,6 +401,18 @@ pub fn refusal_codes(rows: &[Row]) -> Vec<&'static str> {
         .filter_map(|row| match row.then {
             Then::Refused(code) => Some(code),
             Then::Accepted | Then::AcceptedAnd(_) => None,
+        })
+        .collect()
+}
+
+/// The names of the actions a table's rows expect accepted.
+pub fn accepted_actions(rows: &[Row]) -> Vec<&'static str> {
+    rows.iter()
+        .filter(|row| matches!(row.then, Then::Accepted | Then::AcceptedAnd(_)))
+        .filter_map(|row| {
+            folded(row)
+                .ok()
+                .map(|ledger| (row.when.action)(&ledger).name())
         })
         .collect()
 }
