@@ -19,6 +19,9 @@ pub mod statistics;
 pub mod tiles;
 pub mod time;
 
+#[cfg(test)]
+mod rules;
+
 pub use command::{Action, Command, Tally};
 pub use ledger::{Event, Ledger, Poll, PollStatus, Refusal};
 pub use protocol::{Entry, EntryKind, Hash, PublicKey};

@@ -1,0 +1,107 @@
+//! The rules of the category catalogue: who defines categories, what a definition holds, and
+//! that a redefinition publishes a new version.
+
+use super::support::*;
+use crate::command::{Action, CategoryDefinition};
+
+fn define(change: impl Fn(&mut CategoryDefinition)) -> Action {
+    let mut definition = potholes();
+    definition.id = "street-lighting".into();
+    change(&mut definition);
+    Action::DefineCategory(definition)
+}
+
+pub(super) fn rows() -> Vec<Row> {
+    vec![
+        row(
+            "the admin adds a category to the catalogue",
+            base(),
+            Step::by(ADMIN, define(|_| {})),
+            Then::AcceptedAnd(|ledger| {
+                ledger
+                    .category("street-lighting")
+                    .is_ok_and(|record| record.version == 1)
+            }),
+        ),
+        row(
+            "redefining a category publishes its next version",
+            base(),
+            Step::by(
+                ADMIN,
+                define(|definition| {
+                    definition.id = POTHOLES.into();
+                    definition.sla_working_days = 3;
+                }),
+            ),
+            Then::AcceptedAnd(|ledger| {
+                ledger
+                    .category(POTHOLES)
+                    .is_ok_and(|record| record.version == 2 && record.current.sla_working_days == 3)
+            }),
+        ),
+        row(
+            "only the admin defines categories",
+            base(),
+            Step::by(OFFICIAL, define(|_| {})),
+            Then::Refused("not-admin"),
+        ),
+        row(
+            "a category id has no capital letters",
+            base(),
+            Step::by(
+                ADMIN,
+                define(|definition| definition.id = "Lighting".into()),
+            ),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a category id is not empty",
+            base(),
+            Step::by(ADMIN, define(|definition| definition.id = String::new())),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a category name is not blank",
+            base(),
+            Step::by(ADMIN, define(|definition| definition.name = " ".into())),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a category names its department",
+            base(),
+            Step::by(
+                ADMIN,
+                define(|definition| definition.department = String::new()),
+            ),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a service level of zero working days is refused",
+            base(),
+            Step::by(ADMIN, define(|definition| definition.sla_working_days = 0)),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a confirmation window longer than the day limit is refused",
+            base(),
+            Step::by(
+                ADMIN,
+                define(|definition| {
+                    definition.confirmation_window_days = crate::limits::CATEGORY_DAYS_MAX + 1;
+                }),
+            ),
+            Then::Refused("invalid-category"),
+        ),
+        row(
+            "a support threshold of zero is refused",
+            base(),
+            Step::by(ADMIN, define(|definition| definition.support_threshold = 0)),
+            Then::Refused("invalid-category"),
+        ),
+    ]
+}
+
+#[test]
+fn every_rule_of_the_category_catalogue_holds_as_its_table_says() {
+    run_table(&rows());
+}

@@ -1,0 +1,209 @@
+//! The rules of keys and roles: genesis, registration, role grants and revocations,
+//! attestations, and who may sign what.
+
+use super::support::*;
+use crate::command::{Action, ClosePoll, Role, Tally};
+use crate::protocol::EntryKind;
+
+pub(super) fn rows() -> Vec<Row> {
+    vec![
+        row(
+            "genesis signed by the server is accepted as the first entry",
+            vec![],
+            genesis(),
+            Then::AcceptedAnd(|ledger| {
+                ledger.server_key() == Some(public(SERVER)) && ledger.is_admin(public(ADMIN))
+            }),
+        ),
+        row(
+            "a second genesis is misplaced",
+            vec![genesis()],
+            genesis(),
+            Then::Refused("misplaced-genesis"),
+        ),
+        row(
+            "genesis naming a weak admin key is refused",
+            vec![],
+            Step::system(genesis_naming(vec![public(ADMIN), weak_key()])),
+            Then::Refused("weak-key"),
+        ),
+        row(
+            "genesis naming no admin key is refused as weak",
+            vec![],
+            Step::system(genesis_naming(vec![])),
+            Then::Refused("weak-key"),
+        ),
+        row(
+            "genesis signed by a client as a command is system only",
+            vec![],
+            genesis().kind(EntryKind::Command),
+            Then::Refused("system-only"),
+        ),
+        row(
+            "a registration before genesis finds no genesis",
+            vec![],
+            Step::by(CITIZEN, register()),
+            Then::Refused("missing-genesis"),
+        ),
+        row(
+            "a new key registers itself",
+            base(),
+            Step::by(STRANGER, register()),
+            Then::AcceptedAnd(|ledger| ledger.keys.contains_key(&public(STRANGER))),
+        ),
+        row(
+            "a key registers only once",
+            base(),
+            Step::by(CITIZEN, register()),
+            Then::Refused("key-already-registered"),
+        ),
+        row(
+            "a weak key can never register",
+            base(),
+            Step::unsigned(weak_key(), register()),
+            Then::Refused("weak-key"),
+        ),
+        row(
+            "an entry whose signer is not the command's author is refused",
+            base(),
+            Step::by(NEIGHBOUR, register()).authored_by(STRANGER),
+            Then::Refused("signer-is-not-author"),
+        ),
+        row(
+            "a client action in a system entry is system only",
+            base(),
+            Step::by(STRANGER, register()).kind(EntryKind::System),
+            Then::Refused("system-only"),
+        ),
+        row(
+            "a system action in a system entry signed by a key other than the server's is refused",
+            base(),
+            Step::by(ADMIN, close_first_poll()).kind(EntryKind::System),
+            Then::Refused("system-only"),
+        ),
+        row(
+            "the admin grants a moderator role to a registered key",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Moderator, None)),
+            Then::AcceptedAnd(|ledger| ledger.holds_role(public(NEIGHBOUR), Role::Moderator)),
+        ),
+        row(
+            "the admin makes a registered key an official of a department",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Official, Some(PARKS))),
+            Then::AcceptedAnd(|ledger| ledger.is_official_of(public(NEIGHBOUR), PARKS)),
+        ),
+        row(
+            "only the admin grants roles",
+            base(),
+            Step::by(MODERATOR, grant(NEIGHBOUR, Role::Moderator, None)),
+            Then::Refused("not-admin"),
+        ),
+        row(
+            "a role cannot be granted to an unregistered key",
+            base(),
+            Step::by(ADMIN, grant(STRANGER, Role::Moderator, None)),
+            Then::Refused("key-not-registered"),
+        ),
+        row(
+            "an official needs a department",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Official, None)),
+            Then::Refused("invalid-role-change"),
+        ),
+        row(
+            "an official's department is not blank",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Official, Some("  "))),
+            Then::Refused("invalid-role-change"),
+        ),
+        row(
+            "a moderator belongs to no department",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Moderator, Some(ROADS))),
+            Then::Refused("invalid-role-change"),
+        ),
+        row(
+            "a role already held cannot be granted again",
+            base(),
+            Step::by(ADMIN, grant(MODERATOR, Role::Moderator, None)),
+            Then::Refused("role-already-held"),
+        ),
+        row(
+            "the admin revokes a role the key holds",
+            base(),
+            Step::by(ADMIN, revoke(MODERATOR, Role::Moderator)),
+            Then::AcceptedAnd(|ledger| !ledger.holds_role(public(MODERATOR), Role::Moderator)),
+        ),
+        row(
+            "a role the key does not hold cannot be revoked",
+            base(),
+            Step::by(ADMIN, revoke(CITIZEN, Role::Moderator)),
+            Then::Refused("role-not-held"),
+        ),
+        row(
+            "only the admin revokes roles",
+            base(),
+            Step::by(OFFICIAL, revoke(MODERATOR, Role::Moderator)),
+            Then::Refused("not-admin"),
+        ),
+        row(
+            "a revoked role can be granted again",
+            base_and(vec![Step::by(ADMIN, revoke(MODERATOR, Role::Moderator))]),
+            Step::by(ADMIN, grant(MODERATOR, Role::Moderator, None)),
+            Then::Accepted,
+        ),
+        row(
+            "a registrar attests a registered key's district",
+            base(),
+            Step::by(REGISTRAR, attest(NEIGHBOUR, Some(NORTH))),
+            Then::AcceptedAnd(|ledger| {
+                ledger
+                    .keys
+                    .get(&public(NEIGHBOUR))
+                    .is_some_and(|record| record.verified() && record.district() == Some(NORTH))
+            }),
+        ),
+        row(
+            "an attestation without a district is accepted",
+            base(),
+            Step::by(REGISTRAR, attest(NEIGHBOUR, None)),
+            Then::Accepted,
+        ),
+        row(
+            "only a registrar attests residents",
+            base(),
+            Step::by(ADMIN, attest(NEIGHBOUR, Some(NORTH))),
+            Then::Refused("not-registrar"),
+        ),
+        row(
+            "an unregistered key cannot be attested",
+            base(),
+            Step::by(REGISTRAR, attest(STRANGER, Some(NORTH))),
+            Then::Refused("key-not-registered"),
+        ),
+        row(
+            "an attested district is not blank",
+            base(),
+            Step::by(REGISTRAR, attest(NEIGHBOUR, Some(" "))),
+            Then::Refused("invalid-attestation"),
+        ),
+    ]
+}
+
+/// A close of poll 0 with an empty tally: only its signer matters in this table.
+fn close_first_poll() -> Action {
+    Action::ClosePoll(ClosePoll {
+        poll: 0,
+        final_tally: Tally::default(),
+        checkpoint: crate::command::CheckpointReference {
+            size: 0,
+            root: String::new(),
+        },
+    })
+}
+
+#[test]
+fn every_rule_of_keys_and_roles_holds_as_its_table_says() {
+    run_table(&rows());
+}

@@ -1,0 +1,12 @@
+//! Given/when/then tables of the ledger's rules, one per aggregate. Each row folds a list of
+//! prior commands, decides one more at a server time, and expects it accepted or refused with
+//! one `Refusal` code; a refused command must leave the ledger as it was.
+
+mod catalogue_tests;
+mod complaints_tests;
+mod coverage_tests;
+mod keys_tests;
+mod polls_tests;
+mod proposals_tests;
+mod replay_protection_tests;
+mod support;
