@@ -177,13 +177,19 @@ fn read_nonces(reader: &mut Reader<'_>) -> Result<NonceWindow, SnapshotError> {
     // ordered set takes several times longer.
     let mut by_issue_time = Vec::with_capacity(nonce_count);
     let mut previous = i64::MIN;
+    let mut previous_entry: Option<(Timestamp, NonceDigest)> = None;
     for _ in 0..nonce_count {
         let issued_at = previous.wrapping_add(reader.varint("nonces")? as i64);
         let digest: NonceDigest = reader.array("nonces")?;
-        if issued_at < previous || window.seen.insert(digest, ()).is_some() {
+        let entry = (Timestamp(issued_at), digest);
+        // The encoder writes the set in its order, (time, digest) ascending: digests that share
+        // an issue time in any other order would decode to the same ledger from other bytes.
+        let ascending = previous_entry.is_none_or(|before| before < entry);
+        if issued_at < previous || !ascending || window.seen.insert(digest, ()).is_some() {
             return Err(SnapshotError::NotCanonical("nonces"));
         }
-        by_issue_time.push((Timestamp(issued_at), digest));
+        by_issue_time.push(entry);
+        previous_entry = Some(entry);
         previous = issued_at;
     }
     window.by_issue_time = by_issue_time.into_iter().collect();
