@@ -445,7 +445,7 @@ fn settle_tree(
         return Err(StartError::TreeDiverged);
     }
     // An existing log keeps the name its genesis gave it, whatever this start was told.
-    if let Some(identity) = &ledger.identity {
+    if let Some(identity) = ledger.identity() {
         if identity.log_origin != config.log_origin {
             tracing::warn!(
                 genesis = %identity.log_origin,

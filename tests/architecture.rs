@@ -211,7 +211,8 @@ fn production_files(crates: &[Crate]) -> impl Iterator<Item = &SourceFile> {
 ///
 /// Under a `### \`crate/\`` heading, a bullet's first backticked path is its module; a path with a
 /// `/` is relative to the crate's `src/`; a bare file name is relative to the bullet's directory
-/// when the bullet is a directory (`http/` then `commands.rs`), else to `src/`. A directory names
+/// when the bullet is a directory (`http/` then `commands.rs`), else to `src/`; a nested bullet's
+/// directory is relative to its parent bullet's (`ledger/`, then `  - rules/`). A directory names
 /// its `mod.rs`.
 fn code_map_paths() -> Vec<String> {
     let document = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
@@ -225,6 +226,8 @@ fn code_map_paths() -> Vec<String> {
     let mut named = Vec::new();
     let mut source_root: Option<String> = None;
     let mut bullet_directory = String::new();
+    // The directory of each open bullet, by depth (two spaces a level).
+    let mut directories: Vec<String> = Vec::new();
     for line in section.lines() {
         if let Some(heading) = line.strip_prefix("### ") {
             source_root = backticked_paths(heading).first().map(|crate_path| {
@@ -241,15 +244,22 @@ fn code_map_paths() -> Vec<String> {
             continue;
         };
         let paths = backticked_paths(line);
-        if line.starts_with("- ") {
-            bullet_directory = paths
-                .first()
-                .filter(|first| first.ends_with('/'))
-                .cloned()
-                .unwrap_or_default();
+        let trimmed = line.trim_start();
+        let bullet = trimmed.starts_with("- ");
+        let mut parent = String::new();
+        if bullet {
+            directories.truncate((line.len() - trimmed.len()) / 2);
+            parent = directories.last().cloned().unwrap_or_default();
+            bullet_directory = match paths.first().filter(|first| first.ends_with('/')) {
+                Some(directory) => format!("{parent}{directory}"),
+                None => parent.clone(),
+            };
+            directories.push(bullet_directory.clone());
         }
-        for path in paths {
-            let relative = if path.contains('/') {
+        for (index, path) in paths.into_iter().enumerate() {
+            let relative = if bullet && index == 0 && path.ends_with('/') {
+                format!("{parent}{path}")
+            } else if path.contains('/') {
                 path
             } else {
                 format!("{bullet_directory}{path}")
@@ -458,6 +468,136 @@ fn first_segments(remainder: &str) -> Vec<String> {
     members
 }
 
+/// The graph one level down, inside each folder module (`projections::ledger`): each child module
+/// is a node (`ledger::keys`), and so, with `with_parent`, is the folder's own file (`ledger`). A
+/// child that names an item of its parent (`super::Ledger`) depends on the parent; the parent
+/// depends on a child it names (`keys::Keys`). Siblings never form a cycle anywhere; in the pure
+/// crate the parent counts too, so the aggregates can read each other but never the ledger that
+/// composes them. (Elsewhere a folder's file may hold the trait its children implement and
+/// construct them, as `store` does.)
+fn submodule_graph(krate: &Crate, with_parent: bool) -> ModuleGraph {
+    let mut children: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for source in &krate.sources {
+        if let [parent, child, ..] = source.module.as_slice() {
+            children.entry(parent).or_default().insert(child);
+        }
+    }
+    let mut graph = ModuleGraph::new();
+    for source in krate.sources.iter().filter(|source| !source.test_only) {
+        let Some(parent) = source.module.first() else {
+            continue;
+        };
+        let Some(siblings) = children.get(parent.as_str()) else {
+            continue;
+        };
+        let node = |child: Option<&String>| match child {
+            Some(child) if siblings.contains(child.as_str()) => format!("{parent}::{child}"),
+            _ => parent.clone(),
+        };
+        let from = node(source.module.get(1));
+        let code = code_text(&source.production);
+        let mut targets: BTreeSet<String> = referenced_paths(&code, &source.module)
+            .into_iter()
+            .filter(|path| path.first() == Some(parent))
+            .map(|path| node(path.get(1)))
+            .collect();
+        if source.module.len() == 1 {
+            targets.extend(
+                siblings
+                    .iter()
+                    .filter(|child| names_relative_path(&code, child))
+                    .map(|child| format!("{parent}::{child}")),
+            );
+        }
+        let counted = |node: &String| with_parent || node != parent;
+        if !counted(&from) {
+            continue;
+        }
+        for target in targets
+            .into_iter()
+            .filter(|target| *target != from && counted(target))
+        {
+            graph
+                .entry(from.clone())
+                .or_default()
+                .entry(target)
+                .or_default()
+                .insert(source.path.clone());
+        }
+    }
+    graph
+}
+
+/// Whether `code` names `child::…` as a path of its own (not `other::child::…`).
+fn names_relative_path(code: &str, child: &str) -> bool {
+    let needle = format!("{child}::");
+    code.match_indices(&needle).any(|(index, _)| {
+        let before = &code[..index];
+        !before.ends_with("::") && !before.bytes().last().is_some_and(is_identifier_byte)
+    })
+}
+
+/// The first two segments below the crate root of every `crate::…` and `super::…` path in
+/// `code`, seen from `module` (brace groups give each member).
+fn referenced_paths(code: &str, module: &[String]) -> BTreeSet<Vec<String>> {
+    let mut paths = BTreeSet::new();
+    for (base, remainder) in path_starts(code, module) {
+        match base.as_slice() {
+            [] => {
+                for first in first_segments(remainder) {
+                    let after = remainder
+                        .trim_start()
+                        .strip_prefix(first.as_str())
+                        .and_then(|rest| rest.strip_prefix("::"));
+                    push_with_seconds(&mut paths, vec![first], after);
+                }
+            }
+            [top] => push_with_seconds(&mut paths, vec![top.clone()], Some(remainder)),
+            [top, second, ..] => {
+                paths.insert(vec![top.clone(), second.clone()]);
+            }
+        }
+    }
+    paths
+}
+
+fn push_with_seconds(paths: &mut BTreeSet<Vec<String>>, prefix: Vec<String>, rest: Option<&str>) {
+    let seconds = rest.map(first_segments).unwrap_or_default();
+    if seconds.is_empty() {
+        paths.insert(prefix.clone());
+    }
+    for second in seconds {
+        let mut path = prefix.clone();
+        path.push(second);
+        paths.insert(path);
+    }
+}
+
+/// Each `crate::` or `super::` path in `code`: the module it starts from and the text after.
+fn path_starts<'a>(code: &'a str, module: &[String]) -> Vec<(Vec<String>, &'a str)> {
+    let bytes = code.as_bytes();
+    let mut starts = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        let rest = &bytes[index..];
+        let starts_path = index == 0 || !is_identifier_byte(bytes[index - 1]);
+        if starts_path && rest.starts_with(b"crate::") {
+            index += "crate::".len();
+            starts.push((Vec::new(), &code[index..]));
+        } else if starts_path && rest.starts_with(b"super::") {
+            let mut base = module.to_vec();
+            while bytes[index..].starts_with(b"super::") {
+                base.pop();
+                index += "super::".len();
+            }
+            starts.push((base, &code[index..]));
+        } else {
+            index += 1;
+        }
+    }
+    starts
+}
+
 /// The strongly connected components of more than one module (Tarjan's algorithm).
 fn cycles(graph: &ModuleGraph) -> Vec<Vec<String>> {
     struct Search<'a> {
@@ -530,64 +670,30 @@ fn crate_name(krate: &Crate) -> &str {
 fn the_import_graph_between_modules_has_no_cycles() {
     let mut found = Vec::new();
     for krate in workspace_crates() {
-        let graph = module_graph(&krate);
-        for component in cycles(&graph) {
-            let mut edges = Vec::new();
-            for from in &component {
-                for (to, files) in &graph[from] {
-                    if component.contains(to) {
-                        edges.push(format!("{from} -> {to} ({})", join(files)));
+        let pure = crate_name(&krate) == "projections";
+        for graph in [module_graph(&krate), submodule_graph(&krate, pure)] {
+            for component in cycles(&graph) {
+                let mut edges = Vec::new();
+                for from in &component {
+                    for (to, files) in &graph[from] {
+                        if component.contains(to) {
+                            edges.push(format!("{from} -> {to} ({})", join(files)));
+                        }
                     }
                 }
+                let name = format!("{}: {{{}}}", crate_name(&krate), component.join(", "));
+                found.push((name, edges.join("; ")));
             }
-            let name = format!("{}: {{{}}}", crate_name(&krate), component.join(", "));
-            found.push((name, edges.join("; ")));
         }
     }
-    let (listed, unlisted): (Vec<_>, Vec<_>) = found
-        .iter()
-        .partition(|(name, _)| CYCLES_AWAITING_THE_LEDGER_SPLIT.contains(&name.as_str()));
-    let unlisted: Vec<String> = unlisted
+    let found: Vec<String> = found
         .iter()
         .map(|(name, edges)| format!("{name} through {edges}"))
         .collect();
     assert!(
-        unlisted.is_empty(),
+        found.is_empty(),
         "import cycles between modules:\n  {}",
-        unlisted.join("\n  ")
-    );
-    assert_each_awaited_one_remains(
-        CYCLES_AWAITING_THE_LEDGER_SPLIT,
-        &listed
-            .iter()
-            .map(|(name, _)| name.clone())
-            .collect::<Vec<_>>(),
-    );
-}
-
-/// Violations that are known and scheduled: the ledger's split by aggregate (issue 13, item 2)
-/// removes them. The list may only shrink: a new violation fails, and so does an entry here
-/// that no longer occurs (delete it).
-const CYCLES_AWAITING_THE_LEDGER_SPLIT: &[&str] = &["projections: {complaints, ledger, proposals}"];
-
-/// The long functions of the same unsplit ledger, as `path name`.
-const LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT: &[&str] = &[
-    "projections/src/complaints.rs evolve_complaint",
-    "projections/src/complaints.rs decide_complaint",
-    "projections/src/proposals.rs decide_proposal",
-    "projections/src/proposals.rs evolve_proposal",
-    "projections/src/ledger.rs evolve",
-    "projections/src/ledger.rs decide",
-];
-
-fn assert_each_awaited_one_remains(awaited: &[&str], found: &[String]) {
-    let gone: Vec<&&str> = awaited
-        .iter()
-        .filter(|entry| !found.iter().any(|name| name == *entry))
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "these listed violations no longer occur; delete them from the list: {gone:?}"
+        found.join("\n  ")
     );
 }
 
@@ -797,21 +903,7 @@ fn long_functions(source: &SourceFile) -> Vec<LongFunction> {
 #[test]
 fn no_production_function_is_longer_than_70_lines_unless_a_comment_says_why() {
     let crates = workspace_crates();
-    let (awaited, mut found): (Vec<LongFunction>, Vec<LongFunction>) = production_files(&crates)
-        .flat_map(long_functions)
-        .partition(|function| {
-            let path = function.place.split(':').next().unwrap_or_default();
-            let key = format!("{path} {}", function.name);
-            LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT.contains(&key.as_str())
-        });
-    let awaited: Vec<String> = awaited
-        .iter()
-        .map(|function| {
-            let path = function.place.split(':').next().unwrap_or_default();
-            format!("{path} {}", function.name)
-        })
-        .collect();
-    assert_each_awaited_one_remains(LONG_FUNCTIONS_AWAITING_THE_LEDGER_SPLIT, &awaited);
+    let mut found: Vec<LongFunction> = production_files(&crates).flat_map(long_functions).collect();
     found.sort_by(|a, b| b.lines.cmp(&a.lines).then(a.place.cmp(&b.place)));
     let listing: Vec<String> = found
         .iter()

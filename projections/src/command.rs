@@ -398,6 +398,18 @@ pub enum RejectionReason {
     InsufficientInfo,
 }
 
+impl RejectionReason {
+    /// The reason's name on the wire (its `reason` tag), as the complaint's timeline notes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RejectionReason::Spam => "spam",
+            RejectionReason::DuplicateOf { .. } => "duplicate_of",
+            RejectionReason::OutOfScope => "out_of_scope",
+            RejectionReason::InsufficientInfo => "insufficient_info",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriageDecision {
@@ -621,6 +633,19 @@ impl Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejection_reason_is_named_as_its_wire_tag() {
+        for reason in [
+            RejectionReason::Spam,
+            RejectionReason::DuplicateOf { complaint: 7 },
+            RejectionReason::OutOfScope,
+            RejectionReason::InsufficientInfo,
+        ] {
+            let wire = serde_json::to_value(&reason).unwrap();
+            assert_eq!(wire["reason"], reason.name(), "{reason:?}");
+        }
+    }
 
     fn key() -> PublicKey {
         PublicKey([3; 32])

@@ -7,22 +7,19 @@
 
 pub mod checkpoint;
 pub mod command;
-pub mod complaints;
 pub mod keyed_map;
 pub mod ledger;
 pub mod limits;
 pub mod merkle;
-pub mod proposals;
 pub mod protocol;
 pub mod replay;
 pub mod statistics;
 pub mod tiles;
 pub mod time;
 
-#[cfg(test)]
-mod rules;
-
 pub use command::{Action, Command, Tally};
+/// The complaint and proposal aggregates, at the paths clients have always named.
+pub use ledger::{complaints, proposals};
 pub use ledger::{Event, Ledger, Poll, PollStatus, Refusal};
 pub use protocol::{Entry, EntryKind, Hash, PublicKey};
 pub use replay::{ReplayError, ReplayFailure, Replayer, SealedEntry, SignedCommand};

@@ -348,7 +348,7 @@ pub struct LogHead {
 #[get("/v1/log")]
 pub async fn log_head(node: web::Data<Node>) -> web::Json<LogHead> {
     let ledger = node.ledger();
-    let identity = ledger.identity.as_ref();
+    let identity = ledger.identity();
     web::Json(LogHead {
         size: ledger.size,
         head_hash: hex::encode(ledger.head_hash),

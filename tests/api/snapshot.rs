@@ -94,7 +94,7 @@ async fn a_signed_snapshot_that_differs_from_the_log_is_refuted_by_the_audit_and
     // bug in the fold or the encoder would write. Only folding the log again can tell.
     let loaded = load(directory.path()).unwrap().unwrap();
     let mut ledger = loaded.ledger;
-    let tallied = ledger.polls.get_mut(&poll).unwrap();
+    let tallied = ledger.polls.forge().get_mut(&poll).unwrap();
     let voter = *tallied.ballots.keys().next().unwrap();
     let removed = tallied.ballots.remove(&voter).unwrap();
     for option in removed.iter() {

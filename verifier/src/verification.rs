@@ -523,7 +523,7 @@ fn check_complete(
     }
     // The checkpoint key must be the key the log's genesis names as the server's, under the same
     // name: otherwise a valid checkpoint could vouch for someone else's log.
-    match &ledger.identity {
+    match ledger.identity() {
         Some(identity)
             if identity.server_key == options.verifier.public_key()
                 && identity.log_origin == checkpoint.origin =>

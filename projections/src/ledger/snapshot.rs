@@ -14,7 +14,10 @@
 //! - nonces: `u64` count, then in issue-time order the time as a varint gap after the previous
 //!   (the first after `i64::MIN`) and the 16-byte digest.
 
-use super::{ChoiceSet, KeyRecord, KeyStanding, Ledger, NonceDigest, NonceWindow};
+use super::keys::{KeyRecord, KeyStanding};
+use super::polls::ChoiceSet;
+use super::replay_protection::{NonceDigest, NonceWindow};
+use super::Ledger;
 use crate::keyed_map::KeyedMap;
 use crate::protocol::PublicKey;
 use crate::time::Timestamp;
@@ -62,7 +65,7 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
         }
     }
 
-    let nonces = &ledger.nonces.by_issue_time;
+    let nonces = &ledger.replay.nonces.by_issue_time;
     put_u64(out, nonces.len() as u64);
     let mut previous = i64::MIN;
     for (issued_at, digest) in nonces {
@@ -102,9 +105,9 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     let small = reader.take(small_length, "ledger part")?;
     let mut ledger: Ledger = canonical_json(small, "ledger part")?;
 
-    ledger.keys = read_keys(&mut reader)?;
+    ledger.keys.records = read_keys(&mut reader)?;
     read_ballots(&mut reader, &mut ledger)?;
-    ledger.nonces = read_nonces(&mut reader)?;
+    ledger.replay.nonces = read_nonces(&mut reader)?;
 
     let left = reader.bytes.len() - reader.offset;
     if left != 0 {
@@ -148,7 +151,7 @@ fn read_keys(reader: &mut Reader<'_>) -> Result<KeyedMap<PublicKey, KeyRecord>, 
 
 /// Each poll's ballots, in the order of the polls in the ledger part.
 fn read_ballots(reader: &mut Reader<'_>, ledger: &mut Ledger) -> Result<(), SnapshotError> {
-    for poll in ledger.polls.values_mut() {
+    for poll in ledger.polls.0.values_mut() {
         let count = reader.count(2, "ballots")?;
         let mut ballots = KeyedMap::with_capacity(count);
         let mut voter = 0u64;
@@ -294,8 +297,8 @@ mod tests {
                 standing.district = Some("north".into());
                 standing.verified = true;
             }
-            ledger.keys.insert(PublicKey([*byte; 32]), record);
-            ledger.nonces.insert(
+            ledger.keys.records.insert(PublicKey([*byte; 32]), record);
+            ledger.replay.nonces.insert(
                 PublicKey([*byte; 32]),
                 &format!("{byte:032x}"),
                 Timestamp(-5_000 + i64::from(*byte % 3)),

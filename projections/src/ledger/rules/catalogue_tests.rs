@@ -19,6 +19,7 @@ pub(super) fn rows() -> Vec<Row> {
             Step::by(ADMIN, define(|_| {})),
             Then::AcceptedAnd(|ledger| {
                 ledger
+                    .categories
                     .category("street-lighting")
                     .is_ok_and(|record| record.version == 1)
             }),
@@ -35,6 +36,7 @@ pub(super) fn rows() -> Vec<Row> {
             ),
             Then::AcceptedAnd(|ledger| {
                 ledger
+                    .categories
                     .category(POTHOLES)
                     .is_ok_and(|record| record.version == 2 && record.current.sla_working_days == 3)
             }),

@@ -1,0 +1,271 @@
+//! The state every decision and every published number comes from, with its two pure functions:
+//! `decide` (may this command be appended now?) and `evolve` (fold one appended event in).
+//!
+//! The ledger composes one aggregate per part of the domain: keys and roles, the catalogue,
+//! polls, complaints, proposals and replay protection. Each holds its own state, decides the
+//! actions addressed to it and folds them in, reading the other aggregates only through the
+//! narrow `&` views it is given. The ledger itself checks who signed an entry, addresses each
+//! action to its aggregate (one exhaustive match, `address`), and keeps the log's head.
+//!
+//! The server runs `decide` before appending and the verifier runs it again on replay, so an
+//! entry the server should have refused is caught by anyone who replays the log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Action, CheckpointReference, Command, Role};
+use crate::merkle::Frontier;
+use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
+use crate::time::Timestamp;
+
+mod arithmetic;
+pub mod catalogue;
+pub mod complaints;
+pub mod event;
+pub mod keys;
+pub mod polls;
+pub mod proposals;
+pub mod refusal;
+pub mod replay_protection;
+#[cfg(test)]
+mod rules;
+pub mod snapshot;
+pub mod state;
+
+pub use catalogue::{Catalogue, CatalogueAction, CategoryRecord};
+pub use complaints::{ComplaintAction, ComplaintReads, Complaints};
+pub use event::{Attempt, Event};
+pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity};
+pub use polls::{ChoiceSet, ClosedPoll, Poll, PollAction, PollStatus, Polls};
+pub use proposals::{ProposalAction, ProposalReads, Proposals};
+pub use refusal::Refusal;
+pub use replay_protection::ReplayProtection;
+pub use state::State;
+
+/// An action, addressed to the aggregate whose rules decide it.
+#[derive(Clone, Copy, Debug)]
+pub enum Addressed<'a> {
+    Keys(KeyAction<'a>),
+    Catalogue(CatalogueAction<'a>),
+    Polls(PollAction<'a>),
+    Complaints(ComplaintAction<'a>),
+    Proposals(ProposalAction<'a>),
+}
+
+/// The one place that knows which aggregate each action belongs to. Exhaustive, so a new action
+/// cannot be appended without rules, and each aggregate's own matches are exhaustive in turn.
+pub fn address(action: &Action) -> Addressed<'_> {
+    use Addressed as To;
+    match action {
+        Action::Genesis(genesis) => To::Keys(KeyAction::Genesis(genesis)),
+        Action::RegisterKey(registration) => To::Keys(KeyAction::RegisterKey(registration)),
+        Action::GrantRole(change) => To::Keys(KeyAction::GrantRole(change)),
+        Action::RevokeRole(change) => To::Keys(KeyAction::RevokeRole(change)),
+        Action::AttestResident(attestation) => To::Keys(KeyAction::AttestResident(attestation)),
+        Action::DefineCategory(definition) => {
+            To::Catalogue(CatalogueAction::DefineCategory(definition))
+        }
+        Action::OpenPoll(definition) => To::Polls(PollAction::OpenPoll(definition)),
+        Action::CastBallot(ballot) => To::Polls(PollAction::CastBallot(ballot)),
+        Action::ClosePoll(close) => To::Polls(PollAction::ClosePoll(close)),
+        Action::FileComplaint(filing) => To::Complaints(ComplaintAction::FileComplaint(filing)),
+        Action::TriageComplaint(triage) => To::Complaints(ComplaintAction::TriageComplaint(triage)),
+        Action::MergeComplaint(merge) => To::Complaints(ComplaintAction::MergeComplaint(merge)),
+        Action::SupplementComplaint(supplement) => {
+            To::Complaints(ComplaintAction::SupplementComplaint(supplement))
+        }
+        Action::StartWork(reference) => To::Complaints(ComplaintAction::StartWork(reference)),
+        Action::ResolveComplaint(resolution) => {
+            To::Complaints(ComplaintAction::ResolveComplaint(resolution))
+        }
+        Action::CannotResolve(cannot) => To::Complaints(ComplaintAction::CannotResolve(cannot)),
+        Action::ConfirmResolution(reference) => {
+            To::Complaints(ComplaintAction::ConfirmResolution(reference))
+        }
+        Action::DisputeResolution(dispute) => {
+            To::Complaints(ComplaintAction::DisputeResolution(dispute))
+        }
+        Action::BreachSla(reference) => To::Complaints(ComplaintAction::BreachSla(reference)),
+        Action::CloseUnconfirmed(reference) => {
+            To::Complaints(ComplaintAction::CloseUnconfirmed(reference))
+        }
+        Action::SubmitProposal(submission) => {
+            To::Proposals(ProposalAction::SubmitProposal(submission))
+        }
+        Action::ModerateProposal(moderation) => {
+            To::Proposals(ProposalAction::ModerateProposal(moderation))
+        }
+        Action::SupportProposal(reference) => {
+            To::Proposals(ProposalAction::SupportProposal(reference))
+        }
+        Action::WithdrawSupport(reference) => {
+            To::Proposals(ProposalAction::WithdrawSupport(reference))
+        }
+        Action::AnswerProposal(answer) => To::Proposals(ProposalAction::AnswerProposal(answer)),
+        Action::WithdrawProposal(reference) => {
+            To::Proposals(ProposalAction::WithdrawProposal(reference))
+        }
+        Action::ExpireProposal(reference) => {
+            To::Proposals(ProposalAction::ExpireProposal(reference))
+        }
+    }
+}
+
+/// Everything the log says so far.
+/// Serialised (as JSON, by `snapshot`) without its large collections (key records, ballots,
+/// nonces), which snapshots pack in a compact binary form of their own.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Flattened, so the snapshot's JSON keeps the log identity at the top, as before the split.
+    #[serde(flatten)]
+    pub keys: Keys,
+    pub polls: Polls,
+    pub categories: Catalogue,
+    pub complaints: Complaints,
+    pub proposals: Proposals,
+    #[serde(skip)]
+    pub(crate) replay: ReplayProtection,
+    /// Entries folded in so far; the next position.
+    pub size: u64,
+    /// Hash of the last entry, or zeros before the first.
+    pub head_hash: Hash,
+    pub last_server_time: Timestamp,
+    /// The right edge of the Merkle tree over the log: O(log n) hashes.
+    pub merkle: Frontier,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger {
+            head_hash: GENESIS_PREVIOUS_HASH,
+            ..Ledger::default()
+        }
+    }
+
+    /// The size and Merkle root of the log folded so far.
+    pub fn checkpoint_reference(&self) -> CheckpointReference {
+        CheckpointReference {
+            size: self.size,
+            root: hex::encode(self.merkle.root()),
+        }
+    }
+
+    pub fn identity(&self) -> Option<&LogIdentity> {
+        self.keys.identity()
+    }
+
+    pub fn server_key(&self) -> Option<PublicKey> {
+        self.keys.server_key()
+    }
+
+    pub fn is_admin(&self, key: PublicKey) -> bool {
+        self.keys.is_admin(key)
+    }
+
+    pub fn holds_role(&self, key: PublicKey, role: Role) -> bool {
+        self.keys.holds_role(key, role)
+    }
+
+    pub fn is_official_of(&self, key: PublicKey, department: &str) -> bool {
+        self.keys.is_official_of(key, department)
+    }
+
+    /// The ballot `voter` has counted in `poll`, if any.
+    pub fn ballot(&self, poll: &Poll, voter: PublicKey) -> Option<ChoiceSet> {
+        polls::ballot_of(&self.keys, poll, voter)
+    }
+
+    /// Decides whether `command`, signed by `signer` in an entry of `kind`, may be appended at
+    /// the next position with server time `server_time`.
+    pub fn decide(
+        &self,
+        kind: EntryKind,
+        signer: PublicKey,
+        command: &Command,
+        server_time: Timestamp,
+    ) -> Result<(), Refusal> {
+        self.check_signer(kind, signer, command)?;
+        self.replay.decide(kind, command, server_time)?;
+        let attempt = Attempt {
+            author: command.author,
+            at: server_time,
+            action_name: command.action.name(),
+        };
+        let keys = &self.keys;
+        let catalogue = &self.categories;
+        match address(&command.action) {
+            Addressed::Keys(action) => keys.decide(action, attempt.author),
+            Addressed::Catalogue(action) => catalogue.decide(action, attempt.author, keys),
+            Addressed::Polls(action) => {
+                self.polls
+                    .decide(action, attempt.author, attempt.at, keys, || {
+                        self.checkpoint_reference()
+                    })
+            }
+            Addressed::Complaints(action) => {
+                let reads = ComplaintReads { keys, catalogue };
+                self.complaints.decide(action, &attempt, reads)
+            }
+            Addressed::Proposals(action) => {
+                let reads = ProposalReads { keys, catalogue };
+                self.proposals.decide(action, &attempt, reads)
+            }
+        }
+    }
+
+    /// Who may sign the entry: the author always; the server alone for system actions, and
+    /// genesis only as the first entry.
+    fn check_signer(
+        &self,
+        kind: EntryKind,
+        signer: PublicKey,
+        command: &Command,
+    ) -> Result<(), Refusal> {
+        if signer != command.author {
+            return Err(Refusal::SignerIsNotAuthor);
+        }
+        let system = command.action.is_system();
+        let genesis = matches!(command.action, Action::Genesis(_));
+        match kind {
+            // A client signing a system action is refused as such before anything else.
+            EntryKind::Command if system => Err(Refusal::SystemOnly),
+            EntryKind::System if genesis && self.size == 0 => Ok(()),
+            EntryKind::Command | EntryKind::System if genesis => Err(Refusal::MisplacedGenesis),
+            EntryKind::Command | EntryKind::System if self.keys.identity().is_none() => {
+                Err(Refusal::MissingGenesis)
+            }
+            EntryKind::System if system && Some(signer) == self.server_key() => Ok(()),
+            EntryKind::System => Err(Refusal::SystemOnly),
+            EntryKind::Command => Ok(()),
+        }
+    }
+
+    /// Every system event the server owes at `now`: poll closes (with their final tallies), SLA
+    /// breaches, silent closes of resolved complaints and proposal expiries.
+    pub fn due_system_actions(&self, now: Timestamp) -> Vec<Action> {
+        let mut due = Vec::new();
+        self.polls
+            .due_actions(now, &self.checkpoint_reference(), &mut due);
+        self.complaints.due_actions(now, &mut due);
+        self.proposals.due_actions(now, &mut due);
+        due
+    }
+
+    /// Folds one event in. The caller has decided it (the writer) or is replaying a log whose
+    /// entries it decides as it goes (the verifier); `evolve` itself trusts its input, and
+    /// asserts what `decide` guaranteed.
+    pub fn evolve(&mut self, event: &Event) {
+        self.replay.evolve(event);
+        let catalogue = &self.categories;
+        match address(&event.command.action) {
+            Addressed::Keys(action) => self.keys.evolve(action, event),
+            Addressed::Catalogue(action) => self.categories.evolve(action, event),
+            Addressed::Polls(action) => self.polls.evolve(action, event, &self.keys),
+            Addressed::Complaints(action) => self.complaints.evolve(action, event, catalogue),
+            Addressed::Proposals(action) => self.proposals.evolve(action, event, catalogue),
+        }
+        self.size = arithmetic::increment(event.position, "the log size");
+        self.head_hash = event.hash;
+        self.merkle.push(event.leaf_hash);
+        self.last_server_time = event.server_time;
+    }
+}

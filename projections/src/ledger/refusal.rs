@@ -1,0 +1,268 @@
+//! Why a command may not be appended: one variant per stable, documented problem type.
+
+/// Why a command may not be appended. Each variant is a stable, documented problem type.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum Refusal {
+    #[error("the command was issued too long ago; sign a fresh one")]
+    StaleCommand,
+    #[error("the command's issue time is too far in the future")]
+    FutureCommand,
+    #[error("this author already used this nonce")]
+    ReplayedNonce,
+    #[error("the key is weak (small order) and can never be registered")]
+    WeakKey,
+    #[error("the key is already registered")]
+    KeyAlreadyRegistered,
+    #[error("the key is not registered")]
+    KeyNotRegistered,
+    #[error("only an admin key may do this")]
+    NotAdmin,
+    #[error("only an official may do this")]
+    NotOfficial,
+    #[error("only the server signs system events")]
+    SystemOnly,
+    #[error("the signer of the entry is not the author of the command")]
+    SignerIsNotAuthor,
+    #[error("invalid role change: {0}")]
+    InvalidRoleChange(String),
+    #[error("the key does not hold that role")]
+    RoleNotHeld,
+    #[error("the key already holds that role")]
+    RoleAlreadyHeld,
+    #[error("invalid poll: {0}")]
+    InvalidPoll(String),
+    #[error("no poll has that identifier")]
+    UnknownPoll,
+    #[error("the poll is not open yet")]
+    PollNotOpenYet,
+    #[error("the poll is closed")]
+    PollClosed,
+    #[error("the key is not eligible to vote in this poll")]
+    NotEligible,
+    #[error("the ballot chooses an option the poll does not have")]
+    UnknownOption,
+    #[error("the ballot chooses more options than the poll allows")]
+    TooManyChoices,
+    #[error("the ballot chooses the same option twice")]
+    DuplicateChoice,
+    #[error("the ballot chooses nothing")]
+    EmptyBallot,
+    #[error("a ballot was already cast and this poll does not allow changing it")]
+    BallotAlreadyCast,
+    #[error("genesis must be the first entry and only the first")]
+    MisplacedGenesis,
+    #[error("the log has no genesis entry")]
+    MissingGenesis,
+    #[error("the poll is already closed")]
+    PollAlreadyClosed,
+    #[error("the poll's closing time has not come")]
+    PollNotDue,
+    #[error("the close event's final tally differs from the recount")]
+    FinalTallyMismatch,
+    #[error("the close event's checkpoint is not the Merkle tree of the log before it")]
+    CheckpointMismatch,
+    #[error("only a moderator may do this")]
+    NotModerator,
+    #[error("only a registrar may do this")]
+    NotRegistrar,
+    #[error("only an official of the responsible department may do this")]
+    NotResponsibleDepartment,
+    #[error("only the author may do this")]
+    NotAuthor,
+    #[error("the catalogue has no such category")]
+    UnknownCategory,
+    #[error("invalid category: {0}")]
+    InvalidCategory(String),
+    #[error("invalid attestation: {0}")]
+    InvalidAttestation(String),
+    #[error("invalid complaint: {0}")]
+    InvalidComplaint(String),
+    #[error("no complaint has that identifier")]
+    UnknownComplaint,
+    #[error("{action} is not allowed while the item is {status}")]
+    TransitionNotAllowed {
+        action: &'static str,
+        status: &'static str,
+    },
+    #[error("the window to confirm or dispute this resolution has closed")]
+    ConfirmationWindowClosed,
+    #[error("invalid proposal: {0}")]
+    InvalidProposal(String),
+    #[error("no proposal has that identifier")]
+    UnknownProposal,
+    #[error("this key already supports the proposal")]
+    AlreadySupported,
+    #[error("this key does not support the proposal")]
+    NotSupported,
+    #[error("the proposal reached its threshold; supports can no longer be withdrawn")]
+    ThresholdReached,
+    #[error("the system event is not due")]
+    EventNotDue,
+}
+
+impl Refusal {
+    /// One of each refusal, for documentation checks and coverage tests. The match below is
+    /// exhaustive, so a new variant does not compile until it is listed here too.
+    pub fn examples() -> Vec<Refusal> {
+        let all = vec![
+            Refusal::StaleCommand,
+            Refusal::FutureCommand,
+            Refusal::ReplayedNonce,
+            Refusal::WeakKey,
+            Refusal::KeyAlreadyRegistered,
+            Refusal::KeyNotRegistered,
+            Refusal::NotAdmin,
+            Refusal::NotOfficial,
+            Refusal::SystemOnly,
+            Refusal::SignerIsNotAuthor,
+            Refusal::InvalidRoleChange(String::new()),
+            Refusal::RoleNotHeld,
+            Refusal::RoleAlreadyHeld,
+            Refusal::InvalidPoll(String::new()),
+            Refusal::UnknownPoll,
+            Refusal::PollNotOpenYet,
+            Refusal::PollClosed,
+            Refusal::NotEligible,
+            Refusal::UnknownOption,
+            Refusal::TooManyChoices,
+            Refusal::DuplicateChoice,
+            Refusal::EmptyBallot,
+            Refusal::BallotAlreadyCast,
+            Refusal::MisplacedGenesis,
+            Refusal::MissingGenesis,
+            Refusal::PollAlreadyClosed,
+            Refusal::PollNotDue,
+            Refusal::FinalTallyMismatch,
+            Refusal::CheckpointMismatch,
+            Refusal::NotModerator,
+            Refusal::NotRegistrar,
+            Refusal::NotResponsibleDepartment,
+            Refusal::NotAuthor,
+            Refusal::UnknownCategory,
+            Refusal::InvalidCategory(String::new()),
+            Refusal::InvalidAttestation(String::new()),
+            Refusal::InvalidComplaint(String::new()),
+            Refusal::UnknownComplaint,
+            Refusal::TransitionNotAllowed {
+                action: "start_work",
+                status: "filed",
+            },
+            Refusal::ConfirmationWindowClosed,
+            Refusal::InvalidProposal(String::new()),
+            Refusal::UnknownProposal,
+            Refusal::AlreadySupported,
+            Refusal::NotSupported,
+            Refusal::ThresholdReached,
+            Refusal::EventNotDue,
+        ];
+        for refusal in &all {
+            refusal.is_listed_in_examples();
+        }
+        all
+    }
+
+    /// Names every variant, so that adding one stops the build here, as a reminder to add it to
+    /// `examples` (whose count the coverage tests check).
+    fn is_listed_in_examples(&self) {
+        match self {
+            Refusal::StaleCommand
+            | Refusal::FutureCommand
+            | Refusal::ReplayedNonce
+            | Refusal::WeakKey
+            | Refusal::KeyAlreadyRegistered
+            | Refusal::KeyNotRegistered
+            | Refusal::NotAdmin
+            | Refusal::NotOfficial
+            | Refusal::SystemOnly
+            | Refusal::SignerIsNotAuthor
+            | Refusal::InvalidRoleChange(_)
+            | Refusal::RoleNotHeld
+            | Refusal::RoleAlreadyHeld
+            | Refusal::InvalidPoll(_)
+            | Refusal::UnknownPoll
+            | Refusal::PollNotOpenYet
+            | Refusal::PollClosed
+            | Refusal::NotEligible
+            | Refusal::UnknownOption
+            | Refusal::TooManyChoices
+            | Refusal::DuplicateChoice
+            | Refusal::EmptyBallot
+            | Refusal::BallotAlreadyCast
+            | Refusal::MisplacedGenesis
+            | Refusal::MissingGenesis
+            | Refusal::PollAlreadyClosed
+            | Refusal::PollNotDue
+            | Refusal::FinalTallyMismatch
+            | Refusal::CheckpointMismatch
+            | Refusal::NotModerator
+            | Refusal::NotRegistrar
+            | Refusal::NotResponsibleDepartment
+            | Refusal::NotAuthor
+            | Refusal::UnknownCategory
+            | Refusal::InvalidCategory(_)
+            | Refusal::InvalidAttestation(_)
+            | Refusal::InvalidComplaint(_)
+            | Refusal::UnknownComplaint
+            | Refusal::TransitionNotAllowed { .. }
+            | Refusal::ConfirmationWindowClosed
+            | Refusal::InvalidProposal(_)
+            | Refusal::UnknownProposal
+            | Refusal::AlreadySupported
+            | Refusal::NotSupported
+            | Refusal::ThresholdReached
+            | Refusal::EventNotDue => {}
+        }
+    }
+
+    /// The stable identifier used in problem types and documentation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::StaleCommand => "stale-command",
+            Refusal::FutureCommand => "future-command",
+            Refusal::ReplayedNonce => "replayed-nonce",
+            Refusal::WeakKey => "weak-key",
+            Refusal::KeyAlreadyRegistered => "key-already-registered",
+            Refusal::KeyNotRegistered => "key-not-registered",
+            Refusal::NotAdmin => "not-admin",
+            Refusal::NotOfficial => "not-official",
+            Refusal::SystemOnly => "system-only",
+            Refusal::SignerIsNotAuthor => "signer-is-not-author",
+            Refusal::InvalidRoleChange(_) => "invalid-role-change",
+            Refusal::RoleNotHeld => "role-not-held",
+            Refusal::RoleAlreadyHeld => "role-already-held",
+            Refusal::InvalidPoll(_) => "invalid-poll",
+            Refusal::UnknownPoll => "unknown-poll",
+            Refusal::PollNotOpenYet => "poll-not-open-yet",
+            Refusal::PollClosed => "poll-closed",
+            Refusal::NotEligible => "not-eligible",
+            Refusal::UnknownOption => "unknown-option",
+            Refusal::TooManyChoices => "too-many-choices",
+            Refusal::DuplicateChoice => "duplicate-choice",
+            Refusal::EmptyBallot => "empty-ballot",
+            Refusal::BallotAlreadyCast => "ballot-already-cast",
+            Refusal::MisplacedGenesis => "misplaced-genesis",
+            Refusal::MissingGenesis => "missing-genesis",
+            Refusal::PollAlreadyClosed => "poll-already-closed",
+            Refusal::PollNotDue => "poll-not-due",
+            Refusal::FinalTallyMismatch => "final-tally-mismatch",
+            Refusal::CheckpointMismatch => "checkpoint-mismatch",
+            Refusal::NotModerator => "not-moderator",
+            Refusal::NotRegistrar => "not-registrar",
+            Refusal::NotResponsibleDepartment => "not-responsible-department",
+            Refusal::NotAuthor => "not-author",
+            Refusal::UnknownCategory => "unknown-category",
+            Refusal::InvalidCategory(_) => "invalid-category",
+            Refusal::InvalidAttestation(_) => "invalid-attestation",
+            Refusal::InvalidComplaint(_) => "invalid-complaint",
+            Refusal::UnknownComplaint => "unknown-complaint",
+            Refusal::TransitionNotAllowed { .. } => "transition-not-allowed",
+            Refusal::ConfirmationWindowClosed => "confirmation-window-closed",
+            Refusal::InvalidProposal(_) => "invalid-proposal",
+            Refusal::UnknownProposal => "unknown-proposal",
+            Refusal::AlreadySupported => "already-supported",
+            Refusal::NotSupported => "not-supported",
+            Refusal::ThresholdReached => "threshold-reached",
+            Refusal::EventNotDue => "event-not-due",
+        }
+    }
+}
