@@ -52,6 +52,12 @@ pub fn seal(
     server_time: Timestamp,
 ) -> Result<SealedEntry, Refusal> {
     ledger.decide(signed.kind, signed.signer, &signed.command, server_time)?;
+    Ok(lay(ledger, signed, server_time))
+}
+
+/// Lays `signed` at the next position, linked to the current head, without deciding it: `seal`
+/// after its decision, and tests that play a server which appends what it should refuse.
+pub fn lay(ledger: &Ledger, signed: SignedCommand, server_time: Timestamp) -> SealedEntry {
     let entry = Entry {
         kind: signed.kind,
         position: ledger.size,
@@ -70,7 +76,7 @@ pub fn seal(
         leaf_hash: crate::merkle::leaf_hash(&bytes),
         command: signed.command,
     };
-    Ok(SealedEntry { bytes, event })
+    SealedEntry { bytes, event }
 }
 
 /// What is wrong with the first bad entry of a log.

@@ -7,8 +7,10 @@ use crate::command::{
     Action, Attestation, CategoryDefinition, Command, Genesis, RegisterKey, Role, RoleChange,
 };
 use crate::ledger::{snapshot, Ledger};
-use crate::protocol::{public_key_of, Entry, EntryKind, PublicKey};
-use crate::replay::{check_entry, seal, ReplayFailure, Replayer, SignatureCheck, SignedCommand};
+use crate::protocol::{public_key_of, EntryKind, PublicKey};
+use crate::replay::{
+    check_entry, lay, seal, ReplayFailure, Replayer, SignatureCheck, SignedCommand,
+};
 use crate::time::{Timestamp, DAY_MS};
 
 /// The server key: signs genesis and every system event.
@@ -333,16 +335,7 @@ fn replay_one(
     signed: SignedCommand,
     server_time: Timestamp,
 ) -> Result<(Ledger, Result<(), crate::Refusal>), String> {
-    let entry = Entry {
-        kind: signed.kind,
-        position: ledger.size,
-        server_time,
-        previous_hash: ledger.head_hash,
-        signer: signed.signer,
-        signature: signed.signature,
-        payload: signed.payload,
-    };
-    let bytes = entry.encode();
+    let bytes = lay(ledger, signed, server_time).bytes;
     let checked = check_entry(&bytes, None, SignatureCheck::AlreadyVerified)
         .map_err(|failure| format!("the entry does not check: {failure}"))?;
     let mut replayer = Replayer {
