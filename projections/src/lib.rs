@@ -14,6 +14,7 @@ pub mod merkle;
 pub mod protocol;
 pub mod replay;
 pub mod statistics;
+pub mod text;
 pub mod tiles;
 pub mod time;
 

@@ -84,6 +84,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 mod tests {
     use super::*;
 
+    /// Unix time has no leap seconds, so second 60 (RFC 3339 allows it) is read as the first
+    /// second of the next minute, as PROTOCOL.md says: both name the same millisecond and are
+    /// written back as `:00`.
+    #[test]
+    fn a_leap_second_reads_as_the_first_second_of_the_next_minute() {
+        let read = |text| Timestamp::parse_rfc3339(text).map(Timestamp::to_rfc3339);
+        assert_eq!(
+            read("2016-12-31T23:59:60.500Z").as_deref(),
+            Some("2017-01-01T00:00:00.500Z")
+        );
+        assert_eq!(
+            read("2026-06-30T23:59:60Z").as_deref(),
+            Some("2026-07-01T00:00:00.000Z")
+        );
+    }
+
     #[test]
     fn timestamps_round_trip_through_rfc3339_text() {
         let moment = Timestamp(1_795_000_000_123);

@@ -15,6 +15,7 @@ use super::state::State;
 use crate::command::CategoryDefinition;
 use crate::limits;
 use crate::protocol::PublicKey;
+use crate::text::{check_field, Lines};
 
 /// The actions whose rules live here.
 #[derive(Clone, Copy, Debug)]
@@ -100,22 +101,16 @@ fn check_category(definition: &CategoryDefinition) -> Result<(), Refusal> {
             limits::CATEGORY_ID_CHARS_MAX
         ));
     }
-    if definition.name.trim().is_empty()
-        || definition.name.chars().count() > limits::CATEGORY_NAME_CHARS_MAX
-    {
-        return invalid(format!(
-            "a name has 1 to {} characters",
-            limits::CATEGORY_NAME_CHARS_MAX
-        ));
-    }
-    if definition.department.trim().is_empty()
-        || definition.department.chars().count() > limits::DEPARTMENT_CHARS_MAX
-    {
-        return invalid(format!(
-            "a department has 1 to {} characters",
-            limits::DEPARTMENT_CHARS_MAX
-        ));
-    }
+    let name = &definition.name;
+    check_field("a name", name, Lines::One, limits::CATEGORY_NAME_CHARS_MAX).or_else(invalid)?;
+    let department = &definition.department;
+    check_field(
+        "a department",
+        department,
+        Lines::One,
+        limits::DEPARTMENT_CHARS_MAX,
+    )
+    .or_else(invalid)?;
     let days = [
         definition.sla_working_days,
         definition.confirmation_window_days,

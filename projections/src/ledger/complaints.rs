@@ -21,6 +21,7 @@ use crate::command::{
 };
 use crate::limits;
 use crate::protocol::PublicKey;
+use crate::text::{check_field, Lines};
 use crate::time::{Timestamp, DAY_MS};
 
 /// The actions whose rules live here.
@@ -161,10 +162,6 @@ impl Complaint {
     }
 }
 
-fn valid_text(text: &str, max: usize) -> bool {
-    !text.trim().is_empty() && text.chars().count() <= max
-}
-
 fn check_attachments(attachments: &[Attachment]) -> Result<(), String> {
     if attachments.len() > limits::ATTACHMENTS_MAX {
         return Err(format!("at most {} attachments", limits::ATTACHMENTS_MAX));
@@ -194,12 +191,9 @@ fn check_attachments(attachments: &[Attachment]) -> Result<(), String> {
 
 fn check_filing(filing: &ComplaintFiling) -> Result<(), Refusal> {
     let invalid = |reason: String| Err(Refusal::InvalidComplaint(reason));
-    if !valid_text(&filing.description, limits::COMPLAINT_DESCRIPTION_CHARS_MAX) {
-        return invalid(format!(
-            "a description has 1 to {} characters",
-            limits::COMPLAINT_DESCRIPTION_CHARS_MAX
-        ));
-    }
+    let description = &filing.description;
+    let description_max = limits::COMPLAINT_DESCRIPTION_CHARS_MAX;
+    check_field("a description", description, Lines::Many, description_max).or_else(invalid)?;
     let location = &filing.location;
     let latitude = location.latitude.0;
     let longitude = location.longitude.0;
@@ -209,30 +203,22 @@ fn check_filing(filing: &ComplaintFiling) -> Result<(), Refusal> {
     if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
         return invalid("longitude is between -180 and 180".into());
     }
-    if !valid_text(&location.address, limits::ADDRESS_CHARS_MAX) {
-        return invalid(format!(
-            "an address has 1 to {} characters",
-            limits::ADDRESS_CHARS_MAX
-        ));
-    }
-    if !valid_text(&location.district, limits::DISTRICT_CHARS_MAX) {
-        return invalid(format!(
-            "a district has 1 to {} characters",
-            limits::DISTRICT_CHARS_MAX
-        ));
-    }
+    let address = &location.address;
+    check_field("an address", address, Lines::One, limits::ADDRESS_CHARS_MAX).or_else(invalid)?;
+    let district = &location.district;
+    check_field(
+        "a district",
+        district,
+        Lines::One,
+        limits::DISTRICT_CHARS_MAX,
+    )
+    .or_else(invalid)?;
     check_attachments(&filing.attachments).map_err(Refusal::InvalidComplaint)
 }
 
 fn check_note(text: &str) -> Result<(), Refusal> {
-    if valid_text(text, limits::NOTE_CHARS_MAX) {
-        Ok(())
-    } else {
-        Err(Refusal::InvalidComplaint(format!(
-            "an answer, reason or supplement has 1 to {} characters",
-            limits::NOTE_CHARS_MAX
-        )))
-    }
+    let what = "an answer, reason or supplement";
+    check_field(what, text, Lines::Many, limits::NOTE_CHARS_MAX).map_err(Refusal::InvalidComplaint)
 }
 
 fn transition(complaint: &Complaint, attempt: &Attempt) -> Refusal {

@@ -15,6 +15,7 @@ use crate::command::{Attestation, Genesis, RegisterKey, Role, RoleChange};
 use crate::keyed_map::KeyedMap;
 use crate::limits;
 use crate::protocol::PublicKey;
+use crate::text::{check_field, Lines};
 use crate::time::Timestamp;
 
 /// The actions whose rules live here.
@@ -211,15 +212,16 @@ impl Keys {
         if !self.records.contains_key(&attestation.subject) {
             return Err(Refusal::KeyNotRegistered);
         }
-        if let Some(district) = &attestation.district {
-            if district.trim().is_empty() || district.chars().count() > limits::DISTRICT_CHARS_MAX {
-                return Err(Refusal::InvalidAttestation(format!(
-                    "a district has 1 to {} characters",
-                    limits::DISTRICT_CHARS_MAX
-                )));
-            }
+        match &attestation.district {
+            Some(district) => check_field(
+                "a district",
+                district,
+                Lines::One,
+                limits::DISTRICT_CHARS_MAX,
+            )
+            .map_err(Refusal::InvalidAttestation),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Folds one decided event in.
@@ -267,19 +269,15 @@ fn check_role_department(change: &RoleChange, grant: bool) -> Result<(), Refusal
         (Role::Official, None) if grant => Err(Refusal::InvalidRoleChange(
             "an official needs a department".into(),
         )),
-        (Role::Official, Some(department))
-            if department.trim().is_empty()
-                || department.chars().count() > limits::DEPARTMENT_CHARS_MAX =>
-        {
-            Err(Refusal::InvalidRoleChange(format!(
-                "a department name has 1 to {} characters",
-                limits::DEPARTMENT_CHARS_MAX
-            )))
+        (Role::Official, Some(department)) => {
+            let max = limits::DEPARTMENT_CHARS_MAX;
+            check_field("a department name", department, Lines::One, max)
+                .map_err(Refusal::InvalidRoleChange)
         }
         (Role::Moderator | Role::Registrar, Some(_)) => Err(Refusal::InvalidRoleChange(
             "only officials belong to a department".into(),
         )),
-        (Role::Official, _) | (Role::Moderator | Role::Registrar, None) => Ok(()),
+        (Role::Official, None) | (Role::Moderator | Role::Registrar, None) => Ok(()),
     }
 }
 

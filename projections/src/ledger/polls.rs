@@ -19,6 +19,7 @@ use crate::command::{
 use crate::keyed_map::KeyedMap;
 use crate::limits;
 use crate::protocol::PublicKey;
+use crate::text::{self, check_field, Lines};
 use crate::time::Timestamp;
 
 /// The actions whose rules live here.
@@ -351,21 +352,21 @@ fn option_count_mut(poll: &mut Poll, choice: u32) -> &mut u64 {
     }
 }
 
-fn check_audience(audience: &Audience) -> Result<(), Refusal> {
+fn check_audience(audience: &Audience) -> Result<(), String> {
     if let Audience::Districts { districts } = audience {
         if districts.is_empty() || districts.len() > limits::AUDIENCE_DISTRICTS_MAX {
-            return Err(Refusal::InvalidPoll(format!(
+            return Err(format!(
                 "a district audience lists 1 to {} districts",
                 limits::AUDIENCE_DISTRICTS_MAX
-            )));
+            ));
         }
-        if districts.iter().any(|district| {
-            district.trim().is_empty() || district.chars().count() > limits::DISTRICT_CHARS_MAX
-        }) {
-            return Err(Refusal::InvalidPoll(format!(
-                "a district has 1 to {} characters",
-                limits::DISTRICT_CHARS_MAX
-            )));
+        for district in districts {
+            check_field(
+                "a district",
+                district,
+                Lines::One,
+                limits::DISTRICT_CHARS_MAX,
+            )?;
         }
     }
     Ok(())
@@ -375,66 +376,85 @@ fn check_poll_definition(
     definition: &PollDefinition,
     server_time: Timestamp,
 ) -> Result<(), Refusal> {
-    let invalid = |reason: String| Err(Refusal::InvalidPoll(reason));
-    let title_chars = definition.title.trim().chars().count();
-    if title_chars == 0 || definition.title.chars().count() > limits::POLL_TITLE_CHARS_MAX {
-        return invalid(format!(
-            "a title has 1 to {} characters",
-            limits::POLL_TITLE_CHARS_MAX
-        ));
-    }
-    if definition.description.chars().count() > limits::POLL_DESCRIPTION_CHARS_MAX {
-        return invalid(format!(
+    check_poll_texts(definition)
+        .and_then(|()| check_choice_kind(definition))
+        .and_then(|()| check_audience(&definition.audience))
+        .and_then(|()| check_poll_times(definition, server_time))
+        .map_err(Refusal::InvalidPoll)
+}
+
+/// The title, the description and the options: visible, undeceiving text, and options that
+/// neither repeat nor look like each other.
+fn check_poll_texts(definition: &PollDefinition) -> Result<(), String> {
+    check_field(
+        "a title",
+        &definition.title,
+        Lines::One,
+        limits::POLL_TITLE_CHARS_MAX,
+    )?;
+    let description = &definition.description;
+    if description.chars().count() > limits::POLL_DESCRIPTION_CHARS_MAX {
+        return Err(format!(
             "a description has at most {} characters",
             limits::POLL_DESCRIPTION_CHARS_MAX
         ));
     }
-    let option_count = definition.options.len();
-    if !(limits::POLL_OPTIONS_MIN..=limits::POLL_OPTIONS_MAX).contains(&option_count) {
-        return invalid(format!(
+    if !description.is_empty() {
+        text::check(description, Lines::Many)
+            .map_err(|problem| format!("a description {problem}"))?;
+    }
+    let options = &definition.options;
+    if !(limits::POLL_OPTIONS_MIN..=limits::POLL_OPTIONS_MAX).contains(&options.len()) {
+        return Err(format!(
             "a poll has {} to {} options",
             limits::POLL_OPTIONS_MIN,
             limits::POLL_OPTIONS_MAX
         ));
     }
-    if definition.options.iter().any(|option| {
-        option.trim().is_empty() || option.chars().count() > limits::POLL_OPTION_CHARS_MAX
-    }) {
-        return invalid(format!(
-            "an option has 1 to {} characters",
-            limits::POLL_OPTION_CHARS_MAX
-        ));
+    for option in options {
+        check_field(
+            "an option",
+            option,
+            Lines::One,
+            limits::POLL_OPTION_CHARS_MAX,
+        )?;
     }
-    let distinct: BTreeSet<&str> = definition
-        .options
-        .iter()
-        .map(|option| option.trim())
-        .collect();
-    if distinct.len() != option_count {
-        return invalid("options must differ from each other".into());
+    let distinct: BTreeSet<&str> = options.iter().map(|option| option.trim()).collect();
+    if distinct.len() != options.len() {
+        return Err("options must differ from each other".into());
     }
+    match text::confusable_pair(options) {
+        Some((first, second)) => Err(format!(
+            "options {first} and {second} look alike (the same Unicode skeleton): voters could not tell them apart"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_choice_kind(definition: &PollDefinition) -> Result<(), String> {
+    let option_count = definition.options.len();
     match definition.choice_kind {
         ChoiceKind::SingleChoice if definition.max_choices != 1 => {
-            return invalid("a single-choice poll has max_choices 1".into())
+            Err("a single-choice poll has max_choices 1".into())
         }
         ChoiceKind::MultipleChoice
             if definition.max_choices < 2 || definition.max_choices as usize > option_count =>
         {
-            return invalid(
-                "a multiple-choice poll has max_choices from 2 to its option count".into(),
-            )
+            Err("a multiple-choice poll has max_choices from 2 to its option count".into())
         }
-        _ => {}
+        ChoiceKind::SingleChoice | ChoiceKind::MultipleChoice => Ok(()),
     }
-    check_audience(&definition.audience)?;
+}
+
+fn check_poll_times(definition: &PollDefinition, server_time: Timestamp) -> Result<(), String> {
     if definition.closes_at <= definition.opens_at {
-        return invalid("closes_at must be after opens_at".into());
+        return Err("closes_at must be after opens_at".into());
     }
     if definition.closes_at <= server_time {
-        return invalid("closes_at must be in the future".into());
+        return Err("closes_at must be in the future".into());
     }
     if definition.closes_at.0 - definition.opens_at.0 > limits::POLL_DURATION_MS_MAX {
-        return invalid("a poll stays open at most 366 days".into());
+        return Err("a poll stays open at most 366 days".into());
     }
     Ok(())
 }

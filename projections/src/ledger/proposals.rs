@@ -20,6 +20,7 @@ use crate::command::{
 };
 use crate::limits;
 use crate::protocol::PublicKey;
+use crate::text::{check_field, Lines};
 use crate::time::{Timestamp, DAY_MS};
 
 /// The actions whose rules live here.
@@ -139,10 +140,6 @@ impl Proposal {
     }
 }
 
-fn valid_text(text: &str, max: usize) -> bool {
-    !text.trim().is_empty() && text.chars().count() <= max
-}
-
 fn transition(proposal: &Proposal, attempt: &Attempt) -> Refusal {
     Refusal::TransitionNotAllowed {
         action: attempt.action_name,
@@ -228,14 +225,11 @@ impl Proposals {
                 .catalogue
                 .category(&proposal.submission.category)
                 .map(|_| ()),
-            ModerationDecision::Reject { reason }
-                if !valid_text(reason, limits::NOTE_CHARS_MAX) =>
-            {
-                Err(Refusal::InvalidProposal(
-                    "a rejection gives a reason".into(),
-                ))
+            ModerationDecision::Reject { reason } => {
+                let max = limits::NOTE_CHARS_MAX;
+                check_field("a rejection's reason", reason, Lines::Many, max)
+                    .map_err(Refusal::InvalidProposal)
             }
-            ModerationDecision::Reject { .. } => Ok(()),
         }
     }
 
@@ -295,13 +289,13 @@ impl Proposals {
         if proposal.status != ProposalStatus::UnderReview {
             return Err(transition(proposal, attempt));
         }
-        if !valid_text(&answer.answer, limits::NOTE_CHARS_MAX) {
-            return Err(Refusal::InvalidProposal(format!(
-                "an answer has 1 to {} characters",
-                limits::NOTE_CHARS_MAX
-            )));
-        }
-        Ok(())
+        check_field(
+            "an answer",
+            &answer.answer,
+            Lines::Many,
+            limits::NOTE_CHARS_MAX,
+        )
+        .map_err(Refusal::InvalidProposal)
     }
 
     fn decide_withdrawal(
@@ -456,21 +450,25 @@ fn decide_submission(
         return Err(Refusal::NotEligible);
     }
     reads.catalogue.category(&submission.category)?;
-    let invalid = |what: &str, max: usize| {
-        Err(Refusal::InvalidProposal(format!(
-            "{what} has 1 to {max} characters"
-        )))
-    };
-    if !valid_text(&submission.title, limits::PROPOSAL_TITLE_CHARS_MAX) {
-        return invalid("a title", limits::PROPOSAL_TITLE_CHARS_MAX);
-    }
-    if !valid_text(&submission.body, limits::PROPOSAL_BODY_CHARS_MAX) {
-        return invalid("a body", limits::PROPOSAL_BODY_CHARS_MAX);
-    }
-    match &submission.district {
-        Some(district) if !valid_text(district, limits::DISTRICT_CHARS_MAX) => {
-            invalid("a district", limits::DISTRICT_CHARS_MAX)
-        }
-        Some(_) | None => Ok(()),
-    }
+    let title = &submission.title;
+    check_field(
+        "a title",
+        title,
+        Lines::One,
+        limits::PROPOSAL_TITLE_CHARS_MAX,
+    )
+    .and_then(|()| {
+        let body = &submission.body;
+        check_field("a body", body, Lines::Many, limits::PROPOSAL_BODY_CHARS_MAX)
+    })
+    .and_then(|()| match &submission.district {
+        Some(district) => check_field(
+            "a district",
+            district,
+            Lines::One,
+            limits::DISTRICT_CHARS_MAX,
+        ),
+        None => Ok(()),
+    })
+    .map_err(Refusal::InvalidProposal)
 }

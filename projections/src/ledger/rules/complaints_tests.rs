@@ -198,6 +198,18 @@ fn filing_rows() -> Vec<Row> {
             Then::Refused("invalid-complaint"),
         ),
         row(
+            "a complaint's description holds no bidirectional override",
+            base(),
+            file(|filing| filing.description = "Pothole at \u{202E}5 .ts niaM".into()),
+            Then::Refused("invalid-complaint"),
+        ),
+        row(
+            "a complaint's address is one line",
+            base(),
+            file(|filing| filing.location.address = "Main St. 5\nflat 3".into()),
+            Then::Refused("invalid-complaint"),
+        ),
+        row(
             "a complaint's latitude lies on the globe",
             base(),
             file(|filing| filing.location.latitude = Degrees(90.5)),

@@ -115,6 +115,42 @@ fn opening_rows() -> Vec<Row> {
             Then::Refused("invalid-poll"),
         ),
         row(
+            "a poll title holds no control character",
+            base(),
+            open(|poll| poll.title = "Budget\u{0}2027".into()),
+            Then::Refused("invalid-poll"),
+        ),
+        row(
+            "a poll title holds no bidirectional override",
+            base(),
+            open(|poll| poll.title = "Park \u{202E}krap".into()),
+            Then::Refused("invalid-poll"),
+        ),
+        row(
+            "a poll title made only of a zero-width space reads as empty and is refused",
+            base(),
+            open(|poll| poll.title = "\u{200B}".into()),
+            Then::Refused("invalid-poll"),
+        ),
+        row(
+            "a poll title is in Unicode NFC",
+            base(),
+            open(|poll| poll.title = "Cafe\u{301} on the square".into()),
+            Then::Refused("invalid-poll"),
+        ),
+        row(
+            "a poll description may run over several lines",
+            base(),
+            open(|poll| poll.description = "First line.\nSecond line.".into()),
+            Then::Accepted,
+        ),
+        row(
+            "a poll's options may not look identical, as Latin Yes and Yes with a Cyrillic e do",
+            base(),
+            open(|poll| poll.options = vec!["Yes".into(), "No".into(), "Y\u{435}s".into()]),
+            Then::Refused("invalid-poll"),
+        ),
+        row(
             "a poll has at least two options",
             base(),
             open(|poll| poll.options.truncate(1)),

@@ -135,6 +135,18 @@ fn submission_rows() -> Vec<Row> {
             Then::Refused("invalid-proposal"),
         ),
         row(
+            "a proposal's title made only of a Hangul filler reads as empty and is refused",
+            base(),
+            submit(|submission| submission.title = "\u{3164}".into()),
+            Then::Refused("invalid-proposal"),
+        ),
+        row(
+            "a proposal's body holds no control character but may run over several lines",
+            base(),
+            submit(|submission| submission.body = "Plant trees.\n\u{7}".into()),
+            Then::Refused("invalid-proposal"),
+        ),
+        row(
             "a proposal's district is not blank",
             base(),
             submit(|submission| submission.district = Some(String::new())),
