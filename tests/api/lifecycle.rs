@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 
 use ed25519_dalek::SigningKey;
 use projections::command::{
-    Attestation, CannotResolve, CategoryDefinition, ComplaintFiling, ComplaintReference, Degrees,
-    Dispute, Location, Merge, ModerationDecision, ProposalAnswer, ProposalModeration,
-    ProposalOutcome, ProposalReference, ProposalSubmission, RejectionReason, Resolution, Role,
-    RoleChange, Supplement, Triage, TriageDecision,
+    Attestation, CannotResolve, CategoryDefinition, ComplaintReference, Dispute, Merge,
+    ModerationDecision, ProposalAnswer, ProposalModeration, ProposalOutcome, ProposalReference,
+    ProposalSubmission, RejectionReason, Resolution, Role, RoleChange, Supplement, Triage,
+    TriageDecision,
 };
 use projections::Action;
 
-use crate::harness::{public, TestApp, MINUTE_MS};
+use crate::harness::{lighting, public, refusal_mismatch, streetlight_filing, TestApp, MINUTE_MS};
 
 const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 
@@ -121,18 +121,6 @@ struct Proposals {
     expired: u64,
 }
 
-fn lighting() -> CategoryDefinition {
-    CategoryDefinition {
-        id: "street-lighting".into(),
-        name: "Street lighting".into(),
-        department: "roads".into(),
-        sla_working_days: 8,
-        confirmation_window_days: 7,
-        support_threshold: 3,
-        proposal_lifetime_days: 30,
-    }
-}
-
 /// Parks proposals live one day, so a published one expires while the fixture waits a week.
 fn benches() -> CategoryDefinition {
     CategoryDefinition {
@@ -147,17 +135,7 @@ fn benches() -> CategoryDefinition {
 }
 
 fn filing() -> Action {
-    Action::FileComplaint(ComplaintFiling {
-        category: "street-lighting".into(),
-        description: "The streetlight outside number 12 has been dark for a week.".into(),
-        location: Location {
-            latitude: Degrees(55.7558),
-            longitude: Degrees(37.6173),
-            address: "12 Tverskaya St".into(),
-            district: "Tverskoy".into(),
-        },
-        attachments: vec![],
-    })
+    Action::FileComplaint(streetlight_filing("Tverskoy"))
 }
 
 fn submission(category: &str) -> Action {
@@ -399,34 +377,28 @@ async fn fixture(app: TestApp) -> Fixture {
 impl Fixture {
     /// The fixture is only worth its cases if every item is in the status its name says.
     async fn assert_statuses(&self) {
-        let c = &self.complaints;
-        for (id, status) in [
-            (c.filed, "filed"),
-            (c.needs_info, "needs_info"),
-            (c.accepted, "accepted"),
-            (c.in_progress, "in_progress"),
-            (c.resolved, "resolved"),
-            (c.rejected, "rejected"),
-            (c.merged, "merged"),
-            (c.cannot_resolve, "cannot_resolve"),
-            (c.confirmed, "confirmed"),
-            (c.closed_unconfirmed, "closed_unconfirmed"),
+        let (c, p) = (&self.complaints, &self.proposals);
+        for (collection, id, status) in [
+            ("complaints", c.filed, "filed"),
+            ("complaints", c.needs_info, "needs_info"),
+            ("complaints", c.accepted, "accepted"),
+            ("complaints", c.in_progress, "in_progress"),
+            ("complaints", c.resolved, "resolved"),
+            ("complaints", c.rejected, "rejected"),
+            ("complaints", c.merged, "merged"),
+            ("complaints", c.cannot_resolve, "cannot_resolve"),
+            ("complaints", c.confirmed, "confirmed"),
+            ("complaints", c.closed_unconfirmed, "closed_unconfirmed"),
+            ("proposals", p.submitted, "submitted"),
+            ("proposals", p.published, "published"),
+            ("proposals", p.rejected, "rejected"),
+            ("proposals", p.under_review, "under_review"),
+            ("proposals", p.answered, "implemented"),
+            ("proposals", p.withdrawn, "withdrawn"),
+            ("proposals", p.expired, "expired"),
         ] {
-            let found = self.app.get(&format!("/v1/complaints/{id}")).await.body;
-            assert_eq!(found["status"], status, "complaint {id}: {found}");
-        }
-        let p = &self.proposals;
-        for (id, status) in [
-            (p.submitted, "submitted"),
-            (p.published, "published"),
-            (p.rejected, "rejected"),
-            (p.under_review, "under_review"),
-            (p.answered, "implemented"),
-            (p.withdrawn, "withdrawn"),
-            (p.expired, "expired"),
-        ] {
-            let found = self.app.get(&format!("/v1/proposals/{id}")).await.body;
-            assert_eq!(found["status"], status, "proposal {id}: {found}");
+            let found = self.app.get(&format!("/v1/{collection}/{id}")).await.body;
+            assert_eq!(found["status"], status, "{collection} {id}: {found}");
         }
     }
 }
@@ -1148,17 +1120,9 @@ async fn every_forbidden_lifecycle_transition_is_refused_with_its_problem_type_a
             "{}: a system event came due during the table",
             case.name
         );
-        let size_before = app.log_size().await;
-        let answer = app.act(case.key, case.action.clone()).await;
-        let size_after = app.log_size().await;
-        failures.extend(crate::harness::refusal_mismatch(
-            case.name,
-            case.status,
-            case.code,
-            &answer,
-            size_before,
-            size_after,
-        ));
+        let send = app.act(case.key, case.action.clone());
+        let mismatch = refusal_mismatch(app, case.name, case.status, case.code, send).await;
+        failures.extend(mismatch);
     }
     assert!(
         failures.is_empty(),

@@ -146,8 +146,7 @@ async fn a_thousand_concurrent_ballots_are_tallied_exactly_and_survive_a_restart
 
 #[actix_web::test]
 async fn a_poll_closes_at_its_closing_time_with_a_signed_final_tally() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let official = app.official().await;
     let poll = app
         .open_poll(&official, poll_definition(app.now(), 3))
@@ -204,8 +203,7 @@ async fn a_poll_closes_at_its_closing_time_with_a_signed_final_tally() {
 
 #[actix_web::test]
 async fn a_changed_vote_replaces_the_earlier_ballot_and_is_counted_as_superseded() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let official = app.official().await;
     let mut definition = poll_definition(app.now(), 4);
     definition.vote_changes_allowed = true;
@@ -230,8 +228,7 @@ async fn a_changed_vote_replaces_the_earlier_ballot_and_is_counted_as_superseded
 
 #[actix_web::test]
 async fn a_sealed_tally_is_withheld_until_the_close_event() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let official = app.official().await;
     let mut definition = poll_definition(app.now(), 2);
     definition.tally_visibility = TallyVisibility::Sealed;
@@ -258,8 +255,7 @@ async fn a_sealed_tally_is_withheld_until_the_close_event() {
 
 #[actix_web::test]
 async fn polls_list_by_cursor_and_health_endpoints_answer() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let official = app.official().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -328,8 +324,7 @@ async fn read_events(
 
 #[actix_web::test]
 async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let official = app.official().await;
     let poll = app
         .open_poll(&official, poll_definition(app.now(), 2))
@@ -339,12 +334,8 @@ async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
         app.citizen().await,
         app.citizen().await,
     ];
-    let response = app
-        .http
-        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
-        .send()
-        .await
-        .unwrap();
+    let stream = format!("/v1/polls/{poll}/tally/stream");
+    let response = app.get_response(&stream).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     for (index, voter) in voters.iter().enumerate() {
         assert_eq!(
@@ -373,25 +364,12 @@ async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
 
     // Resuming with the last id seen skips the snapshot and waits for news; a closed poll's
     // stream has none, so it answers with nothing but the final state when asked fresh.
-    let resumed = app
-        .http
-        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
-        .send()
-        .await
-        .unwrap();
+    let resumed = app.get_response(&stream).await;
     let again = read_events(resumed, |_| true).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0]["is_final"], true);
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("veche_entries_appended_total"),
         "{metrics}"

@@ -224,16 +224,8 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
     let entropy = SeededEntropy::new(11);
     for _ in 0..3 {
         let key = veche::keys::generate_key(&entropy);
-        let (status, _) = crate::crash::post(
-            &http,
-            &base,
-            &key,
-            Action::RegisterKey(RegisterKey {}),
-            &entropy,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 201);
+        let registered = crate::crash::register(&http, &base, &key, &entropy).await;
+        assert_eq!(registered.unwrap().0, 201);
     }
     let terminated = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -252,14 +244,7 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
 
     let mut server = crate::crash::start_server(directory.path(), port, None);
     crate::crash::wait_ready(&http, &base).await;
-    let health: serde_json::Value = http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = crate::crash::get_json(&http, &base, "/healthz").await;
     assert_eq!(health["log_size"], 4);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
