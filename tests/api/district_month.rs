@@ -472,12 +472,21 @@ struct Expected<'a> {
 }
 
 impl<'a> Expected<'a> {
-    fn new(index: usize, action: &'static str, status: Status, note: Option<&'a str>) -> Self {
+    /// Complaint `index` moved to `status` by the action named `action`, with no note.
+    fn new(index: usize, action: &'static str, status: Status) -> Self {
         Expected {
             index,
             action,
             status,
-            note,
+            note: None,
+        }
+    }
+
+    /// The same step, with the note the timeline must show.
+    fn noted(self, note: &'a str) -> Self {
+        Expected {
+            note: Some(note),
+            ..self
         }
     }
 }
@@ -827,7 +836,7 @@ impl World {
                 let id = self.complaints[index].id;
                 let official = self.official(department).clone();
                 let action = Action::StartWork(ComplaintReference { complaint: id });
-                let expected = Expected::new(index, "start_work", Status::InProgress, None);
+                let expected = Expected::new(index, "start_work", Status::InProgress);
                 let now = self.complaint_command(&official, action, expected).await;
                 let roll = self.rng.percent();
                 if roll >= 10 {
@@ -850,12 +859,8 @@ impl World {
                     complaint: id,
                     reason: reason.clone(),
                 });
-                let expected = Expected::new(
-                    index,
-                    "cannot_resolve",
-                    Status::CannotResolve,
-                    Some(&reason),
-                );
+                let expected =
+                    Expected::new(index, "cannot_resolve", Status::CannotResolve).noted(&reason);
                 self.complaint_command(&official, action, expected).await;
                 self.complaints[index].answer = Some(reason.clone());
             }
@@ -865,7 +870,7 @@ impl World {
                 let action = Action::ConfirmResolution(ComplaintReference {
                     complaint: complaint.id,
                 });
-                let expected = Expected::new(index, "confirm_resolution", Status::Confirmed, None);
+                let expected = Expected::new(index, "confirm_resolution", Status::Confirmed);
                 self.complaint_command(&author, action, expected).await;
             }
             Step::Dispute => {
@@ -876,12 +881,8 @@ impl World {
                     complaint: complaint.id,
                     reason: reason.clone(),
                 });
-                let expected = Expected::new(
-                    index,
-                    "dispute_resolution",
-                    Status::InProgress,
-                    Some(&reason),
-                );
+                let expected =
+                    Expected::new(index, "dispute_resolution", Status::InProgress).noted(&reason);
                 let now = self.complaint_command(&author, action, expected).await;
                 let complaint = &mut self.complaints[index];
                 complaint.disputes += 1;
@@ -924,7 +925,7 @@ impl World {
                 },
             });
             let note = reason["reason"].as_str().unwrap().to_string();
-            let expected = Expected::new(index, "triage_complaint", Status::Rejected, Some(&note));
+            let expected = Expected::new(index, "triage_complaint", Status::Rejected).noted(&note);
             self.complaint_command(&moderator, action, expected).await;
             self.complaints[index].rejection = Some(reason);
             return;
@@ -946,12 +947,8 @@ impl World {
                     question: question.clone(),
                 },
             });
-            let expected = Expected::new(
-                index,
-                "triage_complaint",
-                Status::NeedsInfo,
-                Some(&question),
-            );
+            let expected =
+                Expected::new(index, "triage_complaint", Status::NeedsInfo).noted(&question);
             let now = self.complaint_command(&moderator, action, expected).await;
             self.complaints[index].asked_for_details = true;
             if self.rng.percent() < 75 {
@@ -970,7 +967,7 @@ impl World {
             complaint: id,
             decision: TriageDecision::Accept,
         });
-        let expected = Expected::new(index, "triage_complaint", Status::Accepted, None);
+        let expected = Expected::new(index, "triage_complaint", Status::Accepted);
         let now = self.complaint_command(&moderator, action, expected).await;
         let category = self.complaints[index].category().to_string();
         let (spec, _) = self.catalogue[category.as_str()];
@@ -999,7 +996,7 @@ impl World {
             text: text.clone(),
             attachments: attachments.clone(),
         });
-        let expected = Expected::new(index, "supplement_complaint", Status::Filed, Some(&text));
+        let expected = Expected::new(index, "supplement_complaint", Status::Filed).noted(&text);
         let now = self.complaint_command(&author, action, expected).await;
         let complaint = &mut self.complaints[index];
         complaint.supplemented = true;
@@ -1030,7 +1027,7 @@ impl World {
             into,
         });
         let note = format!("merged into {into}");
-        let expected = Expected::new(index, "merge_complaint", Status::Merged, Some(&note));
+        let expected = Expected::new(index, "merge_complaint", Status::Merged).noted(&note);
         self.complaint_command(moderator, action, expected).await;
         self.complaints[target].merged_from.push(id);
         self.complaints[index].merged_into = Some(into);
@@ -1054,12 +1051,8 @@ impl World {
             answer: answer_text.clone(),
             evidence: evidence.clone(),
         });
-        let expected = Expected::new(
-            index,
-            "resolve_complaint",
-            Status::Resolved,
-            Some(&answer_text),
-        );
+        let expected =
+            Expected::new(index, "resolve_complaint", Status::Resolved).noted(&answer_text);
         let now = self.complaint_command(&official, action, expected).await;
         let complaint = &mut self.complaints[index];
         complaint.resolved_at = Some(now);
