@@ -8,7 +8,7 @@ use projections::merkle::{verify_consistency, verify_inclusion};
 use veche::transparency::hash_from_base64;
 use veche::verification::{verify_export, Options, Published, Report, SavedState};
 
-use crate::harness::{poll_definition, TestApp, MINUTE_MS};
+use crate::harness::{TestApp, MINUTE_MS};
 
 fn hashes(values: &serde_json::Value) -> Vec<[u8; 32]> {
     values
@@ -90,9 +90,7 @@ async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify()
     let app = TestApp::fresh().await;
     let verifier = verifier_of(&app).await;
     let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 2))
-        .await;
+    let poll = app.open_standard_poll(&official, 2).await;
     let mut receipts = Vec::new();
     for choice in 0..300u32 {
         let voter = app.citizen().await;

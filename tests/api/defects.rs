@@ -10,8 +10,7 @@ use crate::harness::{lighting, poll_definition, TestApp, MINUTE_MS};
 
 #[actix_web::test]
 async fn a_poll_view_shows_the_audience_its_payload_named() {
-    let app = TestApp::fresh().await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let mut districts = poll_definition(app.now(), 2);
     districts.audience = Audience::Districts {
         districts: vec!["Tverskoy".into(), "Arbat".into()],
@@ -70,8 +69,7 @@ async fn post_for_location(
 
 #[actix_web::test]
 async fn commands_that_create_things_name_the_created_resource_in_location() {
-    let app = TestApp::fresh().await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let (status, location, receipt) = post_for_location(
         &app,
         &official,
@@ -124,8 +122,7 @@ async fn a_refused_command_is_not_counted_as_a_committed_batch() {
 
 #[actix_web::test]
 async fn a_thousand_polls_closing_at_one_instant_all_close_within_two_seconds() {
-    let app = TestApp::fresh().await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let definition = poll_definition(app.now(), 2);
     // Opened through the node: the HTTP per-key limit would spread a thousand over minutes.
     let openings = (0..1_000).map(|_| {

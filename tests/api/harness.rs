@@ -55,6 +55,13 @@ impl TestApp {
         app
     }
 
+    /// A `fresh` server and a newly registered official of the transport department on it.
+    pub async fn with_official() -> (TestApp, SigningKey) {
+        let app = TestApp::fresh().await;
+        let official = app.official().await;
+        (app, official)
+    }
+
     /// A server on a fresh data directory.
     pub async fn spawn(directory: &Path) -> TestApp {
         let clock = Arc::new(ManualClock::starting_at(TEST_START));
@@ -224,13 +231,17 @@ impl TestApp {
         answer.body["position"].as_u64().unwrap()
     }
 
+    /// Opens the `poll_definition` poll with `options` options, from now for an hour; its id.
+    pub async fn open_standard_poll(&self, official: &SigningKey, options: usize) -> u64 {
+        self.open_poll(official, poll_definition(self.now(), options))
+            .await
+    }
+
     /// Opens a three-option poll and has `voters` new citizens vote in it (voter i for option
     /// i mod 3); returns the poll id.
     pub async fn poll_with_ballots(&self, voters: usize) -> u64 {
         let official = self.official().await;
-        let poll = self
-            .open_poll(&official, poll_definition(self.now(), 3))
-            .await;
+        let poll = self.open_standard_poll(&official, 3).await;
         for index in 0..voters {
             let voter = self.citizen().await;
             let answer = self.vote(&voter, poll, vec![(index % 3) as u32]).await;

@@ -121,8 +121,7 @@ async fn open311_clients_read_services_and_requests_with_the_spec_defaults() {
 
 #[actix_web::test]
 async fn district_and_verified_audiences_follow_the_registrars_attestations() {
-    let app = TestApp::fresh().await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let registrar = app.citizen().await;
     app.grant(&registrar, Role::Registrar, None).await;
     let arbat = app.citizen().await;

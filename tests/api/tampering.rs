@@ -6,9 +6,7 @@ use veche::clock::ManualClock;
 use veche::server::{DataDirectory, LOG_FILE};
 use veche::store::SqliteStore;
 
-use crate::harness::{
-    assert_data_directory_verifies, poll_definition, verify_data_directory, TestApp, TEST_START,
-};
+use crate::harness::{assert_data_directory_verifies, verify_data_directory, TestApp, TEST_START};
 
 /// Rewrites one stored entry behind the store's back, as an attacker with file access would.
 fn overwrite_entry(directory: &std::path::Path, position: u64, edit: impl FnOnce(&mut Vec<u8>)) {
@@ -45,9 +43,7 @@ fn entry_for_rewrite(
 async fn populated_log(directory: &std::path::Path) -> u64 {
     let app = TestApp::spawn(directory).await;
     let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 2))
-        .await;
+    let poll = app.open_standard_poll(&official, 2).await;
     for choice in [0, 1, 1, 0, 1] {
         let voter = app.citizen().await;
         assert_eq!(app.vote(&voter, poll, vec![choice]).await.status, 201);
