@@ -171,42 +171,37 @@ fn genesis() -> Command {
     )
 }
 
+/// The key of `seed` registering itself, with `nonce` at `issued_at`.
+fn registers(seed: [u8; 32], nonce: &str, issued_at: &str) -> Command {
+    command(seed, nonce, issued_at, Action::RegisterKey(RegisterKey {}))
+}
+
 fn citizen_registers() -> Command {
-    command(
-        CITIZEN_SEED,
-        "000102030405060708090a0b0c0d0e0f",
-        "2026-11-23T10:00:00.000Z",
-        Action::RegisterKey(RegisterKey {}),
-    )
+    let nonce = "000102030405060708090a0b0c0d0e0f";
+    registers(CITIZEN_SEED, nonce, "2026-11-23T10:00:00.000Z")
 }
 
 /// Not a documented example: the document only says the official registers "the same way".
 fn official_registers() -> Command {
-    command(
-        OFFICIAL_SEED,
-        "101112131415161718191a1b1c1d1e1f",
-        "2026-11-23T10:01:00.000Z",
-        Action::RegisterKey(RegisterKey {}),
-    )
+    let nonce = "101112131415161718191a1b1c1d1e1f";
+    registers(OFFICIAL_SEED, nonce, "2026-11-23T10:01:00.000Z")
 }
 
 fn admin_grants_official() -> Command {
-    command(
-        ADMIN_SEED,
-        "202122232425262728292a2b2c2d2e2f",
-        "2026-11-23T10:02:00.000Z",
-        Action::GrantRole(RoleChange {
-            subject: public_key_of(&key(OFFICIAL_SEED)),
-            role: Role::Official,
-            department: Some("Transport".into()),
-        }),
-    )
+    let grant = Action::GrantRole(RoleChange {
+        subject: public_key_of(&key(OFFICIAL_SEED)),
+        role: Role::Official,
+        department: Some("Transport".into()),
+    });
+    let nonce = "202122232425262728292a2b2c2d2e2f";
+    command(ADMIN_SEED, nonce, "2026-11-23T10:02:00.000Z", grant)
 }
 
 fn official_opens_poll() -> Command {
+    let nonce = "303132333435363738393a3b3c3d3e3f";
     command(
         OFFICIAL_SEED,
-        "303132333435363738393a3b3c3d3e3f",
+        nonce,
         "2026-11-23T10:03:00.000Z",
         Action::OpenPoll(PollDefinition {
             title: "Where should the new bike lane go?".into(),
@@ -229,15 +224,12 @@ fn official_opens_poll() -> Command {
 }
 
 fn citizen_votes() -> Command {
-    command(
-        CITIZEN_SEED,
-        "404142434445464748494a4b4c4d4e4f",
-        "2026-11-23T10:07:30.000Z",
-        Action::CastBallot(CastBallot {
-            poll: 4,
-            choices: vec![1],
-        }),
-    )
+    let ballot = Action::CastBallot(CastBallot {
+        poll: 4,
+        choices: vec![1],
+    });
+    let nonce = "404142434445464748494a4b4c4d4e4f";
+    command(CITIZEN_SEED, nonce, "2026-11-23T10:07:30.000Z", ballot)
 }
 
 /// A documented client command: its block-id stem, its author's seed and its meaning.
@@ -248,6 +240,11 @@ fn client_examples() -> Vec<(&'static str, [u8; 32], Command)> {
         ("open-poll", OFFICIAL_SEED, official_opens_poll()),
         ("ballot", CITIZEN_SEED, citizen_votes()),
     ]
+}
+
+/// `command` signed by the key of `seed` and opened again, as the server receives it.
+fn signed(seed: [u8; 32], command: &Command) -> SignedCommand {
+    Envelope::sign(&key(seed), command).open().unwrap()
 }
 
 const GENESIS_SERVER_TIME: &str = "2026-11-23T09:58:00.000Z";
@@ -262,33 +259,23 @@ fn story() -> Vec<SealedEntry> {
             GENESIS_SERVER_TIME,
         ),
         (
-            Envelope::sign(&key(CITIZEN_SEED), &citizen_registers())
-                .open()
-                .unwrap(),
+            signed(CITIZEN_SEED, &citizen_registers()),
             REGISTER_SERVER_TIME,
         ),
         (
-            Envelope::sign(&key(OFFICIAL_SEED), &official_registers())
-                .open()
-                .unwrap(),
+            signed(OFFICIAL_SEED, &official_registers()),
             "2026-11-23T10:01:00.300Z",
         ),
         (
-            Envelope::sign(&key(ADMIN_SEED), &admin_grants_official())
-                .open()
-                .unwrap(),
+            signed(ADMIN_SEED, &admin_grants_official()),
             "2026-11-23T10:02:00.200Z",
         ),
         (
-            Envelope::sign(&key(OFFICIAL_SEED), &official_opens_poll())
-                .open()
-                .unwrap(),
+            signed(OFFICIAL_SEED, &official_opens_poll()),
             "2026-11-23T10:03:00.500Z",
         ),
         (
-            Envelope::sign(&key(CITIZEN_SEED), &citizen_votes())
-                .open()
-                .unwrap(),
+            signed(CITIZEN_SEED, &citizen_votes()),
             "2026-11-23T10:07:30.400Z",
         ),
     ];
@@ -367,84 +354,50 @@ fn the_documented_domain_prefixes_are_the_ones_the_code_signs_under() {
     assert!(doc.text.contains(r#""veche system event v1\n""#));
 }
 
+/// `(name, value)` for each named constant of `projections::limits`, the name in lower case.
+macro_rules! limits_by_name {
+    ($($constant:ident),* $(,)?) => {
+        [$((stringify!($constant).to_lowercase(), limits::$constant as i128)),*]
+    };
+}
+
 #[test]
 fn the_documented_limits_are_the_ones_the_code_enforces() {
     let doc = document();
-    let code: BTreeMap<&str, i128> = [
-        ("entry_header_bytes", ENTRY_HEADER_BYTES as i128),
-        ("entry_bytes_max", limits::ENTRY_BYTES_MAX as i128),
-        ("payload_bytes_max", limits::PAYLOAD_BYTES_MAX as i128),
-        (
-            "request_body_bytes_max",
-            limits::REQUEST_BODY_BYTES_MAX as i128,
-        ),
-        ("command_age_ms_max", i128::from(limits::COMMAND_AGE_MS_MAX)),
-        (
-            "command_future_ms_max",
-            i128::from(limits::COMMAND_FUTURE_MS_MAX),
-        ),
-        ("nonce_hex_chars", limits::NONCE_HEX_CHARS as i128),
-        ("poll_options_min", limits::POLL_OPTIONS_MIN as i128),
-        ("poll_options_max", limits::POLL_OPTIONS_MAX as i128),
-        ("poll_title_chars_max", limits::POLL_TITLE_CHARS_MAX as i128),
-        (
-            "poll_description_chars_max",
-            limits::POLL_DESCRIPTION_CHARS_MAX as i128,
-        ),
-        (
-            "poll_option_chars_max",
-            limits::POLL_OPTION_CHARS_MAX as i128,
-        ),
-        (
-            "poll_duration_ms_max",
-            i128::from(limits::POLL_DURATION_MS_MAX),
-        ),
-        ("department_chars_max", limits::DEPARTMENT_CHARS_MAX as i128),
-        ("district_chars_max", limits::DISTRICT_CHARS_MAX as i128),
-        (
-            "audience_districts_max",
-            limits::AUDIENCE_DISTRICTS_MAX as i128,
-        ),
-        (
-            "category_id_chars_max",
-            limits::CATEGORY_ID_CHARS_MAX as i128,
-        ),
-        (
-            "category_name_chars_max",
-            limits::CATEGORY_NAME_CHARS_MAX as i128,
-        ),
-        ("category_days_max", i128::from(limits::CATEGORY_DAYS_MAX)),
-        (
-            "support_threshold_max",
-            i128::from(limits::SUPPORT_THRESHOLD_MAX),
-        ),
-        (
-            "complaint_description_chars_max",
-            limits::COMPLAINT_DESCRIPTION_CHARS_MAX as i128,
-        ),
-        ("address_chars_max", limits::ADDRESS_CHARS_MAX as i128),
-        ("attachments_max", limits::ATTACHMENTS_MAX as i128),
-        ("url_chars_max", limits::URL_CHARS_MAX as i128),
-        ("note_chars_max", limits::NOTE_CHARS_MAX as i128),
-        (
-            "proposal_title_chars_max",
-            limits::PROPOSAL_TITLE_CHARS_MAX as i128,
-        ),
-        (
-            "proposal_body_chars_max",
-            limits::PROPOSAL_BODY_CHARS_MAX as i128,
-        ),
-        (
-            "commands_per_key_per_minute_max",
-            i128::from(limits::COMMANDS_PER_KEY_PER_MINUTE_MAX),
-        ),
-        (
-            "complaints_per_key_per_day_max",
-            i128::from(limits::COMPLAINTS_PER_KEY_PER_DAY_MAX),
-        ),
+    // The document names each limit as its constant in `projections::limits`, in lower case.
+    let mut code: BTreeMap<String, i128> = limits_by_name![
+        ENTRY_BYTES_MAX,
+        PAYLOAD_BYTES_MAX,
+        REQUEST_BODY_BYTES_MAX,
+        COMMAND_AGE_MS_MAX,
+        COMMAND_FUTURE_MS_MAX,
+        NONCE_HEX_CHARS,
+        POLL_OPTIONS_MIN,
+        POLL_OPTIONS_MAX,
+        POLL_TITLE_CHARS_MAX,
+        POLL_DESCRIPTION_CHARS_MAX,
+        POLL_OPTION_CHARS_MAX,
+        POLL_DURATION_MS_MAX,
+        DEPARTMENT_CHARS_MAX,
+        DISTRICT_CHARS_MAX,
+        AUDIENCE_DISTRICTS_MAX,
+        CATEGORY_ID_CHARS_MAX,
+        CATEGORY_NAME_CHARS_MAX,
+        CATEGORY_DAYS_MAX,
+        SUPPORT_THRESHOLD_MAX,
+        COMPLAINT_DESCRIPTION_CHARS_MAX,
+        ADDRESS_CHARS_MAX,
+        ATTACHMENTS_MAX,
+        URL_CHARS_MAX,
+        NOTE_CHARS_MAX,
+        PROPOSAL_TITLE_CHARS_MAX,
+        PROPOSAL_BODY_CHARS_MAX,
+        COMMANDS_PER_KEY_PER_MINUTE_MAX,
+        COMPLAINTS_PER_KEY_PER_DAY_MAX,
     ]
     .into_iter()
     .collect();
+    code.insert("entry_header_bytes".into(), ENTRY_HEADER_BYTES as i128);
     let documented: BTreeMap<String, i128> = doc
         .pairs("limits")
         .into_iter()
@@ -454,10 +407,6 @@ fn the_documented_limits_are_the_ones_the_code_enforces() {
                 .unwrap_or_else(|_| panic!("limit {name} is not a number: {value}"));
             (name, number)
         })
-        .collect();
-    let code: BTreeMap<String, i128> = code
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value))
         .collect();
     assert_eq!(documented, code);
 }

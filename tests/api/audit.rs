@@ -8,7 +8,7 @@ use projections::merkle::{verify_consistency, verify_inclusion};
 use veche::transparency::hash_from_base64;
 use veche::verification::{verify_export, Options, Published, Report, SavedState};
 
-use crate::harness::{poll_definition, TestApp, MINUTE_MS};
+use crate::harness::{TestApp, MINUTE_MS};
 
 fn hashes(values: &serde_json::Value) -> Vec<[u8; 32]> {
     values
@@ -25,15 +25,27 @@ async fn verifier_of(app: &TestApp) -> NoteVerifier {
 }
 
 async fn export_of(app: &TestApp) -> Vec<u8> {
-    app.http
-        .get(format!("{}/v1/log/export", app.address))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
+    let response = app.get_response("/v1/log/export").await;
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// The published numbers and the export of the server at `base`, downloaded by the journalist's
+/// crate's blocking client (off the async runtime, which it must not block).
+async fn fetched_as_the_verifier_does(base: String) -> (Published, Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let client = reqwest::blocking::Client::new();
+        let published = veche_verifier::published::fetch_published(&client, &base).unwrap();
+        let export = client
+            .get(format!("{base}/v1/log/export"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec();
+        (published, export)
+    })
+    .await
+    .unwrap()
 }
 
 fn options(verifier: NoteVerifier, previous: Option<SavedState>) -> Options {
@@ -75,13 +87,10 @@ fn join(checkpoint: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
 
 #[tokio::test]
 async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let verifier = verifier_of(&app).await;
     let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 2))
-        .await;
+    let poll = app.open_standard_poll(&official, 2).await;
     let mut receipts = Vec::new();
     for choice in 0..300u32 {
         let voter = app.citizen().await;
@@ -149,8 +158,7 @@ async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify()
 
 #[tokio::test]
 async fn a_poll_close_pins_a_checkpoint_that_the_server_signs_on_request() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let verifier = verifier_of(&app).await;
     let poll = app.poll_with_ballots(12).await;
     app.clock.advance_milliseconds(61 * MINUTE_MS);
@@ -183,28 +191,15 @@ async fn a_poll_close_pins_a_checkpoint_that_the_server_signs_on_request() {
 
 #[tokio::test]
 async fn verify_recounts_a_served_log_and_agrees_with_every_published_number() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     app.poll_with_ballots(9).await;
     app.clock.advance_milliseconds(61 * MINUTE_MS);
     app.node.append_due_system_events().await.unwrap();
     app.poll_with_ballots(4).await;
     let verifier = verifier_of(&app).await;
     let base = app.address.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let client = reqwest::blocking::Client::new();
-        let published = veche_verifier::published::fetch_published(&client, &base).unwrap();
-        let export = client
-            .get(format!("{base}/v1/log/export"))
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap()
-            .to_vec();
-        verify_bytes(&export, &options(verifier, None), &published)
-    })
-    .await
-    .unwrap();
+    let (published, export) = fetched_as_the_verifier_does(base).await;
+    let report = verify_bytes(&export, &options(verifier, None), &published);
     assert!(report.ok, "{:?}", report.failure);
     assert_eq!(report.polls_recounted, 2);
     // Two tallies of five numbers each, plus every leaf of the statistics report.
@@ -215,8 +210,7 @@ async fn verify_recounts_a_served_log_and_agrees_with_every_published_number() {
 
 #[tokio::test]
 async fn verify_names_a_published_number_that_the_recount_contradicts() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let poll = app.poll_with_ballots(6).await;
     let verifier = verifier_of(&app).await;
     let export = export_of(&app).await;
@@ -266,25 +260,11 @@ async fn submitted_proposal(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn verify_compares_every_proposal_standing_and_names_a_forged_one() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let proposal = submitted_proposal(&app).await;
     let verifier = verifier_of(&app).await;
     let base = app.address.clone();
-    let (published, export) = tokio::task::spawn_blocking(move || {
-        let client = reqwest::blocking::Client::new();
-        let published = veche_verifier::published::fetch_published(&client, &base).unwrap();
-        let export = client
-            .get(format!("{base}/v1/log/export"))
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap()
-            .to_vec();
-        (published, export)
-    })
-    .await
-    .unwrap();
+    let (published, export) = fetched_as_the_verifier_does(base).await;
     let size = app.log_size().await;
     let standings = published
         .proposals

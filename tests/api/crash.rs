@@ -5,13 +5,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use projections::command::{CastBallot, RegisterKey, Role, RoleChange};
+use projections::command::{CastBallot, RegisterKey};
 use projections::{Action, Timestamp};
 use serde_json::Value;
 use veche::clock::{Clock, SystemClock};
 use veche::keys::{generate_key, SeededEntropy};
 
-use crate::harness::{poll_definition, public};
+use crate::harness::{
+    assert_data_directory_verifies, official_grant, poll_definition, postgres_batch,
+};
 
 const KILLS: usize = 20;
 const SEED: u64 = 20_261_123;
@@ -93,6 +95,30 @@ pub(crate) async fn post(
     Some((status, response.json().await.ok()?))
 }
 
+/// Registers `key` on the server at `base`: the answer's status and body, or `None` if the
+/// server did not answer (it may have just been killed).
+pub(crate) async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    key: &ed25519_dalek::SigningKey,
+    entropy: &SeededEntropy,
+) -> Option<(u16, Value)> {
+    post(
+        http,
+        base,
+        key,
+        Action::RegisterKey(RegisterKey {}),
+        entropy,
+    )
+    .await
+}
+
+/// The JSON document the server at `base` answers at `path`.
+pub(crate) async fn get_json(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    let response = http.get(format!("{base}{path}")).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 /// A tiny seeded generator for the kill schedule, so a failing run can be repeated.
 fn next_delay_ms(state: &mut u64) -> u64 {
     *state = state
@@ -105,16 +131,7 @@ fn next_delay_ms(state: &mut u64) -> u64 {
 async fn sigkill_at_random_moments_loses_no_acknowledged_command() {
     let directory = tempfile::tempdir().unwrap();
     crash_under_load(directory.path(), None).await;
-    let verify = Command::new(env!("CARGO_BIN_EXE_veche"))
-        .args(["verify", "--data-dir"])
-        .arg(directory.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_data_directory_verifies(directory.path());
 }
 
 #[actix_web::test]
@@ -128,15 +145,7 @@ async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
     let mut unique = [0u8; 8];
     veche::keys::Entropy::fill(&veche::keys::OsEntropy, &mut unique);
     let schema = format!("veche_crash_{}", hex::encode(unique));
-    let (setup_url, setup_schema) = (url.clone(), schema.clone());
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&setup_url, postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!("CREATE SCHEMA {setup_schema}"))
-            .unwrap();
-    })
-    .join()
-    .unwrap();
+    postgres_batch(&url, format!("CREATE SCHEMA {schema}"));
     let separator = if url.contains('?') { '&' } else { '?' };
     let store_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let directory = tempfile::tempdir().unwrap();
@@ -147,10 +156,7 @@ async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
         veche::writer::catch_up(&store, &mut replayer, |_| {})
             .expect("the chain in PostgreSQL verifies");
         drop(store);
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .unwrap();
+        postgres_batch(&url, format!("DROP SCHEMA {schema} CASCADE"));
     })
     .join()
     .unwrap();
@@ -164,24 +170,9 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
 
     let admin = veche::keys::read_key_file(&directory.join("admin.key")).unwrap();
     let official = generate_key(&*entropy);
-    assert_eq!(
-        post(
-            &http,
-            &base,
-            &official,
-            Action::RegisterKey(RegisterKey {}),
-            &entropy
-        )
-        .await
-        .unwrap()
-        .0,
-        201
-    );
-    let grant = Action::GrantRole(RoleChange {
-        subject: public(&official),
-        role: Role::Official,
-        department: Some("parks".into()),
-    });
+    let registered = register(&http, &base, &official, &entropy).await;
+    assert_eq!(registered.unwrap().0, 201);
+    let grant = official_grant(&official, "parks");
     assert_eq!(
         post(&http, &base, &admin, grant, &entropy).await.unwrap().0,
         201
@@ -214,15 +205,7 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
         workers.push(tokio::spawn(async move {
             while running.load(std::sync::atomic::Ordering::SeqCst) {
                 let citizen = generate_key(&*entropy);
-                let Some((201, receipt)) = post(
-                    &http,
-                    &base,
-                    &citizen,
-                    Action::RegisterKey(RegisterKey {}),
-                    &entropy,
-                )
-                .await
-                else {
+                let Some((201, receipt)) = register(&http, &base, &citizen, &entropy).await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
@@ -268,14 +251,12 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
     let mut ballots_in_log = 0u64;
     let mut from = 0;
     loop {
-        let page: Value = http
-            .get(format!("{base}/v1/log/entries?from={from}&limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(
+            &http,
+            &base,
+            &format!("/v1/log/entries?from={from}&limit=1000"),
+        )
+        .await;
         for item in page["entries"].as_array().unwrap() {
             stored.insert(
                 item["position"].as_u64().unwrap(),
@@ -303,14 +284,7 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
     }
     // The restarted server's projection equals a rebuild: its tally counts exactly the ballots
     // the log holds (acknowledged or committed just before a kill).
-    let tally: Value = http
-        .get(format!("{base}/v1/polls/{poll}/tally"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tally = get_json(&http, &base, &format!("/v1/polls/{poll}/tally")).await;
     assert_eq!(tally["turnout"], ballots_in_log);
     server.child.kill().unwrap();
     server.child.wait().unwrap();

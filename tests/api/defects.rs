@@ -3,16 +3,14 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use projections::command::{Audience, CategoryDefinition, RegisterKey};
+use projections::command::{Audience, RegisterKey};
 use projections::Action;
 
-use crate::harness::{poll_definition, TestApp, MINUTE_MS};
+use crate::harness::{lighting, poll_definition, TestApp, MINUTE_MS};
 
 #[actix_web::test]
 async fn a_poll_view_shows_the_audience_its_payload_named() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let mut districts = poll_definition(app.now(), 2);
     districts.audience = Audience::Districts {
         districts: vec!["Tverskoy".into(), "Arbat".into()],
@@ -37,8 +35,7 @@ async fn a_poll_view_shows_the_audience_its_payload_named() {
 
 #[actix_web::test]
 async fn a_receipt_upgrade_since_a_size_the_log_has_not_reached_is_404_beyond_tree_size() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let size = app.log_size().await;
     let answer = app.get(&format!("/v1/receipts/0?since={}", size + 5)).await;
     assert_eq!(answer.status, 404, "{:?}", answer.body);
@@ -72,9 +69,7 @@ async fn post_for_location(
 
 #[actix_web::test]
 async fn commands_that_create_things_name_the_created_resource_in_location() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let (status, location, receipt) = post_for_location(
         &app,
         &official,
@@ -87,15 +82,7 @@ async fn commands_that_create_things_name_the_created_resource_in_location() {
     assert_eq!(location, format!("/v1/polls/{poll}"));
     assert_eq!(app.get(&location).await.body["id"], poll);
 
-    let category = CategoryDefinition {
-        id: "street-lighting".into(),
-        name: "Street lighting".into(),
-        department: "roads".into(),
-        sla_working_days: 8,
-        confirmation_window_days: 7,
-        support_threshold: 3,
-        proposal_lifetime_days: 30,
-    };
+    let category = lighting();
     let (status, location, _) =
         post_for_location(&app, &app.admin, Action::DefineCategory(category)).await;
     assert_eq!(status, 201);
@@ -105,8 +92,7 @@ async fn commands_that_create_things_name_the_created_resource_in_location() {
 
 #[actix_web::test]
 async fn a_refused_command_is_not_counted_as_a_committed_batch() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let citizen = app.citizen().await;
     let committed = app
         .node
@@ -136,9 +122,7 @@ async fn a_refused_command_is_not_counted_as_a_committed_batch() {
 
 #[actix_web::test]
 async fn a_thousand_polls_closing_at_one_instant_all_close_within_two_seconds() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let definition = poll_definition(app.now(), 2);
     // Opened through the node: the HTTP per-key limit would spread a thousand over minutes.
     let openings = (0..1_000).map(|_| {
@@ -176,8 +160,7 @@ async fn a_thousand_polls_closing_at_one_instant_all_close_within_two_seconds() 
 
 #[actix_web::test]
 async fn a_poisoned_ledger_lock_fails_readiness_and_refuses_writes() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     assert_eq!(app.get("/readyz").await.status, 200);
     let size = app.log_size().await;
     app.node.poison_ledger_lock_for_tests();

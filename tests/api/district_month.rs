@@ -18,7 +18,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{public, Answer, TestApp, MINUTE_MS, TEST_START};
+use crate::harness::{
+    assert_data_directory_verifies, public, Answer, TestApp, MINUTE_MS, TEST_START,
+};
 
 /// Change the seed and the month plays out differently; every assertion must still hold.
 const SEED: u64 = 0x2026_1123_0000_5eed;
@@ -460,6 +462,35 @@ struct World {
     refusals: BTreeMap<String, u64>,
 }
 
+/// What an accepted command must do to complaint `index`: move it to `status` and add a timeline
+/// step naming `action`, with `note`.
+struct Expected<'a> {
+    index: usize,
+    action: &'static str,
+    status: Status,
+    note: Option<&'a str>,
+}
+
+impl<'a> Expected<'a> {
+    /// Complaint `index` moved to `status` by the action named `action`, with no note.
+    fn new(index: usize, action: &'static str, status: Status) -> Self {
+        Expected {
+            index,
+            action,
+            status,
+            note: None,
+        }
+    }
+
+    /// The same step, with the note the timeline must show.
+    fn noted(self, note: &'a str) -> Self {
+        Expected {
+            note: Some(note),
+            ..self
+        }
+    }
+}
+
 fn step_json(
     position: u64,
     at: i64,
@@ -571,6 +602,31 @@ impl World {
             }
         }
         self.size = size;
+    }
+
+    /// Sends `command` by `key`, insists it landed in order, moves the complaint to the expected
+    /// status and appends the timeline step the API must show, by `key`; the time it landed.
+    async fn complaint_command(
+        &mut self,
+        key: &SigningKey,
+        command: Action,
+        expected: Expected<'_>,
+    ) -> i64 {
+        let answer = self.app.act(key, command).await;
+        let what = format!("{} to {}", expected.action, expected.status.name());
+        let position = self.accepted(&answer, &what);
+        let now = self.now();
+        let complaint = &mut self.complaints[expected.index];
+        complaint.status = expected.status;
+        complaint.timeline.push(step_json(
+            position,
+            now,
+            expected.action,
+            &Self::hex(key),
+            expected.status,
+            expected.note,
+        ));
+        now
     }
 
     /// Insists the command landed at the next position at the current time.
@@ -779,25 +835,9 @@ impl World {
                 let department = self.complaints[index].department.unwrap();
                 let id = self.complaints[index].id;
                 let official = self.official(department).clone();
-                let answer = self
-                    .app
-                    .act(
-                        &official,
-                        Action::StartWork(ComplaintReference { complaint: id }),
-                    )
-                    .await;
-                let position = self.accepted(&answer, "start_work");
-                let now = self.now();
-                let complaint = &mut self.complaints[index];
-                complaint.status = Status::InProgress;
-                complaint.timeline.push(step_json(
-                    position,
-                    now,
-                    "start_work",
-                    &Self::hex(&official),
-                    Status::InProgress,
-                    None,
-                ));
+                let action = Action::StartWork(ComplaintReference { complaint: id });
+                let expected = Expected::new(index, "start_work", Status::InProgress);
+                let now = self.complaint_command(&official, action, expected).await;
                 let roll = self.rng.percent();
                 if roll >= 10 {
                     let at = self.resolution_time(index, now);
@@ -819,20 +859,10 @@ impl World {
                     complaint: id,
                     reason: reason.clone(),
                 });
-                let answer = self.app.act(&official, action).await;
-                let position = self.accepted(&answer, "cannot_resolve");
-                let now = self.now();
-                let complaint = &mut self.complaints[index];
-                complaint.status = Status::CannotResolve;
-                complaint.answer = Some(reason.clone());
-                complaint.timeline.push(step_json(
-                    position,
-                    now,
-                    "cannot_resolve",
-                    &Self::hex(&official),
-                    Status::CannotResolve,
-                    Some(&reason),
-                ));
+                let expected =
+                    Expected::new(index, "cannot_resolve", Status::CannotResolve).noted(&reason);
+                self.complaint_command(&official, action, expected).await;
+                self.complaints[index].answer = Some(reason.clone());
             }
             Step::Confirm => {
                 let complaint = &self.complaints[index];
@@ -840,19 +870,8 @@ impl World {
                 let action = Action::ConfirmResolution(ComplaintReference {
                     complaint: complaint.id,
                 });
-                let answer = self.app.act(&author, action).await;
-                let position = self.accepted(&answer, "confirm_resolution");
-                let now = self.now();
-                let complaint = &mut self.complaints[index];
-                complaint.status = Status::Confirmed;
-                complaint.timeline.push(step_json(
-                    position,
-                    now,
-                    "confirm_resolution",
-                    &Self::hex(&author),
-                    Status::Confirmed,
-                    None,
-                ));
+                let expected = Expected::new(index, "confirm_resolution", Status::Confirmed);
+                self.complaint_command(&author, action, expected).await;
             }
             Step::Dispute => {
                 let complaint = &self.complaints[index];
@@ -862,22 +881,13 @@ impl World {
                     complaint: complaint.id,
                     reason: reason.clone(),
                 });
-                let answer = self.app.act(&author, action).await;
-                let position = self.accepted(&answer, "dispute_resolution");
-                let now = self.now();
+                let expected =
+                    Expected::new(index, "dispute_resolution", Status::InProgress).noted(&reason);
+                let now = self.complaint_command(&author, action, expected).await;
                 let complaint = &mut self.complaints[index];
-                complaint.status = Status::InProgress;
                 complaint.disputes += 1;
                 complaint.resolved_at = None;
                 complaint.confirmation_deadline = None;
-                complaint.timeline.push(step_json(
-                    position,
-                    now,
-                    "dispute_resolution",
-                    &Self::hex(&author),
-                    Status::InProgress,
-                    Some(&reason),
-                ));
                 // Reopened: the department tries again, usually with a fix.
                 let at = self.resolution_time(index, now);
                 let step = if self.rng.percent() < 85 {
@@ -893,7 +903,6 @@ impl World {
     async fn triage(&mut self, index: usize) {
         let moderator_index = self.moderator();
         let moderator = self.people.moderators[moderator_index].clone();
-        let moderator_hex = Self::hex(&moderator);
         let id = self.complaints[index].id;
         let roll = self.rng.percent();
         let rejection = match roll {
@@ -915,21 +924,10 @@ impl World {
                     rejection: rejection.clone(),
                 },
             });
-            let answer = self.app.act(&moderator, action).await;
-            let position = self.accepted(&answer, "triage_complaint (reject)");
-            let now = self.now();
-            let complaint = &mut self.complaints[index];
-            complaint.status = Status::Rejected;
             let note = reason["reason"].as_str().unwrap().to_string();
-            complaint.rejection = Some(reason);
-            complaint.timeline.push(step_json(
-                position,
-                now,
-                "triage_complaint",
-                &moderator_hex,
-                Status::Rejected,
-                Some(&note),
-            ));
+            let expected = Expected::new(index, "triage_complaint", Status::Rejected).noted(&note);
+            self.complaint_command(&moderator, action, expected).await;
+            self.complaints[index].rejection = Some(reason);
             return;
         }
         if (22..28).contains(&roll) {
@@ -949,20 +947,10 @@ impl World {
                     question: question.clone(),
                 },
             });
-            let answer = self.app.act(&moderator, action).await;
-            let position = self.accepted(&answer, "triage_complaint (needs_info)");
-            let now = self.now();
-            let complaint = &mut self.complaints[index];
-            complaint.status = Status::NeedsInfo;
-            complaint.asked_for_details = true;
-            complaint.timeline.push(step_json(
-                position,
-                now,
-                "triage_complaint",
-                &moderator_hex,
-                Status::NeedsInfo,
-                Some(&question),
-            ));
+            let expected =
+                Expected::new(index, "triage_complaint", Status::NeedsInfo).noted(&question);
+            let now = self.complaint_command(&moderator, action, expected).await;
+            self.complaints[index].asked_for_details = true;
             if self.rng.percent() < 75 {
                 let at = now + self.rng.between(2 * HOUR_MS, 72 * HOUR_MS);
                 self.plan(
@@ -979,25 +967,15 @@ impl World {
             complaint: id,
             decision: TriageDecision::Accept,
         });
-        let answer = self.app.act(&moderator, action).await;
-        let position = self.accepted(&answer, "triage_complaint (accept)");
-        let now = self.now();
+        let expected = Expected::new(index, "triage_complaint", Status::Accepted);
+        let now = self.complaint_command(&moderator, action, expected).await;
         let category = self.complaints[index].category().to_string();
         let (spec, _) = self.catalogue[category.as_str()];
         let complaint = &mut self.complaints[index];
-        complaint.status = Status::Accepted;
         complaint.department = Some(spec.department);
         complaint.accepted_at = Some(now);
         complaint.deadline = Some(plus_working_days(now, spec.sla_working_days));
         complaint.window_days = spec.confirmation_window_days;
-        complaint.timeline.push(step_json(
-            position,
-            now,
-            "triage_complaint",
-            &moderator_hex,
-            Status::Accepted,
-            None,
-        ));
         self.plan_department(index, now);
     }
 
@@ -1018,23 +996,13 @@ impl World {
             text: text.clone(),
             attachments: attachments.clone(),
         });
-        let answer = self.app.act(&author, action).await;
-        let position = self.accepted(&answer, "supplement_complaint");
-        let now = self.now();
+        let expected = Expected::new(index, "supplement_complaint", Status::Filed).noted(&text);
+        let now = self.complaint_command(&author, action, expected).await;
         let complaint = &mut self.complaints[index];
-        complaint.status = Status::Filed;
         complaint.supplemented = true;
         // The author's photos sit with the author's filing, never with the department's
         // evidence of a fix.
         complaint.attachments.extend(attachments);
-        complaint.timeline.push(step_json(
-            position,
-            now,
-            "supplement_complaint",
-            &Self::hex(&author),
-            Status::Filed,
-            Some(&text),
-        ));
         let at = now + self.rng.between(HOUR_MS, 24 * HOUR_MS);
         self.plan(
             at,
@@ -1058,21 +1026,11 @@ impl World {
             complaint: id,
             into,
         });
-        let answer = self.app.act(moderator, action).await;
-        let position = self.accepted(&answer, "merge_complaint");
-        let now = self.now();
+        let note = format!("merged into {into}");
+        let expected = Expected::new(index, "merge_complaint", Status::Merged).noted(&note);
+        self.complaint_command(moderator, action, expected).await;
         self.complaints[target].merged_from.push(id);
-        let complaint = &mut self.complaints[index];
-        complaint.status = Status::Merged;
-        complaint.merged_into = Some(into);
-        complaint.timeline.push(step_json(
-            position,
-            now,
-            "merge_complaint",
-            &Self::hex(moderator),
-            Status::Merged,
-            Some(&format!("merged into {into}")),
-        ));
+        self.complaints[index].merged_into = Some(into);
     }
 
     async fn resolve(&mut self, index: usize) {
@@ -1093,24 +1051,15 @@ impl World {
             answer: answer_text.clone(),
             evidence: evidence.clone(),
         });
-        let answer = self.app.act(&official, action).await;
-        let position = self.accepted(&answer, "resolve_complaint");
-        let now = self.now();
+        let expected =
+            Expected::new(index, "resolve_complaint", Status::Resolved).noted(&answer_text);
+        let now = self.complaint_command(&official, action, expected).await;
         let complaint = &mut self.complaints[index];
-        complaint.status = Status::Resolved;
         complaint.resolved_at = Some(now);
         let window = i64::from(complaint.window_days) * DAY_MS;
         complaint.confirmation_deadline = Some(now + window);
         complaint.answer = Some(answer_text.clone());
         complaint.evidence.extend(evidence);
-        complaint.timeline.push(step_json(
-            position,
-            now,
-            "resolve_complaint",
-            &Self::hex(&official),
-            Status::Resolved,
-            Some(&answer_text),
-        ));
         let disputes = complaint.disputes;
         // The author confirms, disputes (at most twice), or stays silent until the window ends.
         let roll = self.rng.percent();
@@ -1698,18 +1647,55 @@ struct Snapshot(BTreeMap<String, String>);
 
 impl Snapshot {
     async fn get(&mut self, app: &TestApp, path: &str) -> Value {
-        let response = app
-            .http
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_response(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let text = response.text().await.unwrap();
         let value = exact_json(&text);
         self.0.insert(path.to_string(), text);
         value
     }
+}
+
+/// How a list pages: the page size asked for, the field holding a page's items, the field naming
+/// the next page (absent on the last) and the query parameter that passes it back.
+struct Paging {
+    limit: u32,
+    items: &'static str,
+    next: &'static str,
+    parameter: &'static str,
+}
+
+const COMPLAINT_PAGING: Paging = Paging {
+    limit: 7,
+    items: "complaints",
+    next: "next_after",
+    parameter: "after",
+};
+
+const PROPOSAL_PAGING: Paging = Paging {
+    limit: 4,
+    items: "proposals",
+    next: "next_cursor",
+    parameter: "cursor",
+};
+
+/// Every item of the list at `base`, page after page until a page names no next one.
+async fn all_pages(world: &World, snapshot: &mut Snapshot, base: &str, paging: &Paging) -> Value {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let first = format!("{base}{separator}limit={}", paging.limit);
+    let mut path = first.clone();
+    let mut items = Vec::new();
+    loop {
+        let page = snapshot.get(&world.app, &path).await;
+        items.extend(page[paging.items].as_array().unwrap().iter().cloned());
+        let next = match &page[paging.next] {
+            Value::Number(after) => after.to_string(),
+            Value::String(cursor) => cursor.clone(),
+            _ => break,
+        };
+        path = format!("{first}&{}={next}", paging.parameter);
+    }
+    Value::Array(items)
 }
 
 /// Follows `next_after` through a complaint list; every page item must be the model's view.
@@ -1720,46 +1706,27 @@ async fn complaint_pages(
     expected: &[&ComplaintModel],
 ) {
     let now = world.now();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let mut path = format!("{base}{separator}limit=7");
-    let mut items = Vec::new();
-    loop {
-        let page = snapshot.get(&world.app, &path).await;
-        items.extend(page["complaints"].as_array().unwrap().iter().cloned());
-        match page["next_after"].as_u64() {
-            Some(after) => path = format!("{base}{separator}limit=7&after={after}"),
-            None => break,
-        }
-    }
+    let items = all_pages(world, snapshot, base, &COMPLAINT_PAGING).await;
     let views: Vec<Value> = expected
         .iter()
         .map(|complaint| world.complaint_view(complaint, now))
         .collect();
-    assert_same(base, &Value::Array(items), &Value::Array(views));
+    assert_same(base, &items, &Value::Array(views));
 }
 
+/// Follows `next_cursor` through a proposal list; every page item must be the model's view.
 async fn proposal_pages(
     world: &World,
     snapshot: &mut Snapshot,
     base: &str,
     expected: &[&ProposalModel],
 ) {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let mut path = format!("{base}{separator}limit=4");
-    let mut items = Vec::new();
-    loop {
-        let page = snapshot.get(&world.app, &path).await;
-        items.extend(page["proposals"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("{base}{separator}limit=4&cursor={cursor}"),
-            None => break,
-        }
-    }
+    let items = all_pages(world, snapshot, base, &PROPOSAL_PAGING).await;
     let views: Vec<Value> = expected
         .iter()
         .map(|proposal| world.proposal_view(proposal))
         .collect();
-    assert_same(base, &Value::Array(items), &Value::Array(views));
+    assert_same(base, &items, &Value::Array(views));
 }
 
 async fn set_up(app: TestApp, seed: u64) -> World {
@@ -2143,15 +2110,7 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
     let app = TestApp::spawn_with_clock(directory.path(), clock).await;
     assert!(app.node.ledger().due_system_actions(app.now()).is_empty());
     for (path, before) in &snapshot.0 {
-        let after = app
-            .http
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let after = app.get_text(path).await;
         assert!(
             after == *before,
             "{path} changed across the restart:\nbefore {before}\nafter  {after}"
@@ -2160,16 +2119,7 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
     app.stop().await;
 
     // And a journalist's recount of the downloaded log agrees with every entry.
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
-        .args(["verify", "--data-dir"])
-        .arg(directory.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_data_directory_verifies(directory.path());
     eprintln!(
         "a month of a district: {} complaints, {} proposals, {} log entries, {} snapshots, {} refusals met; simulated in {:.1?}, {:.1?} in all",
         world.complaints.len(),

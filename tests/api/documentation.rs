@@ -23,19 +23,13 @@ fn the_committed_openapi_document_matches_the_code() {
 
 #[actix_web::test]
 async fn the_served_openapi_document_is_the_generated_one_and_the_docs_ui_needs_no_network() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let served = app.get("/openapi.json").await;
     assert_eq!(served.status, 200);
     let generated: serde_json::Value = serde_json::from_str(&veche::http::openapi_json()).unwrap();
     assert_eq!(served.body, generated);
 
-    let page = app
-        .http
-        .get(format!("{}/docs/", app.address))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get_response("/docs/").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
@@ -48,12 +42,7 @@ async fn the_served_openapi_document_is_the_generated_one_and_the_docs_ui_needs_
         "swagger-ui-bundle.js",
         "swagger-initializer.js",
     ] {
-        let response = app
-            .http
-            .get(format!("{}/docs/{asset}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_response(&format!("/docs/{asset}")).await;
         assert_eq!(response.status(), 200, "{asset} is served from the binary");
         let body = response.text().await.unwrap();
         assert!(

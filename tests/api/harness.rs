@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use projections::command::{
-    Audience, CastBallot, ChoiceKind, PollDefinition, RegisterKey, Role, RoleChange,
-    TallyVisibility,
+    Audience, CastBallot, CategoryDefinition, ChoiceKind, ComplaintFiling, Degrees, Location,
+    PollDefinition, RegisterKey, Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::public_key_of;
 use projections::{Action, PublicKey, Timestamp};
@@ -23,6 +23,8 @@ pub const TEST_START: Timestamp = Timestamp(1_795_428_000_000);
 pub const MINUTE_MS: i64 = 60_000;
 
 pub struct TestApp {
+    /// The temporary data directory a `fresh` app owns, removed when the app is dropped.
+    owned_directory: Option<tempfile::TempDir>,
     pub address: String,
     pub node: Arc<Node>,
     pub clock: Arc<ManualClock>,
@@ -45,6 +47,21 @@ impl Answer {
 }
 
 impl TestApp {
+    /// A server on a temporary data directory of its own, for tests that never reopen it.
+    pub async fn fresh() -> TestApp {
+        let directory = tempfile::tempdir().unwrap();
+        let mut app = TestApp::spawn(directory.path()).await;
+        app.owned_directory = Some(directory);
+        app
+    }
+
+    /// A `fresh` server and a newly registered official of the transport department on it.
+    pub async fn with_official() -> (TestApp, SigningKey) {
+        let app = TestApp::fresh().await;
+        let official = app.official().await;
+        (app, official)
+    }
+
     /// A server on a fresh data directory.
     pub async fn spawn(directory: &Path) -> TestApp {
         let clock = Arc::new(ManualClock::starting_at(TEST_START));
@@ -70,6 +87,7 @@ impl TestApp {
         let server = running.server.handle();
         tokio::spawn(running.server);
         TestApp {
+            owned_directory: None,
             address: format!("http://{}", running.address),
             node,
             clock,
@@ -120,13 +138,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
-        Self::answer(response).await
+        Self::answer(self.get_response(path).await).await
+    }
+
+    /// The raw response to a GET, for reading headers, event streams and bodies byte for byte.
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.address);
+        self.http.get(url).send().await.unwrap()
+    }
+
+    /// The body of a GET exactly as served, whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get_response(path).await.text().await.unwrap()
     }
 
     async fn answer(response: reqwest::Response) -> Answer {
@@ -171,12 +194,9 @@ impl TestApp {
     /// A newly registered key holding the official role.
     pub async fn official(&self) -> SigningKey {
         let key = self.citizen().await;
-        let grant = Action::GrantRole(RoleChange {
-            subject: public(&key),
-            role: Role::Official,
-            department: Some("transport".into()),
-        });
-        let answer = self.act(&self.admin, grant).await;
+        let answer = self
+            .act(&self.admin, official_grant(&key, "transport"))
+            .await;
         assert_eq!(
             answer.status, 201,
             "granting the official role: {:?}",
@@ -211,13 +231,17 @@ impl TestApp {
         answer.body["position"].as_u64().unwrap()
     }
 
+    /// Opens the `poll_definition` poll with `options` options, from now for an hour; its id.
+    pub async fn open_standard_poll(&self, official: &SigningKey, options: usize) -> u64 {
+        self.open_poll(official, poll_definition(self.now(), options))
+            .await
+    }
+
     /// Opens a three-option poll and has `voters` new citizens vote in it (voter i for option
     /// i mod 3); returns the poll id.
     pub async fn poll_with_ballots(&self, voters: usize) -> u64 {
         let official = self.official().await;
-        let poll = self
-            .open_poll(&official, poll_definition(self.now(), 3))
-            .await;
+        let poll = self.open_standard_poll(&official, 3).await;
         for index in 0..voters {
             let voter = self.citizen().await;
             let answer = self.vote(&voter, poll, vec![(index % 3) as u32]).await;
@@ -236,6 +260,75 @@ pub fn public(key: &SigningKey) -> PublicKey {
     public_key_of(key)
 }
 
+/// The admin's grant of the official role in `department` to `key`.
+pub fn official_grant(key: &SigningKey, department: &str) -> Action {
+    Action::GrantRole(RoleChange {
+        subject: public(key),
+        role: Role::Official,
+        department: Some(department.into()),
+    })
+}
+
+/// The roads department's street-lighting category, which several suites define.
+pub fn lighting() -> CategoryDefinition {
+    CategoryDefinition {
+        id: "street-lighting".into(),
+        name: "Street lighting".into(),
+        department: "roads".into(),
+        sla_working_days: 8,
+        confirmation_window_days: 7,
+        support_threshold: 3,
+        proposal_lifetime_days: 30,
+    }
+}
+
+/// A complaint in the street-lighting category about a dark lamp in `district`, without photos.
+pub fn streetlight_filing(district: &str) -> ComplaintFiling {
+    ComplaintFiling {
+        category: "street-lighting".into(),
+        description: "The streetlight outside number 12 has been dark for a week.".into(),
+        location: Location {
+            latitude: Degrees(55.7558),
+            longitude: Degrees(37.6173),
+            address: "12 Tverskaya St".into(),
+            district: district.into(),
+        },
+        attachments: vec![],
+    }
+}
+
+/// Runs `sql` against the PostgreSQL at `url` on a thread of its own: the synchronous client must
+/// not run inside the async runtime.
+pub fn postgres_batch(url: &str, sql: String) {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// `veche verify --data-dir directory`, run as the journalist would run it.
+pub fn verify_data_directory(directory: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
+        .args(["verify", "--data-dir"])
+        .arg(directory)
+        .output()
+        .unwrap()
+}
+
+/// Insists that `veche verify` accepts the data directory, showing its complaint otherwise.
+pub fn assert_data_directory_verifies(directory: &Path) -> std::process::Output {
+    let verify = verify_data_directory(directory);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    verify
+}
+
 /// A single-choice public poll open from now for an hour.
 pub fn poll_definition(now: Timestamp, options: usize) -> PollDefinition {
     PollDefinition {
@@ -252,16 +345,19 @@ pub fn poll_definition(now: Timestamp, options: usize) -> PollDefinition {
     }
 }
 
-/// Why an answer is not the documented refusal — wrong status, wrong problem type, not a problem
-/// document, or a log that grew — or `None` when it is.
-pub fn refusal_mismatch(
+/// Awaits `send` (a request to `app`) and says why its answer is not the documented refusal —
+/// wrong status, wrong problem type, not a problem document, or a log that grew — or `None` when
+/// it is. The log is measured before `send` runs: a future does nothing until awaited.
+pub async fn refusal_mismatch(
+    app: &TestApp,
     name: &str,
     status: u16,
     code: &str,
-    answer: &Answer,
-    size_before: u64,
-    size_after: u64,
+    send: impl std::future::Future<Output = Answer>,
 ) -> Option<String> {
+    let size_before = app.log_size().await;
+    let answer = send.await;
+    let size_after = app.log_size().await;
     let expected_type = format!("urn:veche:problem:{code}");
     let holds = answer.status == status
         && answer.problem_type() == expected_type

@@ -1,61 +1,25 @@
 //! Open311 GeoReport v2 reads over veche's complaints, and poll audiences by registrar attestation.
 
 use projections::command::{
-    Attachment, Attestation, Audience, CategoryDefinition, ComplaintFiling, Degrees, Location,
-    Resolution, Role, RoleChange, Triage, TriageDecision,
+    Attachment, Attestation, Audience, ComplaintFiling, Resolution, Role, Triage, TriageDecision,
 };
 use projections::Action;
 
-use crate::harness::{poll_definition, public, TestApp, MINUTE_MS};
-
-async fn grant(
-    app: &TestApp,
-    key: &ed25519_dalek::SigningKey,
-    role: Role,
-    department: Option<&str>,
-) {
-    let change = RoleChange {
-        subject: public(key),
-        role,
-        department: department.map(str::to_string),
-    };
-    let answer = app.act(&app.admin, Action::GrantRole(change)).await;
-    assert_eq!(answer.status, 201, "{:?}", answer.body);
-}
-
-fn lighting() -> CategoryDefinition {
-    CategoryDefinition {
-        id: "street-lighting".into(),
-        name: "Street lighting".into(),
-        department: "roads".into(),
-        sla_working_days: 8,
-        confirmation_window_days: 7,
-        support_threshold: 3,
-        proposal_lifetime_days: 30,
-    }
-}
+use crate::harness::{lighting, poll_definition, public, streetlight_filing, TestApp, MINUTE_MS};
 
 fn filing(district: &str) -> ComplaintFiling {
     ComplaintFiling {
-        category: "street-lighting".into(),
-        description: "The streetlight outside number 12 has been dark for a week.".into(),
-        location: Location {
-            latitude: Degrees(55.7558),
-            longitude: Degrees(37.6173),
-            address: "12 Tverskaya St".into(),
-            district: district.into(),
-        },
         attachments: vec![Attachment {
             sha256: "ab".repeat(32),
             url: "https://photos.example/streetlight.jpg".into(),
         }],
+        ..streetlight_filing(district)
     }
 }
 
 #[actix_web::test]
 async fn open311_clients_read_services_and_requests_with_the_spec_defaults() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     assert_eq!(
         app.act(&app.admin, Action::DefineCategory(lighting()))
             .await
@@ -63,30 +27,21 @@ async fn open311_clients_read_services_and_requests_with_the_spec_defaults() {
         201
     );
     let moderator = app.citizen().await;
-    grant(&app, &moderator, Role::Moderator, None).await;
+    app.grant(&moderator, Role::Moderator, None).await;
     let official = app.citizen().await;
-    grant(&app, &official, Role::Official, Some("roads")).await;
+    app.grant(&official, Role::Official, Some("roads")).await;
     let citizen = app.citizen().await;
 
     let old = app
-        .act(&citizen, Action::FileComplaint(filing("Tverskoy")))
-        .await
-        .body["position"]
-        .as_u64()
-        .unwrap();
+        .act_ok(&citizen, Action::FileComplaint(filing("Tverskoy")))
+        .await;
     app.clock.advance_milliseconds(100 * 24 * 60 * MINUTE_MS);
     let recent = app
-        .act(&citizen, Action::FileComplaint(filing("Tverskoy")))
-        .await
-        .body["position"]
-        .as_u64()
-        .unwrap();
+        .act_ok(&citizen, Action::FileComplaint(filing("Tverskoy")))
+        .await;
     let fixed = app
-        .act(&citizen, Action::FileComplaint(filing("Arbat")))
-        .await
-        .body["position"]
-        .as_u64()
-        .unwrap();
+        .act_ok(&citizen, Action::FileComplaint(filing("Arbat")))
+        .await;
     for id in [recent, fixed] {
         let triage = Action::TriageComplaint(Triage {
             complaint: id,
@@ -166,11 +121,9 @@ async fn open311_clients_read_services_and_requests_with_the_spec_defaults() {
 
 #[actix_web::test]
 async fn district_and_verified_audiences_follow_the_registrars_attestations() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let registrar = app.citizen().await;
-    grant(&app, &registrar, Role::Registrar, None).await;
+    app.grant(&registrar, Role::Registrar, None).await;
     let arbat = app.citizen().await;
     let tverskoy = app.citizen().await;
     let unverified = app.citizen().await;

@@ -50,6 +50,12 @@ async fn check_chain_over_http(app: &TestApp) -> u64 {
     }
 }
 
+/// The ballot of `voter` in `poll`, as the server shows it to anyone.
+async fn ballot(app: &TestApp, poll: u64, voter: &ed25519_dalek::SigningKey) -> serde_json::Value {
+    let path = format!("/v1/polls/{poll}/ballots/{}", public(voter));
+    app.get(&path).await.body
+}
+
 #[actix_web::test]
 async fn a_thousand_concurrent_ballots_are_tallied_exactly_and_survive_a_restart() {
     let directory = tempfile::tempdir().unwrap();
@@ -134,24 +140,15 @@ async fn a_thousand_concurrent_ballots_are_tallied_exactly_and_survive_a_restart
         "the restarted server shows the identical tally"
     );
     assert_eq!(check_chain_over_http(&restarted).await, size_before);
-    let ballot_of_first = restarted
-        .get(&format!(
-            "/v1/polls/{poll}/ballots/{}",
-            public(&citizens[0])
-        ))
-        .await;
-    assert_eq!(ballot_of_first.body["choices"], serde_json::json!([0]));
+    let choices_of_first = &ballot(&restarted, poll, &citizens[0]).await["choices"];
+    assert_eq!(*choices_of_first, serde_json::json!([0]));
     restarted.stop().await;
 }
 
 #[actix_web::test]
 async fn a_poll_closes_at_its_closing_time_with_a_signed_final_tally() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 3))
-        .await;
+    let (app, official) = TestApp::with_official().await;
+    let poll = app.open_standard_poll(&official, 3).await;
     for choice in [2, 2, 0] {
         let voter = app.citizen().await;
         assert_eq!(app.vote(&voter, poll, vec![choice]).await.status, 201);
@@ -204,9 +201,7 @@ async fn a_poll_closes_at_its_closing_time_with_a_signed_final_tally() {
 
 #[actix_web::test]
 async fn a_changed_vote_replaces_the_earlier_ballot_and_is_counted_as_superseded() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let mut definition = poll_definition(app.now(), 4);
     definition.vote_changes_allowed = true;
     definition.choice_kind = ChoiceKind::MultipleChoice;
@@ -221,18 +216,14 @@ async fn a_changed_vote_replaces_the_earlier_ballot_and_is_counted_as_superseded
     assert_eq!(tally["counts"], serde_json::json!([0, 1, 0, 1]));
     assert_eq!(tally["turnout"], 2);
     assert_eq!(tally["superseded_ballots"], 1);
-    let ballot = app
-        .get(&format!("/v1/polls/{poll}/ballots/{}", public(&voter)))
-        .await;
-    assert_eq!(ballot.body["choices"], serde_json::json!([3]));
+    let counted = &ballot(&app, poll, &voter).await["choices"];
+    assert_eq!(*counted, serde_json::json!([3]), "the latest ballot counts");
     app.stop().await;
 }
 
 #[actix_web::test]
 async fn a_sealed_tally_is_withheld_until_the_close_event() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let mut definition = poll_definition(app.now(), 2);
     definition.tally_visibility = TallyVisibility::Sealed;
     let poll = app.open_poll(&official, definition).await;
@@ -258,15 +249,10 @@ async fn a_sealed_tally_is_withheld_until_the_close_event() {
 
 #[actix_web::test]
 async fn polls_list_by_cursor_and_health_endpoints_answer() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
+    let (app, official) = TestApp::with_official().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(
-            app.open_poll(&official, poll_definition(app.now(), 2))
-                .await,
-        );
+        ids.push(app.open_standard_poll(&official, 2).await);
     }
     let first = app.get("/v1/polls?limit=2").await.body;
     assert_eq!(first["polls"].as_array().unwrap().len(), 2);
@@ -328,23 +314,15 @@ async fn read_events(
 
 #[actix_web::test]
 async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let official = app.official().await;
-    let poll = app
-        .open_poll(&official, poll_definition(app.now(), 2))
-        .await;
+    let (app, official) = TestApp::with_official().await;
+    let poll = app.open_standard_poll(&official, 2).await;
     let voters = [
         app.citizen().await,
         app.citizen().await,
         app.citizen().await,
     ];
-    let response = app
-        .http
-        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
-        .send()
-        .await
-        .unwrap();
+    let stream = format!("/v1/polls/{poll}/tally/stream");
+    let response = app.get_response(&stream).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     for (index, voter) in voters.iter().enumerate() {
         assert_eq!(
@@ -373,25 +351,12 @@ async fn a_live_subscriber_sees_each_ballot_and_the_final_tally() {
 
     // Resuming with the last id seen skips the snapshot and waits for news; a closed poll's
     // stream has none, so it answers with nothing but the final state when asked fresh.
-    let resumed = app
-        .http
-        .get(format!("{}/v1/polls/{poll}/tally/stream", app.address))
-        .send()
-        .await
-        .unwrap();
+    let resumed = app.get_response(&stream).await;
     let again = read_events(resumed, |_| true).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0]["is_final"], true);
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("veche_entries_appended_total"),
         "{metrics}"

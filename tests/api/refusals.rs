@@ -9,7 +9,7 @@ use projections::protocol::COMMAND_DOMAIN;
 use projections::{Action, Command, PublicKey, Timestamp};
 use veche::envelope::Envelope;
 
-use crate::harness::{poll_definition, public, TestApp, MINUTE_MS};
+use crate::harness::{poll_definition, public, refusal_mismatch, TestApp, MINUTE_MS};
 
 /// What one case sends.
 enum Request {
@@ -110,6 +110,15 @@ fn signed_at(
 fn cases(fixture: &Fixture) -> Vec<Case> {
     let app = &fixture.app;
     let now = app.now();
+    // The voter's ballot in the multiple-choice poll, issued `offset` milliseconds from now.
+    let ballot_issued = |offset: i64| {
+        let action = ballot(fixture.multiple_choice_poll, vec![0]);
+        let issued_at = now.plus_milliseconds(offset);
+        Request::Envelope(
+            "/v1/commands",
+            signed_at(fixture, &fixture.voter, action, issued_at),
+        )
+    };
     let open = fixture.open_poll;
     let valid_ballot = app.sign(&fixture.stranger, ballot(open, vec![0]));
     let mut bad_signature = app.sign(
@@ -522,29 +531,13 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
         },
         Case {
             name: "a command issued six minutes ago",
-            request: Request::Envelope(
-                "/v1/commands",
-                signed_at(
-                    fixture,
-                    &fixture.voter,
-                    ballot(fixture.multiple_choice_poll, vec![0]),
-                    now.plus_milliseconds(-6 * MINUTE_MS),
-                ),
-            ),
+            request: ballot_issued(-6 * MINUTE_MS),
             status: 400,
             code: "stale-command",
         },
         Case {
             name: "a command issued two minutes ahead",
-            request: Request::Envelope(
-                "/v1/commands",
-                signed_at(
-                    fixture,
-                    &fixture.voter,
-                    ballot(fixture.multiple_choice_poll, vec![0]),
-                    now.plus_milliseconds(2 * MINUTE_MS),
-                ),
-            ),
+            request: ballot_issued(2 * MINUTE_MS),
             status: 400,
             code: "future-command",
         },
@@ -652,22 +645,16 @@ async fn every_refusal_has_its_status_and_problem_type_and_appends_nothing() {
     let app = &fixture.app;
     let mut failures = Vec::new();
     for case in cases {
-        let size_before = app.log_size().await;
-        let answer = match &case.request {
-            Request::Envelope(path, envelope) => app.post(path, envelope).await,
-            Request::Raw(path, content_type, body) => {
-                app.post_raw(path, content_type, body.clone()).await
+        let send = async {
+            match &case.request {
+                Request::Envelope(path, envelope) => app.post(path, envelope).await,
+                Request::Raw(path, content_type, body) => {
+                    app.post_raw(path, content_type, body.clone()).await
+                }
             }
         };
-        let size_after = app.log_size().await;
-        failures.extend(crate::harness::refusal_mismatch(
-            case.name,
-            case.status,
-            case.code,
-            &answer,
-            size_before,
-            size_after,
-        ));
+        let mismatch = refusal_mismatch(app, case.name, case.status, case.code, send).await;
+        failures.extend(mismatch);
     }
     assert!(
         failures.is_empty(),
@@ -679,8 +666,7 @@ async fn every_refusal_has_its_status_and_problem_type_and_appends_nothing() {
 
 #[actix_web::test]
 async fn unknown_routes_and_bad_queries_are_problems_too() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     for (path, status, code) in [
         ("/v1/nowhere", 404, "not-found"),
         ("/v1/polls/abc", 400, "malformed-request"),
@@ -705,8 +691,7 @@ async fn unknown_routes_and_bad_queries_are_problems_too() {
 
 #[actix_web::test]
 async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_appends_nothing() {
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
+    let app = TestApp::fresh().await;
     let citizen = app.citizen().await;
     let limit = projections::limits::COMMANDS_PER_KEY_PER_MINUTE_MAX;
     // The registration counted once; fill the rest of the minute with refused ballots.

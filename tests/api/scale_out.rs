@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use projections::command::{CastBallot, RegisterKey, Role, RoleChange};
+use projections::command::{CastBallot, RegisterKey};
 use projections::{Action, Replayer};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -16,7 +16,7 @@ use veche::node::Node;
 use veche::server::DataDirectory;
 use veche::store::{EventStore, PostgresStore};
 
-use crate::harness::{poll_definition, public, MINUTE_MS, TEST_START};
+use crate::harness::{official_grant, poll_definition, postgres_batch, MINUTE_MS, TEST_START};
 
 /// A service URL from the environment. The suite is compiled as ignored when either variable was
 /// unset at build time (see `build.rs`), so reaching this without it (under `CI=true`, or a test
@@ -186,6 +186,38 @@ impl Cluster {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A new key registered through node 0 and made an official of `department` by the admin
+    /// through `grant_node`, which must already see the registration.
+    async fn official(&self, grant_node: usize, department: &str) -> ed25519_dalek::SigningKey {
+        let official = generate_key(&self.entropy);
+        let (status, _) = self
+            .post(0, Action::RegisterKey(RegisterKey {}), &official)
+            .await;
+        assert_eq!(status, 201);
+        let grant = official_grant(&official, department);
+        let (status, body) = self.post(grant_node, grant, &self.admin).await;
+        assert_eq!(
+            status, 201,
+            "node {grant_node} sees node 0's registration: {body}"
+        );
+        official
+    }
+
+    /// Opens an `options`-option poll through `node`; its id.
+    async fn open_poll(
+        &self,
+        node: usize,
+        official: &ed25519_dalek::SigningKey,
+        options: usize,
+    ) -> u64 {
+        let definition = poll_definition(self.clock_now(), options);
+        let (status, receipt) = self
+            .post(node, Action::OpenPoll(definition), official)
+            .await;
+        assert_eq!(status, 201, "{receipt}");
+        receipt["position"].as_u64().unwrap()
+    }
+
     fn clock_now(&self) -> projections::Timestamp {
         use veche::clock::Clock;
         self.clock.now()
@@ -206,15 +238,8 @@ impl Cluster {
         for server in &self.servers {
             server.stop(true).await;
         }
-        let (url, schema) = (self.database_url.clone(), self.schema.clone());
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .unwrap();
-        })
-        .join()
-        .unwrap();
+        let drop_schema = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        postgres_batch(&self.database_url, drop_schema);
     }
 
     /// Replays the shared log from scratch with every check.
@@ -261,33 +286,8 @@ const CITIZENS: usize = 150;
 async fn three_nodes_share_one_chain_count_each_citizen_once_and_converge_within_a_second() {
     let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
     let cluster = Arc::new(Cluster::start(3, database_url, &redis_url).await);
-    let official = generate_key(&cluster.entropy);
-    assert_eq!(
-        cluster
-            .post(0, Action::RegisterKey(RegisterKey {}), &official)
-            .await
-            .0,
-        201
-    );
-    let grant = Action::GrantRole(RoleChange {
-        subject: public(&official),
-        role: Role::Official,
-        department: Some("transport".into()),
-    });
-    assert_eq!(
-        cluster.post(1, grant, &cluster.admin).await.0,
-        201,
-        "node 1 sees node 0's registration"
-    );
-    let (status, receipt) = cluster
-        .post(
-            2,
-            Action::OpenPoll(poll_definition(cluster.clock_now(), 3)),
-            &official,
-        )
-        .await;
-    assert_eq!(status, 201, "{receipt}");
-    let poll = receipt["position"].as_u64().unwrap();
+    let official = cluster.official(1, "transport").await;
+    let poll = cluster.open_poll(2, &official, 3).await;
 
     let citizens: Vec<_> = (0..CITIZENS)
         .map(|_| generate_key(&cluster.entropy))
@@ -410,29 +410,8 @@ async fn losing_redis_mid_load_fails_no_command_and_tallies_converge_after_it_re
         )
         .await,
     );
-    let official = generate_key(&cluster.entropy);
-    assert_eq!(
-        cluster
-            .post(0, Action::RegisterKey(RegisterKey {}), &official)
-            .await
-            .0,
-        201
-    );
-    let grant = Action::GrantRole(RoleChange {
-        subject: public(&official),
-        role: Role::Official,
-        department: Some("roads".into()),
-    });
-    assert_eq!(cluster.post(0, grant, &cluster.admin).await.0, 201);
-    let (status, receipt) = cluster
-        .post(
-            1,
-            Action::OpenPoll(poll_definition(cluster.clock_now(), 2)),
-            &official,
-        )
-        .await;
-    assert_eq!(status, 201, "{receipt}");
-    let poll = receipt["position"].as_u64().unwrap();
+    let official = cluster.official(0, "roads").await;
+    let poll = cluster.open_poll(1, &official, 2).await;
     let citizens: Vec<_> = (0..90).map(|_| generate_key(&cluster.entropy)).collect();
     for (index, key) in citizens.iter().enumerate() {
         assert_eq!(

@@ -92,6 +92,14 @@ impl Random {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         (!items.is_empty()).then(|| &items[self.below(items.len() as u64) as usize])
     }
+    /// `first` or `second`, even odds.
+    fn either<T>(&mut self, first: T, second: T) -> T {
+        if self.below(2) == 0 {
+            first
+        } else {
+            second
+        }
+    }
 }
 
 fn allowed(from: ComplaintStatus, to: ComplaintStatus) -> bool {
@@ -288,21 +296,13 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 else {
                     continue;
                 };
-                if random.below(2) == 0 {
-                    (
-                        official,
-                        Action::StartWork(ComplaintReference { complaint }),
-                    )
-                } else {
-                    (
-                        official,
-                        Action::ResolveComplaint(Resolution {
-                            complaint,
-                            answer: "Fixed".into(),
-                            evidence: vec![],
-                        }),
-                    )
-                }
+                let start = Action::StartWork(ComplaintReference { complaint });
+                let resolution = Action::ResolveComplaint(Resolution {
+                    complaint,
+                    answer: "Fixed".into(),
+                    evidence: vec![],
+                });
+                (official, random.either(start, resolution))
             }
             10 => {
                 let Some(complaint) = complaint else { continue };
@@ -318,20 +318,10 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 else {
                     continue;
                 };
-                if random.below(2) == 0 {
-                    (
-                        author,
-                        Action::ConfirmResolution(ComplaintReference { complaint }),
-                    )
-                } else {
-                    (
-                        author,
-                        Action::DisputeResolution(Dispute {
-                            complaint,
-                            reason: "Still broken".into(),
-                        }),
-                    )
-                }
+                let confirmation = Action::ConfirmResolution(ComplaintReference { complaint });
+                let reason = "Still broken".into();
+                let dispute = Action::DisputeResolution(Dispute { complaint, reason });
+                (author, random.either(confirmation, dispute))
             }
             11 => {
                 let Some(author) = some_key else { continue };

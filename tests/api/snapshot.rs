@@ -46,6 +46,14 @@ async fn stop_with_snapshot(app: TestApp) -> u64 {
     header.size
 }
 
+/// A poll with `voters` ballots on a server over `directory`, stopped with a snapshot; the poll.
+async fn snapshotted_poll(directory: &Path, voters: usize) -> u64 {
+    let app = TestApp::spawn(directory).await;
+    let poll = app.poll_with_ballots(voters).await;
+    stop_with_snapshot(app).await;
+    poll
+}
+
 fn load(directory: &Path) -> Result<Option<veche::snapshot::LoadedSnapshot>, SnapshotFileError> {
     let data = DataDirectory::open_existing(directory).unwrap();
     let store = data.open_store().unwrap();
@@ -86,9 +94,7 @@ async fn a_node_started_from_its_snapshot_has_the_state_it_stopped_with_and_its_
 #[actix_web::test]
 async fn a_signed_snapshot_that_differs_from_the_log_is_refuted_by_the_audit_and_writes_stop() {
     let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let poll = app.poll_with_ballots(9).await;
-    stop_with_snapshot(app).await;
+    let poll = snapshotted_poll(directory.path(), 9).await;
 
     // A snapshot with the server's own signature, the right anchors and one ballot fewer: what a
     // bug in the fold or the encoder would write. Only folding the log again can tell.
@@ -138,9 +144,7 @@ async fn a_signed_snapshot_that_differs_from_the_log_is_refuted_by_the_audit_and
 #[actix_web::test]
 async fn a_damaged_or_foreign_snapshot_is_not_used_and_the_log_is_replayed_in_full() {
     let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let poll = app.poll_with_ballots(5).await;
-    stop_with_snapshot(app).await;
+    let poll = snapshotted_poll(directory.path(), 5).await;
     let path = directory.path().join(SNAPSHOT_FILE);
     let good = std::fs::read(&path).unwrap();
     let header_end = good.iter().position(|byte| *byte == b'\n').unwrap()
@@ -224,16 +228,8 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
     let entropy = SeededEntropy::new(11);
     for _ in 0..3 {
         let key = veche::keys::generate_key(&entropy);
-        let (status, _) = crate::crash::post(
-            &http,
-            &base,
-            &key,
-            Action::RegisterKey(RegisterKey {}),
-            &entropy,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 201);
+        let registered = crate::crash::register(&http, &base, &key, &entropy).await;
+        assert_eq!(registered.unwrap().0, 201);
     }
     let terminated = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -252,14 +248,7 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
 
     let mut server = crate::crash::start_server(directory.path(), port, None);
     crate::crash::wait_ready(&http, &base).await;
-    let health: serde_json::Value = http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = crate::crash::get_json(&http, &base, "/healthz").await;
     assert_eq!(health["log_size"], 4);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
