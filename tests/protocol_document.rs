@@ -967,113 +967,6 @@ fn the_documented_story_is_accepted_in_order_and_the_ballot_names_the_poll_posit
 // Problem types
 // ---------------------------------------------------------------------------------------------
 
-/// Every refusal the ledger can give. The exhaustive match stops the build when a variant is
-/// added, as a reminder to list it here and in the document.
-fn every_refusal() -> Vec<Refusal> {
-    let all = vec![
-        Refusal::StaleCommand,
-        Refusal::FutureCommand,
-        Refusal::ReplayedNonce,
-        Refusal::WeakKey,
-        Refusal::KeyAlreadyRegistered,
-        Refusal::KeyNotRegistered,
-        Refusal::NotAdmin,
-        Refusal::NotOfficial,
-        Refusal::SystemOnly,
-        Refusal::SignerIsNotAuthor,
-        Refusal::InvalidRoleChange(String::new()),
-        Refusal::RoleNotHeld,
-        Refusal::RoleAlreadyHeld,
-        Refusal::InvalidPoll(String::new()),
-        Refusal::UnknownPoll,
-        Refusal::PollNotOpenYet,
-        Refusal::PollClosed,
-        Refusal::NotEligible,
-        Refusal::UnknownOption,
-        Refusal::TooManyChoices,
-        Refusal::DuplicateChoice,
-        Refusal::EmptyBallot,
-        Refusal::BallotAlreadyCast,
-        Refusal::MisplacedGenesis,
-        Refusal::MissingGenesis,
-        Refusal::PollAlreadyClosed,
-        Refusal::PollNotDue,
-        Refusal::FinalTallyMismatch,
-        Refusal::CheckpointMismatch,
-        Refusal::NotModerator,
-        Refusal::NotRegistrar,
-        Refusal::NotResponsibleDepartment,
-        Refusal::NotAuthor,
-        Refusal::UnknownCategory,
-        Refusal::InvalidCategory(String::new()),
-        Refusal::InvalidAttestation(String::new()),
-        Refusal::InvalidComplaint(String::new()),
-        Refusal::UnknownComplaint,
-        Refusal::TransitionNotAllowed {
-            action: "start_work",
-            status: "filed",
-        },
-        Refusal::ConfirmationWindowClosed,
-        Refusal::InvalidProposal(String::new()),
-        Refusal::UnknownProposal,
-        Refusal::AlreadySupported,
-        Refusal::NotSupported,
-        Refusal::ThresholdReached,
-        Refusal::EventNotDue,
-    ];
-    for refusal in &all {
-        match refusal {
-            Refusal::StaleCommand
-            | Refusal::FutureCommand
-            | Refusal::ReplayedNonce
-            | Refusal::WeakKey
-            | Refusal::KeyAlreadyRegistered
-            | Refusal::KeyNotRegistered
-            | Refusal::NotAdmin
-            | Refusal::NotOfficial
-            | Refusal::SystemOnly
-            | Refusal::SignerIsNotAuthor
-            | Refusal::InvalidRoleChange(_)
-            | Refusal::RoleNotHeld
-            | Refusal::RoleAlreadyHeld
-            | Refusal::InvalidPoll(_)
-            | Refusal::UnknownPoll
-            | Refusal::PollNotOpenYet
-            | Refusal::PollClosed
-            | Refusal::NotEligible
-            | Refusal::UnknownOption
-            | Refusal::TooManyChoices
-            | Refusal::DuplicateChoice
-            | Refusal::EmptyBallot
-            | Refusal::BallotAlreadyCast
-            | Refusal::MisplacedGenesis
-            | Refusal::MissingGenesis
-            | Refusal::PollAlreadyClosed
-            | Refusal::PollNotDue
-            | Refusal::FinalTallyMismatch
-            | Refusal::CheckpointMismatch
-            | Refusal::NotModerator
-            | Refusal::NotRegistrar
-            | Refusal::NotResponsibleDepartment
-            | Refusal::NotAuthor
-            | Refusal::UnknownCategory
-            | Refusal::InvalidCategory(_)
-            | Refusal::InvalidAttestation(_)
-            | Refusal::InvalidComplaint(_)
-            | Refusal::UnknownComplaint
-            | Refusal::TransitionNotAllowed { .. }
-            | Refusal::ConfirmationWindowClosed
-            | Refusal::InvalidProposal(_)
-            | Refusal::UnknownProposal
-            | Refusal::AlreadySupported
-            | Refusal::NotSupported
-            | Refusal::ThresholdReached
-            | Refusal::EventNotDue => {}
-        }
-    }
-    all
-}
-
 /// Every error the API can answer with, one of each kind, with the same exhaustive reminder.
 fn every_api_error() -> Vec<ApiError> {
     let envelope_errors = vec![
@@ -1103,7 +996,7 @@ fn every_api_error() -> Vec<ApiError> {
         SubmitError::Stopped,
         SubmitError::Faulted(String::new()),
     ];
-    submit_errors.extend(every_refusal().into_iter().map(SubmitError::Refused));
+    submit_errors.extend(Refusal::examples().into_iter().map(SubmitError::Refused));
     for error in &submit_errors {
         match error {
             SubmitError::Refused(_)
@@ -1189,7 +1082,7 @@ fn the_documented_problem_types_and_statuses_are_the_ones_the_server_answers() {
             assert_eq!(previous, status, "{code} is answered with two statuses");
         }
     }
-    for refusal in every_refusal() {
+    for refusal in Refusal::examples() {
         assert!(answered.contains_key(refusal.code()), "{}", refusal.code());
     }
     assert_eq!(documented, answered);
