@@ -397,35 +397,12 @@ fn crate_root_re_exports(krate: &Crate) -> BTreeMap<String, String> {
 /// seen from the module `module` (brace groups `crate::{a, b::c}` give each member).
 fn referenced_top_level_names(code: &str, module: &[String]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let bytes = code.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        let rest = &bytes[index..];
-        let starts_path = index == 0 || !is_identifier_byte(bytes[index - 1]);
-        let base = if !starts_path {
-            None
-        } else if rest.starts_with(b"crate::") {
-            Some((Vec::new(), "crate::".len()))
-        } else if rest.starts_with(b"super::") {
-            let mut base = module.to_vec();
-            let mut length = 0;
-            while bytes[index + length..].starts_with(b"super::") {
-                base.pop();
-                length += "super::".len();
+    for (base, remainder) in path_starts(code, module) {
+        match base.first() {
+            Some(top) => {
+                names.insert(top.clone());
             }
-            Some((base, length))
-        } else {
-            None
-        };
-        let Some((base, length)) = base else {
-            index += 1;
-            continue;
-        };
-        index += length;
-        if let Some(top) = base.first() {
-            names.insert(top.clone());
-        } else {
-            names.extend(first_segments(&code[index..]));
+            None => names.extend(first_segments(remainder)),
         }
     }
     names

@@ -258,15 +258,11 @@ pub struct ComplaintReads<'a> {
 
 impl Complaints {
     fn complaint(&self, id: u64) -> Result<&Complaint, Refusal> {
-        self.0.get(&id).ok_or(Refusal::UnknownComplaint)
+        self.find(id, Refusal::UnknownComplaint)
     }
 
-    /// A complaint that `decide` found.
     fn complaint_mut(&mut self, id: u64) -> &mut Complaint {
-        match self.0.get_mut(&id) {
-            Some(complaint) => complaint,
-            None => unreachable!("an event names complaint {id}, which decide found"),
-        }
+        self.found_mut(id, "complaint")
     }
 
     /// May `attempt` do `action` now?

@@ -186,7 +186,7 @@ impl Polls {
         at: Timestamp,
         keys: &Keys,
     ) -> Result<(), Refusal> {
-        let poll = self.0.get(&ballot.poll).ok_or(Refusal::UnknownPoll)?;
+        let poll = self.find(ballot.poll, Refusal::UnknownPoll)?;
         match poll.status(at) {
             PollStatus::Scheduled => return Err(Refusal::PollNotOpenYet),
             PollStatus::Closing | PollStatus::Closed => return Err(Refusal::PollClosed),
@@ -208,7 +208,7 @@ impl Polls {
         at: Timestamp,
         checkpoint: impl FnOnce() -> CheckpointReference,
     ) -> Result<(), Refusal> {
-        let poll = self.0.get(&close.poll).ok_or(Refusal::UnknownPoll)?;
+        let poll = self.find(close.poll, Refusal::UnknownPoll)?;
         if poll.closed.is_some() {
             return Err(Refusal::PollAlreadyClosed);
         }
@@ -250,12 +250,8 @@ impl Polls {
         }
     }
 
-    /// A poll that `decide` found open or due.
     fn poll_mut(&mut self, id: u64) -> &mut Poll {
-        match self.0.get_mut(&id) {
-            Some(poll) => poll,
-            None => unreachable!("an event names poll {id}, which decide found"),
-        }
+        self.found_mut(id, "poll")
     }
 
     /// Polls whose closing time has come by `now` and whose close event is not yet appended.

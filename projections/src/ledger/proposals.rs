@@ -159,15 +159,11 @@ pub struct ProposalReads<'a> {
 
 impl Proposals {
     fn proposal(&self, id: u64) -> Result<&Proposal, Refusal> {
-        self.0.get(&id).ok_or(Refusal::UnknownProposal)
+        self.find(id, Refusal::UnknownProposal)
     }
 
-    /// A proposal that `decide` found.
     fn proposal_mut(&mut self, id: u64) -> &mut Proposal {
-        match self.0.get_mut(&id) {
-            Some(proposal) => proposal,
-            None => unreachable!("an event names proposal {id}, which decide found"),
-        }
+        self.found_mut(id, "proposal")
     }
 
     /// May `attempt` do `action` now?

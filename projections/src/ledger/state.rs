@@ -1,6 +1,7 @@
 //! An aggregate's state: read by anyone through `Deref`, changed only by the ledger's modules
 //! (each aggregate's `evolve`, and the snapshot reader that rebuilds it).
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
@@ -15,5 +16,20 @@ impl<T> Deref for State<T> {
 
     fn deref(&self) -> &T {
         &self.0
+    }
+}
+
+impl<V> State<BTreeMap<u64, V>> {
+    /// The record `id`, or `unknown` (the aggregate's refusal for an id it never saw).
+    pub(super) fn find<E>(&self, id: u64, unknown: E) -> Result<&V, E> {
+        self.0.get(&id).ok_or(unknown)
+    }
+
+    /// The record `id` that an event names, which `decide` found: its absence is a fold bug.
+    pub(super) fn found_mut(&mut self, id: u64, what: &str) -> &mut V {
+        match self.0.get_mut(&id) {
+            Some(record) => record,
+            None => unreachable!("an event names {what} {id}, which decide found"),
+        }
     }
 }
