@@ -27,6 +27,7 @@ fn ballots(count: usize) -> (Replayer, Vec<veche::envelope::Envelope>) {
         action: Action::Genesis(Genesis {
             log_origin: "bench/log".into(),
             admin_keys: vec![projections::protocol::public_key_of(&admin)],
+            recovery: None,
         }),
     };
     append(

@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub server_key: SigningKey,
     /// Admin keys written into the genesis entry when the log is new; ignored otherwise.
     pub admin_keys: Vec<PublicKey>,
+    /// The recovery quorum a new log's genesis names; `None` names none.
+    pub recovery: Option<projections::command::RecoveryQuorum>,
     /// The log's name in checkpoints, e.g. `veche.example.city/log`.
     pub log_origin: String,
     /// Where this node keeps its start-up snapshot (see `snapshot`); `None` keeps none and
@@ -404,6 +406,7 @@ fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError>
         action: Action::Genesis(Genesis {
             log_origin: config.log_origin.clone(),
             admin_keys: config.admin_keys.clone(),
+            recovery: config.recovery.clone(),
         }),
     };
     let sealed = projections::replay::seal(

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use projections::command::RecoveryQuorum;
+use projections::limits;
 use projections::protocol::public_key_of;
 
 use crate::clock::Clock;
@@ -16,6 +18,43 @@ use crate::store::{EventStore, SqliteStore, StoreError};
 pub const SERVER_KEY_FILE: &str = "server.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const LOG_FILE: &str = "log.sqlite";
+
+/// The file of recovery key `number` (1, 2, …).
+pub fn recovery_key_file(number: usize) -> String {
+    format!("recovery-{number}.key")
+}
+
+/// Creates the recovery keys of a new data directory, one file each.
+fn create_recovery_keys(path: &Path, entropy: &dyn Entropy) -> Result<Vec<SigningKey>, ServeError> {
+    let mut keys = Vec::new();
+    for number in 1..=limits::RECOVERY_KEYS_CREATED {
+        let file = path.join(recovery_key_file(number));
+        let (key, _) = read_or_create_key_file(&file, entropy)?;
+        tracing::info!(
+            key = %public_key_of(&key),
+            file = %file.display(),
+            "created a recovery key; give each recovery key to a different custodian and delete it here"
+        );
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The recovery keys of the directory, all or none: they matter only until genesis, and part of
+/// a quorum would name a threshold its keys cannot meet. Once custodians have taken some away
+/// the log has its genesis, and none are needed.
+fn read_recovery_keys(path: &Path) -> Result<Vec<SigningKey>, ServeError> {
+    let files: Vec<PathBuf> = (1..=limits::RECOVERY_KEYS_CREATED)
+        .map(|number| path.join(recovery_key_file(number)))
+        .collect();
+    if !files.iter().all(|file| file.exists()) {
+        return Ok(Vec::new());
+    }
+    Ok(files
+        .iter()
+        .map(|file| read_key_file(file))
+        .collect::<Result<_, _>>()?)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -41,6 +80,10 @@ pub struct DataDirectory {
     pub path: PathBuf,
     pub server_key: SigningKey,
     pub admin_key: SigningKey,
+    /// The recovery keys created with the directory (`recovery-N.key`), which a new log's genesis
+    /// names as its recovery quorum; empty for a directory made before they existed, or once
+    /// their custodians have taken them away, as they should.
+    pub recovery_keys: Vec<SigningKey>,
 }
 
 impl DataDirectory {
@@ -62,10 +105,16 @@ impl DataDirectory {
                 "created the admin key; move it off the server once roles are granted"
             );
         }
+        let recovery_keys = if created {
+            create_recovery_keys(path, entropy)?
+        } else {
+            read_recovery_keys(path)?
+        };
         Ok(DataDirectory {
             path: path.to_path_buf(),
             server_key,
             admin_key,
+            recovery_keys,
         })
     }
 
@@ -75,6 +124,16 @@ impl DataDirectory {
             path: path.to_path_buf(),
             server_key: read_key_file(&path.join(SERVER_KEY_FILE))?,
             admin_key: read_key_file(&path.join(ADMIN_KEY_FILE))?,
+            recovery_keys: read_recovery_keys(path)?,
+        })
+    }
+
+    /// The quorum a new log's genesis names: the directory's recovery keys, any
+    /// `RECOVERY_THRESHOLD_CREATED` of them together.
+    pub fn recovery_quorum(&self) -> Option<RecoveryQuorum> {
+        (!self.recovery_keys.is_empty()).then(|| RecoveryQuorum {
+            keys: self.recovery_keys.iter().map(public_key_of).collect(),
+            threshold: limits::RECOVERY_THRESHOLD_CREATED,
         })
     }
 
@@ -93,6 +152,7 @@ impl DataDirectory {
             clock,
             server_key: self.server_key.clone(),
             admin_keys: vec![public_key_of(&self.admin_key)],
+            recovery: self.recovery_quorum(),
             log_origin: log_origin.to_string(),
             snapshot: Some(self.path.join(crate::snapshot::SNAPSHOT_FILE)),
         })?)

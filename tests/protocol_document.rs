@@ -167,6 +167,7 @@ fn genesis() -> Command {
         Action::Genesis(Genesis {
             log_origin: "veche.example.city/log".into(),
             admin_keys: vec![public_key_of(&key(ADMIN_SEED))],
+            recovery: None,
         }),
     )
 }

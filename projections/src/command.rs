@@ -28,6 +28,11 @@ pub enum Action {
     GrantRole(RoleChange),
     /// The admin revokes a role.
     RevokeRole(RoleChange),
+    /// An admin key hands its office to a new key, and stops being an admin.
+    HandOverAdmin(AdminHandOver),
+    /// A recovery key named at genesis approves replacing an admin key; the approval that reaches
+    /// the genesis threshold makes the replacement.
+    ApproveRecovery(RecoveryApproval),
     /// An official opens a poll.
     OpenPoll(PollDefinition),
     /// A citizen casts (or, where allowed, replaces) a ballot.
@@ -84,6 +89,8 @@ impl Action {
             Action::RegisterKey(_) => "register_key",
             Action::GrantRole(_) => "grant_role",
             Action::RevokeRole(_) => "revoke_role",
+            Action::HandOverAdmin(_) => "hand_over_admin",
+            Action::ApproveRecovery(_) => "approve_recovery",
             Action::OpenPoll(_) => "open_poll",
             Action::CastBallot(_) => "cast_ballot",
             Action::Genesis(_) => "genesis",
@@ -112,10 +119,12 @@ impl Action {
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 27] = [
+    pub const NAMES: [&'static str; 29] = [
         "register_key",
         "grant_role",
         "revoke_role",
+        "hand_over_admin",
+        "approve_recovery",
         "open_poll",
         "cast_ballot",
         "genesis",
@@ -279,6 +288,34 @@ pub struct CastBallot {
 pub struct Genesis {
     pub log_origin: String,
     pub admin_keys: Vec<PublicKey>,
+    /// The keys that, enough of them together, replace a lost or leaked admin key. Fixed at
+    /// genesis: nothing in the log can change who may recover it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryQuorum>,
+}
+
+/// `threshold` of `keys` must approve the same replacement of an admin key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryQuorum {
+    pub keys: Vec<PublicKey>,
+    pub threshold: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminHandOver {
+    /// The key that becomes an admin in the author's place.
+    pub successor: PublicKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryApproval {
+    /// The admin key to strip of its office (lost or leaked).
+    pub revoked: PublicKey,
+    /// The key that becomes an admin in its place.
+    pub successor: PublicKey,
 }
 
 /// The numbers of one poll at one moment: the shape of both the live and the final tally.

@@ -32,6 +32,14 @@ pub const POLL_DURATION_MS_MAX: i64 = 366 * 24 * 60 * 60 * 1000;
 
 /// Department names carried by role grants.
 pub const DEPARTMENT_CHARS_MAX: usize = 100;
+/// Most admin keys a genesis names.
+pub const ADMIN_KEYS_MAX: usize = 16;
+/// Most recovery keys a genesis names (a quorum of custodians, not a crowd).
+pub const RECOVERY_KEYS_MAX: usize = 16;
+/// Recovery keys a new data directory creates for its genesis, and how many of them together
+/// replace an admin key: any two of three custodians, so one lost or one rogue key decides nothing.
+pub const RECOVERY_KEYS_CREATED: usize = 3;
+pub const RECOVERY_THRESHOLD_CREATED: u32 = 2;
 
 /// Entries one page of the raw log may hold.
 pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;

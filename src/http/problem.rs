@@ -128,7 +128,9 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotModerator
         | Refusal::NotRegistrar
         | Refusal::NotResponsibleDepartment
-        | Refusal::NotAuthor => StatusCode::FORBIDDEN,
+        | Refusal::NotAuthor
+        | Refusal::NotRecoveryKey
+        | Refusal::SeparationOfDuties(_) => StatusCode::FORBIDDEN,
         Refusal::UnknownPoll
         | Refusal::UnknownCategory
         | Refusal::UnknownComplaint
@@ -145,7 +147,8 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::ConfirmationWindowClosed
         | Refusal::AlreadySupported
         | Refusal::NotSupported
-        | Refusal::ThresholdReached => StatusCode::CONFLICT,
+        | Refusal::ThresholdReached
+        | Refusal::RecoveryAlreadyApproved => StatusCode::CONFLICT,
         Refusal::WeakKey
         | Refusal::KeyNotRegistered
         | Refusal::InvalidRoleChange(_)
@@ -157,7 +160,8 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::InvalidCategory(_)
         | Refusal::InvalidAttestation(_)
         | Refusal::InvalidComplaint(_)
-        | Refusal::InvalidProposal(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | Refusal::InvalidProposal(_)
+        | Refusal::InvalidAdminChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
         // Only system events can meet these; a client never should.
         Refusal::MisplacedGenesis
         | Refusal::MissingGenesis

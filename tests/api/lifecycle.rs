@@ -1178,6 +1178,7 @@ impl BareNode {
             clock: clock.clone(),
             server_key: server,
             admin_keys: vec![public(&admin)],
+            recovery: None,
             log_origin: "test.veche/log".into(),
             snapshot: None,
         })

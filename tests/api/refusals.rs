@@ -287,6 +287,7 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
                     Action::Genesis(projections::command::Genesis {
                         log_origin: "evil".into(),
                         admin_keys: vec![public(&fixture.voter)],
+                        recovery: None,
                     }),
                 ),
             ),

@@ -173,6 +173,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
             clock: clock.clone(),
             server_key: generate_key(&entropy),
             admin_keys: vec![public(&admin)],
+            recovery: None,
             log_origin: "simulation.veche/log".into(),
             snapshot: None,
         });

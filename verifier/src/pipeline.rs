@@ -354,6 +354,7 @@ mod tests {
         let genesis = Action::Genesis(Genesis {
             log_origin: "pipeline.veche.test/log".into(),
             admin_keys: vec![public_key_of(&SigningKey::from_bytes(&[2; 32]))],
+            recovery: None,
         });
         let mut commands = vec![signed(&server, EntryKind::System, genesis)];
         for citizen in 0..registrations {

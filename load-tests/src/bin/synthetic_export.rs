@@ -143,6 +143,7 @@ fn main() -> anyhow::Result<()> {
     let genesis = Action::Genesis(Genesis {
         log_origin: args.origin.clone(),
         admin_keys: vec![public_key_of(&admin)],
+        recovery: None,
     });
     log.append(signed(
         &server,

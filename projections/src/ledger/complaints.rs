@@ -322,6 +322,7 @@ impl Complaints {
     ) -> Result<(), Refusal> {
         require_moderator(attempt, reads)?;
         let complaint = self.complaint(triage.complaint)?;
+        require_other_author(complaint, attempt)?;
         if !matches!(
             complaint.status,
             ComplaintStatus::Filed | ComplaintStatus::NeedsInfo
@@ -360,6 +361,8 @@ impl Complaints {
         require_moderator(attempt, reads)?;
         let complaint = self.complaint(merge.complaint)?;
         let target = self.complaint(merge.into)?;
+        require_other_author(complaint, attempt)?;
+        require_other_author(target, attempt)?;
         if merge.complaint == merge.into {
             return Err(Refusal::InvalidComplaint(
                 "a complaint cannot merge into itself".into(),
@@ -599,6 +602,16 @@ fn require_moderator(attempt: &Attempt, reads: ComplaintReads<'_>) -> Result<(),
     } else {
         Err(Refusal::NotModerator)
     }
+}
+
+/// A moderator never judges their own complaint: another moderator must.
+fn require_other_author(complaint: &Complaint, attempt: &Attempt) -> Result<(), Refusal> {
+    if complaint.author == attempt.author {
+        return Err(Refusal::SeparationOfDuties(
+            "a moderator cannot triage or merge their own complaint".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The department answering for a complaint: the one it was routed to, or, before routing,

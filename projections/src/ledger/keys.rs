@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::event::Event;
 use super::refusal::Refusal;
-use crate::command::{Attestation, Genesis, RegisterKey, Role, RoleChange};
+use crate::command::{
+    AdminHandOver, Attestation, Genesis, RecoveryApproval, RecoveryQuorum, RegisterKey, Role,
+    RoleChange,
+};
 use crate::keyed_map::KeyedMap;
 use crate::limits;
 use crate::protocol::PublicKey;
@@ -25,6 +28,8 @@ pub enum KeyAction<'a> {
     RegisterKey(&'a RegisterKey),
     GrantRole(&'a RoleChange),
     RevokeRole(&'a RoleChange),
+    HandOverAdmin(&'a AdminHandOver),
+    ApproveRecovery(&'a RecoveryApproval),
     AttestResident(&'a Attestation),
 }
 
@@ -33,6 +38,17 @@ pub struct LogIdentity {
     pub server_key: PublicKey,
     pub log_origin: String,
     pub admin_keys: std::collections::BTreeSet<PublicKey>,
+    /// Who may replace an admin key, fixed at genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryQuorum>,
+}
+
+/// Approvals gathered so far for replacing one admin key with one successor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRecovery {
+    pub revoked: PublicKey,
+    pub successor: PublicKey,
+    pub approvers: std::collections::BTreeSet<PublicKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +112,9 @@ impl KeyRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keys {
     identity: Option<LogIdentity>,
+    /// Recoveries short of their threshold, in the order they were first approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending_recoveries: Vec<PendingRecovery>,
     /// Every registered key. A hash map: only ever looked up by key, and with a million citizens
     /// it takes about half the memory of an ordered map; walked only in key order.
     #[serde(skip)]
@@ -124,6 +143,18 @@ impl Keys {
         self.identity
             .as_ref()
             .is_some_and(|identity| identity.admin_keys.contains(&key))
+    }
+
+    /// Recoveries short of their threshold.
+    pub fn pending_recoveries(&self) -> &[PendingRecovery] {
+        &self.pending_recoveries
+    }
+
+    fn is_recovery_key(&self, key: PublicKey) -> bool {
+        self.identity
+            .as_ref()
+            .and_then(|identity| identity.recovery.as_ref())
+            .is_some_and(|quorum| quorum.keys.contains(&key))
     }
 
     pub fn is_registered(&self, key: PublicKey) -> bool {
@@ -166,6 +197,13 @@ impl Keys {
             KeyAction::RegisterKey(_) => self.decide_registration(author),
             KeyAction::GrantRole(change) => self.decide_role_change(author, change, true),
             KeyAction::RevokeRole(change) => self.decide_role_change(author, change, false),
+            KeyAction::HandOverAdmin(hand_over) => {
+                if !self.is_admin(author) {
+                    return Err(Refusal::NotAdmin);
+                }
+                self.check_successor(hand_over.successor)
+            }
+            KeyAction::ApproveRecovery(approval) => self.decide_recovery(author, approval),
             KeyAction::AttestResident(attestation) => self.decide_attestation(author, attestation),
         }
     }
@@ -188,6 +226,11 @@ impl Keys {
     ) -> Result<(), Refusal> {
         if !self.is_admin(author) {
             return Err(Refusal::NotAdmin);
+        }
+        if grant && self.is_admin(change.subject) {
+            return Err(Refusal::SeparationOfDuties(
+                "an admin key holds no other role: grant it to a key of its own".into(),
+            ));
         }
         let Some(record) = self.records.get(&change.subject) else {
             return Err(Refusal::KeyNotRegistered);
@@ -212,6 +255,11 @@ impl Keys {
         if !self.records.contains_key(&attestation.subject) {
             return Err(Refusal::KeyNotRegistered);
         }
+        if attestation.subject == author {
+            return Err(Refusal::SeparationOfDuties(
+                "a registrar cannot attest their own key".into(),
+            ));
+        }
         match &attestation.district {
             Some(district) => check_field(
                 "a district",
@@ -224,6 +272,54 @@ impl Keys {
         }
     }
 
+    /// A key may become an admin if it is sound, not an admin already, and holds no other office
+    /// (a role or a recovery key's custody): one key, one duty.
+    fn check_successor(&self, successor: PublicKey) -> Result<(), Refusal> {
+        if successor.is_weak() {
+            return Err(Refusal::WeakKey);
+        }
+        if self.is_admin(successor) {
+            return Err(Refusal::InvalidAdminChange(
+                "the successor is already an admin key".into(),
+            ));
+        }
+        let holds_role = self
+            .records
+            .get(&successor)
+            .is_some_and(|record| !record.roles().is_empty());
+        if holds_role || self.is_recovery_key(successor) {
+            return Err(Refusal::SeparationOfDuties(
+                "an admin key holds no role and is no recovery key".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn decide_recovery(
+        &self,
+        author: PublicKey,
+        approval: &RecoveryApproval,
+    ) -> Result<(), Refusal> {
+        if !self.is_recovery_key(author) {
+            return Err(Refusal::NotRecoveryKey);
+        }
+        if !self.is_admin(approval.revoked) {
+            return Err(Refusal::InvalidAdminChange(
+                "the key to replace is not an admin key".into(),
+            ));
+        }
+        self.check_successor(approval.successor)?;
+        let approved = self.pending_recoveries.iter().any(|pending| {
+            pending.revoked == approval.revoked
+                && pending.successor == approval.successor
+                && pending.approvers.contains(&author)
+        });
+        if approved {
+            return Err(Refusal::RecoveryAlreadyApproved);
+        }
+        Ok(())
+    }
+
     /// Folds one decided event in.
     pub fn evolve(&mut self, action: KeyAction<'_>, event: &Event) {
         let author = event.command.author;
@@ -233,6 +329,7 @@ impl Keys {
                     server_key: author,
                     log_origin: genesis.log_origin.clone(),
                     admin_keys: genesis.admin_keys.iter().copied().collect(),
+                    recovery: genesis.recovery.clone(),
                 });
             }
             KeyAction::RegisterKey(_) => {
@@ -247,11 +344,56 @@ impl Keys {
                 let roles = &mut self.standing_mut(change.subject, "a revoked role").roles;
                 roles.remove(&change.role);
             }
+            KeyAction::HandOverAdmin(hand_over) => {
+                self.replace_admin(author, hand_over.successor);
+            }
+            KeyAction::ApproveRecovery(approval) => self.approve_recovery(author, approval),
             KeyAction::AttestResident(attestation) => {
                 let standing = self.standing_mut(attestation.subject, "an attestation");
                 standing.district = attestation.district.clone();
                 standing.verified = attestation.verified;
             }
+        }
+    }
+
+    /// `successor` takes `revoked`'s place among the admin keys; recoveries aimed at `revoked`
+    /// lapse with it.
+    fn replace_admin(&mut self, revoked: PublicKey, successor: PublicKey) {
+        let Some(identity) = self.identity.as_mut() else {
+            unreachable!("an admin change before genesis, which decide refuses");
+        };
+        identity.admin_keys.remove(&revoked);
+        identity.admin_keys.insert(successor);
+        self.pending_recoveries
+            .retain(|pending| pending.revoked != revoked);
+    }
+
+    fn approve_recovery(&mut self, approver: PublicKey, approval: &RecoveryApproval) {
+        let threshold = self
+            .identity
+            .as_ref()
+            .and_then(|identity| identity.recovery.as_ref())
+            .map_or_else(
+                || unreachable!("a recovery approval in a log without a recovery quorum"),
+                |quorum| quorum.threshold as usize,
+            );
+        let index = match self.pending_recoveries.iter().position(|pending| {
+            pending.revoked == approval.revoked && pending.successor == approval.successor
+        }) {
+            Some(index) => index,
+            None => {
+                self.pending_recoveries.push(PendingRecovery {
+                    revoked: approval.revoked,
+                    successor: approval.successor,
+                    approvers: Default::default(),
+                });
+                self.pending_recoveries.len() - 1
+            }
+        };
+        let pending = &mut self.pending_recoveries[index];
+        pending.approvers.insert(approver);
+        if pending.approvers.len() >= threshold {
+            self.replace_admin(approval.revoked, approval.successor);
         }
     }
 
@@ -284,6 +426,41 @@ fn check_role_department(change: &RoleChange, grant: bool) -> Result<(), Refusal
 fn decide_genesis(genesis: &Genesis) -> Result<(), Refusal> {
     if genesis.admin_keys.is_empty() || genesis.admin_keys.iter().any(|key| key.is_weak()) {
         return Err(Refusal::WeakKey);
+    }
+    if genesis.admin_keys.len() > limits::ADMIN_KEYS_MAX {
+        return Err(Refusal::InvalidAdminChange(format!(
+            "a genesis names at most {} admin keys",
+            limits::ADMIN_KEYS_MAX
+        )));
+    }
+    match &genesis.recovery {
+        Some(quorum) => check_recovery_quorum(quorum, &genesis.admin_keys),
+        None => Ok(()),
+    }
+}
+
+fn check_recovery_quorum(quorum: &RecoveryQuorum, admin_keys: &[PublicKey]) -> Result<(), Refusal> {
+    let invalid = |reason: String| Err(Refusal::InvalidAdminChange(reason));
+    let distinct: std::collections::BTreeSet<&PublicKey> = quorum.keys.iter().collect();
+    if quorum.keys.is_empty()
+        || quorum.keys.len() > limits::RECOVERY_KEYS_MAX
+        || distinct.len() != quorum.keys.len()
+    {
+        return invalid(format!(
+            "a recovery quorum names 1 to {} distinct keys",
+            limits::RECOVERY_KEYS_MAX
+        ));
+    }
+    if quorum.keys.iter().any(|key| key.is_weak()) {
+        return Err(Refusal::WeakKey);
+    }
+    if quorum.keys.iter().any(|key| admin_keys.contains(key)) {
+        return Err(Refusal::SeparationOfDuties(
+            "a recovery key is no admin key".into(),
+        ));
+    }
+    if quorum.threshold == 0 || quorum.threshold as usize > quorum.keys.len() {
+        return invalid("a recovery threshold is 1 to the number of recovery keys".into());
     }
     Ok(())
 }

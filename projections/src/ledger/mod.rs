@@ -60,6 +60,8 @@ pub fn address(action: &Action) -> Addressed<'_> {
         Action::RegisterKey(registration) => To::Keys(KeyAction::RegisterKey(registration)),
         Action::GrantRole(change) => To::Keys(KeyAction::GrantRole(change)),
         Action::RevokeRole(change) => To::Keys(KeyAction::RevokeRole(change)),
+        Action::HandOverAdmin(hand_over) => To::Keys(KeyAction::HandOverAdmin(hand_over)),
+        Action::ApproveRecovery(approval) => To::Keys(KeyAction::ApproveRecovery(approval)),
         Action::AttestResident(attestation) => To::Keys(KeyAction::AttestResident(attestation)),
         Action::DefineCategory(definition) => {
             To::Catalogue(CatalogueAction::DefineCategory(definition))

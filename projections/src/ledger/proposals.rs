@@ -213,6 +213,11 @@ impl Proposals {
             return Err(Refusal::NotModerator);
         }
         let proposal = self.proposal(moderation.proposal)?;
+        if proposal.author == attempt.author {
+            return Err(Refusal::SeparationOfDuties(
+                "a moderator cannot moderate their own proposal".into(),
+            ));
+        }
         if proposal.status != ProposalStatus::Submitted {
             return Err(transition(proposal, attempt));
         }

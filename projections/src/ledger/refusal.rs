@@ -98,6 +98,14 @@ pub enum Refusal {
     ThresholdReached,
     #[error("the system event is not due")]
     EventNotDue,
+    #[error("invalid admin change: {0}")]
+    InvalidAdminChange(String),
+    #[error("only a recovery key named at genesis may do this")]
+    NotRecoveryKey,
+    #[error("this recovery key already approved this replacement")]
+    RecoveryAlreadyApproved,
+    #[error("separation of duties: {0}")]
+    SeparationOfDuties(String),
 }
 
 impl Refusal {
@@ -154,6 +162,10 @@ impl Refusal {
             Refusal::NotSupported,
             Refusal::ThresholdReached,
             Refusal::EventNotDue,
+            Refusal::InvalidAdminChange(String::new()),
+            Refusal::NotRecoveryKey,
+            Refusal::RecoveryAlreadyApproved,
+            Refusal::SeparationOfDuties(String::new()),
         ];
         for refusal in &all {
             refusal.is_listed_in_examples();
@@ -210,7 +222,11 @@ impl Refusal {
             | Refusal::AlreadySupported
             | Refusal::NotSupported
             | Refusal::ThresholdReached
-            | Refusal::EventNotDue => {}
+            | Refusal::EventNotDue
+            | Refusal::InvalidAdminChange(_)
+            | Refusal::NotRecoveryKey
+            | Refusal::RecoveryAlreadyApproved
+            | Refusal::SeparationOfDuties(_) => {}
         }
     }
 
@@ -263,6 +279,10 @@ impl Refusal {
             Refusal::NotSupported => "not-supported",
             Refusal::ThresholdReached => "threshold-reached",
             Refusal::EventNotDue => "event-not-due",
+            Refusal::InvalidAdminChange(_) => "invalid-admin-change",
+            Refusal::NotRecoveryKey => "not-recovery-key",
+            Refusal::RecoveryAlreadyApproved => "recovery-already-approved",
+            Refusal::SeparationOfDuties(_) => "separation-of-duties",
         }
     }
 }

@@ -249,6 +249,12 @@ fn triage_rows() -> Vec<Row> {
             }),
         ),
         row(
+            "a moderator cannot triage their own complaint",
+            base_and(vec![Step::by(MODERATOR, Action::FileComplaint(filing()))]),
+            on(MODERATOR, 0, accept),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
             "a moderator rejects a complaint as spam",
             filed(),
             on(MODERATOR, 0, reject_as_spam),

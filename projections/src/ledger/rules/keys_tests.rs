@@ -2,8 +2,11 @@
 //! attestations, and who may sign what.
 
 use super::support::*;
-use crate::command::{Action, ClosePoll, Role, Tally};
+use crate::command::{
+    Action, AdminHandOver, ClosePoll, RecoveryApproval, RecoveryQuorum, Role, Tally,
+};
 use crate::protocol::EntryKind;
+use crate::protocol::PublicKey;
 
 pub(super) fn rows() -> Vec<Row> {
     vec![
@@ -188,7 +191,163 @@ pub(super) fn rows() -> Vec<Row> {
             Step::by(REGISTRAR, attest(NEIGHBOUR, Some(" "))),
             Then::Refused("invalid-attestation"),
         ),
+        row(
+            "the admin hands its office to a new key and stops being an admin",
+            base(),
+            Step::by(ADMIN, hand_over(SUCCESSOR)),
+            Then::AcceptedAnd(|ledger| {
+                ledger.is_admin(public(SUCCESSOR)) && !ledger.is_admin(public(ADMIN))
+            }),
+        ),
+        row(
+            "the old admin key can do nothing after its hand-over",
+            base_and(vec![Step::by(ADMIN, hand_over(SUCCESSOR))]),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Moderator, None)),
+            Then::Refused("not-admin"),
+        ),
+        row(
+            "the successor acts as admin at once",
+            base_and(vec![Step::by(ADMIN, hand_over(SUCCESSOR))]),
+            Step::by(SUCCESSOR, grant(NEIGHBOUR, Role::Moderator, None)),
+            Then::Accepted,
+        ),
+        row(
+            "only an admin hands over the admin office",
+            base(),
+            Step::by(OFFICIAL, hand_over(SUCCESSOR)),
+            Then::Refused("not-admin"),
+        ),
+        row(
+            "the admin office is not handed to a weak key",
+            base(),
+            Step::by(
+                ADMIN,
+                Action::HandOverAdmin(AdminHandOver {
+                    successor: weak_key(),
+                }),
+            ),
+            Then::Refused("weak-key"),
+        ),
+        row(
+            "the admin office is not handed to an admin key",
+            base(),
+            Step::by(ADMIN, hand_over(ADMIN)),
+            Then::Refused("invalid-admin-change"),
+        ),
+        row(
+            "the admin office is not handed to a key that holds a role",
+            base(),
+            Step::by(ADMIN, hand_over(MODERATOR)),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
+            "the admin office is not handed to a recovery key",
+            base(),
+            Step::by(ADMIN, hand_over(RECOVERY_KEYS[0])),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
+            "one recovery approval is short of the threshold and changes no admin",
+            base(),
+            Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR)),
+            Then::AcceptedAnd(|ledger| {
+                ledger.is_admin(public(ADMIN))
+                    && !ledger.is_admin(public(SUCCESSOR))
+                    && ledger.keys.pending_recoveries().len() == 1
+            }),
+        ),
+        row(
+            "the approval that reaches the threshold replaces a lost or leaked admin key",
+            base_and(vec![Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR))]),
+            Step::by(RECOVERY_KEYS[2], recover(ADMIN, SUCCESSOR)),
+            Then::AcceptedAnd(|ledger| {
+                ledger.is_admin(public(SUCCESSOR))
+                    && !ledger.is_admin(public(ADMIN))
+                    && ledger.keys.pending_recoveries().is_empty()
+            }),
+        ),
+        row(
+            "approvals of different successors do not add up",
+            base_and(vec![Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR))]),
+            Step::by(RECOVERY_KEYS[1], recover(ADMIN, STRANGER)),
+            Then::AcceptedAnd(|ledger| ledger.is_admin(public(ADMIN))),
+        ),
+        row(
+            "a recovery key approves a replacement once",
+            base_and(vec![Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR))]),
+            Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR)),
+            Then::Refused("recovery-already-approved"),
+        ),
+        row(
+            "only a recovery key named at genesis approves a recovery",
+            base(),
+            Step::by(CITIZEN, recover(ADMIN, SUCCESSOR)),
+            Then::Refused("not-recovery-key"),
+        ),
+        row(
+            "a log whose genesis names no recovery quorum cannot be recovered",
+            vec![Step::system(genesis_naming(vec![public(ADMIN)]))],
+            Step::by(RECOVERY_KEYS[0], recover(ADMIN, SUCCESSOR)),
+            Then::Refused("not-recovery-key"),
+        ),
+        row(
+            "a recovery replaces an admin key, not any key",
+            base(),
+            Step::by(RECOVERY_KEYS[0], recover(CITIZEN, SUCCESSOR)),
+            Then::Refused("invalid-admin-change"),
+        ),
+        row(
+            "genesis refuses a recovery threshold its keys cannot meet",
+            vec![],
+            Step::system(genesis_with_recovery(
+                RECOVERY_KEYS.iter().map(|&seed| public(seed)).collect(),
+                4,
+            )),
+            Then::Refused("invalid-admin-change"),
+        ),
+        row(
+            "genesis refuses an admin key among the recovery keys",
+            vec![],
+            Step::system(genesis_with_recovery(
+                vec![public(ADMIN), public(RECOVERY_KEYS[0])],
+                1,
+            )),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
+            "the admin cannot grant itself a role",
+            base(),
+            Step::by(ADMIN, grant(ADMIN, Role::Moderator, None)),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
+            "a registrar cannot attest their own key",
+            base(),
+            Step::by(REGISTRAR, attest(REGISTRAR, Some(NORTH))),
+            Then::Refused("separation-of-duties"),
+        ),
     ]
+}
+
+fn hand_over(successor: u8) -> Action {
+    Action::HandOverAdmin(AdminHandOver {
+        successor: public(successor),
+    })
+}
+
+fn recover(revoked: u8, successor: u8) -> Action {
+    Action::ApproveRecovery(RecoveryApproval {
+        revoked: public(revoked),
+        successor: public(successor),
+    })
+}
+
+fn genesis_with_recovery(keys: Vec<PublicKey>, threshold: u32) -> Action {
+    let Action::Genesis(mut genesis) = genesis_naming(vec![public(ADMIN)]) else {
+        unreachable!("genesis_naming names a genesis")
+    };
+    genesis.recovery = Some(RecoveryQuorum { keys, threshold });
+    Action::Genesis(genesis)
 }
 
 /// A close of poll 0 with an empty tally: only its signer matters in this table.

@@ -164,6 +164,15 @@ fn submission_rows() -> Vec<Row> {
             }),
         ),
         row(
+            "a moderator cannot moderate their own proposal",
+            base_and(vec![Step::by(
+                MODERATOR,
+                Action::SubmitProposal(submission()),
+            )]),
+            on(MODERATOR, publish),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
             "a moderator rejects a submitted proposal",
             submitted(),
             on(MODERATOR, reject),

@@ -4,7 +4,8 @@
 use ed25519_dalek::SigningKey;
 
 use crate::command::{
-    Action, Attestation, CategoryDefinition, Command, Genesis, RegisterKey, Role, RoleChange,
+    Action, Attestation, CategoryDefinition, Command, Genesis, RecoveryQuorum, RegisterKey, Role,
+    RoleChange,
 };
 use crate::ledger::{snapshot, Ledger};
 use crate::protocol::{public_key_of, EntryKind, PublicKey};
@@ -29,6 +30,10 @@ pub const CITIZEN: u8 = 7;
 pub const NEIGHBOUR: u8 = 8;
 /// A key that never registered.
 pub const STRANGER: u8 = 9;
+/// The custodians of the recovery quorum; any two of them replace an admin key.
+pub const RECOVERY_KEYS: [u8; 3] = [10, 11, 12];
+/// A key that takes over as admin.
+pub const SUCCESSOR: u8 = 13;
 
 pub const ROADS: &str = "roads";
 pub const PARKS: &str = "parks";
@@ -232,14 +237,24 @@ pub fn base() -> Vec<Step> {
     steps
 }
 
+/// The genesis of every table: one admin key, and three recovery keys of which two recover it.
 pub fn genesis() -> Step {
-    Step::system(genesis_naming(vec![public(ADMIN)]))
+    let Action::Genesis(mut genesis) = genesis_naming(vec![public(ADMIN)]) else {
+        unreachable!("genesis_naming names a genesis")
+    };
+    genesis.recovery = Some(RecoveryQuorum {
+        keys: RECOVERY_KEYS.iter().map(|&seed| public(seed)).collect(),
+        threshold: 2,
+    });
+    Step::system(Action::Genesis(genesis))
 }
 
+/// A genesis with these admin keys and no recovery quorum.
 pub fn genesis_naming(admin_keys: Vec<PublicKey>) -> Action {
     Action::Genesis(Genesis {
         log_origin: "veche.test/rules".into(),
         admin_keys,
+        recovery: None,
     })
 }
 
