@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use projections::command::{
-    Audience, CastBallot, ChoiceKind, PollDefinition, RegisterKey, Role, RoleChange,
-    TallyVisibility,
+    AdminHandOver, Audience, CastBallot, ChoiceKind, PollDefinition, RecoveryApproval, RegisterKey,
+    Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::public_key_of;
 use projections::{Action, PublicKey, Replayer, Timestamp};
@@ -71,6 +71,11 @@ enum Commands {
     Grant(Grant),
     /// Revoke a role (admin key).
     Revoke(Revoke),
+    /// Hand the admin office to a new key (admin key): the signing key stops being an admin.
+    HandOverAdmin(HandOverAdmin),
+    /// Approve replacing a lost or leaked admin key (a recovery key); the approval that reaches
+    /// the genesis threshold makes the replacement.
+    ApproveRecovery(ApproveRecovery),
     /// Open a poll (official key). Prints the receipt; the poll id is its position.
     OpenPoll(OpenPoll),
     /// Cast a ballot.
@@ -96,6 +101,8 @@ fn main() -> anyhow::Result<()> {
         Commands::Register(command) => command.run(),
         Commands::Grant(command) => command.run(),
         Commands::Revoke(command) => command.run(),
+        Commands::HandOverAdmin(command) => command.run(),
+        Commands::ApproveRecovery(command) => command.run(),
         Commands::OpenPoll(command) => command.run(),
         Commands::Vote(command) => command.run(),
         Commands::Tally(command) => command.run(),
@@ -311,6 +318,52 @@ impl Revoke {
 }
 
 #[derive(clap::Args)]
+struct HandOverAdmin {
+    #[command(flatten)]
+    key: KeyArgument,
+    #[command(flatten)]
+    server: ServerArgument,
+    /// Public key of the new admin, hex.
+    #[arg(long)]
+    successor: String,
+}
+
+impl HandOverAdmin {
+    fn run(self) -> anyhow::Result<()> {
+        let successor = public_key_argument(&self.successor)?;
+        send(
+            &self.server,
+            &self.key,
+            Action::HandOverAdmin(AdminHandOver { successor }),
+        )
+    }
+}
+
+#[derive(clap::Args)]
+struct ApproveRecovery {
+    #[command(flatten)]
+    key: KeyArgument,
+    #[command(flatten)]
+    server: ServerArgument,
+    /// Public key of the admin key to replace, hex.
+    #[arg(long)]
+    revoked: String,
+    /// Public key of the new admin, hex.
+    #[arg(long)]
+    successor: String,
+}
+
+impl ApproveRecovery {
+    fn run(self) -> anyhow::Result<()> {
+        let approval = RecoveryApproval {
+            revoked: public_key_argument(&self.revoked)?,
+            successor: public_key_argument(&self.successor)?,
+        };
+        send(&self.server, &self.key, Action::ApproveRecovery(approval))
+    }
+}
+
+#[derive(clap::Args)]
 struct OpenPoll {
     #[command(flatten)]
     key: KeyArgument,
@@ -437,13 +490,16 @@ impl Sign {
     }
 }
 
+fn public_key_argument(hex: &str) -> anyhow::Result<PublicKey> {
+    PublicKey::from_hex(hex).context("a public key is 64 lowercase hexadecimal characters")
+}
+
 fn role_change(
     subject: &str,
     role: &str,
     department: Option<String>,
 ) -> anyhow::Result<RoleChange> {
-    let subject = PublicKey::from_hex(subject)
-        .context("a public key is 64 lowercase hexadecimal characters")?;
+    let subject = public_key_argument(subject)?;
     let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
         .with_context(|| format!("unknown role {role:?}: use official, moderator or registrar"))?;
     Ok(RoleChange {

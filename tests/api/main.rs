@@ -1,6 +1,7 @@
 //! The integration test binary: spawns the real server on port 0 and drives it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_recovery;
 mod audit;
 mod crash;
 mod defects;
