@@ -3,14 +3,15 @@
 //! Every read comes from the published ledger (durable events only) or from the store.
 
 use actix_web::{get, web, HttpResponse};
-use projections::command::{Audience, ChoiceKind, TallyVisibility};
+use projections::command::{Audience, ChoiceKind, Role, TallyVisibility};
 use projections::ledger::PollStatus;
 use projections::protocol::Entry;
 use projections::{Ledger, Poll, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::page::{Listed, Listing, Page};
+use crate::http::problem::{ApiError, ProblemStatus};
 use crate::node::{Node, SnapshotStanding};
 
 #[derive(Serialize, ToSchema)]
@@ -87,11 +88,11 @@ impl AudienceView {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct PollPage {
-    pub polls: Vec<PollView>,
-    /// Pass as `after` to get the next page; absent on the last page.
-    pub next_after: Option<u64>,
+pub type PollPage = Page<PollView>;
+
+impl Listed for PollView {
+    const LISTING: Listing = Listing::new("PollPage", "polls", "next_after");
+    type Cursor = u64;
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -120,8 +121,8 @@ pub(crate) fn page_size(
 }
 
 /// List polls, oldest first, by cursor.
-#[utoipa::path(get, path = "/v1/polls", tag = "polls", params(PageQuery),
-    responses((status = 200, body = PollPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "polls", params(PageQuery),
+    responses((status = 200, body = PollPage), ProblemStatus<400>))]
 #[get("/v1/polls")]
 pub async fn list_polls(
     node: web::Data<Node>,
@@ -131,19 +132,11 @@ pub async fn list_polls(
     let now = node.clock().now();
     let ledger = node.ledger();
     let start = query.after.map_or(0, |after| after.saturating_add(1));
-    let mut polls: Vec<PollView> = ledger
+    let polls = ledger
         .polls
         .range(start..)
-        .take(size + 1)
-        .map(|(_, poll)| PollView::of(poll, now))
-        .collect();
-    let next_after = if polls.len() > size {
-        polls.truncate(size);
-        polls.last().map(|poll| poll.id)
-    } else {
-        None
-    };
-    Ok(web::Json(PollPage { polls, next_after }))
+        .map(|(_, poll)| PollView::of(poll, now));
+    Ok(web::Json(Page::first(polls, size, |poll| poll.id)))
 }
 
 fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
@@ -154,9 +147,9 @@ fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
 }
 
 /// One poll's definition and status.
-#[utoipa::path(get, path = "/v1/polls/{poll}", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
-    responses((status = 200, body = PollView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PollView), ProblemStatus<404>))]
 #[get("/v1/polls/{poll}")]
 pub async fn get_poll(
     node: web::Data<Node>,
@@ -187,11 +180,10 @@ pub struct TallyView {
 }
 
 /// A poll's tally: live while open (unless sealed), final once closed.
-#[utoipa::path(get, path = "/v1/polls/{poll}/tally", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
     responses((status = 200, body = TallyView),
-        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/tally")]
 pub async fn get_tally(
     node: web::Data<Node>,
@@ -242,11 +234,10 @@ fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
 }
 
 /// A voter's counted ballot. Ballots are public under the voter's pseudonymous key.
-#[utoipa::path(get, path = "/v1/polls/{poll}/ballots/{voter}", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier"), ("voter" = String, Path, description = "Voter's public key, hex")),
     responses((status = 200, body = BallotView),
-        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/ballots/{voter}")]
 pub async fn get_ballot(
     node: web::Data<Node>,
@@ -276,6 +267,15 @@ pub struct RoleView {
     pub department: Option<String>,
 }
 
+/// A role as the `grant_role` payload names it.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Official => "official",
+        Role::Moderator => "moderator",
+        Role::Registrar => "registrar",
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     pub key: String,
@@ -292,9 +292,9 @@ pub struct KeyView {
 }
 
 /// A registered key and the roles it holds.
-#[utoipa::path(get, path = "/v1/keys/{key}", tag = "keys",
+#[utoipa::path(tag = "keys",
     params(("key" = String, Path, description = "Public key, hex")),
-    responses((status = 200, body = KeyView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = KeyView), ProblemStatus<404>))]
 #[get("/v1/keys/{key}")]
 pub async fn get_key(
     node: web::Data<Node>,
@@ -310,10 +310,7 @@ pub async fn get_key(
         .roles()
         .iter()
         .map(|(role, department)| RoleView {
-            role: serde_json::to_value(role)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            role: role_name(*role).into(),
             department: department.clone(),
         })
         .collect();
@@ -344,29 +341,26 @@ pub struct LogHead {
 }
 
 /// The log's size, head hash and identity.
-#[utoipa::path(get, path = "/v1/log", tag = "log", responses((status = 200, body = LogHead)))]
+#[utoipa::path(tag = "log", responses((status = 200, body = LogHead), ProblemStatus<503>))]
 #[get("/v1/log")]
-pub async fn log_head(node: web::Data<Node>) -> web::Json<LogHead> {
+pub async fn log_head(node: web::Data<Node>) -> Result<web::Json<LogHead>, ApiError> {
     let ledger = node.ledger();
-    let identity = ledger.identity.as_ref();
-    web::Json(LogHead {
+    // A node serves only once its log holds the genesis entry, which names the identity.
+    let identity = ledger
+        .identity
+        .as_ref()
+        .ok_or_else(|| ApiError::Faulted("the published ledger has no genesis entry".into()))?;
+    Ok(web::Json(LogHead {
         size: ledger.size,
         head_hash: hex::encode(ledger.head_hash),
-        log_origin: identity
-            .map(|identity| identity.log_origin.clone())
-            .unwrap_or_default(),
-        server_key: identity
-            .map(|identity| identity.server_key.to_hex())
-            .unwrap_or_default(),
-        verifier_key: identity
-            .map(|identity| {
-                projections::checkpoint::verifier_key(&identity.log_origin, &identity.server_key)
-            })
-            .unwrap_or_default(),
-        admin_keys: identity
-            .map(|identity| identity.admin_keys.iter().map(|key| key.to_hex()).collect())
-            .unwrap_or_default(),
-    })
+        log_origin: identity.log_origin.clone(),
+        server_key: identity.server_key.to_hex(),
+        verifier_key: projections::checkpoint::verifier_key(
+            &identity.log_origin,
+            &identity.server_key,
+        ),
+        admin_keys: identity.admin_keys.iter().map(|key| key.to_hex()).collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -385,11 +379,11 @@ pub struct LogEntryView {
     pub payload: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct LogPage {
-    pub entries: Vec<LogEntryView>,
-    /// Pass as `from` for the next page; absent when this page reaches the end of the log.
-    pub next_from: Option<u64>,
+pub type LogPage = Page<LogEntryView>;
+
+impl Listed for LogEntryView {
+    const LISTING: Listing = Listing::new("LogPage", "entries", "next_from");
+    type Cursor = u64;
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -402,9 +396,8 @@ pub struct LogQuery {
 }
 
 /// The raw log, paged by position.
-#[utoipa::path(get, path = "/v1/log/entries", tag = "log", params(LogQuery),
-    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "log", params(LogQuery),
+    responses((status = 200, body = LogPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/log/entries")]
 pub async fn log_entries(
     node: web::Data<Node>,
@@ -440,9 +433,9 @@ pub async fn log_entries(
         });
     }
     let next = from + entries.len() as u64;
-    Ok(web::Json(LogPage {
-        entries,
-        next_from: (next < published).then_some(next),
+    Ok(web::Json(Page {
+        items: entries,
+        next: (next < published).then_some(next),
     }))
 }
 
@@ -468,7 +461,7 @@ fn state_name(node: &Node) -> String {
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
     web::Json(Health {
@@ -480,8 +473,8 @@ pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
 }
 
 /// Readiness: the log store answers and the served state is not refuted by the log.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "operations",
+    responses((status = 200, body = Health), ProblemStatus<503>))]
 #[get("/readyz")]
 pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     if node.snapshot_standing() == SnapshotStanding::Refuted {
@@ -507,7 +500,7 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
 /// The whole log as one download: first the signed checkpoint at the exported size, then every
 /// entry in order, each record a 2-byte big-endian length followed by its bytes (the C2SP
 /// entry-bundle encoding). Streamed page by page; `veche verify --export` reads it offline.
-#[utoipa::path(get, path = "/v1/log/export", tag = "log",
+#[utoipa::path(tag = "log",
     responses((status = 200, description = "Length-prefixed entries", content_type = "application/octet-stream", body = Vec<u8>)))]
 #[get("/v1/log/export")]
 pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
@@ -565,4 +558,19 @@ pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
         .content_type("application/octet-stream")
         .insert_header(("X-Veche-Log-Size", size.to_string()))
         .streaming(futures_util::StreamExt::chain(header, pages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_is_named_as_its_payload_names_it() {
+        for role in [Role::Official, Role::Moderator, Role::Registrar] {
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::from(role_name(role))),
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@ use projections::tiles::{parse_tile_path, TileAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, ProblemStatus};
 use crate::node::Node;
 use crate::transparency::{base64, ConsistencyProof, Receipt};
 use crate::writer::Appended;
@@ -20,7 +20,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "no-cache";
 
 /// The latest signed checkpoint (C2SP tlog-checkpoint, signed as a C2SP signed note).
-#[utoipa::path(get, path = "/tlog/checkpoint", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     responses((status = 200, description = "Signed checkpoint note", content_type = "text/plain", body = String)))]
 #[get("/tlog/checkpoint")]
 pub async fn latest_checkpoint(node: web::Data<Node>) -> HttpResponse {
@@ -33,12 +33,10 @@ pub async fn latest_checkpoint(node: web::Data<Node>) -> HttpResponse {
 
 /// A C2SP tlog-tiles hash tile (`tile/<L>/<N>[.p/<W>]`) or entry bundle
 /// (`tile/entries/<N>[.p/<W>]`).
-#[utoipa::path(get, path = "/tlog/tile/{path}", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     params(("path" = String, Path, description = "The tile's path below `tile/`, e.g. `0/x001/234` or `entries/000.p/7`")),
     responses((status = 200, description = "Tile bytes", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/tlog/tile/{path:.*}")]
 pub async fn tile(
     node: web::Data<Node>,
@@ -105,10 +103,9 @@ pub struct CheckpointQuery {
 
 /// A signed checkpoint at any size up to the current one: a poll's close event names the size
 /// whose checkpoint pins its tally.
-#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "transparency", params(CheckpointQuery),
+#[utoipa::path(tag = "transparency", params(CheckpointQuery),
     responses((status = 200, description = "Signed checkpoint note", content_type = "text/plain", body = String),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/checkpoint")]
 pub async fn checkpoint_at(
     node: web::Data<Node>,
@@ -146,11 +143,9 @@ pub struct InclusionProof {
 }
 
 /// An RFC 6962 inclusion proof for one entry, with the signed checkpoint it leads to.
-#[utoipa::path(get, path = "/v1/log/proofs/inclusion", tag = "transparency", params(InclusionQuery),
+#[utoipa::path(tag = "transparency", params(InclusionQuery),
     responses((status = 200, body = InclusionProof),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/proofs/inclusion")]
 pub async fn inclusion_proof(
     node: web::Data<Node>,
@@ -190,11 +185,9 @@ pub struct ConsistencyQuery {
 }
 
 /// An RFC 6962 consistency proof: the tree at `to` extends the tree at `from`.
-#[utoipa::path(get, path = "/v1/log/proofs/consistency", tag = "transparency", params(ConsistencyQuery),
+#[utoipa::path(tag = "transparency", params(ConsistencyQuery),
     responses((status = 200, body = crate::http::schemas::ConsistencyProof),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/proofs/consistency")]
 pub async fn consistency_proof(
     node: web::Data<Node>,
@@ -233,12 +226,10 @@ pub struct UpgradeQuery {
 
 /// A receipt for the entry at `position` against the current checkpoint: upgrades an old receipt
 /// (inclusion in the new tree, plus consistency with the old checkpoint when `since` is given).
-#[utoipa::path(get, path = "/v1/receipts/{position}", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     params(("position" = u64, Path, description = "The entry's position"), UpgradeQuery),
     responses((status = 200, body = crate::http::schemas::Receipt),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/receipts/{position}")]
 pub async fn upgrade_receipt(
     node: web::Data<Node>,
