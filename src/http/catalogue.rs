@@ -1,12 +1,12 @@
 //! The category catalogue and registrar attestations.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web};
 use projections::{Action, Command};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::commands::{Location, Submission, Written};
-use crate::http::problem::ApiError;
+use crate::http::Answer;
 use crate::http::EnvelopeSchema;
 use crate::node::Node;
 
@@ -14,7 +14,7 @@ use crate::node::Node;
 /// `attest_resident`, signed by a registrar.
 #[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/attestations")]
-pub async fn attest_resident(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn attest_resident(submission: Submission) -> Answer {
     let location = |command: &Command| match &command.action {
         Action::AttestResident(attestation) => {
             Ok(Location::At(format!("/v1/keys/{}", attestation.subject)))
@@ -28,7 +28,7 @@ pub async fn attest_resident(submission: Submission) -> Result<HttpResponse, Api
 /// `define_category`, signed by an admin key.
 #[utoipa::path(tag = "catalogue", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/categories")]
-pub async fn define_category(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn define_category(submission: Submission) -> Answer {
     // Categories have no page of their own: the catalogue lists each in its current version.
     let location = |_: &Command| Ok(Location::At("/v1/categories".into()));
     submission.accept(Some("define_category"), location).await

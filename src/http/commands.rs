@@ -11,6 +11,7 @@ use utoipa::IntoResponses;
 use crate::coordination::{Admission, RateLimit};
 use crate::envelope::Envelope;
 use crate::http::problem::{problem_responses, ApiError};
+use crate::http::Answer;
 use crate::http::EnvelopeSchema;
 use crate::node::{CommandError, Node};
 use crate::writer::SubmitError;
@@ -26,7 +27,7 @@ async fn accept(
     envelope: Envelope,
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Location, ApiError>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     if let Some(address) = request.peer_addr() {
         admit(
             node,
@@ -113,7 +114,7 @@ impl Submission {
         self,
         expected: Option<&'static str>,
         location: impl FnOnce(&Command) -> Result<Location, ApiError>,
-    ) -> Result<HttpResponse, ApiError> {
+    ) -> Answer {
         accept(&self.node, &self.request, self.envelope, expected, location).await
     }
 }
@@ -180,7 +181,7 @@ pub(crate) async fn lifecycle_event(
     item: fn(&Action) -> Option<u64>,
     path_id: u64,
     collection: &'static str,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let location = |command: &Command| {
         let action = &command.action;
         lifecycle_target(action, item(action), path_id, collection)
@@ -217,7 +218,7 @@ fn lifecycle_target(
 /// Register a public key. The payload's action is `register_key`, its author the key itself.
 #[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/keys")]
-pub async fn register_key(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn register_key(submission: Submission) -> Answer {
     let location = |command: &Command| Ok(Location::At(format!("/v1/keys/{}", command.author)));
     submission.accept(Some("register_key"), location).await
 }
@@ -226,7 +227,7 @@ pub async fn register_key(submission: Submission) -> Result<HttpResponse, ApiErr
 /// admin key.
 #[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/roles")]
-pub async fn change_role(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn change_role(submission: Submission) -> Answer {
     submission
         .accept(None, |command| match &command.action {
             Action::GrantRole(change) | Action::RevokeRole(change) => {
@@ -245,7 +246,7 @@ pub async fn change_role(submission: Submission) -> Result<HttpResponse, ApiErro
 /// identifier is the receipt's position.
 #[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/polls")]
-pub async fn open_poll(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn open_poll(submission: Submission) -> Answer {
     let location = |_: &Command| Ok(Location::NewItemOf("/v1/polls"));
     submission.accept(Some("open_poll"), location).await
 }
@@ -254,10 +255,7 @@ pub async fn open_poll(submission: Submission) -> Result<HttpResponse, ApiError>
 #[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written),
     params(("poll" = u64, Path, description = "Poll identifier")))]
 #[post("/v1/polls/{poll}/ballots")]
-pub async fn cast_ballot(
-    submission: Submission,
-    poll: web::Path<u64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cast_ballot(submission: Submission, poll: web::Path<u64>) -> Answer {
     let poll = poll.into_inner();
     let location = |command: &Command| match &command.action {
         Action::CastBallot(ballot) if ballot.poll != poll => {
@@ -278,6 +276,6 @@ pub async fn cast_ballot(
 /// generically.
 #[utoipa::path(tag = "log", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/commands")]
-pub async fn submit_command(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn submit_command(submission: Submission) -> Answer {
     submission.accept(None, |_| Ok(Location::Nowhere)).await
 }

@@ -10,15 +10,16 @@ use utoipa::{IntoParams, ToSchema};
 use crate::http::commands::{lifecycle_event, Location, Submission, Written};
 use crate::http::page::{Listed, Listing, Page};
 use crate::http::problem::{ApiError, ProblemStatus};
-use crate::http::reads::page_size;
+use crate::http::reads::{page_size, PageQuery};
 use crate::http::EnvelopeSchema;
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 
 /// File a complaint. The payload's action is `file_complaint`; the complaint's id is the
 /// receipt's position.
 #[utoipa::path(tag = "complaints", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/complaints")]
-pub async fn file_complaint(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn file_complaint(submission: Submission) -> Answer {
     let location = |_: &Command| Ok(Location::NewItemOf("/v1/complaints"));
     submission.accept(Some("file_complaint"), location).await
 }
@@ -30,10 +31,7 @@ pub async fn file_complaint(submission: Submission) -> Result<HttpResponse, ApiE
 #[utoipa::path(tag = "complaints", request_body = EnvelopeSchema, responses(Written),
     params(("complaint" = u64, Path, description = "Complaint identifier")))]
 #[post("/v1/complaints/{complaint}/events")]
-pub async fn complaint_event(
-    submission: Submission,
-    complaint: web::Path<u64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn complaint_event(submission: Submission, complaint: web::Path<u64>) -> Answer {
     lifecycle_event(submission, Action::complaint, *complaint, "complaints").await
 }
 
@@ -78,6 +76,12 @@ pub struct ComplaintView {
     pub timeline: Vec<TimelineStep>,
 }
 
+pub type ComplaintPage = Page<ComplaintView>;
+
+impl Listed for ComplaintView {
+    const LISTING: Listing = Listing::new("ComplaintPage", "complaints", "next_after");
+}
+
 impl ComplaintView {
     pub fn of(complaint: &Complaint, now: Timestamp) -> ComplaintView {
         ComplaintView {
@@ -105,13 +109,6 @@ impl ComplaintView {
             timeline: complaint.timeline.clone(),
         }
     }
-}
-
-pub type ComplaintPage = Page<ComplaintView>;
-
-impl Listed for ComplaintView {
-    const LISTING: Listing = Listing::new("ComplaintPage", "complaints", "next_after");
-    type Cursor = u64;
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -175,7 +172,7 @@ fn page(
 pub async fn list_complaints(
     node: web::Data<Node>,
     query: web::Query<ComplaintQuery>,
-) -> Result<web::Json<ComplaintPage>, ApiError> {
+) -> Reply<ComplaintPage> {
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let query = query.into_inner();
     let page = page(&node, query.after, query.limit, |complaint, now| {
@@ -199,23 +196,16 @@ pub async fn list_complaints(
     Ok(web::Json(page))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DepartmentQuery {
-    pub after: Option<u64>,
-    pub limit: Option<usize>,
-}
-
 /// A department's queue: complaints routed to it that await its work, oldest first.
 #[utoipa::path(tag = "complaints",
-    params(("department" = String, Path, description = "Department name"), DepartmentQuery),
+    params(("department" = String, Path, description = "Department name"), PageQuery),
     responses((status = 200, body = ComplaintPage), ProblemStatus<400>))]
 #[get("/v1/departments/{department}/complaints")]
 pub async fn department_queue(
     node: web::Data<Node>,
     department: web::Path<String>,
-    query: web::Query<DepartmentQuery>,
-) -> Result<web::Json<ComplaintPage>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Reply<ComplaintPage> {
     let department = department.into_inner();
     let page = page(&node, query.after, query.limit, |complaint, _| {
         complaint.status.awaits_department() && complaint.department.as_ref() == Some(&department)
@@ -231,7 +221,7 @@ pub async fn department_queue(
 pub async fn get_complaint(
     node: web::Data<Node>,
     complaint: web::Path<u64>,
-) -> Result<web::Json<ComplaintView>, ApiError> {
+) -> Reply<ComplaintView> {
     let now = node.clock().now();
     let ledger = node.ledger();
     let complaint = ledger

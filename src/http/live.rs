@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::problem::ProblemStatus;
 use crate::http::reads::{tally_view, TallyView};
+use crate::http::Answer;
 use crate::node::Node;
 
 /// Counts a subscriber for as long as its stream lives.
@@ -57,7 +58,7 @@ pub async fn tally_stream(
     node: web::Data<Node>,
     poll: web::Path<u64>,
     request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let poll = poll.into_inner();
     let first = tally_view(&node.ledger(), poll, node.clock().now())?;
     let resume_from: Option<u64> = request

@@ -92,6 +92,28 @@ async fn openapi_document() -> HttpResponse {
         .body(openapi_json())
 }
 
+/// What a JSON read answers.
+pub(crate) type Reply<T> = Result<web::Json<T>, ApiError>;
+
+/// What a write, or a read with its own headers, answers.
+pub(crate) type Answer = Result<HttpResponse, ApiError>;
+
+/// Runs `work` on actix's blocking pool, so that a store read never holds a worker; a pool that
+/// cannot run it is a store that cannot answer.
+pub(crate) async fn off_worker<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    web::block(work)
+        .await
+        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))?
+        .map_err(ApiError::from)
+}
+
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(request.path().to_string()))
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::Reply;
 use crate::node::Node;
 
 #[derive(Serialize, ToSchema)]
@@ -159,7 +160,7 @@ fn parse_date(name: &str, text: Option<&String>) -> Result<Option<Timestamp>, Ap
 pub async fn requests(
     node: web::Data<Node>,
     query: web::Query<RequestsQuery>,
-) -> Result<web::Json<Vec<ServiceRequest>>, ApiError> {
+) -> Reply<Vec<ServiceRequest>> {
     let ledger = node.ledger();
     if let Some(ids) = &query.service_request_id {
         let mut found = Vec::new();
@@ -230,10 +231,7 @@ pub async fn requests(
     params(("service_request_id" = u64, Path, description = "Complaint identifier")),
     responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<404>))]
 #[get("/open311/v2/requests/{service_request_id}.json")]
-pub async fn request(
-    node: web::Data<Node>,
-    id: web::Path<u64>,
-) -> Result<web::Json<Vec<ServiceRequest>>, ApiError> {
+pub async fn request(node: web::Data<Node>, id: web::Path<u64>) -> Reply<Vec<ServiceRequest>> {
     let ledger = node.ledger();
     let complaint = ledger
         .complaints

@@ -36,24 +36,22 @@ impl Listing {
 /// An item that is listed in pages.
 pub trait Listed: ToSchema + Serialize {
     const LISTING: Listing;
-    /// What names the next page: a position, or an opaque text.
-    type Cursor: Serialize + PartialSchema;
 }
 
-/// One page of a listing; `next` is absent on the last page.
-pub struct Page<Item: Listed> {
+/// One page of a listing; `next`, a position or an opaque text, is absent on the last page.
+pub struct Page<Item: Listed, Cursor = u64> {
     pub items: Vec<Item>,
-    pub next: Option<Item::Cursor>,
+    pub next: Option<Cursor>,
 }
 
-impl<Item: Listed> Page<Item> {
+impl<Item: Listed, Cursor> Page<Item, Cursor> {
     /// The first `size` of `items`; when more follow, the next page is named by `cursor` of the
     /// last item kept.
     pub fn first(
         items: impl Iterator<Item = Item>,
         size: usize,
-        cursor: impl Fn(&Item) -> Item::Cursor,
-    ) -> Page<Item> {
+        cursor: impl Fn(&Item) -> Cursor,
+    ) -> Page<Item, Cursor> {
         let mut items: Vec<Item> = items.take(size.saturating_add(1)).collect();
         let more = items.len() > size;
         items.truncate(size);
@@ -62,7 +60,7 @@ impl<Item: Listed> Page<Item> {
     }
 }
 
-impl<Item: Listed> Serialize for Page<Item> {
+impl<Item: Listed, Cursor: Serialize> Serialize for Page<Item, Cursor> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let listing = Item::LISTING;
         let mut page = serializer.serialize_struct(listing.page, 2)?;
@@ -72,11 +70,11 @@ impl<Item: Listed> Serialize for Page<Item> {
     }
 }
 
-impl<Item: Listed> PartialSchema for Page<Item> {
+impl<Item: Listed, Cursor: PartialSchema> PartialSchema for Page<Item, Cursor> {
     fn schema() -> RefOr<Schema> {
         let listing = Item::LISTING;
         // The cursor's own schema, made nullable: the last page has none.
-        let mut next = Item::Cursor::schema();
+        let mut next = Cursor::schema();
         if let RefOr::T(Schema::Object(object)) = &mut next {
             if let SchemaType::Type(kind) = object.schema_type.clone() {
                 object.schema_type = SchemaType::Array(vec![kind, Type::Null]);
@@ -92,7 +90,7 @@ impl<Item: Listed> PartialSchema for Page<Item> {
     }
 }
 
-impl<Item: Listed> ToSchema for Page<Item> {
+impl<Item: Listed, Cursor: PartialSchema> ToSchema for Page<Item, Cursor> {
     fn name() -> Cow<'static, str> {
         Item::LISTING.page.into()
     }

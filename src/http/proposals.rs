@@ -1,6 +1,6 @@
 //! Crowdsourced proposals: submission, lifecycle events, lists with sort orders, one proposal.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web};
 use projections::proposals::{OfficialAnswer, Proposal, ProposalStatus, SupportStep};
 use projections::{Action, Command, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -11,13 +11,14 @@ use crate::http::page::{Listed, Listing, Page};
 use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::page_size;
 use crate::http::EnvelopeSchema;
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
 /// receipt's position.
 #[utoipa::path(tag = "proposals", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/proposals")]
-pub async fn submit_proposal(submission: Submission) -> Result<HttpResponse, ApiError> {
+pub async fn submit_proposal(submission: Submission) -> Answer {
     let location = |_: &Command| Ok(Location::NewItemOf("/v1/proposals"));
     submission.accept(Some("submit_proposal"), location).await
 }
@@ -28,10 +29,7 @@ pub async fn submit_proposal(submission: Submission) -> Result<HttpResponse, Api
 #[utoipa::path(tag = "proposals", request_body = EnvelopeSchema, responses(Written),
     params(("proposal" = u64, Path, description = "Proposal identifier")))]
 #[post("/v1/proposals/{proposal}/events")]
-pub async fn proposal_event(
-    submission: Submission,
-    proposal: web::Path<u64>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn proposal_event(submission: Submission, proposal: web::Path<u64>) -> Answer {
     lifecycle_event(submission, Action::proposal, *proposal, "proposals").await
 }
 
@@ -66,6 +64,12 @@ pub struct ProposalView {
     pub support_history: Vec<SupportStep>,
 }
 
+pub type ProposalPage = Page<ProposalView, String>;
+
+impl Listed for ProposalView {
+    const LISTING: Listing = Listing::new("ProposalPage", "proposals", "next_cursor");
+}
+
 impl ProposalView {
     fn of(proposal: &Proposal) -> ProposalView {
         ProposalView {
@@ -90,13 +94,6 @@ impl ProposalView {
     }
 }
 
-pub type ProposalPage = Page<ProposalView>;
-
-impl Listed for ProposalView {
-    const LISTING: Listing = Listing::new("ProposalPage", "proposals", "next_cursor");
-    type Cursor = String;
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalQuery {
@@ -118,7 +115,7 @@ pub struct ProposalQuery {
 pub async fn list_proposals(
     node: web::Data<Node>,
     query: web::Query<ProposalQuery>,
-) -> Result<web::Json<ProposalPage>, ApiError> {
+) -> Reply<ProposalPage> {
     let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let status = match query.status.as_deref() {
         Some(text) => Some(ProposalStatus::parse(text).ok_or_else(|| {
@@ -188,10 +185,7 @@ fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
     params(("proposal" = u64, Path, description = "Proposal identifier")),
     responses((status = 200, body = ProposalView), ProblemStatus<404>))]
 #[get("/v1/proposals/{proposal}")]
-pub async fn get_proposal(
-    node: web::Data<Node>,
-    proposal: web::Path<u64>,
-) -> Result<web::Json<ProposalView>, ApiError> {
+pub async fn get_proposal(node: web::Data<Node>, proposal: web::Path<u64>) -> Reply<ProposalView> {
     let ledger = node.ledger();
     let proposal = ledger
         .proposals

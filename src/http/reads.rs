@@ -10,8 +10,10 @@ use projections::{Ledger, Poll, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::http::off_worker;
 use crate::http::page::{Listed, Listing, Page};
 use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::{Answer, Reply};
 use crate::node::{Node, SnapshotStanding};
 
 #[derive(Serialize, ToSchema)]
@@ -40,6 +42,12 @@ pub struct PollView {
     pub status: PollStatus,
     /// Log position of the close event, once closed.
     pub closed_at_position: Option<u64>,
+}
+
+pub type PollPage = Page<PollView>;
+
+impl Listed for PollView {
+    const LISTING: Listing = Listing::new("PollPage", "polls", "next_after");
 }
 
 impl PollView {
@@ -88,13 +96,6 @@ impl AudienceView {
     }
 }
 
-pub type PollPage = Page<PollView>;
-
-impl Listed for PollView {
-    const LISTING: Listing = Listing::new("PollPage", "polls", "next_after");
-    type Cursor = u64;
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
@@ -124,10 +125,7 @@ pub(crate) fn page_size(
 #[utoipa::path(tag = "polls", params(PageQuery),
     responses((status = 200, body = PollPage), ProblemStatus<400>))]
 #[get("/v1/polls")]
-pub async fn list_polls(
-    node: web::Data<Node>,
-    query: web::Query<PageQuery>,
-) -> Result<web::Json<PollPage>, ApiError> {
+pub async fn list_polls(node: web::Data<Node>, query: web::Query<PageQuery>) -> Reply<PollPage> {
     let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let now = node.clock().now();
     let ledger = node.ledger();
@@ -151,10 +149,7 @@ fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
     params(("poll" = u64, Path, description = "Poll identifier")),
     responses((status = 200, body = PollView), ProblemStatus<404>))]
 #[get("/v1/polls/{poll}")]
-pub async fn get_poll(
-    node: web::Data<Node>,
-    poll: web::Path<u64>,
-) -> Result<web::Json<PollView>, ApiError> {
+pub async fn get_poll(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<PollView> {
     let now = node.clock().now();
     let ledger = node.ledger();
     Ok(web::Json(PollView::of(find_poll(&ledger, *poll)?, now)))
@@ -185,10 +180,7 @@ pub struct TallyView {
     responses((status = 200, body = TallyView),
         ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/tally")]
-pub async fn get_tally(
-    node: web::Data<Node>,
-    poll: web::Path<u64>,
-) -> Result<web::Json<TallyView>, ApiError> {
+pub async fn get_tally(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<TallyView> {
     Ok(web::Json(tally_view(
         &node.ledger(),
         *poll,
@@ -242,7 +234,7 @@ fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
 pub async fn get_ballot(
     node: web::Data<Node>,
     path: web::Path<(u64, String)>,
-) -> Result<web::Json<BallotView>, ApiError> {
+) -> Reply<BallotView> {
     let (poll, voter) = path.into_inner();
     let voter = parse_key(&voter)?;
     let ledger = node.ledger();
@@ -296,10 +288,7 @@ pub struct KeyView {
     params(("key" = String, Path, description = "Public key, hex")),
     responses((status = 200, body = KeyView), ProblemStatus<404>))]
 #[get("/v1/keys/{key}")]
-pub async fn get_key(
-    node: web::Data<Node>,
-    key: web::Path<String>,
-) -> Result<web::Json<KeyView>, ApiError> {
+pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<KeyView> {
     let key = parse_key(&key)?;
     let ledger = node.ledger();
     let record = ledger
@@ -343,7 +332,7 @@ pub struct LogHead {
 /// The log's size, head hash and identity.
 #[utoipa::path(tag = "log", responses((status = 200, body = LogHead), ProblemStatus<503>))]
 #[get("/v1/log")]
-pub async fn log_head(node: web::Data<Node>) -> Result<web::Json<LogHead>, ApiError> {
+pub async fn log_head(node: web::Data<Node>) -> Reply<LogHead> {
     let ledger = node.ledger();
     // A node serves only once its log holds the genesis entry, which names the identity.
     let identity = ledger
@@ -379,13 +368,6 @@ pub struct LogEntryView {
     pub payload: String,
 }
 
-pub type LogPage = Page<LogEntryView>;
-
-impl Listed for LogEntryView {
-    const LISTING: Listing = Listing::new("LogPage", "entries", "next_from");
-    type Cursor = u64;
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
@@ -395,14 +377,17 @@ pub struct LogQuery {
     pub limit: Option<usize>,
 }
 
+pub type LogPage = Page<LogEntryView>;
+
+impl Listed for LogEntryView {
+    const LISTING: Listing = Listing::new("LogPage", "entries", "next_from");
+}
+
 /// The raw log, paged by position.
 #[utoipa::path(tag = "log", params(LogQuery),
     responses((status = 200, body = LogPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/log/entries")]
-pub async fn log_entries(
-    node: web::Data<Node>,
-    query: web::Query<LogQuery>,
-) -> Result<web::Json<LogPage>, ApiError> {
+pub async fn log_entries(node: web::Data<Node>, query: web::Query<LogQuery>) -> Reply<LogPage> {
     let size = page_size(query.limit, 100, projections::limits::LOG_PAGE_ENTRIES_MAX)?;
     let from = query.from.unwrap_or(0);
     // Never serve past the published size: the reader sees exactly what the ledger has folded.
@@ -411,9 +396,7 @@ pub async fn log_entries(
         .unwrap_or(usize::MAX)
         .min(size);
     let node = node.clone();
-    let stored = web::block(move || node.store().read(from, limit))
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let stored = off_worker(move || node.store().read(from, limit)).await?;
     let mut entries = Vec::with_capacity(stored.len());
     for stored in stored {
         let entry = Entry::decode(&stored.bytes).map_err(|error| {
@@ -476,7 +459,7 @@ pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
 #[utoipa::path(tag = "operations",
     responses((status = 200, body = Health), ProblemStatus<503>))]
 #[get("/readyz")]
-pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(node: web::Data<Node>) -> Answer {
     if node.snapshot_standing() == SnapshotStanding::Refuted {
         return Err(ApiError::StoreUnavailable(
             "this node started from a snapshot that does not match the log; restart it".into(),
@@ -486,9 +469,7 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         return Err(ApiError::Faulted(fault));
     }
     let probe = node.clone();
-    let stored = web::block(move || probe.store().size())
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let stored = off_worker(move || probe.store().size()).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".into(),
         log_size: stored,

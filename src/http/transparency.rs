@@ -9,7 +9,9 @@ use projections::tiles::{parse_tile_path, TileAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::http::off_worker;
 use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 use crate::transparency::{base64, ConsistencyProof, Receipt};
 use crate::writer::Appended;
@@ -38,10 +40,7 @@ pub async fn latest_checkpoint(node: web::Data<Node>) -> HttpResponse {
     responses((status = 200, description = "Tile bytes", content_type = "application/octet-stream", body = Vec<u8>),
         ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/tlog/tile/{path:.*}")]
-pub async fn tile(
-    node: web::Data<Node>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn tile(node: web::Data<Node>, path: web::Path<String>) -> Answer {
     let full_path = format!("tile/{}", path.into_inner());
     let address = parse_tile_path(&full_path)
         .map_err(|error| ApiError::MalformedRequest(format!("{full_path}: {error}")))?;
@@ -50,9 +49,7 @@ pub async fn tile(
         entry_bundle(node, &address).await?
     } else {
         let reader = node.clone();
-        web::block(move || reader.tree().tile(reader.store(), &address))
-            .await
-            .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??
+        off_worker(move || reader.tree().tile(reader.store(), &address)).await?
     };
     let Some(bytes) = bytes else {
         return Err(ApiError::NotFound(full_path));
@@ -77,9 +74,7 @@ async fn entry_bundle(
         return Ok(None);
     }
     let count = usize::from(address.width);
-    let entries = web::block(move || node.store().read(first, count))
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let entries = off_worker(move || node.store().read(first, count)).await?;
     if entries.len() != count {
         return Err(ApiError::StoreUnavailable(format!(
             "the store returned {} of the {count} entries from position {first}",
@@ -107,17 +102,13 @@ pub struct CheckpointQuery {
     responses((status = 200, description = "Signed checkpoint note", content_type = "text/plain", body = String),
         ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/checkpoint")]
-pub async fn checkpoint_at(
-    node: web::Data<Node>,
-    query: web::Query<CheckpointQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn checkpoint_at(node: web::Data<Node>, query: web::Query<CheckpointQuery>) -> Answer {
     let size = query.size;
-    let note = web::block(move || match size {
+    let note = off_worker(move || match size {
         Some(size) => node.checkpoint_at(size),
         None => Ok(node.tree().checkpoint().to_owned()),
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type(NOTE_CONTENT_TYPE)
         .body(note))
@@ -150,9 +141,9 @@ pub struct InclusionProof {
 pub async fn inclusion_proof(
     node: web::Data<Node>,
     query: web::Query<InclusionQuery>,
-) -> Result<web::Json<InclusionProof>, ApiError> {
+) -> Reply<InclusionProof> {
     let query = query.into_inner();
-    let proof = web::block(move || -> Result<InclusionProof, ApiError> {
+    let proof = off_worker(move || -> Result<InclusionProof, ApiError> {
         let size = query.size.unwrap_or_else(|| node.tree().size());
         if query.position >= size {
             return Err(ApiError::ImpossibleProof(format!(
@@ -170,8 +161,7 @@ pub async fn inclusion_proof(
             checkpoint: node.checkpoint_at(size)?,
         })
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(proof))
 }
 
@@ -192,9 +182,9 @@ pub struct ConsistencyQuery {
 pub async fn consistency_proof(
     node: web::Data<Node>,
     query: web::Query<ConsistencyQuery>,
-) -> Result<web::Json<ConsistencyProof>, ApiError> {
+) -> Reply<ConsistencyProof> {
     let query = query.into_inner();
-    let proof = web::block(move || -> Result<ConsistencyProof, ApiError> {
+    let proof = off_worker(move || -> Result<ConsistencyProof, ApiError> {
         let to = query.to.unwrap_or_else(|| node.tree().size());
         if query.from == 0 || query.from > to {
             return Err(ApiError::ImpossibleProof(format!(
@@ -211,8 +201,7 @@ pub async fn consistency_proof(
             proof: proof.iter().map(base64).collect(),
         })
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(proof))
 }
 
@@ -235,10 +224,10 @@ pub async fn upgrade_receipt(
     node: web::Data<Node>,
     position: web::Path<u64>,
     query: web::Query<UpgradeQuery>,
-) -> Result<web::Json<Receipt>, ApiError> {
+) -> Reply<Receipt> {
     let position = position.into_inner();
     let since = query.since;
-    let receipt = web::block(move || -> Result<Receipt, ApiError> {
+    let receipt = off_worker(move || -> Result<Receipt, ApiError> {
         let size = node.tree().size();
         if position >= size {
             return Err(ApiError::NotFound(format!(
@@ -278,7 +267,6 @@ pub async fn upgrade_receipt(
         let tree = node.tree();
         Ok(tree.receipt(node.store(), &appended, since)?)
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(receipt))
 }
