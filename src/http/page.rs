@@ -28,7 +28,12 @@ impl Listing {
     }
 
     fn next_description(&self) -> String {
-        let parameter = self.next.strip_prefix("next_").unwrap_or(self.next);
+        let Some(parameter) = self.next.strip_prefix("next_") else {
+            panic!(
+                "a listing names its cursor next_<parameter>, not {}",
+                self.next
+            )
+        };
         format!("Pass as `{parameter}` for the next page (same filters and order); absent on the last page.")
     }
 }
