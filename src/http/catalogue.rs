@@ -1,64 +1,37 @@
 //! The category catalogue and registrar attestations.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web};
+use projections::{Action, Command};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::envelope::Envelope;
-use crate::http::commands::{accept, Location};
-use crate::http::problem::{ApiError, Problem};
-use crate::http::schemas::Receipt;
+use crate::http::commands::{Location, Submission, Written};
+use crate::http::Answer;
 use crate::http::EnvelopeSchema;
 use crate::node::Node;
 
 /// Attest a registered key's district and verified status. The payload's action is
 /// `attest_resident`, signed by a registrar.
-#[utoipa::path(post, path = "/v1/attestations", tag = "keys", request_body = EnvelopeSchema,
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/attestations")]
-pub async fn attest_resident(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("attest_resident"),
-        |command| match &command.action {
-            projections::Action::AttestResident(attestation) => {
-                Ok(Location::At(format!("/v1/keys/{}", attestation.subject)))
-            }
-            _ => Ok(Location::Nowhere),
-        },
-    )
-    .await
+pub async fn attest_resident(submission: Submission) -> Answer {
+    let location = |command: &Command| match &command.action {
+        Action::AttestResident(attestation) => {
+            Ok(Location::At(format!("/v1/keys/{}", attestation.subject)))
+        }
+        _ => Ok(Location::Nowhere),
+    };
+    submission.accept(Some("attest_resident"), location).await
 }
 
 /// Define a category, or publish a new version of one. The payload's action is
 /// `define_category`, signed by an admin key.
-#[utoipa::path(post, path = "/v1/categories", tag = "catalogue", request_body = EnvelopeSchema,
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "catalogue", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/categories")]
-pub async fn define_category(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("define_category"),
-        // Categories have no page of their own: the catalogue lists each in its current version.
-        |_| Ok(Location::At("/v1/categories".into())),
-    )
-    .await
+pub async fn define_category(submission: Submission) -> Answer {
+    // Categories have no page of their own: the catalogue lists each in its current version.
+    let location = |_: &Command| Ok(Location::At("/v1/categories".into()));
+    submission.accept(Some("define_category"), location).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -100,7 +73,7 @@ pub(crate) fn category_views(ledger: &projections::Ledger) -> Vec<CategoryView> 
 }
 
 /// The catalogue: every category in its current version.
-#[utoipa::path(get, path = "/v1/categories", tag = "catalogue", responses((status = 200, body = CategoryList)))]
+#[utoipa::path(tag = "catalogue", responses((status = 200, body = CategoryList)))]
 #[get("/v1/categories")]
 pub async fn list_categories(node: web::Data<Node>) -> web::Json<CategoryList> {
     web::Json(CategoryList {

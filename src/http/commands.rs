@@ -1,11 +1,17 @@
 //! Write endpoints: each takes a signed envelope and answers with a receipt once durable.
 
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use std::collections::BTreeMap;
+
+use actix_web::dev::Payload;
+use actix_web::{post, web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::IntoResponses;
 
 use crate::coordination::{Admission, RateLimit};
 use crate::envelope::Envelope;
-use crate::http::problem::{ApiError, Problem};
-use crate::http::schemas::Receipt;
+use crate::http::problem::{problem_responses, ApiError};
+use crate::http::Answer;
 use crate::http::EnvelopeSchema;
 use crate::node::{CommandError, Node};
 use crate::writer::SubmitError;
@@ -15,13 +21,13 @@ use projections::{Action, Command};
 /// Opens the envelope (the signature check runs on the node's signature-check pool, not on this
 /// worker, which stays free for reads), checks that the action fits the endpoint, and waits for
 /// the writer's durable receipt.
-pub(crate) async fn accept(
+async fn accept(
     node: &Node,
     request: &HttpRequest,
     envelope: Envelope,
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Location, ApiError>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     if let Some(address) = request.peer_addr() {
         admit(
             node,
@@ -74,6 +80,62 @@ pub(crate) async fn accept(
     Ok(response.json(receipt))
 }
 
+/// A write request: a signed envelope, the node it is for and the connection it came on. Every
+/// write endpoint takes one and names only what is its own: the action it expects and where
+/// the result can be read.
+pub struct Submission {
+    node: web::Data<Node>,
+    request: HttpRequest,
+    envelope: Envelope,
+}
+
+impl FromRequest for Submission {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Submission, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let parts = <(web::Data<Node>, web::Json<Envelope>)>::from_request(&request, payload);
+        Box::pin(async move {
+            let (node, envelope) = parts.await?;
+            Ok(Submission {
+                node,
+                request,
+                envelope: envelope.into_inner(),
+            })
+        })
+    }
+}
+
+impl Submission {
+    /// Submits the envelope if its action is `expected` (any action when `None`), answering
+    /// `201 Created` with the receipt and, where `location` names one, a `Location`.
+    pub(crate) async fn accept(
+        self,
+        expected: Option<&'static str>,
+        location: impl FnOnce(&Command) -> Result<Location, ApiError>,
+    ) -> Answer {
+        accept(&self.node, &self.request, self.envelope, expected, location).await
+    }
+}
+
+/// The responses of every write: the receipt, or a refusal.
+pub struct Written;
+
+impl IntoResponses for Written {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = problem_responses(&[400, 403, 404, 409, 413, 422, 429, 503]);
+        let receipt = ResponseBuilder::new()
+            .description("The command is in the log; the receipt proves it")
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("Receipt"))),
+            );
+        responses.insert("201".into(), RefOr::T(receipt.build()));
+        responses
+    }
+}
+
 /// Where the resource a command created or changed can be read.
 pub(crate) enum Location {
     /// No resource of its own (a generic command).
@@ -112,9 +174,24 @@ async fn admit(
     }
 }
 
-/// Checks that a lifecycle action sent to `/v1/{collection}/{path_id}/events` is a client action
-/// about that item, and names the item as the new resource's location.
-pub(crate) fn lifecycle_target(
+/// Submits a lifecycle action sent to `/v1/{collection}/{path_id}/events`; `item` names the item
+/// an action of this collection is about.
+pub(crate) async fn lifecycle_event(
+    submission: Submission,
+    item: fn(&Action) -> Option<u64>,
+    path_id: u64,
+    collection: &'static str,
+) -> Answer {
+    let location = |command: &Command| {
+        let action = &command.action;
+        lifecycle_target(action, item(action), path_id, collection)
+    };
+    submission.accept(None, location).await
+}
+
+/// Checks that a lifecycle action is a client action about the item of its path, and names the
+/// item as the new resource's location.
+fn lifecycle_target(
     action: &Action,
     named: Option<u64>,
     path_id: u64,
@@ -139,52 +216,20 @@ pub(crate) fn lifecycle_target(
 }
 
 /// Register a public key. The payload's action is `register_key`, its author the key itself.
-#[utoipa::path(
-    post, path = "/v1/keys", tag = "keys", request_body = EnvelopeSchema,
-    responses(
-        (status = 201, description = "The key is registered", body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+#[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/keys")]
-pub async fn register_key(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("register_key"),
-        |command| Ok(Location::At(format!("/v1/keys/{}", command.author))),
-    )
-    .await
+pub async fn register_key(submission: Submission) -> Answer {
+    let location = |command: &Command| Ok(Location::At(format!("/v1/keys/{}", command.author)));
+    submission.accept(Some("register_key"), location).await
 }
 
 /// Grant or revoke a role. The payload's action is `grant_role` or `revoke_role`, signed by an
 /// admin key.
-#[utoipa::path(
-    post, path = "/v1/roles", tag = "keys", request_body = EnvelopeSchema,
-    responses(
-        (status = 201, description = "The role change is in the log", body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+#[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/roles")]
-pub async fn change_role(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        None,
-        |command| match &command.action {
+pub async fn change_role(submission: Submission) -> Answer {
+    submission
+        .accept(None, |command| match &command.action {
             Action::GrantRole(change) | Action::RevokeRole(change) => {
                 Ok(Location::At(format!("/v1/keys/{}", change.subject)))
             }
@@ -193,94 +238,44 @@ pub async fn change_role(
                 found: other.name(),
             }
             .into()),
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// Open a poll. The payload's action is `open_poll`, signed by an official; the new poll's
 /// identifier is the receipt's position.
-#[utoipa::path(
-    post, path = "/v1/polls", tag = "polls", request_body = EnvelopeSchema,
-    responses(
-        (status = 201, description = "The poll is in the log; its id is the receipt's position", body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+#[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/polls")]
-pub async fn open_poll(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("open_poll"),
-        |_| Ok(Location::NewItemOf("/v1/polls")),
-    )
-    .await
+pub async fn open_poll(submission: Submission) -> Answer {
+    let location = |_: &Command| Ok(Location::NewItemOf("/v1/polls"));
+    submission.accept(Some("open_poll"), location).await
 }
 
 /// Cast a ballot. The payload's action is `cast_ballot` and its `poll` must equal the path's.
-#[utoipa::path(
-    post, path = "/v1/polls/{poll}/ballots", tag = "polls", request_body = EnvelopeSchema,
-    params(("poll" = u64, Path, description = "Poll identifier")),
-    responses(
-        (status = 201, description = "The ballot is counted", body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+#[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written),
+    params(("poll" = u64, Path, description = "Poll identifier")))]
 #[post("/v1/polls/{poll}/ballots")]
-pub async fn cast_ballot(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    poll: web::Path<u64>,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cast_ballot(submission: Submission, poll: web::Path<u64>) -> Answer {
     let poll = poll.into_inner();
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("cast_ballot"),
-        |command| match &command.action {
-            Action::CastBallot(ballot) if ballot.poll != poll => {
-                Err(ApiError::MalformedRequest(format!(
-                    "the ballot is for poll {} but was sent to poll {poll}",
-                    ballot.poll
-                )))
-            }
-            _ => Ok(Location::At(format!(
-                "/v1/polls/{poll}/ballots/{}",
-                command.author
-            ))),
-        },
-    )
-    .await
+    let location = |command: &Command| match &command.action {
+        Action::CastBallot(ballot) if ballot.poll != poll => {
+            Err(ApiError::MalformedRequest(format!(
+                "the ballot is for poll {} but was sent to poll {poll}",
+                ballot.poll
+            )))
+        }
+        _ => Ok(Location::At(format!(
+            "/v1/polls/{poll}/ballots/{}",
+            command.author
+        ))),
+    };
+    submission.accept(Some("cast_ballot"), location).await
 }
 
 /// Submit any signed command. Resource routes are preferred; this one serves clients that sign
 /// generically.
-#[utoipa::path(
-    post, path = "/v1/commands", tag = "log", request_body = EnvelopeSchema,
-    responses(
-        (status = 201, description = "The command is in the log", body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or store unavailable", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+#[utoipa::path(tag = "log", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/commands")]
-pub async fn submit_command(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(&node, &request, envelope.into_inner(), None, |_| {
-        Ok(Location::Nowhere)
-    })
-    .await
+pub async fn submit_command(submission: Submission) -> Answer {
+    submission.accept(None, |_| Ok(Location::Nowhere)).await
 }

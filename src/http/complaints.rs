@@ -1,68 +1,38 @@
 //! "Our City" complaints: filing, lifecycle events, queues, timelines and statistics.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use projections::complaints::{Complaint, ComplaintStatus, TimelineStep};
 use projections::statistics::{complaint_statistics, StatisticsReport};
-use projections::Timestamp;
+use projections::{Action, Command, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::envelope::Envelope;
-use crate::http::commands::{accept, lifecycle_target, Location};
-use crate::http::problem::{ApiError, Problem};
-use crate::http::reads::page_size;
-use crate::http::schemas::Receipt;
+use crate::http::commands::{lifecycle_event, Location, Submission, Written};
+use crate::http::page::{Listed, Listing, Page};
+use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::reads::{page_size, PageQuery};
 use crate::http::EnvelopeSchema;
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 
 /// File a complaint. The payload's action is `file_complaint`; the complaint's id is the
 /// receipt's position.
-#[utoipa::path(post, path = "/v1/complaints", tag = "complaints", request_body = EnvelopeSchema,
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "complaints", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/complaints")]
-pub async fn file_complaint(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("file_complaint"),
-        |_| Ok(Location::NewItemOf("/v1/complaints")),
-    )
-    .await
+pub async fn file_complaint(submission: Submission) -> Answer {
+    let location = |_: &Command| Ok(Location::NewItemOf("/v1/complaints"));
+    submission.accept(Some("file_complaint"), location).await
 }
 
 /// Move a complaint along its lifecycle: `triage_complaint`, `merge_complaint`,
 /// `supplement_complaint` (moderator, author), `start_work`, `resolve_complaint`,
 /// `cannot_resolve` (official of the responsible department), `confirm_resolution`,
 /// `dispute_resolution` (author). The payload's `complaint` must equal the path's.
-#[utoipa::path(post, path = "/v1/complaints/{complaint}/events", tag = "complaints", request_body = EnvelopeSchema,
-    params(("complaint" = u64, Path, description = "Complaint identifier")),
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "complaints", request_body = EnvelopeSchema, responses(Written),
+    params(("complaint" = u64, Path, description = "Complaint identifier")))]
 #[post("/v1/complaints/{complaint}/events")]
-pub async fn complaint_event(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    complaint: web::Path<u64>,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    let complaint = complaint.into_inner();
-    accept(&node, &request, envelope.into_inner(), None, |command| {
-        lifecycle_target(
-            &command.action,
-            command.action.complaint(),
-            complaint,
-            "complaints",
-        )
-    })
-    .await
+pub async fn complaint_event(submission: Submission, complaint: web::Path<u64>) -> Answer {
+    lifecycle_event(submission, Action::complaint, *complaint, "complaints").await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,6 +76,12 @@ pub struct ComplaintView {
     pub timeline: Vec<TimelineStep>,
 }
 
+pub type ComplaintPage = Page<ComplaintView>;
+
+impl Listed for ComplaintView {
+    const LISTING: Listing = Listing::new("ComplaintPage", "complaints", "next_after");
+}
+
 impl ComplaintView {
     pub fn of(complaint: &Complaint, now: Timestamp) -> ComplaintView {
         ComplaintView {
@@ -133,13 +109,6 @@ impl ComplaintView {
             timeline: complaint.timeline.clone(),
         }
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ComplaintPage {
-    pub complaints: Vec<ComplaintView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<u64>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -187,34 +156,23 @@ fn page(
     let now = node.clock().now();
     let ledger = node.ledger();
     let start = after.map_or(0, |after| after.saturating_add(1));
-    let mut complaints: Vec<ComplaintView> = ledger
+    let complaints = ledger
         .complaints
         .range(start..)
         .map(|(_, complaint)| complaint)
         .filter(|complaint| keep(complaint, now))
-        .take(size + 1)
-        .map(|complaint| ComplaintView::of(complaint, now))
-        .collect();
-    let next_after = if complaints.len() > size {
-        complaints.truncate(size);
-        complaints.last().map(|complaint| complaint.id)
-    } else {
-        None
-    };
-    Ok(ComplaintPage {
-        complaints,
-        next_after,
-    })
+        .map(|complaint| ComplaintView::of(complaint, now));
+    Ok(Page::first(complaints, size, |complaint| complaint.id))
 }
 
 /// Complaints, oldest first: with `status=filed` this is the moderator queue. Filters combine.
-#[utoipa::path(get, path = "/v1/complaints", tag = "complaints", params(ComplaintQuery),
-    responses((status = 200, body = ComplaintPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "complaints", params(ComplaintQuery),
+    responses((status = 200, body = ComplaintPage), ProblemStatus<400>))]
 #[get("/v1/complaints")]
 pub async fn list_complaints(
     node: web::Data<Node>,
     query: web::Query<ComplaintQuery>,
-) -> Result<web::Json<ComplaintPage>, ApiError> {
+) -> Reply<ComplaintPage> {
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let query = query.into_inner();
     let page = page(&node, query.after, query.limit, |complaint, now| {
@@ -238,23 +196,16 @@ pub async fn list_complaints(
     Ok(web::Json(page))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DepartmentQuery {
-    pub after: Option<u64>,
-    pub limit: Option<usize>,
-}
-
 /// A department's queue: complaints routed to it that await its work, oldest first.
-#[utoipa::path(get, path = "/v1/departments/{department}/complaints", tag = "complaints",
-    params(("department" = String, Path, description = "Department name"), DepartmentQuery),
-    responses((status = 200, body = ComplaintPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "complaints",
+    params(("department" = String, Path, description = "Department name"), PageQuery),
+    responses((status = 200, body = ComplaintPage), ProblemStatus<400>))]
 #[get("/v1/departments/{department}/complaints")]
 pub async fn department_queue(
     node: web::Data<Node>,
     department: web::Path<String>,
-    query: web::Query<DepartmentQuery>,
-) -> Result<web::Json<ComplaintPage>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Reply<ComplaintPage> {
     let department = department.into_inner();
     let page = page(&node, query.after, query.limit, |complaint, _| {
         complaint.status.awaits_department() && complaint.department.as_ref() == Some(&department)
@@ -263,14 +214,14 @@ pub async fn department_queue(
 }
 
 /// One complaint with its whole public timeline.
-#[utoipa::path(get, path = "/v1/complaints/{complaint}", tag = "complaints",
+#[utoipa::path(tag = "complaints",
     params(("complaint" = u64, Path, description = "Complaint identifier")),
-    responses((status = 200, body = ComplaintView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ComplaintView), ProblemStatus<404>))]
 #[get("/v1/complaints/{complaint}")]
 pub async fn get_complaint(
     node: web::Data<Node>,
     complaint: web::Path<u64>,
-) -> Result<web::Json<ComplaintView>, ApiError> {
+) -> Reply<ComplaintView> {
     let now = node.clock().now();
     let ledger = node.ledger();
     let complaint = ledger
@@ -285,7 +236,7 @@ pub async fn get_complaint(
 /// the author confirmed. Definitions: docs/STATISTICS.md. The `X-Veche-Log-Size` header names
 /// the number of log entries the report is computed from, so `veche verify` can recount at
 /// exactly that point.
-#[utoipa::path(get, path = "/v1/statistics/complaints", tag = "complaints",
+#[utoipa::path(tag = "complaints",
     responses((status = 200, body = Object, description = "projections::statistics::StatisticsReport",
         headers(("X-Veche-Log-Size" = u64, description = "Log entries the report is computed from")))))]
 #[get("/v1/statistics/complaints")]

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::ProblemStatus;
 use crate::http::reads::{tally_view, TallyView};
+use crate::http::Answer;
 use crate::node::Node;
 
 /// Counts a subscriber for as long as its stream lives.
@@ -47,18 +48,17 @@ fn event(view: &TallyView) -> web::Bytes {
 /// A poll's tally as a Server-Sent Events stream: one `tally` event now (unless the client's
 /// `Last-Event-ID` is already the current log size) and one whenever the tally changes. Event ids
 /// are log sizes. The stream ends after the final tally.
-#[utoipa::path(get, path = "/v1/polls/{poll}/tally/stream", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier"),
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received, to resume")),
     responses((status = 200, description = "Server-Sent Events of `TallyView` JSON", content_type = "text/event-stream"),
-        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/tally/stream")]
 pub async fn tally_stream(
     node: web::Data<Node>,
     poll: web::Path<u64>,
     request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let poll = poll.into_inner();
     let first = tally_view(&node.ledger(), poll, node.clock().now())?;
     let resume_from: Option<u64> = request
@@ -125,7 +125,7 @@ pub async fn tally_stream(
 }
 
 /// Prometheus metrics: appends, batch sizes, signature checks, projection lag, live streams.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics(node: web::Data<Node>) -> HttpResponse {

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod complaints;
 pub mod live;
 pub mod open311;
+pub mod page;
 pub mod problem;
 pub mod proposals;
 pub mod reads;
@@ -16,11 +17,14 @@ pub mod transparency;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig as DocumentedRoutes;
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::node::Node;
 use problem::ApiError;
 
+/// What the OpenAPI document says besides its operations, which [`routes`] collects.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -30,47 +34,7 @@ use problem::ApiError;
                        is `urn:veche:problem:<code>` (see docs/PROBLEMS.md).",
         license(name = "AGPL-3.0-or-later")
     ),
-    paths(
-        commands::register_key,
-        commands::change_role,
-        commands::open_poll,
-        commands::cast_ballot,
-        commands::submit_command,
-        catalogue::attest_resident,
-        catalogue::define_category,
-        catalogue::list_categories,
-        complaints::file_complaint,
-        complaints::complaint_event,
-        complaints::list_complaints,
-        complaints::get_complaint,
-        complaints::department_queue,
-        complaints::statistics,
-        proposals::submit_proposal,
-        proposals::proposal_event,
-        proposals::list_proposals,
-        proposals::get_proposal,
-        open311::services,
-        open311::requests,
-        open311::request,
-        reads::list_polls,
-        reads::get_poll,
-        reads::get_tally,
-        live::tally_stream,
-        live::metrics,
-        reads::get_ballot,
-        reads::get_key,
-        reads::log_head,
-        reads::log_entries,
-        reads::export_log,
-        reads::healthz,
-        reads::readyz,
-        transparency::latest_checkpoint,
-        transparency::tile,
-        transparency::checkpoint_at,
-        transparency::inclusion_proof,
-        transparency::consistency_proof,
-        transparency::upgrade_receipt,
-    ),
+    components(schemas(problem::Problem)),
     tags(
         (name = "keys", description = "Registering keys and granting roles"),
         (name = "polls", description = "Polls, ballots and tallies"),
@@ -102,9 +66,19 @@ pub struct EnvelopeSchema {
     signature: String,
 }
 
+/// The OpenAPI document: [`ApiDoc`] with the operation and schemas of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    document
+}
+
 /// The OpenAPI document as served and as committed at `openapi/openapi.json`.
 pub fn openapi_json() -> String {
-    match ApiDoc::openapi().to_pretty_json() {
+    match openapi().to_pretty_json() {
         Ok(document) => document + "\n",
         // The document is built from derives at compile time; an empty one would be served as
         // if it were the API.
@@ -118,13 +92,35 @@ async fn openapi_document() -> HttpResponse {
         .body(openapi_json())
 }
 
+/// What a JSON read answers.
+pub(crate) type Reply<T> = Result<web::Json<T>, ApiError>;
+
+/// What a write, or a read with its own headers, answers.
+pub(crate) type Answer = Result<HttpResponse, ApiError>;
+
+/// Runs `work` on actix's blocking pool, so that a store read never holds a worker; a pool that
+/// cannot run it is a store that cannot answer.
+pub(crate) async fn off_worker<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    web::block(work)
+        .await
+        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))?
+        .map_err(ApiError::from)
+}
+
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(request.path().to_string()))
 }
 
-/// Registers every route, the body limits and the problem+json error handlers.
-pub fn configure(config: &mut web::ServiceConfig) {
-    configure_extractors(config);
+/// Every API route, declared once: a handler's actix attribute names its method and path, its
+/// `utoipa::path` attribute the rest of its operation, and this list both serves and documents it.
+fn routes(config: &mut DocumentedRoutes) {
     config
         .service(commands::register_key)
         .service(commands::change_role)
@@ -164,13 +160,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(transparency::checkpoint_at)
         .service(transparency::inclusion_proof)
         .service(transparency::consistency_proof)
-        .service(transparency::upgrade_receipt)
+        .service(transparency::upgrade_receipt);
+}
+
+/// Registers every route, the body limits and the problem+json error handlers.
+pub fn configure(config: &mut web::ServiceConfig) {
+    configure_extractors(config);
+    routes(&mut DocumentedRoutes::new(config));
+    config
         .route("/openapi.json", web::get().to(openapi_document))
         // The UI's scripts are compiled into the binary (the `vendored` feature): it works offline.
         // Its validator badge would send the document to validator.swagger.io: "none" turns it off.
         .service(
             SwaggerUi::new("/docs/{_:.*}")
-                .url("/docs/openapi.json", ApiDoc::openapi())
+                .url("/docs/openapi.json", openapi())
                 .config(Config::default().validator_url("none")),
         )
         .default_service(web::to(not_found));

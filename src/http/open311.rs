@@ -8,7 +8,8 @@ use projections::{Ledger, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::Reply;
 use crate::node::Node;
 
 #[derive(Serialize, ToSchema)]
@@ -26,7 +27,7 @@ pub struct Service {
 }
 
 /// The catalogue as Open311 services.
-#[utoipa::path(get, path = "/open311/v2/services.json", tag = "open311", responses((status = 200, body = Vec<Service>)))]
+#[utoipa::path(tag = "open311", responses((status = 200, body = Vec<Service>)))]
 #[get("/open311/v2/services.json")]
 pub async fn services(node: web::Data<Node>) -> web::Json<Vec<Service>> {
     let ledger = node.ledger();
@@ -153,13 +154,13 @@ fn parse_date(name: &str, text: Option<&String>) -> Result<Option<Timestamp>, Ap
 }
 
 /// Service requests, newest first, at most 1,000; by default those of the last 90 days.
-#[utoipa::path(get, path = "/open311/v2/requests.json", tag = "open311", params(RequestsQuery),
-    responses((status = 200, body = Vec<ServiceRequest>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "open311", params(RequestsQuery),
+    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<400>))]
 #[get("/open311/v2/requests.json")]
 pub async fn requests(
     node: web::Data<Node>,
     query: web::Query<RequestsQuery>,
-) -> Result<web::Json<Vec<ServiceRequest>>, ApiError> {
+) -> Reply<Vec<ServiceRequest>> {
     let ledger = node.ledger();
     if let Some(ids) = &query.service_request_id {
         let mut found = Vec::new();
@@ -226,14 +227,11 @@ pub async fn requests(
 }
 
 /// One service request, as a one-element array (the spec's shape).
-#[utoipa::path(get, path = "/open311/v2/requests/{service_request_id}.json", tag = "open311",
+#[utoipa::path(tag = "open311",
     params(("service_request_id" = u64, Path, description = "Complaint identifier")),
-    responses((status = 200, body = Vec<ServiceRequest>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<404>))]
 #[get("/open311/v2/requests/{service_request_id}.json")]
-pub async fn request(
-    node: web::Data<Node>,
-    id: web::Path<u64>,
-) -> Result<web::Json<Vec<ServiceRequest>>, ApiError> {
+pub async fn request(node: web::Data<Node>, id: web::Path<u64>) -> Reply<Vec<ServiceRequest>> {
     let ledger = node.ledger();
     let complaint = ledger
         .complaints

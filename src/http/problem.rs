@@ -8,6 +8,8 @@ use actix_web::{HttpResponse, ResponseError};
 use projections::command::ParseError;
 use projections::Refusal;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::envelope::EnvelopeError;
 use crate::node::CommandError;
@@ -27,6 +29,49 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong this time.
     pub detail: String,
+}
+
+/// The OpenAPI response of one problem status: an `application/problem+json` [`Problem`]
+/// whose `type` says which problem it is. An operation lists one per status it can answer.
+pub struct ProblemStatus<const STATUS: u16>;
+
+impl<const STATUS: u16> utoipa::IntoResponses for ProblemStatus<STATUS> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses(&[STATUS])
+    }
+}
+
+/// The problem responses of `statuses`.
+pub fn problem_responses(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|status| {
+            let content = Content::new(Some(Ref::from_schema_name("Problem")));
+            let response = ResponseBuilder::new()
+                .description(problem_description(*status))
+                .content(PROBLEM_CONTENT_TYPE, content);
+            (status.to_string(), RefOr::T(response.build()))
+        })
+        .collect()
+}
+
+/// What a problem status means wherever it is answered; `docs/PROBLEMS.md` lists the types.
+fn problem_description(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "Malformed request, envelope, signature, command or query, or a proof that cannot exist"
+        }
+        403 => "The signer may not do this, or the tally is sealed until the poll closes",
+        404 => "No such item, or beyond the tree's size",
+        409 => {
+            "The command conflicts with the state things are in (a replayed nonce, a closed poll)"
+        }
+        413 => "The body or the payload is too large",
+        422 => "The command asks for something invalid",
+        429 => "Too many requests from this address or key",
+        503 => "Overloaded, shutting down, not ready or store unavailable: retry later",
+        other => panic!("no problem is answered with status {other}"),
+    }
 }
 
 /// Every way an API call can fail.

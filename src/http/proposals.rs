@@ -1,66 +1,36 @@
 //! Crowdsourced proposals: submission, lifecycle events, lists with sort orders, one proposal.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web};
 use projections::proposals::{OfficialAnswer, Proposal, ProposalStatus, SupportStep};
-use projections::Timestamp;
+use projections::{Action, Command, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::envelope::Envelope;
-use crate::http::commands::{accept, lifecycle_target, Location};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::commands::{lifecycle_event, Location, Submission, Written};
+use crate::http::page::{Listed, Listing, Page};
+use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::page_size;
-use crate::http::schemas::Receipt;
 use crate::http::EnvelopeSchema;
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 
 /// Submit a proposal. The payload's action is `submit_proposal`; the proposal's id is the
 /// receipt's position.
-#[utoipa::path(post, path = "/v1/proposals", tag = "proposals", request_body = EnvelopeSchema,
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "proposals", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/proposals")]
-pub async fn submit_proposal(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    accept(
-        &node,
-        &request,
-        envelope.into_inner(),
-        Some("submit_proposal"),
-        |_| Ok(Location::NewItemOf("/v1/proposals")),
-    )
-    .await
+pub async fn submit_proposal(submission: Submission) -> Answer {
+    let location = |_: &Command| Ok(Location::NewItemOf("/v1/proposals"));
+    submission.accept(Some("submit_proposal"), location).await
 }
 
 /// Move a proposal along its lifecycle: `moderate_proposal` (moderator), `support_proposal`,
 /// `withdraw_support` (citizens), `answer_proposal` (official of the category's department),
 /// `withdraw_proposal` (author). The payload's `proposal` must equal the path's.
-#[utoipa::path(post, path = "/v1/proposals/{proposal}/events", tag = "proposals", request_body = EnvelopeSchema,
-    params(("proposal" = u64, Path, description = "Proposal identifier")),
-    responses((status = 201, body = Receipt),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "proposals", request_body = EnvelopeSchema, responses(Written),
+    params(("proposal" = u64, Path, description = "Proposal identifier")))]
 #[post("/v1/proposals/{proposal}/events")]
-pub async fn proposal_event(
-    node: web::Data<Node>,
-    request: HttpRequest,
-    proposal: web::Path<u64>,
-    envelope: web::Json<Envelope>,
-) -> Result<HttpResponse, ApiError> {
-    let proposal = proposal.into_inner();
-    accept(&node, &request, envelope.into_inner(), None, |command| {
-        lifecycle_target(
-            &command.action,
-            command.action.proposal(),
-            proposal,
-            "proposals",
-        )
-    })
-    .await
+pub async fn proposal_event(submission: Submission, proposal: web::Path<u64>) -> Answer {
+    lifecycle_event(submission, Action::proposal, *proposal, "proposals").await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,6 +64,12 @@ pub struct ProposalView {
     pub support_history: Vec<SupportStep>,
 }
 
+pub type ProposalPage = Page<ProposalView, String>;
+
+impl Listed for ProposalView {
+    const LISTING: Listing = Listing::new("ProposalPage", "proposals", "next_cursor");
+}
+
 impl ProposalView {
     fn of(proposal: &Proposal) -> ProposalView {
         ProposalView {
@@ -118,13 +94,6 @@ impl ProposalView {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ProposalPage {
-    pub proposals: Vec<ProposalView>,
-    /// Pass as `cursor` for the next page (same filters and sort); absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalQuery {
@@ -140,13 +109,13 @@ pub struct ProposalQuery {
 }
 
 /// Proposals, filtered and sorted, by keyset cursor. Ties break by id, newest first.
-#[utoipa::path(get, path = "/v1/proposals", tag = "proposals", params(ProposalQuery),
-    responses((status = 200, body = ProposalPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "proposals", params(ProposalQuery),
+    responses((status = 200, body = ProposalPage), ProblemStatus<400>))]
 #[get("/v1/proposals")]
 pub async fn list_proposals(
     node: web::Data<Node>,
     query: web::Query<ProposalQuery>,
-) -> Result<web::Json<ProposalPage>, ApiError> {
+) -> Reply<ProposalPage> {
     let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let status = match query.status.as_deref() {
         Some(text) => Some(ProposalStatus::parse(text).ok_or_else(|| {
@@ -190,19 +159,16 @@ pub async fn list_proposals(
         .filter(|(key, _)| cursor.is_none_or(|cursor| *key < cursor))
         .collect();
     keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
-    let next_cursor = (keyed.len() > size).then(|| {
+    let next = (keyed.len() > size).then(|| {
         let (score, id) = keyed[size - 1].0;
         format!("{score}.{id}")
     });
-    let proposals = keyed
+    let items = keyed
         .into_iter()
         .take(size)
         .map(|(_, proposal)| ProposalView::of(proposal))
         .collect();
-    Ok(web::Json(ProposalPage {
-        proposals,
-        next_cursor,
-    }))
+    Ok(web::Json(Page { items, next }))
 }
 
 fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
@@ -215,14 +181,11 @@ fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
 }
 
 /// One proposal with its support history and answer.
-#[utoipa::path(get, path = "/v1/proposals/{proposal}", tag = "proposals",
+#[utoipa::path(tag = "proposals",
     params(("proposal" = u64, Path, description = "Proposal identifier")),
-    responses((status = 200, body = ProposalView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProposalView), ProblemStatus<404>))]
 #[get("/v1/proposals/{proposal}")]
-pub async fn get_proposal(
-    node: web::Data<Node>,
-    proposal: web::Path<u64>,
-) -> Result<web::Json<ProposalView>, ApiError> {
+pub async fn get_proposal(node: web::Data<Node>, proposal: web::Path<u64>) -> Reply<ProposalView> {
     let ledger = node.ledger();
     let proposal = ledger
         .proposals

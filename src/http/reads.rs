@@ -3,14 +3,17 @@
 //! Every read comes from the published ledger (durable events only) or from the store.
 
 use actix_web::{get, web, HttpResponse};
-use projections::command::{Audience, ChoiceKind, TallyVisibility};
+use projections::command::{Audience, ChoiceKind, Role, TallyVisibility};
 use projections::ledger::PollStatus;
 use projections::protocol::Entry;
 use projections::{Ledger, Poll, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::off_worker;
+use crate::http::page::{Listed, Listing, Page};
+use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::{Answer, Reply};
 use crate::node::{Node, SnapshotStanding};
 
 #[derive(Serialize, ToSchema)]
@@ -39,6 +42,12 @@ pub struct PollView {
     pub status: PollStatus,
     /// Log position of the close event, once closed.
     pub closed_at_position: Option<u64>,
+}
+
+pub type PollPage = Page<PollView>;
+
+impl Listed for PollView {
+    const LISTING: Listing = Listing::new("PollPage", "polls", "next_after");
 }
 
 impl PollView {
@@ -87,13 +96,6 @@ impl AudienceView {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct PollPage {
-    pub polls: Vec<PollView>,
-    /// Pass as `after` to get the next page; absent on the last page.
-    pub next_after: Option<u64>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
@@ -120,30 +122,19 @@ pub(crate) fn page_size(
 }
 
 /// List polls, oldest first, by cursor.
-#[utoipa::path(get, path = "/v1/polls", tag = "polls", params(PageQuery),
-    responses((status = 200, body = PollPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "polls", params(PageQuery),
+    responses((status = 200, body = PollPage), ProblemStatus<400>))]
 #[get("/v1/polls")]
-pub async fn list_polls(
-    node: web::Data<Node>,
-    query: web::Query<PageQuery>,
-) -> Result<web::Json<PollPage>, ApiError> {
+pub async fn list_polls(node: web::Data<Node>, query: web::Query<PageQuery>) -> Reply<PollPage> {
     let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let now = node.clock().now();
     let ledger = node.ledger();
     let start = query.after.map_or(0, |after| after.saturating_add(1));
-    let mut polls: Vec<PollView> = ledger
+    let polls = ledger
         .polls
         .range(start..)
-        .take(size + 1)
-        .map(|(_, poll)| PollView::of(poll, now))
-        .collect();
-    let next_after = if polls.len() > size {
-        polls.truncate(size);
-        polls.last().map(|poll| poll.id)
-    } else {
-        None
-    };
-    Ok(web::Json(PollPage { polls, next_after }))
+        .map(|(_, poll)| PollView::of(poll, now));
+    Ok(web::Json(Page::first(polls, size, |poll| poll.id)))
 }
 
 fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
@@ -154,14 +145,11 @@ fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
 }
 
 /// One poll's definition and status.
-#[utoipa::path(get, path = "/v1/polls/{poll}", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
-    responses((status = 200, body = PollView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PollView), ProblemStatus<404>))]
 #[get("/v1/polls/{poll}")]
-pub async fn get_poll(
-    node: web::Data<Node>,
-    poll: web::Path<u64>,
-) -> Result<web::Json<PollView>, ApiError> {
+pub async fn get_poll(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<PollView> {
     let now = node.clock().now();
     let ledger = node.ledger();
     Ok(web::Json(PollView::of(find_poll(&ledger, *poll)?, now)))
@@ -187,16 +175,12 @@ pub struct TallyView {
 }
 
 /// A poll's tally: live while open (unless sealed), final once closed.
-#[utoipa::path(get, path = "/v1/polls/{poll}/tally", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
     responses((status = 200, body = TallyView),
-        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/tally")]
-pub async fn get_tally(
-    node: web::Data<Node>,
-    poll: web::Path<u64>,
-) -> Result<web::Json<TallyView>, ApiError> {
+pub async fn get_tally(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<TallyView> {
     Ok(web::Json(tally_view(
         &node.ledger(),
         *poll,
@@ -242,16 +226,15 @@ fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
 }
 
 /// A voter's counted ballot. Ballots are public under the voter's pseudonymous key.
-#[utoipa::path(get, path = "/v1/polls/{poll}/ballots/{voter}", tag = "polls",
+#[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier"), ("voter" = String, Path, description = "Voter's public key, hex")),
     responses((status = 200, body = BallotView),
-        (status = 403, description = "Sealed until close", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<403>, ProblemStatus<404>))]
 #[get("/v1/polls/{poll}/ballots/{voter}")]
 pub async fn get_ballot(
     node: web::Data<Node>,
     path: web::Path<(u64, String)>,
-) -> Result<web::Json<BallotView>, ApiError> {
+) -> Reply<BallotView> {
     let (poll, voter) = path.into_inner();
     let voter = parse_key(&voter)?;
     let ledger = node.ledger();
@@ -276,6 +259,15 @@ pub struct RoleView {
     pub department: Option<String>,
 }
 
+/// A role as the `grant_role` payload names it.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Official => "official",
+        Role::Moderator => "moderator",
+        Role::Registrar => "registrar",
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     pub key: String,
@@ -292,14 +284,11 @@ pub struct KeyView {
 }
 
 /// A registered key and the roles it holds.
-#[utoipa::path(get, path = "/v1/keys/{key}", tag = "keys",
+#[utoipa::path(tag = "keys",
     params(("key" = String, Path, description = "Public key, hex")),
-    responses((status = 200, body = KeyView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = KeyView), ProblemStatus<404>))]
 #[get("/v1/keys/{key}")]
-pub async fn get_key(
-    node: web::Data<Node>,
-    key: web::Path<String>,
-) -> Result<web::Json<KeyView>, ApiError> {
+pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<KeyView> {
     let key = parse_key(&key)?;
     let ledger = node.ledger();
     let record = ledger
@@ -310,10 +299,7 @@ pub async fn get_key(
         .roles()
         .iter()
         .map(|(role, department)| RoleView {
-            role: serde_json::to_value(role)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            role: role_name(*role).into(),
             department: department.clone(),
         })
         .collect();
@@ -344,29 +330,25 @@ pub struct LogHead {
 }
 
 /// The log's size, head hash and identity.
-#[utoipa::path(get, path = "/v1/log", tag = "log", responses((status = 200, body = LogHead)))]
+#[utoipa::path(tag = "log", responses((status = 200, body = LogHead), ProblemStatus<503>))]
 #[get("/v1/log")]
-pub async fn log_head(node: web::Data<Node>) -> web::Json<LogHead> {
+pub async fn log_head(node: web::Data<Node>) -> Reply<LogHead> {
     let ledger = node.ledger();
-    let identity = ledger.identity();
-    web::Json(LogHead {
+    // A node serves only once its log holds the genesis entry, which names the identity.
+    let identity = ledger
+        .identity()
+        .ok_or_else(|| ApiError::Faulted("the published ledger has no genesis entry".into()))?;
+    Ok(web::Json(LogHead {
         size: ledger.size,
         head_hash: hex::encode(ledger.head_hash),
-        log_origin: identity
-            .map(|identity| identity.log_origin.clone())
-            .unwrap_or_default(),
-        server_key: identity
-            .map(|identity| identity.server_key.to_hex())
-            .unwrap_or_default(),
-        verifier_key: identity
-            .map(|identity| {
-                projections::checkpoint::verifier_key(&identity.log_origin, &identity.server_key)
-            })
-            .unwrap_or_default(),
-        admin_keys: identity
-            .map(|identity| identity.admin_keys.iter().map(|key| key.to_hex()).collect())
-            .unwrap_or_default(),
-    })
+        log_origin: identity.log_origin.clone(),
+        server_key: identity.server_key.to_hex(),
+        verifier_key: projections::checkpoint::verifier_key(
+            &identity.log_origin,
+            &identity.server_key,
+        ),
+        admin_keys: identity.admin_keys.iter().map(|key| key.to_hex()).collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -385,13 +367,6 @@ pub struct LogEntryView {
     pub payload: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct LogPage {
-    pub entries: Vec<LogEntryView>,
-    /// Pass as `from` for the next page; absent when this page reaches the end of the log.
-    pub next_from: Option<u64>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
@@ -401,15 +376,17 @@ pub struct LogQuery {
     pub limit: Option<usize>,
 }
 
+pub type LogPage = Page<LogEntryView>;
+
+impl Listed for LogEntryView {
+    const LISTING: Listing = Listing::new("LogPage", "entries", "next_from");
+}
+
 /// The raw log, paged by position.
-#[utoipa::path(get, path = "/v1/log/entries", tag = "log", params(LogQuery),
-    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "log", params(LogQuery),
+    responses((status = 200, body = LogPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/log/entries")]
-pub async fn log_entries(
-    node: web::Data<Node>,
-    query: web::Query<LogQuery>,
-) -> Result<web::Json<LogPage>, ApiError> {
+pub async fn log_entries(node: web::Data<Node>, query: web::Query<LogQuery>) -> Reply<LogPage> {
     let size = page_size(query.limit, 100, projections::limits::LOG_PAGE_ENTRIES_MAX)?;
     let from = query.from.unwrap_or(0);
     // Never serve past the published size: the reader sees exactly what the ledger has folded.
@@ -418,9 +395,7 @@ pub async fn log_entries(
         .unwrap_or(usize::MAX)
         .min(size);
     let node = node.clone();
-    let stored = web::block(move || node.store().read(from, limit))
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let stored = off_worker(move || node.store().read(from, limit)).await?;
     let mut entries = Vec::with_capacity(stored.len());
     for stored in stored {
         let entry = Entry::decode(&stored.bytes).map_err(|error| {
@@ -440,9 +415,9 @@ pub async fn log_entries(
         });
     }
     let next = from + entries.len() as u64;
-    Ok(web::Json(LogPage {
-        entries,
-        next_from: (next < published).then_some(next),
+    Ok(web::Json(Page {
+        items: entries,
+        next: (next < published).then_some(next),
     }))
 }
 
@@ -468,7 +443,7 @@ fn state_name(node: &Node) -> String {
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
     web::Json(Health {
@@ -480,10 +455,10 @@ pub async fn healthz(node: web::Data<Node>) -> web::Json<Health> {
 }
 
 /// Readiness: the log store answers and the served state is not refuted by the log.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "operations",
+    responses((status = 200, body = Health), ProblemStatus<503>))]
 #[get("/readyz")]
-pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(node: web::Data<Node>) -> Answer {
     if node.snapshot_standing() == SnapshotStanding::Refuted {
         return Err(ApiError::StoreUnavailable(
             "this node started from a snapshot that does not match the log; restart it".into(),
@@ -493,9 +468,7 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         return Err(ApiError::Faulted(fault));
     }
     let probe = node.clone();
-    let stored = web::block(move || probe.store().size())
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let stored = off_worker(move || probe.store().size()).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".into(),
         log_size: stored,
@@ -507,7 +480,7 @@ pub async fn readyz(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
 /// The whole log as one download: first the signed checkpoint at the exported size, then every
 /// entry in order, each record a 2-byte big-endian length followed by its bytes (the C2SP
 /// entry-bundle encoding). Streamed page by page; `veche verify --export` reads it offline.
-#[utoipa::path(get, path = "/v1/log/export", tag = "log",
+#[utoipa::path(tag = "log",
     responses((status = 200, description = "Length-prefixed entries", content_type = "application/octet-stream", body = Vec<u8>)))]
 #[get("/v1/log/export")]
 pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
@@ -565,4 +538,19 @@ pub async fn export_log(node: web::Data<Node>) -> HttpResponse {
         .content_type("application/octet-stream")
         .insert_header(("X-Veche-Log-Size", size.to_string()))
         .streaming(futures_util::StreamExt::chain(header, pages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_is_named_as_its_payload_names_it() {
+        for role in [Role::Official, Role::Moderator, Role::Registrar] {
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::from(role_name(role))),
+            );
+        }
+    }
 }

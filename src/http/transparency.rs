@@ -9,7 +9,9 @@ use projections::tiles::{parse_tile_path, TileAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::http::problem::{ApiError, Problem};
+use crate::http::off_worker;
+use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 use crate::transparency::{base64, ConsistencyProof, Receipt};
 use crate::writer::Appended;
@@ -20,7 +22,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "no-cache";
 
 /// The latest signed checkpoint (C2SP tlog-checkpoint, signed as a C2SP signed note).
-#[utoipa::path(get, path = "/tlog/checkpoint", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     responses((status = 200, description = "Signed checkpoint note", content_type = "text/plain", body = String)))]
 #[get("/tlog/checkpoint")]
 pub async fn latest_checkpoint(node: web::Data<Node>) -> HttpResponse {
@@ -33,17 +35,12 @@ pub async fn latest_checkpoint(node: web::Data<Node>) -> HttpResponse {
 
 /// A C2SP tlog-tiles hash tile (`tile/<L>/<N>[.p/<W>]`) or entry bundle
 /// (`tile/entries/<N>[.p/<W>]`).
-#[utoipa::path(get, path = "/tlog/tile/{path}", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     params(("path" = String, Path, description = "The tile's path below `tile/`, e.g. `0/x001/234` or `entries/000.p/7`")),
     responses((status = 200, description = "Tile bytes", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/tlog/tile/{path:.*}")]
-pub async fn tile(
-    node: web::Data<Node>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn tile(node: web::Data<Node>, path: web::Path<String>) -> Answer {
     let full_path = format!("tile/{}", path.into_inner());
     let address = parse_tile_path(&full_path)
         .map_err(|error| ApiError::MalformedRequest(format!("{full_path}: {error}")))?;
@@ -52,9 +49,7 @@ pub async fn tile(
         entry_bundle(node, &address).await?
     } else {
         let reader = node.clone();
-        web::block(move || reader.tree().tile(reader.store(), &address))
-            .await
-            .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??
+        off_worker(move || reader.tree().tile(reader.store(), &address)).await?
     };
     let Some(bytes) = bytes else {
         return Err(ApiError::NotFound(full_path));
@@ -79,9 +74,7 @@ async fn entry_bundle(
         return Ok(None);
     }
     let count = usize::from(address.width);
-    let entries = web::block(move || node.store().read(first, count))
-        .await
-        .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    let entries = off_worker(move || node.store().read(first, count)).await?;
     if entries.len() != count {
         return Err(ApiError::StoreUnavailable(format!(
             "the store returned {} of the {count} entries from position {first}",
@@ -105,22 +98,17 @@ pub struct CheckpointQuery {
 
 /// A signed checkpoint at any size up to the current one: a poll's close event names the size
 /// whose checkpoint pins its tally.
-#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "transparency", params(CheckpointQuery),
+#[utoipa::path(tag = "transparency", params(CheckpointQuery),
     responses((status = 200, description = "Signed checkpoint note", content_type = "text/plain", body = String),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/checkpoint")]
-pub async fn checkpoint_at(
-    node: web::Data<Node>,
-    query: web::Query<CheckpointQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn checkpoint_at(node: web::Data<Node>, query: web::Query<CheckpointQuery>) -> Answer {
     let size = query.size;
-    let note = web::block(move || match size {
+    let note = off_worker(move || match size {
         Some(size) => node.checkpoint_at(size),
         None => Ok(node.tree().checkpoint().to_owned()),
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type(NOTE_CONTENT_TYPE)
         .body(note))
@@ -146,18 +134,16 @@ pub struct InclusionProof {
 }
 
 /// An RFC 6962 inclusion proof for one entry, with the signed checkpoint it leads to.
-#[utoipa::path(get, path = "/v1/log/proofs/inclusion", tag = "transparency", params(InclusionQuery),
+#[utoipa::path(tag = "transparency", params(InclusionQuery),
     responses((status = 200, body = InclusionProof),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/proofs/inclusion")]
 pub async fn inclusion_proof(
     node: web::Data<Node>,
     query: web::Query<InclusionQuery>,
-) -> Result<web::Json<InclusionProof>, ApiError> {
+) -> Reply<InclusionProof> {
     let query = query.into_inner();
-    let proof = web::block(move || -> Result<InclusionProof, ApiError> {
+    let proof = off_worker(move || -> Result<InclusionProof, ApiError> {
         let size = query.size.unwrap_or_else(|| node.tree().size());
         if query.position >= size {
             return Err(ApiError::ImpossibleProof(format!(
@@ -175,8 +161,7 @@ pub async fn inclusion_proof(
             checkpoint: node.checkpoint_at(size)?,
         })
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(proof))
 }
 
@@ -190,18 +175,16 @@ pub struct ConsistencyQuery {
 }
 
 /// An RFC 6962 consistency proof: the tree at `to` extends the tree at `from`.
-#[utoipa::path(get, path = "/v1/log/proofs/consistency", tag = "transparency", params(ConsistencyQuery),
+#[utoipa::path(tag = "transparency", params(ConsistencyQuery),
     responses((status = 200, body = crate::http::schemas::ConsistencyProof),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/log/proofs/consistency")]
 pub async fn consistency_proof(
     node: web::Data<Node>,
     query: web::Query<ConsistencyQuery>,
-) -> Result<web::Json<ConsistencyProof>, ApiError> {
+) -> Reply<ConsistencyProof> {
     let query = query.into_inner();
-    let proof = web::block(move || -> Result<ConsistencyProof, ApiError> {
+    let proof = off_worker(move || -> Result<ConsistencyProof, ApiError> {
         let to = query.to.unwrap_or_else(|| node.tree().size());
         if query.from == 0 || query.from > to {
             return Err(ApiError::ImpossibleProof(format!(
@@ -218,8 +201,7 @@ pub async fn consistency_proof(
             proof: proof.iter().map(base64).collect(),
         })
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(proof))
 }
 
@@ -233,21 +215,19 @@ pub struct UpgradeQuery {
 
 /// A receipt for the entry at `position` against the current checkpoint: upgrades an old receipt
 /// (inclusion in the new tree, plus consistency with the old checkpoint when `since` is given).
-#[utoipa::path(get, path = "/v1/receipts/{position}", tag = "transparency",
+#[utoipa::path(tag = "transparency",
     params(("position" = u64, Path, description = "The entry's position"), UpgradeQuery),
     responses((status = 200, body = crate::http::schemas::Receipt),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        ProblemStatus<400>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/receipts/{position}")]
 pub async fn upgrade_receipt(
     node: web::Data<Node>,
     position: web::Path<u64>,
     query: web::Query<UpgradeQuery>,
-) -> Result<web::Json<Receipt>, ApiError> {
+) -> Reply<Receipt> {
     let position = position.into_inner();
     let since = query.since;
-    let receipt = web::block(move || -> Result<Receipt, ApiError> {
+    let receipt = off_worker(move || -> Result<Receipt, ApiError> {
         let size = node.tree().size();
         if position >= size {
             return Err(ApiError::NotFound(format!(
@@ -287,7 +267,6 @@ pub async fn upgrade_receipt(
         let tree = node.tree();
         Ok(tree.receipt(node.store(), &appended, since)?)
     })
-    .await
-    .map_err(|error| ApiError::StoreUnavailable(error.to_string()))??;
+    .await?;
     Ok(web::Json(receipt))
 }

@@ -36,27 +36,49 @@ pub fn signed_envelope(
     Envelope::sign(key, &new_command(key, action, issued_at, entropy))
 }
 
-/// The path each action is sent to.
+/// The path each action is sent to. The match names every action, so a new one cannot be sent
+/// to the generic route by oversight.
 pub fn endpoint_for(action: &Action) -> String {
-    if action.is_system() {
-        return "/v1/commands".into();
-    }
-    if let Some(complaint) = action.complaint() {
-        return format!("/v1/complaints/{complaint}/events");
-    }
-    if let Some(proposal) = action.proposal() {
-        return format!("/v1/proposals/{proposal}/events");
-    }
+    // Lifecycle actions go to their item's events route; the server-signed ones, which a
+    // client never sends, to the generic route.
     match action {
         Action::RegisterKey(_) => "/v1/keys".into(),
+        Action::TriageComplaint(_) | Action::MergeComplaint(_) => complaint_events(action),
         Action::GrantRole(_) | Action::RevokeRole(_) => "/v1/roles".into(),
+        Action::SupplementComplaint(_) | Action::StartWork(_) => complaint_events(action),
         Action::OpenPoll(_) => "/v1/polls".into(),
+        Action::ResolveComplaint(_) | Action::CannotResolve(_) => complaint_events(action),
         Action::CastBallot(ballot) => format!("/v1/polls/{}/ballots", ballot.poll),
+        Action::ConfirmResolution(_) | Action::DisputeResolution(_) => complaint_events(action),
         Action::AttestResident(_) => "/v1/attestations".into(),
+        Action::ModerateProposal(_) | Action::SupportProposal(_) => proposal_events(action),
         Action::DefineCategory(_) => "/v1/categories".into(),
+        Action::WithdrawSupport(_) | Action::AnswerProposal(_) => proposal_events(action),
         Action::FileComplaint(_) => "/v1/complaints".into(),
+        Action::WithdrawProposal(_) => proposal_events(action),
         Action::SubmitProposal(_) => "/v1/proposals".into(),
-        _ => "/v1/commands".into(),
+        Action::Genesis(_) | Action::ClosePoll(_) | Action::ExpireProposal(_) => {
+            "/v1/commands".into()
+        }
+        Action::BreachSla(_) | Action::CloseUnconfirmed(_) => "/v1/commands".into(),
+        // The admin office has no resource of its own to route to.
+        Action::HandOverAdmin(_) | Action::ApproveRecovery(_) => "/v1/commands".into(),
+    }
+}
+
+/// The events route of the complaint a lifecycle action is about.
+fn complaint_events(action: &Action) -> String {
+    match action.complaint() {
+        Some(complaint) => format!("/v1/complaints/{complaint}/events"),
+        None => unreachable!("{} is not about a complaint", action.name()),
+    }
+}
+
+/// The events route of the proposal a lifecycle action is about.
+fn proposal_events(action: &Action) -> String {
+    match action.proposal() {
+        Some(proposal) => format!("/v1/proposals/{proposal}/events"),
+        None => unreachable!("{} is not about a proposal", action.name()),
     }
 }
 
