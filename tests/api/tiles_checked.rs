@@ -138,3 +138,49 @@ async fn under_a_snapshot_start_up_and_the_audit_both_check_the_tiles_against_th
     app.stop().await;
     assert_eq!(stored_tile(directory.path()), good);
 }
+
+#[actix_web::test]
+async fn verify_against_a_server_fails_naming_a_served_tile_that_differs_from_the_entries() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    // Past the leaves whose low nodes the node keeps in memory, so tile 0/000 is served from the
+    // store.
+    let leaves = projections::limits::TREE_RECENT_LEAVES_MAX + 300;
+    for _ in 0..leaves.div_ceil(200) {
+        let acts = (0..200).map(|_| {
+            let key = app.new_key();
+            let app = &app;
+            async move { app.act(&key, Action::RegisterKey(RegisterKey {})).await }
+        });
+        for answer in futures::future::join_all(acts).await {
+            assert_eq!(answer.status, 201, "{:?}", answer.body);
+        }
+    }
+    let log_key = app.get("/v1/log").await.body["verifier_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verify = |address: String, log_key: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
+                .args(["verify", "--server", &address, "--log-key", &log_key])
+                .output()
+                .unwrap()
+        })
+    };
+    let clean = verify(app.address.clone(), log_key.clone()).await.unwrap();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    corrupt_tile(directory.path());
+    let tampered = verify(app.address.clone(), log_key).await.unwrap();
+    assert!(
+        !tampered.status.success(),
+        "verify passed a bad served tile"
+    );
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert!(stderr.contains("served hash tile tile/0/000"), "{stderr}");
+    app.stop().await;
+}
