@@ -16,8 +16,12 @@ use sha2::{Digest, Sha256};
 
 use super::{SignedCheckpoint, StoreError};
 
-const SLOT_BYTES: usize = 64;
-const CHECK_BYTES: usize = 24;
+/// One slot: size (8 bytes), root (32), check (24). Format sizes, not limits: written as types.
+type Slot = [u8; 64];
+/// The truncated SHA-256 that tells a whole slot from a torn one.
+type Check = [u8; 24];
+const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+const CHECK_BYTES: usize = std::mem::size_of::<Check>();
 const TAG: &[u8] = b"veche signed checkpoint v1\n";
 
 /// The open record file and the largest checkpoint it holds.
@@ -36,7 +40,7 @@ fn io_error(error: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("the signed-checkpoint record: {error}"))
 }
 
-fn check_of(size: u64, root: &Hash) -> [u8; CHECK_BYTES] {
+fn check_of(size: u64, root: &Hash) -> Check {
     let digest = Sha256::new()
         .chain_update(TAG)
         .chain_update(size.to_le_bytes())
@@ -47,7 +51,7 @@ fn check_of(size: u64, root: &Hash) -> [u8; CHECK_BYTES] {
     check
 }
 
-fn encode_slot(checkpoint: &SignedCheckpoint) -> [u8; SLOT_BYTES] {
+fn encode_slot(checkpoint: &SignedCheckpoint) -> Slot {
     let mut slot = [0; SLOT_BYTES];
     slot[..8].copy_from_slice(&checkpoint.size.to_le_bytes());
     slot[8..40].copy_from_slice(&checkpoint.root);
