@@ -146,7 +146,7 @@ impl Node {
         // shared store every record read now is covered by the log read next (another node may
         // append and record meanwhile, but only beyond what it recorded before).
         let signed = config.store.largest_signed_checkpoint()?;
-        let (mut replayer, mut tree, audit) = match load_snapshot(&config) {
+        let (mut replayer, mut tree, audit) = match load_snapshot(&config)? {
             Some(loaded) => {
                 let replayer = Replayer {
                     ledger: loaded.ledger,
@@ -413,15 +413,29 @@ impl Node {
     }
 }
 
-/// The checked start-up snapshot, if the configuration names one and every check passes; any
-/// failure is logged and the node replays the whole log instead.
-fn load_snapshot(config: &NodeConfig) -> Option<crate::snapshot::LoadedSnapshot> {
-    let path = config.snapshot.as_deref()?;
+/// The checked start-up snapshot, if the configuration names one and every check passes; a
+/// failure is logged and the node replays the whole log instead, except a log shorter than the
+/// snapshot: its header is signed by this node's key (checked before the log is), so the node
+/// has signed that size, and the log's tail was cut.
+fn load_snapshot(
+    config: &NodeConfig,
+) -> Result<Option<crate::snapshot::LoadedSnapshot>, StartError> {
+    use crate::snapshot::SnapshotFileError;
+    let Some(path) = config.snapshot.as_deref() else {
+        return Ok(None);
+    };
     match crate::snapshot::load(path, &config.server_key, &*config.store, &config.log_origin) {
-        Ok(loaded) => loaded,
+        Ok(loaded) => Ok(loaded),
+        Err(SnapshotFileError::LogShorter {
+            log_size,
+            snapshot_size,
+        }) => Err(StartError::LogShorterThanSigned {
+            log_size,
+            signed_size: snapshot_size,
+        }),
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");
-            None
+            Ok(None)
         }
     }
 }

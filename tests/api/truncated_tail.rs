@@ -54,6 +54,20 @@ fn start_error(directory: &Path) -> StartError {
     }
 }
 
+/// The start error on `directory`, which must be the refusal naming both sizes.
+fn refused_start(directory: &Path, log_size: u64, signed_size: u64) -> StartError {
+    let error = start_error(directory);
+    assert!(
+        matches!(
+            error,
+            StartError::LogShorterThanSigned { log_size: found, signed_size: signed }
+                if found == log_size && signed == signed_size
+        ),
+        "{error}"
+    );
+    error
+}
+
 /// Runs `veche verify --data-dir` on `directory`.
 pub fn verify_data_directory(directory: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
@@ -69,15 +83,7 @@ async fn deleting_the_last_entry_under_a_snapshot_at_the_old_size_refuses_start_
     let directory = tempfile::tempdir().unwrap();
     let size = log_of(directory.path(), 4, true).await;
     cut_tail(directory.path(), 1);
-    let error = start_error(directory.path());
-    assert!(
-        matches!(
-            error,
-            StartError::LogShorterThanSigned { log_size, signed_size }
-                if log_size == size - 1 && signed_size == size
-        ),
-        "{error}"
-    );
+    let error = refused_start(directory.path(), size - 1, size);
     let message = error.to_string();
     assert!(
         message.contains(&format!("holds {} entries", size - 1))
@@ -101,15 +107,7 @@ async fn deleting_a_hundred_entries_without_a_snapshot_refuses_start_and_fails_v
         String::from_utf8_lossy(&clean.stderr)
     );
     cut_tail(directory.path(), 100);
-    let error = start_error(directory.path());
-    assert!(
-        matches!(
-            error,
-            StartError::LogShorterThanSigned { log_size, signed_size }
-                if log_size == size - 100 && signed_size == size
-        ),
-        "{error}"
-    );
+    refused_start(directory.path(), size - 100, size);
     let verified = verify_data_directory(directory.path());
     assert!(!verified.status.success());
     let stderr = String::from_utf8_lossy(&verified.stderr);
@@ -117,6 +115,19 @@ async fn deleting_a_hundred_entries_without_a_snapshot_refuses_start_and_fails_v
         stderr.contains(&format!("holds {} entries", size - 100)),
         "{stderr}"
     );
+}
+
+#[actix_web::test]
+async fn with_the_record_deleted_too_a_snapshot_at_the_old_size_still_refuses_start() {
+    let directory = tempfile::tempdir().unwrap();
+    let size = log_of(directory.path(), 2, true).await;
+    cut_tail(directory.path(), 1);
+    let record = directory
+        .path()
+        .join(LOG_FILE)
+        .with_extension(veche::store::SIGNED_CHECKPOINT_EXTENSION);
+    std::fs::remove_file(record).unwrap();
+    refused_start(directory.path(), size - 1, size);
 }
 
 #[actix_web::test]
