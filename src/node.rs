@@ -65,6 +65,27 @@ pub enum StartError {
     InvalidOrigin(String),
     #[error("the published Merkle tree and the ledger's disagree after replay")]
     TreeDiverged,
+    #[error(
+        "the log holds {log_size} entries, but this node has signed a checkpoint at size \
+         {signed_size}: entries were cut from its tail; refusing to start rather than sign a \
+         second tree at a size already signed (restore the log from a backup or a mirror)"
+    )]
+    LogShorterThanSigned { log_size: u64, signed_size: u64 },
+    #[error(
+        "the log's Merkle root at size {size} is not the one this node signed at that size: its \
+         tail was replaced; refusing to start"
+    )]
+    SignedRootDiffers { size: u64 },
+    #[error(
+        "{count} stored hash tile(s) differ from the entries' recomputation, first {first}; a \
+         start of the node replaces them"
+    )]
+    BadTiles {
+        first: crate::store::TileName,
+        count: usize,
+    },
+    #[error("the stored hash tiles could not be checked: {0}")]
+    Tiles(#[from] TreeError),
     #[error("cannot start the writer thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -123,7 +144,11 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         projections::checkpoint::check_key_name(&config.log_origin)
             .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
-        let (mut replayer, mut tree, audit) = match load_snapshot(&config) {
+        // Read before the log: a record is made only after its entries are durable, so on a
+        // shared store every record read now is covered by the log read next (another node may
+        // append and record meanwhile, but only beyond what it recorded before).
+        let signed = config.store.largest_signed_checkpoint()?;
+        let (mut replayer, mut tree, audit) = match load_snapshot(&config)? {
             Some(loaded) => {
                 let replayer = Replayer {
                     ledger: loaded.ledger,
@@ -141,15 +166,21 @@ impl Node {
             completed_tiles.extend(tree.push(event.leaf_hash));
         };
         let replayed = catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
+        // Before a genesis could be written over an emptied log.
+        check_signed_size(signed, replayer.ledger.size)?;
         if replayer.ledger.size == 0 {
             write_genesis(&config, &replayer.ledger)?;
             catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
         }
-        // Tiles are derived from the log, so they are rewritten (idempotently) rather than trusted.
-        for tiles in completed_tiles.chunks(1024) {
-            config.store.write_tiles(tiles)?;
+        // Tiles are derived from the log: every stored one is checked against the entries just
+        // folded (or, below a snapshot, against the snapshot's tree until the audit re-folds them)
+        // and a bad one is replaced by its recomputation, never trusted.
+        if let Some(header) = &audit {
+            completed_tiles.extend(tree.recompute_bad_tiles(&*config.store, header.size)?);
         }
+        crate::transparency::store_recomputed_tiles(&*config.store, &completed_tiles)?;
         settle_tree(&config, &replayer.ledger, &mut tree)?;
+        check_signed_root(signed, &tree, &*config.store)?;
         // `replayed` counts the entries checked now; with a snapshot the rest awaits its audit.
         tracing::info!(
             entries = replayer.ledger.size,
@@ -384,15 +415,29 @@ impl Node {
     }
 }
 
-/// The checked start-up snapshot, if the configuration names one and every check passes; any
-/// failure is logged and the node replays the whole log instead.
-fn load_snapshot(config: &NodeConfig) -> Option<crate::snapshot::LoadedSnapshot> {
-    let path = config.snapshot.as_deref()?;
+/// The checked start-up snapshot, if the configuration names one and every check passes; a
+/// failure is logged and the node replays the whole log instead, except a log shorter than the
+/// snapshot: its header is signed by this node's key (checked before the log is), so the node
+/// has signed that size, and the log's tail was cut.
+fn load_snapshot(
+    config: &NodeConfig,
+) -> Result<Option<crate::snapshot::LoadedSnapshot>, StartError> {
+    use crate::snapshot::SnapshotFileError;
+    let Some(path) = config.snapshot.as_deref() else {
+        return Ok(None);
+    };
     match crate::snapshot::load(path, &config.server_key, &*config.store, &config.log_origin) {
-        Ok(loaded) => loaded,
+        Ok(loaded) => Ok(loaded),
+        Err(SnapshotFileError::LogShorter {
+            log_size,
+            snapshot_size,
+        }) => Err(StartError::LogShorterThanSigned {
+            log_size,
+            signed_size: snapshot_size,
+        }),
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");
-            None
+            Ok(None)
         }
     }
 }
@@ -437,8 +482,81 @@ fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError>
     Ok(())
 }
 
-/// Holds the rebuilt tree to the ledger's root, names it as the genesis does, signs its
-/// checkpoint, and refuses a log begun under another server key.
+/// Checks a stored log offline without changing it (`veche verify --data-dir`): every entry as a
+/// start-up does, the largest signed checkpoint against the log's size and root, and every stored
+/// hash tile against the entries. Returns the folded ledger.
+pub fn verify_stored_log(store: &dyn EventStore) -> Result<Ledger, StartError> {
+    use projections::merkle::Frontier;
+    use projections::tiles::TileBuilder;
+    let signed = store.largest_signed_checkpoint()?;
+    let mut replayer = Replayer::new();
+    let (mut frontier, mut builder) = (Frontier::default(), TileBuilder::new());
+    let (mut full_tiles, mut root_at_signed) = (Vec::new(), None);
+    catch_up(store, &mut replayer, |event| {
+        let nodes = frontier.push(event.leaf_hash);
+        // The builder refuses only nodes out of order, which one frontier never gives.
+        full_tiles.extend(builder.add(&nodes).unwrap_or_default());
+        if signed.is_some_and(|signed| signed.size == frontier.size()) {
+            root_at_signed = Some(frontier.root());
+        }
+    })?;
+    check_signed_size(signed, replayer.ledger.size)?;
+    if let Some(signed) = signed.filter(|signed| signed.size > 0) {
+        if root_at_signed != Some(signed.root) {
+            return Err(StartError::SignedRootDiffers { size: signed.size });
+        }
+    }
+    let mut bad = Vec::new();
+    for tile in &full_tiles {
+        if let Some(stored) = store.read_tile(tile.level, tile.index)? {
+            if stored != tile.encode() {
+                bad.push(crate::store::TileName {
+                    level: tile.level,
+                    index: tile.index,
+                });
+            }
+        }
+    }
+    match bad.first() {
+        Some(first) => Err(StartError::BadTiles {
+            first: *first,
+            count: bad.len(),
+        }),
+        None => Ok(replayer.ledger),
+    }
+}
+
+/// Refuses a log shorter than a checkpoint this node signed: its tail was cut.
+fn check_signed_size(
+    signed: Option<crate::store::SignedCheckpoint>,
+    log_size: u64,
+) -> Result<(), StartError> {
+    match signed {
+        Some(signed) if signed.size > log_size => Err(StartError::LogShorterThanSigned {
+            log_size,
+            signed_size: signed.size,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a log whose tree at the largest signed size has another root: its tail was replaced.
+fn check_signed_root(
+    signed: Option<crate::store::SignedCheckpoint>,
+    tree: &TreeState,
+    store: &dyn EventStore,
+) -> Result<(), StartError> {
+    let Some(signed) = signed else {
+        return Ok(());
+    };
+    if tree.root_at(store, signed.size)? != signed.root {
+        return Err(StartError::SignedRootDiffers { size: signed.size });
+    }
+    Ok(())
+}
+
+/// Holds the rebuilt tree to the ledger's root, names it as the genesis does, records and signs
+/// its checkpoint, and refuses a log begun under another server key.
 fn settle_tree(
     config: &NodeConfig,
     ledger: &Ledger,
@@ -458,6 +576,10 @@ fn settle_tree(
             tree.set_origin(&identity.log_origin);
         }
     }
+    // Recorded before it is signed: every checkpoint this node hands out is remembered.
+    config
+        .store
+        .record_signed_checkpoint(tree.size(), &tree.root())?;
     tree.sign(&config.server_key);
     let server_public = public_key_of(&config.server_key);
     match ledger.server_key() {
@@ -484,7 +606,7 @@ fn spawn_audit(
         .spawn(move || {
             let started = std::time::Instant::now();
             match crate::snapshot::audit(&*store, &header, &origin, &key) {
-                Ok(()) => {
+                Ok(_repaired) => {
                     standing.store(SnapshotStanding::Verified as u8, Ordering::Release);
                     tracing::info!(
                         entries = header.size,

@@ -267,13 +267,14 @@ pub enum AuditError {
 }
 
 /// Folds the stored log up to the snapshot's size from nothing, checking every entry as a full
-/// start-up does (and rewriting its hash tiles), and compares the result with the snapshot.
+/// start-up does, checks every stored hash tile against the entries (replacing a corrupted one by
+/// its recomputation), and compares the result with the snapshot. Returns the tiles replaced.
 pub fn audit(
     store: &dyn EventStore,
     header: &SnapshotHeader,
     origin: &str,
     key: &SigningKey,
-) -> Result<(), AuditError> {
+) -> Result<Vec<crate::store::TileName>, AuditError> {
     let mut replayer = Replayer::new();
     let mut tree = TreeState::new(origin, key);
     let mut completed_tiles = Vec::new();
@@ -283,11 +284,8 @@ pub fn audit(
     if replayer.ledger.size != header.size {
         return Err(AuditError::Differs("size"));
     }
-    for tiles in completed_tiles.chunks(1024) {
-        store
-            .write_tiles(tiles)
-            .map_err(|error| AuditError::Replay(error.into()))?;
-    }
+    let repaired = crate::transparency::store_recomputed_tiles(store, &completed_tiles)
+        .map_err(|error| AuditError::Replay(error.into()))?;
     let (ledger_part, tree_part) = encode(&replayer.ledger, &tree);
     if sha256(&ledger_part) != header.ledger_sha256 {
         return Err(AuditError::Differs("ledger"));
@@ -295,5 +293,5 @@ pub fn audit(
     if sha256(&tree_part) != header.tree_sha256 {
         return Err(AuditError::Differs("Merkle tree"));
     }
-    Ok(())
+    Ok(repaired)
 }

@@ -14,7 +14,7 @@ use projections::merkle::{self, Frontier, NodeSource};
 use projections::tiles::TileAddress;
 use projections::Hash;
 
-use crate::store::{EventStore, StoreError, StoredTile};
+use crate::store::{EventStore, StoreError, StoredTile, TileName};
 
 use projections::limits::TREE_RECENT_LEAVES_MAX;
 use projections::tiles::TILE_HEIGHT;
@@ -346,6 +346,88 @@ impl TreeState {
         Ok(hashes)
     }
 
+    /// Checks every full hash tile stored for the first `below` leaves against this tree: a
+    /// tile of level 1 and up against the nodes held in memory, a level-0 tile by the root of its
+    /// hashes against the node of height 8 above it. Returns the tiles to store, recomputed (a
+    /// level-0 tile from its entries): those missing and those stored with other hashes.
+    pub fn recompute_bad_tiles(
+        &self,
+        store: &dyn EventStore,
+        below: u64,
+    ) -> Result<Vec<StoredTile>, TreeError> {
+        let below = below.min(self.size());
+        let mut recomputed = Vec::new();
+        for level in 0..8u8 {
+            let full = Self::full_tiles_at(below, level);
+            for index in 0..full {
+                let stored = store.read_tile(level, index)?;
+                let sound = match (&stored, level) {
+                    (None, _) => false,
+                    (Some(bytes), 0) => self.leaf_tile_is_sound(index, bytes),
+                    (Some(bytes), _) => {
+                        let hashes = self.tile_hashes(None, level, index, TILE_WIDTH as u16)?;
+                        *bytes == hashes.concat()
+                    }
+                };
+                if !sound {
+                    recomputed.push(self.recompute_tile(store, level, index)?);
+                }
+            }
+        }
+        Ok(recomputed)
+    }
+
+    /// How many full tiles level `level` has in a tree of `size` leaves.
+    fn full_tiles_at(size: u64, level: u8) -> u64 {
+        let height = u32::from(level) * u32::from(TILE_HEIGHT);
+        size.checked_shr(height).unwrap_or(0) / TILE_WIDTH
+    }
+
+    /// A stored level-0 tile whose 256 hashes root to the tree's node of height 8 above them.
+    fn leaf_tile_is_sound(&self, index: u64, bytes: &[u8]) -> bool {
+        let hashes: Vec<Hash> = bytes
+            .chunks_exact(32)
+            .filter_map(|chunk| chunk.try_into().ok())
+            .collect();
+        let expected = self
+            .high
+            .first()
+            .and_then(|row| row.get(usize::try_from(index).ok()?));
+        hashes.len() == TILE_WIDTH as usize && expected == Some(&merkle::root_of_leaves(&hashes))
+    }
+
+    /// A full tile recomputed: level 0 from the entries it covers, which must root to the
+    /// tree's node above them; higher levels from the nodes in memory.
+    fn recompute_tile(
+        &self,
+        store: &dyn EventStore,
+        level: u8,
+        index: u64,
+    ) -> Result<StoredTile, TreeError> {
+        let hashes = if level == 0 {
+            let entries = store.read(index * TILE_WIDTH, TILE_WIDTH as usize)?;
+            let leaves: Vec<Hash> = entries
+                .iter()
+                .map(|entry| merkle::leaf_hash(&entry.bytes))
+                .collect();
+            let leaves_bytes = leaves.concat();
+            if !self.leaf_tile_is_sound(index, &leaves_bytes) {
+                return Err(TreeError::Proof(format!(
+                    "the entries under hash tile 0/{index} do not root to the tree's node above them"
+                )));
+            }
+            leaves_bytes
+        } else {
+            self.tile_hashes(None, level, index, TILE_WIDTH as u16)?
+                .concat()
+        };
+        Ok(StoredTile {
+            level,
+            index,
+            hashes,
+        })
+    }
+
     fn check_size(&self, size: u64) -> Result<(), TreeError> {
         if size > self.size() {
             return Err(TreeError::BeyondSize {
@@ -359,6 +441,24 @@ impl TreeState {
     fn nodes<'a>(&'a self, store: &'a dyn EventStore) -> StateNodes<'a> {
         StateNodes { state: self, store }
     }
+}
+
+/// Stores recomputed tiles, naming each stored one they replace (a corrupted tile).
+pub fn store_recomputed_tiles(
+    store: &dyn EventStore,
+    tiles: &[StoredTile],
+) -> Result<Vec<TileName>, StoreError> {
+    let mut repaired = Vec::new();
+    for chunk in tiles.chunks(1024) {
+        repaired.extend(store.reconcile_tiles(chunk)?);
+    }
+    for tile in &repaired {
+        tracing::error!(
+            %tile,
+            "a stored hash tile differed from the entries' recomputation; replaced by it"
+        );
+    }
+    Ok(repaired)
 }
 
 /// Perfect nodes read from the in-memory state, falling back to stored level-0 tiles for low

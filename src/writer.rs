@@ -251,8 +251,7 @@ impl Writer {
         });
         let append_microseconds = started.elapsed().as_micros() as u64;
         let result = match (appended, decided) {
-            (Ok(()), Some((sealed, outcomes))) => {
-                self.publish(&sealed);
+            (Ok(()), Some((sealed, outcomes))) => self.publish(&sealed).map(|()| {
                 // A batch whose every command was refused appended nothing: no batch committed.
                 if !sealed.is_empty() {
                     self.observers
@@ -263,8 +262,8 @@ impl Writer {
                     .filter(|outcome| matches!(outcome, Outcome::Refused(_)))
                     .count();
                 crate::metrics::Observers::count(&self.observers.commands_refused, refused as u64);
-                Ok((sealed, outcomes))
-            }
+                (sealed, outcomes)
+            }),
             (Ok(()), None) => Err(StoreError::Unavailable(
                 "the store appended without asking for a batch".into(),
             )),
@@ -375,13 +374,41 @@ impl Writer {
         )
     }
 
-    fn publish(&mut self, sealed: &[SealedEntry]) {
-        self.publish_events(sealed.iter().map(|entry| &entry.event));
+    fn publish(&mut self, sealed: &[SealedEntry]) -> Result<(), StoreError> {
+        self.publish_events(sealed.iter().map(|entry| &entry.event))
     }
 
     /// Folds durable events into the published ledger and the Merkle tree, signs a checkpoint
     /// over the new size, and wakes live subscribers.
-    fn publish_events<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) {
+    ///
+    /// Crash safety of the signed-checkpoint record: the working ledger already stands at the
+    /// size about to be published, and its entries are durable (committed before this is
+    /// called). The record is made durable (synced, or committed on PostgreSQL) before the
+    /// checkpoint is signed and published, so every checkpoint a client ever sees is covered by
+    /// the record. A crash after the commit and before the record leaves a record smaller than
+    /// the log, which start-up accepts; the record never runs ahead of the durable log, so a
+    /// crash can never leave a log shorter than its record and brick the next start. When the
+    /// record cannot be made, nothing is published: the working ledger goes back to the
+    /// published one, and the entries, durable in the store, are folded in (and recorded) by a
+    /// later follow, as after an append that failed once committed.
+    fn publish_events<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a Event> + Clone,
+    ) -> Result<(), StoreError> {
+        if let Err(error) = self
+            .store
+            .record_signed_checkpoint(self.working.size, &self.working.merkle.root())
+        {
+            crate::metrics::Observers::count(&self.observers.batch_failures, 1);
+            tracing::error!(%error, "cannot record the checkpoint about to be signed; publishing nothing");
+            match self.published.read().map(|ledger| ledger.clone()) {
+                Ok(published) => self.working = published,
+                Err(_) => self
+                    .observers
+                    .record_fault("the published ledger's lock is poisoned"),
+            }
+            return Err(error);
+        }
         let mut completed_tiles = Vec::new();
         match self.tree.write() {
             Ok(mut tree) => {
@@ -406,6 +433,7 @@ impl Writer {
                 .record_fault("the published ledger's lock is poisoned"),
         }
         self.pending_tiles.extend(completed_tiles);
+        Ok(())
     }
 
     /// Stores the hash tiles completed since the last call. Never called inside the store's
@@ -416,8 +444,9 @@ impl Writer {
         }
         let tiles = std::mem::take(&mut self.pending_tiles);
         // Tiles are derived from the log: a failed write costs only old-leaf proofs until the
-        // next start-up rewrites them, never an event.
-        if let Err(error) = self.store.write_tiles(&tiles) {
+        // next start-up rewrites them, never an event. A tile already stored with other hashes
+        // (written ahead by someone with access to the store) is replaced by this one.
+        if let Err(error) = crate::transparency::store_recomputed_tiles(&*self.store, &tiles) {
             tracing::warn!(%error, tiles = tiles.len(), "storing completed hash tiles failed");
         }
     }
@@ -479,7 +508,8 @@ impl Writer {
                 "folded in entries appended elsewhere"
             );
             crate::metrics::Observers::count(&self.observers.entries_followed, folded.len() as u64);
-            self.publish_events(folded.iter());
+            // A failure is logged and rolled back inside; the next follow tries again.
+            let _ = self.publish_events(folded.iter());
         }
     }
 }

@@ -84,6 +84,40 @@ pub fn tiles_are_written_once_and_read_back(store: &dyn EventStore) {
     assert_eq!(store.read_tile(1, 0).ok(), Some(None));
 }
 
+pub fn a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one(store: &dyn EventStore) {
+    use super::{StoredTile, TileName};
+    let recomputed = StoredTile {
+        level: 0,
+        index: 2,
+        hashes: vec![3; 8192],
+    };
+    let forged = StoredTile {
+        hashes: vec![4; 8192],
+        ..recomputed.clone()
+    };
+    assert!(store.write_tiles(&[forged]).is_ok());
+    let named = store.reconcile_tiles(std::slice::from_ref(&recomputed));
+    assert_eq!(named.ok(), Some(vec![TileName { level: 0, index: 2 }]));
+    assert_eq!(
+        store.read_tile(0, 2).ok(),
+        Some(Some(recomputed.hashes.clone()))
+    );
+    assert_eq!(store.reconcile_tiles(&[recomputed]).ok(), Some(vec![]));
+}
+
+pub fn the_largest_signed_checkpoint_is_remembered(store: &dyn EventStore) {
+    use super::SignedCheckpoint;
+    assert_eq!(store.largest_signed_checkpoint().ok(), Some(None));
+    for (size, byte) in [(3, 3u8), (8, 8), (5, 5)] {
+        assert!(store.record_signed_checkpoint(size, &[byte; 32]).is_ok());
+    }
+    let largest = SignedCheckpoint {
+        size: 8,
+        root: [8; 32],
+    };
+    assert_eq!(store.largest_signed_checkpoint().ok(), Some(Some(largest)));
+}
+
 pub fn an_append_following_sees_what_others_appended_and_lands_after_it(store: &dyn EventStore) {
     assert!(store.append(&[entry(0), entry(1)]).is_ok());
     // This appender last saw one entry; another node has appended the second meanwhile.
@@ -153,6 +187,20 @@ macro_rules! store_contract {
             }
 
             #[test]
+            fn a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one(&store);
+            }
+
+            #[test]
+            fn the_largest_signed_checkpoint_is_remembered() {
+                let directory = tempfile::tempdir().unwrap();
+                let store = $make(&directory);
+                super::the_largest_signed_checkpoint_is_remembered(&store);
+            }
+
+            #[test]
             fn an_empty_batch_changes_nothing() {
                 let directory = tempfile::tempdir().unwrap();
                 let store = $make(&directory);
@@ -179,6 +227,36 @@ fn sqlite_refuses_to_update_or_delete_a_stored_event() {
         .is_err());
     assert!(connection.execute("DELETE FROM events", []).is_err());
     assert_eq!(store.read(0, 1).unwrap(), vec![entry(0)]);
+}
+
+#[test]
+fn sqlite_refuses_to_update_or_delete_a_stored_tile_and_remembers_signed_checkpoints_on_reopening()
+{
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.sqlite");
+    let store = super::SqliteStore::open(&path).unwrap();
+    let tile = super::StoredTile {
+        level: 0,
+        index: 0,
+        hashes: vec![1; 8192],
+    };
+    store.write_tiles(&[tile]).unwrap();
+    store.record_signed_checkpoint(7, &[7; 32]).unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    assert!(connection
+        .execute("UPDATE merkle_tiles SET hashes = zeroblob(8192)", [])
+        .is_err());
+    assert!(connection.execute("DELETE FROM merkle_tiles", []).is_err());
+    drop(store);
+    let reopened = super::SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.read_tile(0, 0).unwrap(), Some(vec![1; 8192]));
+    assert_eq!(
+        reopened
+            .largest_signed_checkpoint()
+            .unwrap()
+            .map(|signed| signed.size),
+        Some(7)
+    );
 }
 
 #[test]
@@ -239,6 +317,8 @@ mod postgres {
         a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept,
         an_empty_batch_changes_nothing,
         tiles_are_written_once_and_read_back,
+        a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one,
+        the_largest_signed_checkpoint_is_remembered,
         an_append_following_sees_what_others_appended_and_lands_after_it
     );
 }

@@ -2,12 +2,15 @@
 
 use std::sync::Mutex;
 
-use super::{EventStore, StoreError, StoredEntry, StoredTile};
+use projections::Hash;
+
+use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<Vec<StoredEntry>>,
     tiles: Mutex<std::collections::BTreeMap<(u8, u64), Vec<u8>>>,
+    signed: Mutex<Option<SignedCheckpoint>>,
 }
 
 impl MemoryStore {
@@ -77,6 +80,35 @@ impl EventStore for MemoryStore {
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
         Ok(stored.get(&(level, index)).cloned())
+    }
+
+    fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        let mut stored = self
+            .tiles
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        for tile in tiles {
+            stored.insert((tile.level, tile.index), tile.hashes.clone());
+        }
+        Ok(())
+    }
+
+    fn record_signed_checkpoint(&self, size: u64, root: &Hash) -> Result<(), StoreError> {
+        let mut signed = self
+            .signed
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        if signed.is_none_or(|largest| largest.size < size) {
+            *signed = Some(SignedCheckpoint { size, root: *root });
+        }
+        Ok(())
+    }
+
+    fn largest_signed_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.signed
+            .lock()
+            .map(|signed| *signed)
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
     }
 
     fn backend_name(&self) -> &'static str {

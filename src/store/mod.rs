@@ -3,6 +3,7 @@
 //! Invariant: a store is append-only and keeps one total order. `append` either makes the whole
 //! batch durable at the positions it names, right after the current end, or makes none of it.
 
+mod checkpoint_file;
 mod memory;
 mod postgres;
 mod sqlite;
@@ -12,7 +13,7 @@ mod contract;
 
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, SIGNED_CHECKPOINT_EXTENSION};
 
 use projections::Hash;
 
@@ -30,6 +31,40 @@ pub struct StoredTile {
     pub level: u8,
     pub index: u64,
     pub hashes: Vec<u8>,
+}
+
+/// A hash tile's address, to name a corrupted one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileName {
+    pub level: u8,
+    pub index: u64,
+}
+
+impl TileName {
+    fn of(tile: &StoredTile) -> TileName {
+        TileName {
+            level: tile.level,
+            index: tile.index,
+        }
+    }
+}
+
+impl std::fmt::Display for TileName {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The tile's path under `/tlog/`, as a reader would fetch it.
+        formatter.write_str(&projections::tiles::hash_tile_path(
+            self.level,
+            self.index,
+            projections::tiles::TILE_WIDTH,
+        ))
+    }
+}
+
+/// The largest tree this node (or, on a shared store, any node) ever signed a checkpoint for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +110,49 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// A full hash tile, if stored: 256 hashes of tree level `8 × level`.
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces stored tiles with `tiles`, which the caller recomputed from checked entries: the
+    /// only way a stored tile ever changes (the tables refuse UPDATE and DELETE otherwise). A
+    /// store that cannot do it (a test double) refuses, and the node keeps serving what it has.
+    fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        let _ = tiles;
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot replace a stored tile",
+            self.backend_name()
+        )))
+    }
+
+    /// Makes the store hold exactly `tiles`, recomputed from checked entries: writes the absent
+    /// ones, and replaces (and names) any stored with other hashes, which is a corrupted tile.
+    fn reconcile_tiles(&self, tiles: &[StoredTile]) -> Result<Vec<TileName>, StoreError> {
+        let mut corrupted = Vec::new();
+        for tile in tiles {
+            if let Some(stored) = self.read_tile(tile.level, tile.index)? {
+                if stored != tile.hashes {
+                    corrupted.push(tile.clone());
+                }
+            }
+        }
+        self.write_tiles(tiles)?;
+        if !corrupted.is_empty() {
+            self.replace_tiles(&corrupted)?;
+        }
+        Ok(corrupted.iter().map(TileName::of).collect())
+    }
+
+    /// Records that this node signed a checkpoint at `size` with `root`, durably, before the
+    /// checkpoint is published. Kept outside the events table, so that cutting the log's tail
+    /// cannot also cut the memory of what was signed over it. A store that keeps no record (a
+    /// test double wrapping another) accepts and forgets.
+    fn record_signed_checkpoint(&self, size: u64, root: &Hash) -> Result<(), StoreError> {
+        let _ = (size, root);
+        Ok(())
+    }
+
+    /// The largest checkpoint ever recorded by [`EventStore::record_signed_checkpoint`].
+    fn largest_signed_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(None)
+    }
 
     /// A short name for logs and metrics.
     fn backend_name(&self) -> &'static str;

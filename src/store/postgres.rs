@@ -8,7 +8,9 @@ use std::sync::Mutex;
 
 use postgres::{Client, NoTls};
 
-use super::{EventStore, StoreError, StoredEntry, StoredTile};
+use projections::Hash;
+
+use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
 
 /// The advisory lock key every appender takes: "veche" in ASCII.
 const APPEND_LOCK_KEY: i64 = 0x0076_6563_6865;
@@ -30,6 +32,23 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
     hashes BYTEA NOT NULL CHECK (length(hashes) = 8192),
     PRIMARY KEY (level, idx)
 );
+DROP TRIGGER IF EXISTS merkle_tiles_are_never_changed ON merkle_tiles;
+CREATE TRIGGER merkle_tiles_are_never_changed BEFORE UPDATE OR DELETE OR TRUNCATE ON merkle_tiles
+    FOR EACH STATEMENT EXECUTE FUNCTION veche_refuse_change();
+CREATE TABLE IF NOT EXISTS signed_checkpoints (
+    size BIGINT PRIMARY KEY,
+    root BYTEA NOT NULL CHECK (length(root) = 32)
+);
+DROP TRIGGER IF EXISTS signed_checkpoints_are_never_changed ON signed_checkpoints;
+CREATE TRIGGER signed_checkpoints_are_never_changed
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON signed_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION veche_refuse_change();
+";
+
+/// Restores the tiles' protection after `replace_tiles` lifted it inside its transaction.
+const TILE_TRIGGER: &str = "
+CREATE TRIGGER merkle_tiles_are_never_changed BEFORE UPDATE OR DELETE OR TRUNCATE ON merkle_tiles
+    FOR EACH STATEMENT EXECUTE FUNCTION veche_refuse_change();
 ";
 
 /// Work for a connection's thread.
@@ -107,6 +126,11 @@ impl Connection {
 pub struct PostgresStore {
     writer: Connection,
     reader: Connection,
+    /// Records signed checkpoints. Not the writer's connection: the writer publishes (and so
+    /// records) while that connection holds the append transaction open.
+    recorder: Connection,
+    /// The largest size this node has recorded, so an unchanged size costs no round trip.
+    recorded: Mutex<Option<u64>>,
 }
 
 impl From<postgres::Error> for StoreError {
@@ -163,7 +187,13 @@ impl PostgresStore {
         };
         let writer = Connection::open(connect(true))?;
         let reader = Connection::open(connect(false))?;
-        Ok(PostgresStore { writer, reader })
+        let recorder = Connection::open(connect(false))?;
+        Ok(PostgresStore {
+            writer,
+            reader,
+            recorder,
+            recorded: Mutex::new(None),
+        })
     }
 }
 
@@ -246,9 +276,81 @@ impl EventStore for PostgresStore {
             .call(move |client| select_tile(client, level, index))
     }
 
+    fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        let tiles = tiles.to_vec();
+        self.writer.call(move |client| update_tiles(client, &tiles))
+    }
+
+    fn record_signed_checkpoint(&self, size: u64, root: &Hash) -> Result<(), StoreError> {
+        let poisoned = || StoreError::Unavailable("postgres record lock poisoned".into());
+        if self
+            .recorded
+            .lock()
+            .map_err(|_| poisoned())?
+            .is_some_and(|recorded| recorded >= size)
+        {
+            return Ok(());
+        }
+        let stored_size = i64::try_from(size)
+            .map_err(|_| StoreError::Corrupt("checkpoint size beyond i64".into()))?;
+        let root = root.to_vec();
+        // Autocommit: the row is durable on the server when the call returns.
+        self.recorder.call(move |client| {
+            client.execute(
+                "INSERT INTO signed_checkpoints (size, root) VALUES ($1, $2) \
+                 ON CONFLICT (size) DO NOTHING",
+                &[&stored_size, &root],
+            )?;
+            Ok(())
+        })?;
+        let mut recorded = self.recorded.lock().map_err(|_| poisoned())?;
+        *recorded = Some(recorded.map_or(size, |recorded| recorded.max(size)));
+        Ok(())
+    }
+
+    fn largest_signed_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.reader.call(|client| {
+            let row = client.query_opt(
+                "SELECT size, root FROM signed_checkpoints ORDER BY size DESC LIMIT 1",
+                &[],
+            )?;
+            row.map(|row| {
+                let size: i64 = row.get(0);
+                let root: Vec<u8> = row.get(1);
+                let root: Hash = root
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("a signed checkpoint's root".into()))?;
+                Ok(SignedCheckpoint {
+                    size: size as u64,
+                    root,
+                })
+            })
+            .transpose()
+        })
+    }
+
     fn backend_name(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// Replaces tiles with recomputed ones, lifting their protection inside the same transaction
+/// (DDL is transactional in PostgreSQL: no other session sees the table unprotected).
+fn update_tiles(client: &mut Client, tiles: &[StoredTile]) -> Result<(), StoreError> {
+    let mut transaction = client.transaction()?;
+    transaction
+        .batch_execute("DROP TRIGGER IF EXISTS merkle_tiles_are_never_changed ON merkle_tiles")?;
+    for tile in tiles {
+        let index = i64::try_from(tile.index)
+            .map_err(|_| StoreError::Corrupt("tile index beyond i64".into()))?;
+        transaction.execute(
+            "UPDATE merkle_tiles SET hashes = $3 WHERE level = $1 AND idx = $2",
+            &[&i16::from(tile.level), &index, &tile.hashes],
+        )?;
+    }
+    transaction.batch_execute(TILE_TRIGGER)?;
+    transaction.commit()?;
+    Ok(())
 }
 
 fn append_batch(client: &mut Client, entries: &[StoredEntry]) -> Result<(), StoreError> {

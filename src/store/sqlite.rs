@@ -1,13 +1,21 @@
 //! The embedded default store: one SQLite file in WAL mode with full synchronous commits.
 //!
-//! Append-only is enforced twice: the code only inserts, and triggers refuse UPDATE and DELETE.
+//! Append-only is enforced twice: the code only inserts, and triggers refuse UPDATE and DELETE,
+//! on the events and on the hash tiles alike. The largest signed checkpoint is recorded in a
+//! file of its own beside the database (see `checkpoint_file`).
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{EventStore, StoreError, StoredEntry, StoredTile};
+use projections::Hash;
+
+use super::checkpoint_file::CheckpointFile;
+use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
+
+/// The signed-checkpoint record's extension: `log.sqlite` keeps it in `log.signed-checkpoint`.
+pub const SIGNED_CHECKPOINT_EXTENSION: &str = "signed-checkpoint";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -25,12 +33,21 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
     hashes BLOB NOT NULL CHECK (length(hashes) = 8192),
     PRIMARY KEY (level, idx)
 ) STRICT;
+CREATE TRIGGER IF NOT EXISTS merkle_tiles_are_never_deleted BEFORE DELETE ON merkle_tiles
+BEGIN SELECT RAISE(ABORT, 'veche hash tiles are derived from the log and never removed'); END;
+";
+
+/// Kept apart from `SCHEMA` because `replace_tiles` lifts it for the length of one transaction.
+const TILE_UPDATE_TRIGGER: &str = "
+CREATE TRIGGER IF NOT EXISTS merkle_tiles_are_never_updated BEFORE UPDATE ON merkle_tiles
+BEGIN SELECT RAISE(ABORT, 'veche hash tiles change only by recomputation from the log'); END;
 ";
 
 /// The writer and readers use separate connections so that reads never wait behind an fsync.
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    signed: CheckpointFile,
 }
 
 impl SqliteStore {
@@ -43,11 +60,14 @@ impl SqliteStore {
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
+        writer.execute_batch(TILE_UPDATE_TRIGGER)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let signed = CheckpointFile::open(&path.with_extension(SIGNED_CHECKPOINT_EXTENSION))?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            signed,
         })
     }
 
@@ -180,6 +200,36 @@ impl EventStore for SqliteStore {
             .query_row(params![level, index], |row| row.get(0))
             .optional()?;
         Ok(tile)
+    }
+
+    fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
+        let mut connection = Self::lock(&self.writer)?;
+        // The protection is lifted and restored inside one transaction: no other connection
+        // ever sees the table without it, and a crash rolls the lifting back with the update.
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        transaction.execute_batch("DROP TRIGGER IF EXISTS merkle_tiles_are_never_updated")?;
+        {
+            let mut update = transaction.prepare_cached(
+                "UPDATE merkle_tiles SET hashes = ?3 WHERE level = ?1 AND idx = ?2",
+            )?;
+            for tile in tiles {
+                let index = i64::try_from(tile.index)
+                    .map_err(|_| StoreError::Corrupt("tile index beyond i64".into()))?;
+                update.execute(params![tile.level, index, tile.hashes])?;
+            }
+        }
+        transaction.execute_batch(TILE_UPDATE_TRIGGER)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn record_signed_checkpoint(&self, size: u64, root: &Hash) -> Result<(), StoreError> {
+        self.signed.record(size, root)
+    }
+
+    fn largest_signed_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.signed.largest()
     }
 
     fn backend_name(&self) -> &'static str {

@@ -16,3 +16,5 @@ mod scale_out;
 mod simulation;
 mod snapshot;
 mod tampering;
+mod tiles_checked;
+mod truncated_tail;

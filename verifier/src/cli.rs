@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 
 use crate::published::fetch_published;
 use crate::verification::{
-    hash_from_base64, verify_export, Options, Published, Report, SavedState, VerifyError,
+    hash_from_base64, hash_tiles_of, verify_export, Options, Published, Report, SavedState,
+    VerifyError,
 };
 
 /// Check a log trusting only its public key: from a server (its export plus the numbers it
@@ -72,6 +73,13 @@ impl VerifyArguments {
                 report.failure = Some(error.into());
             }
         }
+        // With a server, its hash tiles must be the ones the entries give.
+        if let (true, Some(server), Some(state)) = (report.ok, &self.server, &report.state) {
+            if let Err(error) = check_served_tiles(&client, server, &state.leaf_hashes) {
+                report.ok = false;
+                report.failure = Some(error.into());
+            }
+        }
         if let (true, Some(path), Some(state)) = (report.ok, &self.save_checkpoint, &report.state) {
             std::fs::write(path, state.encode())
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -105,7 +113,8 @@ impl VerifyArguments {
             threads: self
                 .threads
                 .unwrap_or_else(crate::pipeline::available_threads),
-            keep_leaf_hashes: self.save_checkpoint.is_some(),
+            // The served tiles are checked against the leaves.
+            keep_leaf_hashes: self.save_checkpoint.is_some() || self.server.is_some(),
         })
     }
 
@@ -231,4 +240,32 @@ fn check_served_consistency(
                 "the server's consistency proof from size {from} does not verify: {error}"
             ))
         })
+}
+
+/// Fetches every hash tile of the verified tree from the server (`/tlog/tile/...`) and compares
+/// it with the tile recomputed from the export's leaves: a server whose tiles disagree with its
+/// own entries hands out proofs that do not hold.
+fn check_served_tiles(
+    client: &reqwest::blocking::Client,
+    server: &str,
+    leaf_hashes: &[projections::Hash],
+) -> Result<(), VerifyError> {
+    let base = server.trim_end_matches('/');
+    for tile in hash_tiles_of(leaf_hashes) {
+        let path = tile.address().path();
+        let bad = |reason: String| VerifyError::ServedTile {
+            path: path.clone(),
+            reason,
+        };
+        let served = client
+            .get(format!("{base}/tlog/{path}"))
+            .send()
+            .and_then(reqwest::blocking::Response::error_for_status)
+            .and_then(reqwest::blocking::Response::bytes)
+            .map_err(|error| bad(format!("cannot be fetched: {error}")))?;
+        if served.as_ref() != tile.encode().as_slice() {
+            return Err(bad("differs from the one the log's entries give".into()));
+        }
+    }
+    Ok(())
 }

@@ -102,6 +102,8 @@ pub enum VerifyError {
     Recount(#[from] serde_json::Error),
     #[error("{0}")]
     ServedConsistency(String),
+    #[error("the served hash tile {path} {reason}")]
+    ServedTile { path: String, reason: String },
 }
 
 impl VerifyError {
@@ -498,6 +500,21 @@ fn run(
         });
     }
     Ok(())
+}
+
+/// Every hash tile of the tree over `leaf_hashes`, full and partial, recomputed from the
+/// leaves: what a server must serve at that size.
+pub fn hash_tiles_of(leaf_hashes: &[Hash]) -> Vec<projections::tiles::Tile> {
+    let mut frontier = projections::merkle::Frontier::default();
+    let mut builder = projections::tiles::TileBuilder::new();
+    let mut tiles = Vec::new();
+    for leaf in leaf_hashes {
+        let nodes = frontier.push(*leaf);
+        // The builder refuses only nodes out of order, which one frontier never gives.
+        tiles.extend(builder.add(&nodes).unwrap_or_default());
+    }
+    tiles.extend(builder.partial_tiles());
+    tiles
 }
 
 /// After the replay: the export holds exactly the checkpoint's entries, and its genesis names
