@@ -165,6 +165,7 @@ mod postgres {
             clock: Arc::new(ManualClock::starting_at(TEST_START)),
             server_key: server,
             admin_keys: vec![public(&admin)],
+            recovery: None,
             log_origin: "test.veche/log".into(),
             snapshot: None,
         })
