@@ -274,18 +274,25 @@ impl Register {
     }
 }
 
+/// A role change: who signs it, where it goes, and the role.
 #[derive(clap::Args)]
-struct Grant {
+struct RoleArguments {
     #[command(flatten)]
     key: KeyArgument,
     #[command(flatten)]
     server: ServerArgument,
-    /// Public key receiving the role, hex.
+    /// Public key receiving or losing the role, hex.
     #[arg(long)]
     subject: String,
     /// official, moderator or registrar.
     #[arg(long)]
     role: String,
+}
+
+#[derive(clap::Args)]
+struct Grant {
+    #[command(flatten)]
+    role: RoleArguments,
     /// The official's department.
     #[arg(long)]
     department: Option<String>,
@@ -293,27 +300,33 @@ struct Grant {
 
 impl Grant {
     fn run(self) -> anyhow::Result<()> {
-        let change = role_change(&self.subject, &self.role, self.department)?;
-        send(&self.server, &self.key, Action::GrantRole(change))
+        let RoleArguments {
+            key,
+            server,
+            subject,
+            role,
+        } = self.role;
+        let change = role_change(&subject, &role, self.department)?;
+        send(&server, &key, Action::GrantRole(change))
     }
 }
 
 #[derive(clap::Args)]
 struct Revoke {
     #[command(flatten)]
-    key: KeyArgument,
-    #[command(flatten)]
-    server: ServerArgument,
-    #[arg(long)]
-    subject: String,
-    #[arg(long)]
-    role: String,
+    role: RoleArguments,
 }
 
 impl Revoke {
     fn run(self) -> anyhow::Result<()> {
-        let change = role_change(&self.subject, &self.role, None)?;
-        send(&self.server, &self.key, Action::RevokeRole(change))
+        let RoleArguments {
+            key,
+            server,
+            subject,
+            role,
+        } = self.role;
+        let change = role_change(&subject, &role, None)?;
+        send(&server, &key, Action::RevokeRole(change))
     }
 }
 

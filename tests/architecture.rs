@@ -347,16 +347,21 @@ fn module_graph(krate: &Crate) -> ModuleGraph {
                 re_exports.get(&name).cloned()
             };
             if let Some(target) = target.filter(|target| target != from) {
-                graph
-                    .entry(from.clone())
-                    .or_default()
-                    .entry(target)
-                    .or_default()
-                    .insert(source.path.clone());
+                add_edge(&mut graph, from, target, &source.path);
             }
         }
     }
     graph
+}
+
+/// Records that `path`, in module `from`, names module `to`.
+fn add_edge(graph: &mut ModuleGraph, from: &str, to: String, path: &str) {
+    graph
+        .entry(from.to_string())
+        .or_default()
+        .entry(to)
+        .or_default()
+        .insert(path.to_string());
 }
 
 /// The text without comments.
@@ -494,12 +499,7 @@ fn submodule_graph(krate: &Crate, with_parent: bool) -> ModuleGraph {
             .into_iter()
             .filter(|target| *target != from && counted(target))
         {
-            graph
-                .entry(from.clone())
-                .or_default()
-                .entry(target)
-                .or_default()
-                .insert(source.path.clone());
+            add_edge(&mut graph, &from, target, &source.path);
         }
     }
     graph

@@ -147,65 +147,30 @@ pub fn an_append_following_sees_what_others_appended_and_lands_after_it(store: &
 /// store (it may use a `tempfile::TempDir` bound as `directory`).
 macro_rules! store_contract {
     ($module:ident, $make:expr) => {
+        store_contract!($module, $make, [
+            an_empty_store_has_size_zero_and_reads_nothing,
+            appended_entries_read_back_in_order,
+            a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept,
+            tiles_are_written_once_and_read_back,
+            an_append_following_sees_what_others_appended_and_lands_after_it,
+            a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one,
+            the_largest_signed_checkpoint_is_remembered,
+            an_empty_batch_changes_nothing,
+        ]);
+    };
+    ($module:ident, $make:expr, [$($clause:ident),* $(,)?]) => {
         mod $module {
             #[allow(unused_imports)]
             use super::super::*;
 
-            #[test]
-            fn an_empty_store_has_size_zero_and_reads_nothing() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::an_empty_store_has_size_zero_and_reads_nothing(&store);
-            }
-
-            #[test]
-            fn appended_entries_read_back_in_order() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::appended_entries_read_back_in_order(&store);
-            }
-
-            #[test]
-            fn a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept(&store);
-            }
-
-            #[test]
-            fn tiles_are_written_once_and_read_back() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::tiles_are_written_once_and_read_back(&store);
-            }
-
-            #[test]
-            fn an_append_following_sees_what_others_appended_and_lands_after_it() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::an_append_following_sees_what_others_appended_and_lands_after_it(&store);
-            }
-
-            #[test]
-            fn a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one(&store);
-            }
-
-            #[test]
-            fn the_largest_signed_checkpoint_is_remembered() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::the_largest_signed_checkpoint_is_remembered(&store);
-            }
-
-            #[test]
-            fn an_empty_batch_changes_nothing() {
-                let directory = tempfile::tempdir().unwrap();
-                let store = $make(&directory);
-                super::an_empty_batch_changes_nothing(&store);
-            }
+            $(
+                #[test]
+                fn $clause() {
+                    let directory = tempfile::tempdir().unwrap();
+                    let store = $make(&directory);
+                    super::$clause(&store);
+                }
+            )*
         }
     };
 }

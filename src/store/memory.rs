@@ -9,7 +9,7 @@ use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<Vec<StoredEntry>>,
-    tiles: Mutex<std::collections::BTreeMap<(u8, u64), Vec<u8>>>,
+    tiles: Mutex<TileMap>,
     signed: Mutex<Option<SignedCheckpoint>>,
 }
 
@@ -19,10 +19,21 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Vec<StoredEntry>>, StoreError> {
-        self.entries
-            .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+        locked(&self.entries)
     }
+
+    fn tiles(&self) -> Result<std::sync::MutexGuard<'_, TileMap>, StoreError> {
+        locked(&self.tiles)
+    }
+}
+
+type TileMap = std::collections::BTreeMap<(u8, u64), Vec<u8>>;
+
+/// A poisoned lock means a thread panicked mid-change: the store is unusable, not silently reused.
+fn locked<T>(mutex: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+    mutex
+        .lock()
+        .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
 }
 
 impl EventStore for MemoryStore {
@@ -62,10 +73,7 @@ impl EventStore for MemoryStore {
     }
 
     fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
-        let mut stored = self
-            .tiles
-            .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut stored = self.tiles()?;
         for tile in tiles {
             stored
                 .entry((tile.level, tile.index))
@@ -75,18 +83,12 @@ impl EventStore for MemoryStore {
     }
 
     fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let stored = self
-            .tiles
-            .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let stored = self.tiles()?;
         Ok(stored.get(&(level, index)).cloned())
     }
 
     fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
-        let mut stored = self
-            .tiles
-            .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut stored = self.tiles()?;
         for tile in tiles {
             stored.insert((tile.level, tile.index), tile.hashes.clone());
         }

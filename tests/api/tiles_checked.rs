@@ -9,8 +9,8 @@ use projections::Action;
 use veche::server::{DataDirectory, LOG_FILE};
 use veche::store::{SqliteStore, TileName};
 
+use crate::harness::verify_data_directory;
 use crate::harness::TestApp;
-use crate::truncated_tail::verify_data_directory;
 
 const ORIGIN: &str = "test.veche/log";
 

@@ -10,7 +10,7 @@ use veche::clock::ManualClock;
 use veche::node::StartError;
 use veche::server::{DataDirectory, ServeError, LOG_FILE};
 
-use crate::harness::{TestApp, TEST_START};
+use crate::harness::{verify_data_directory, TestApp, TEST_START};
 
 /// A log of genesis plus `registrations` entries; with `snapshot`, stopped with a snapshot at
 /// its size. Returns the size.
@@ -66,15 +66,6 @@ fn refused_start(directory: &Path, log_size: u64, signed_size: u64) -> StartErro
         "{error}"
     );
     error
-}
-
-/// Runs `veche verify --data-dir` on `directory`.
-pub fn verify_data_directory(directory: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
-        .args(["verify", "--data-dir"])
-        .arg(directory)
-        .output()
-        .unwrap()
 }
 
 #[actix_web::test]
