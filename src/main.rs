@@ -298,16 +298,21 @@ struct Grant {
     department: Option<String>,
 }
 
+impl RoleArguments {
+    /// Signs and sends the role change that `action` makes of these arguments.
+    fn send(
+        self,
+        department: Option<String>,
+        action: fn(RoleChange) -> Action,
+    ) -> anyhow::Result<()> {
+        let change = role_change(&self.subject, &self.role, department)?;
+        send(&self.server, &self.key, action(change))
+    }
+}
+
 impl Grant {
     fn run(self) -> anyhow::Result<()> {
-        let RoleArguments {
-            key,
-            server,
-            subject,
-            role,
-        } = self.role;
-        let change = role_change(&subject, &role, self.department)?;
-        send(&server, &key, Action::GrantRole(change))
+        self.role.send(self.department, Action::GrantRole)
     }
 }
 
@@ -319,14 +324,7 @@ struct Revoke {
 
 impl Revoke {
     fn run(self) -> anyhow::Result<()> {
-        let RoleArguments {
-            key,
-            server,
-            subject,
-            role,
-        } = self.role;
-        let change = role_change(&subject, &role, None)?;
-        send(&server, &key, Action::RevokeRole(change))
+        self.role.send(None, Action::RevokeRole)
     }
 }
 
