@@ -2,7 +2,7 @@
 //! tells live subscribers the published log has grown.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Shared by the writer (which counts and signals) and the HTTP layer (which reads).
 pub struct Observers {
@@ -22,6 +22,11 @@ pub struct Observers {
     /// The first state the code holds impossible (a poisoned lock, a view that cannot be
     /// written): once set, readiness fails and writes are refused until the node restarts.
     fault: std::sync::OnceLock<String>,
+    /// Server-clock milliseconds of the last append the store refused and of the last it took
+    /// (`i64::MIN` before any): readiness reports the store failing while the refusal is the
+    /// newer and recent.
+    last_write_refused_ms: AtomicI64,
+    last_write_taken_ms: AtomicI64,
 }
 
 impl Observers {
@@ -39,7 +44,28 @@ impl Observers {
             live_subscribers: AtomicU64::new(0),
             batch_size_buckets: Default::default(),
             fault: std::sync::OnceLock::new(),
+            last_write_refused_ms: AtomicI64::new(i64::MIN),
+            last_write_taken_ms: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Records the outcome of one append to the store, at server time `now_ms`.
+    pub fn record_store_write(&self, taken: bool, now_ms: i64) {
+        let slot = if taken {
+            &self.last_write_taken_ms
+        } else {
+            &self.last_write_refused_ms
+        };
+        slot.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// Whether the store refused the last append within `hold_ms` before `now_ms`, with none
+    /// taken since. The hold ends on its own so that a load balancer sends traffic again and the
+    /// next write tells whether the store is back.
+    pub fn store_writes_failing(&self, now_ms: i64, hold_ms: i64) -> bool {
+        let refused = self.last_write_refused_ms.load(Ordering::Relaxed);
+        let taken = self.last_write_taken_ms.load(Ordering::Relaxed);
+        refused > taken && now_ms.saturating_sub(refused) < hold_ms
     }
 
     /// Records an impossible state. Logged once, at the first occurrence; every later one only

@@ -391,6 +391,14 @@ impl Node {
         self.rate_limits.redis.get()
     }
 
+    /// Whether the store refused this node's last append, recently and with none taken since:
+    /// readiness then tells a load balancer the truth, that writes here fail.
+    pub fn store_writes_failing(&self) -> bool {
+        let now = self.clock.now().milliseconds();
+        self.observers
+            .store_writes_failing(now, projections::limits::READINESS_WRITE_FAILURE_HOLD_MS)
+    }
+
     pub fn observers(&self) -> &crate::metrics::Observers {
         &self.observers
     }

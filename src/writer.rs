@@ -252,6 +252,8 @@ impl Writer {
         let append_microseconds = started.elapsed().as_micros() as u64;
         let result = match (appended, decided) {
             (Ok(()), Some((sealed, outcomes))) => self.publish(&sealed).map(|()| {
+                let now = self.clock.now().milliseconds();
+                self.observers.record_store_write(true, now);
                 // A batch whose every command was refused appended nothing: no batch committed.
                 if !sealed.is_empty() {
                     self.observers
@@ -269,6 +271,8 @@ impl Writer {
             )),
             (Err(error), _) => {
                 crate::metrics::Observers::count(&self.observers.batch_failures, 1);
+                let now = self.clock.now().milliseconds();
+                self.observers.record_store_write(false, now);
                 tracing::error!(%error, "appending a batch failed; its commands are refused");
                 self.resynchronise();
                 Err(error)
@@ -475,9 +479,16 @@ impl Writer {
             folded.push(event.clone())
         });
         self.working = replayer.ledger;
-        if let Err(error) = outcome {
+        match outcome {
+            Ok(_) => {}
+            // The store did not answer: nothing is wrong with the log, and the next follow reads on.
+            Err(CatchUpError::Store(error)) => {
+                tracing::warn!(%error, "reading the shared log failed; following again on the next tick");
+            }
             // A bad entry from another node must not be served; stop folding at it.
-            tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
+            Err(error) => {
+                tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
+            }
         }
         self.publish_followed(&folded);
     }

@@ -118,6 +118,10 @@ pub const OPEN311_REQUESTS_PAGE_ITEMS_MAX: usize = 1_000;
 /// already tracked keep their counts.
 pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;
 /// How long a stopping HTTP server lets requests in flight finish.
+/// How long readiness reports the store failing after it refused an append (with none taken
+/// since): long enough for a load balancer to take the node out, short enough that the next
+/// write soon tells whether the store is back.
+pub const READINESS_WRITE_FAILURE_HOLD_MS: i64 = 5_000;
 pub const HTTP_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 /// Leaves whose low Merkle nodes (heights 0 to 7) a node keeps in memory: sixteen full tiles,
 /// several writer batches' worth, so a receipt's proof never touches the store.

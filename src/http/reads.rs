@@ -467,6 +467,11 @@ pub async fn readyz(node: web::Data<Node>) -> Answer {
     if let Some(fault) = node.fault() {
         return Err(ApiError::Faulted(fault));
     }
+    if node.store_writes_failing() {
+        return Err(ApiError::StoreUnavailable(
+            "the log store refused this node's last append; writes here fail".into(),
+        ));
+    }
     let probe = node.clone();
     let stored = off_worker(move || probe.store().size()).await?;
     Ok(HttpResponse::Ok().json(Health {

@@ -82,6 +82,11 @@ impl TestApp {
                 projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
         })
         .unwrap();
+        TestApp::from_application(application, clock)
+    }
+
+    /// Serves a built application (the tests that bring their own store build it themselves).
+    pub fn from_application(application: Application, clock: Arc<ManualClock>) -> TestApp {
         let Application { data, running } = application;
         let node = running.node.clone();
         let server = running.server.handle();

@@ -11,6 +11,7 @@ mod harness;
 mod lifecycle;
 mod open311_and_audiences;
 mod polls;
+mod readiness;
 mod refusals;
 mod scale_out;
 mod simulation;
