@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use ed25519_dalek::SigningKey;
 use projections::command::Genesis;
+use projections::limits;
 use projections::protocol::public_key_of;
 use projections::{Action, Command, Ledger, PublicKey, Replayer, SignedCommand};
 
@@ -18,6 +19,7 @@ use crate::store::{EventStore, StoreError};
 use crate::transparency::{Receipt, TreeError, TreeState};
 use crate::writer::{catch_up, CatchUpError, SubmitError, Writer, WriterHandle};
 
+#[derive(Clone)]
 pub struct NodeConfig {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
@@ -138,10 +140,35 @@ const STANDINGS: [SnapshotStanding; 3] = [
 ];
 
 impl Node {
+    /// Starts the node (`start_once`), starting again with bounded backoff while the store is
+    /// unavailable: a PostgreSQL connection dropped mid-replay must not take the node down when
+    /// the running node would ride the same drop out. Every other error ends the start at once.
+    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let mut delay_ms = limits::STARTUP_RETRY_DELAY_MS_MIN;
+        for attempt in 1.. {
+            match Node::start_once(config.clone()) {
+                Err(StartError::Store(StoreError::Unavailable(error)))
+                    if attempt < limits::STARTUP_ATTEMPTS_MAX =>
+                {
+                    tracing::warn!(
+                        %error,
+                        attempt,
+                        retry_in_ms = delay_ms,
+                        "the log store did not answer during start-up; starting again"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    delay_ms = (delay_ms * 2).min(limits::STARTUP_RETRY_DELAY_MS_MAX);
+                }
+                outcome => return outcome,
+            }
+        }
+        unreachable!("the start-up attempts run until one returns")
+    }
+
     /// Replays the whole stored log, checking every link, signature and decision, or starts from
     /// a checked snapshot, folds the entries after it and starts its audit; writes the genesis
     /// entry if the log is empty; starts the writer and the signature-check pool.
-    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+    fn start_once(config: NodeConfig) -> Result<Node, StartError> {
         projections::checkpoint::check_key_name(&config.log_origin)
             .map_err(|error| StartError::InvalidOrigin(error.to_string()))?;
         // Read before the log: a record is made only after its entries are durable, so on a

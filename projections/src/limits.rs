@@ -122,6 +122,11 @@ pub const RATE_LIMITED_SUBJECTS_MAX: usize = 100_000;
 /// since): long enough for a load balancer to take the node out, short enough that the next
 /// write soon tells whether the store is back.
 pub const READINESS_WRITE_FAILURE_HOLD_MS: i64 = 5_000;
+/// Start-up attempts while the log store is unavailable (a dropped database connection), and
+/// the backoff between them, doubling from the first to the last: about 30 s in all.
+pub const STARTUP_ATTEMPTS_MAX: u32 = 8;
+pub const STARTUP_RETRY_DELAY_MS_MIN: u64 = 250;
+pub const STARTUP_RETRY_DELAY_MS_MAX: u64 = 8_000;
 pub const HTTP_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 /// Leaves whose low Merkle nodes (heights 0 to 7) a node keeps in memory: sixteen full tiles,
 /// several writer batches' worth, so a receipt's proof never touches the store.

@@ -1,7 +1,8 @@
-//! Readiness tells a load balancer the truth: while the log store refuses this node's appends,
-//! `/readyz` answers 503, and it is ready again once an append is taken.
+//! The node and a store that stops answering: while the log store refuses this node's appends,
+//! `/readyz` answers 503 (it is ready again once an append is taken), and a start-up whose store
+//! drops out mid-replay starts again instead of giving up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use projections::command::RegisterKey;
@@ -14,11 +15,12 @@ use veche::store::{EventStore, MemoryStore, StoreError, StoredEntry, StoredTile}
 use crate::harness::{TestApp, TEST_START};
 
 /// A memory store whose appends fail while `refusing` is set, as a store that lost its disk or
-/// its database would; reads go on working.
+/// its database would, and whose next `failing_reads` reads fail, as a dropped connection does.
 #[derive(Default)]
 struct SwitchableStore {
     inner: MemoryStore,
     refusing: AtomicBool,
+    failing_reads: AtomicU64,
 }
 
 impl SwitchableStore {
@@ -44,6 +46,13 @@ impl EventStore for SwitchableStore {
         self.inner.append_following(known, prepare)
     }
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let failing = self.failing_reads.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_reads.store(failing - 1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(
+                "the connection was terminated".into(),
+            ));
+        }
         self.inner.read(from, limit)
     }
     fn size(&self) -> Result<u64, StoreError> {
@@ -115,4 +124,30 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
         "a taken append ends the hold at once"
     );
     app.stop().await;
+}
+
+#[test]
+fn a_start_up_whose_store_drops_out_mid_replay_starts_again_and_serves_the_whole_log() {
+    let store = Arc::new(SwitchableStore::default());
+    let config = |store: Arc<SwitchableStore>| veche::node::NodeConfig {
+        store,
+        clock: Arc::new(ManualClock::starting_at(TEST_START)),
+        server_key: ed25519_dalek::SigningKey::from_bytes(&[41; 32]),
+        admin_keys: vec![crate::harness::public(
+            &ed25519_dalek::SigningKey::from_bytes(&[42; 32]),
+        )],
+        recovery: None,
+        log_origin: "test.veche/log".into(),
+        snapshot: None,
+    };
+    let first = veche::node::Node::start(config(store.clone())).unwrap();
+    let size = first.ledger().size;
+    drop(first);
+
+    // Three reads fail, as a connection terminated under the replay would make them.
+    store.failing_reads.store(3, Ordering::SeqCst);
+    let again = veche::node::Node::start(config(store.clone()))
+        .expect("a transient store error during start-up is waited out");
+    assert_eq!(again.ledger().size, size);
+    assert_eq!(store.failing_reads.load(Ordering::SeqCst), 0);
 }
