@@ -320,11 +320,7 @@ impl Node {
     /// Appends a command whose envelope has been opened (signature checked); answers once the
     /// entry is durable.
     pub async fn append(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
-        if self.snapshot_standing() == SnapshotStanding::Refuted {
-            return Err(SubmitError::StoreUnavailable(
-                "this node started from a snapshot that does not match the log; restart it".into(),
-            ));
-        }
+        self.check_state_proven()?;
         if let Some(fault) = self.fault() {
             return Err(SubmitError::Faulted(fault));
         }
@@ -335,11 +331,32 @@ impl Node {
             .map_err(|error| SubmitError::StoreUnavailable(error.to_string()))
     }
 
+    /// Nothing is appended on a state the log has not proven: a node that started from a
+    /// snapshot decides nothing until the audit has re-folded the log and found the same state,
+    /// so it never appends an entry that a replay without the snapshot would judge otherwise.
+    fn check_state_proven(&self) -> Result<(), SubmitError> {
+        match self.snapshot_standing() {
+            SnapshotStanding::Verified => Ok(()),
+            SnapshotStanding::Auditing => Err(SubmitError::StoreUnavailable(
+                "this node started from a snapshot and is still checking it against the log; \
+                 retry shortly"
+                    .into(),
+            )),
+            SnapshotStanding::Refuted => Err(SubmitError::StoreUnavailable(
+                "this node started from a snapshot that does not match the log; restart it".into(),
+            )),
+        }
+    }
+
     /// Appends every system event that is due: poll closes, SLA breaches, silent closes of
     /// resolved complaints, proposal expiries.
     pub async fn append_due_system_events(
         &self,
     ) -> Result<Vec<crate::writer::AppendedSystemEvent>, SubmitError> {
+        // A close decided on an unproven state could carry a tally the log refutes, for ever.
+        if self.snapshot_standing() != SnapshotStanding::Verified {
+            return Ok(Vec::new());
+        }
         let nothing_due = self
             .ledger()
             .due_system_actions(self.clock.now())

@@ -253,3 +253,48 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[actix_web::test]
+async fn a_node_on_a_forged_snapshot_appends_no_close_and_the_log_stays_verifiable() {
+    let directory = tempfile::tempdir().unwrap();
+    let poll = snapshotted_poll(directory.path(), 9).await;
+    // The probe's forgery: one count more than the log holds, signed with the server key.
+    let loaded = load(directory.path()).unwrap().unwrap();
+    let mut ledger = loaded.ledger;
+    let forged = ledger.polls.forge().get_mut(&poll).unwrap();
+    forged.tally.counts[0] += 1;
+    let data = DataDirectory::open_existing(directory.path()).unwrap();
+    let path = directory.path().join(SNAPSHOT_FILE);
+    veche::snapshot::write(&path, &ledger, &loaded.tree, &data.server_key).unwrap();
+
+    // The node starts after the poll's closing time: its close is due at once.
+    let after_close = crate::harness::TEST_START.plus_milliseconds(61 * crate::harness::MINUTE_MS);
+    let clock = std::sync::Arc::new(veche::clock::ManualClock::starting_at(after_close));
+    let app = TestApp::spawn_with_clock(directory.path(), clock.clone()).await;
+    wait_for_state(&app, "refuted").await;
+    // Give the system-event ticker its chances to close the poll on the forged state.
+    tokio::time::sleep(Duration::from_millis(
+        4 * projections::limits::SYSTEM_EVENT_INTERVAL_MS,
+    ))
+    .await;
+    assert!(
+        app.node.ledger().polls[&poll].closed.is_none(),
+        "no close is decided on a state the log has not proven"
+    );
+    app.stop().await;
+    crate::harness::assert_data_directory_verifies(directory.path());
+
+    // Started again without the refuted snapshot, the node closes the poll with the log's tally.
+    let app = TestApp::spawn_with_clock(directory.path(), clock).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.node.ledger().polls[&poll].closed.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the due close was never appended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.node.ledger().polls[&poll].tally.turnout, 9);
+    app.stop().await;
+    crate::harness::assert_data_directory_verifies(directory.path());
+}
