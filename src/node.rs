@@ -46,6 +46,11 @@ pub enum SnapshotStanding {
     Refuted,
 }
 
+/// The published state is not proven against the log (see `Node::proven_ledger`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateUnproven(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("the stored log does not verify: {0}")]
@@ -365,6 +370,25 @@ impl Node {
             return Ok(Vec::new());
         }
         self.writer.append_due_system_events().await
+    }
+
+    /// The published ledger for reads that serve numbers: only once the state is proven. A node
+    /// that started from a snapshot serves none of its numbers until the audit has re-folded the
+    /// log and found the same state, and a refuted one none until it restarts.
+    pub fn proven_ledger(&self) -> Result<RwLockReadGuard<'_, Ledger>, StateUnproven> {
+        match self.snapshot_standing() {
+            SnapshotStanding::Verified => Ok(self.ledger()),
+            SnapshotStanding::Auditing => Err(StateUnproven(
+                "this node started from a snapshot and is still checking it against the log; \
+                 retry shortly"
+                    .into(),
+            )),
+            SnapshotStanding::Refuted => Err(StateUnproven(
+                "this node started from a snapshot that does not match the log; it serves no \
+                 numbers until it restarts"
+                    .into(),
+            )),
+        }
     }
 
     /// The published ledger: durable events only. Hold the guard briefly.

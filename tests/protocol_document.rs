@@ -1036,6 +1036,7 @@ fn every_api_error() -> Vec<ApiError> {
         },
         ApiError::ImpossibleProof(String::new()),
         ApiError::Faulted(String::new()),
+        ApiError::StateUnproven(String::new()),
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1049,6 +1050,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::BeyondTreeSize { .. }
             | ApiError::ImpossibleProof(_)
             | ApiError::Faulted(_)
+            | ApiError::StateUnproven(_)
             | ApiError::RateLimited { .. } => {}
         }
     }

@@ -154,7 +154,7 @@ fn page(
 ) -> Result<ComplaintPage, ApiError> {
     let size = page_size(limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let now = node.clock().now();
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let start = after.map_or(0, |after| after.saturating_add(1));
     let complaints = ledger
         .complaints
@@ -167,7 +167,7 @@ fn page(
 
 /// Complaints, oldest first: with `status=filed` this is the moderator queue. Filters combine.
 #[utoipa::path(tag = "complaints", params(ComplaintQuery),
-    responses((status = 200, body = ComplaintPage), ProblemStatus<400>))]
+    responses((status = 200, body = ComplaintPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/complaints")]
 pub async fn list_complaints(
     node: web::Data<Node>,
@@ -199,7 +199,7 @@ pub async fn list_complaints(
 /// A department's queue: complaints routed to it that await its work, oldest first.
 #[utoipa::path(tag = "complaints",
     params(("department" = String, Path, description = "Department name"), PageQuery),
-    responses((status = 200, body = ComplaintPage), ProblemStatus<400>))]
+    responses((status = 200, body = ComplaintPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/departments/{department}/complaints")]
 pub async fn department_queue(
     node: web::Data<Node>,
@@ -216,14 +216,14 @@ pub async fn department_queue(
 /// One complaint with its whole public timeline.
 #[utoipa::path(tag = "complaints",
     params(("complaint" = u64, Path, description = "Complaint identifier")),
-    responses((status = 200, body = ComplaintView), ProblemStatus<404>))]
+    responses((status = 200, body = ComplaintView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/complaints/{complaint}")]
 pub async fn get_complaint(
     node: web::Data<Node>,
     complaint: web::Path<u64>,
 ) -> Reply<ComplaintView> {
     let now = node.clock().now();
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let complaint = ledger
         .complaints
         .get(&complaint)
@@ -238,14 +238,15 @@ pub async fn get_complaint(
 /// exactly that point.
 #[utoipa::path(tag = "complaints",
     responses((status = 200, body = Object, description = "projections::statistics::StatisticsReport",
-        headers(("X-Veche-Log-Size" = u64, description = "Log entries the report is computed from")))))]
+        headers(("X-Veche-Log-Size" = u64, description = "Log entries the report is computed from"))),
+        ProblemStatus<503>))]
 #[get("/v1/statistics/complaints")]
-pub async fn statistics(node: web::Data<Node>) -> HttpResponse {
+pub async fn statistics(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     let (report, size): (StatisticsReport, u64) = {
-        let ledger = node.ledger();
+        let ledger = node.proven_ledger()?;
         (complaint_statistics(&ledger), ledger.size)
     };
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .insert_header(("X-Veche-Log-Size", size.to_string()))
-        .json(report)
+        .json(report))
 }

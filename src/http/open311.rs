@@ -27,11 +27,11 @@ pub struct Service {
 }
 
 /// The catalogue as Open311 services.
-#[utoipa::path(tag = "open311", responses((status = 200, body = Vec<Service>)))]
+#[utoipa::path(tag = "open311", responses((status = 200, body = Vec<Service>), ProblemStatus<503>))]
 #[get("/open311/v2/services.json")]
-pub async fn services(node: web::Data<Node>) -> web::Json<Vec<Service>> {
-    let ledger = node.ledger();
-    web::Json(
+pub async fn services(node: web::Data<Node>) -> Reply<Vec<Service>> {
+    let ledger = node.proven_ledger()?;
+    Ok(web::Json(
         ledger
             .categories
             .values()
@@ -48,7 +48,7 @@ pub async fn services(node: web::Data<Node>) -> web::Json<Vec<Service>> {
                 group: record.current.department.clone(),
             })
             .collect(),
-    )
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -155,13 +155,13 @@ fn parse_date(name: &str, text: Option<&String>) -> Result<Option<Timestamp>, Ap
 
 /// Service requests, newest first, at most 1,000; by default those of the last 90 days.
 #[utoipa::path(tag = "open311", params(RequestsQuery),
-    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<400>))]
+    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/open311/v2/requests.json")]
 pub async fn requests(
     node: web::Data<Node>,
     query: web::Query<RequestsQuery>,
 ) -> Reply<Vec<ServiceRequest>> {
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     if let Some(ids) = &query.service_request_id {
         let mut found = Vec::new();
         for id in ids
@@ -229,10 +229,10 @@ pub async fn requests(
 /// One service request, as a one-element array (the spec's shape).
 #[utoipa::path(tag = "open311",
     params(("service_request_id" = u64, Path, description = "Complaint identifier")),
-    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<404>))]
+    responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/open311/v2/requests/{service_request_id}.json")]
 pub async fn request(node: web::Data<Node>, id: web::Path<u64>) -> Reply<Vec<ServiceRequest>> {
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let complaint = ledger
         .complaints
         .get(&id)

@@ -95,6 +95,8 @@ pub enum ApiError {
     ImpossibleProof(String),
     #[error("this node met an impossible state and is not ready: {0}")]
     Faulted(String),
+    #[error("the numbers are not proven against the log yet: {0}")]
+    StateUnproven(String),
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -115,6 +117,7 @@ impl ApiError {
             ApiError::BeyondTreeSize { .. } => (StatusCode::NOT_FOUND, "beyond-tree-size"),
             ApiError::ImpossibleProof(_) => (StatusCode::BAD_REQUEST, "impossible-proof"),
             ApiError::Faulted(_) => (StatusCode::SERVICE_UNAVAILABLE, "node-faulted"),
+            ApiError::StateUnproven(_) => (StatusCode::SERVICE_UNAVAILABLE, "state-unproven"),
             ApiError::Command(error) => classify_command(error),
         }
     }
@@ -277,6 +280,12 @@ impl ResponseError for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         ApiError::Command(CommandError::Submit(error))
+    }
+}
+
+impl From<crate::node::StateUnproven> for ApiError {
+    fn from(error: crate::node::StateUnproven) -> Self {
+        ApiError::StateUnproven(error.0)
     }
 }
 

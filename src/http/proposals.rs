@@ -110,7 +110,7 @@ pub struct ProposalQuery {
 
 /// Proposals, filtered and sorted, by keyset cursor. Ties break by id, newest first.
 #[utoipa::path(tag = "proposals", params(ProposalQuery),
-    responses((status = 200, body = ProposalPage), ProblemStatus<400>))]
+    responses((status = 200, body = ProposalPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/proposals")]
 pub async fn list_proposals(
     node: web::Data<Node>,
@@ -140,7 +140,7 @@ pub async fn list_proposals(
         Some(text) => Some(parse_cursor(text)?),
         None => None,
     };
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let mut keyed: Vec<((i64, u64), &Proposal)> = ledger
         .proposals
         .values()
@@ -183,10 +183,10 @@ fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
 /// One proposal with its support history and answer.
 #[utoipa::path(tag = "proposals",
     params(("proposal" = u64, Path, description = "Proposal identifier")),
-    responses((status = 200, body = ProposalView), ProblemStatus<404>))]
+    responses((status = 200, body = ProposalView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/proposals/{proposal}")]
 pub async fn get_proposal(node: web::Data<Node>, proposal: web::Path<u64>) -> Reply<ProposalView> {
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let proposal = ledger
         .proposals
         .get(&proposal)

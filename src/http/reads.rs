@@ -123,12 +123,12 @@ pub(crate) fn page_size(
 
 /// List polls, oldest first, by cursor.
 #[utoipa::path(tag = "polls", params(PageQuery),
-    responses((status = 200, body = PollPage), ProblemStatus<400>))]
+    responses((status = 200, body = PollPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/polls")]
 pub async fn list_polls(node: web::Data<Node>, query: web::Query<PageQuery>) -> Reply<PollPage> {
     let size = page_size(query.limit, 20, projections::limits::LIST_PAGE_ITEMS_MAX)?;
     let now = node.clock().now();
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let start = query.after.map_or(0, |after| after.saturating_add(1));
     let polls = ledger
         .polls
@@ -147,11 +147,11 @@ fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
 /// One poll's definition and status.
 #[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
-    responses((status = 200, body = PollView), ProblemStatus<404>))]
+    responses((status = 200, body = PollView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/polls/{poll}")]
 pub async fn get_poll(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<PollView> {
     let now = node.clock().now();
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     Ok(web::Json(PollView::of(find_poll(&ledger, *poll)?, now)))
 }
 
@@ -178,11 +178,11 @@ pub struct TallyView {
 #[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier")),
     responses((status = 200, body = TallyView),
-        ProblemStatus<403>, ProblemStatus<404>))]
+        ProblemStatus<403>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/polls/{poll}/tally")]
 pub async fn get_tally(node: web::Data<Node>, poll: web::Path<u64>) -> Reply<TallyView> {
     Ok(web::Json(tally_view(
-        &node.ledger(),
+        &*node.proven_ledger()?,
         *poll,
         node.clock().now(),
     )?))
@@ -229,7 +229,7 @@ fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
 #[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier"), ("voter" = String, Path, description = "Voter's public key, hex")),
     responses((status = 200, body = BallotView),
-        ProblemStatus<403>, ProblemStatus<404>))]
+        ProblemStatus<403>, ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/polls/{poll}/ballots/{voter}")]
 pub async fn get_ballot(
     node: web::Data<Node>,
@@ -237,7 +237,7 @@ pub async fn get_ballot(
 ) -> Reply<BallotView> {
     let (poll, voter) = path.into_inner();
     let voter = parse_key(&voter)?;
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let poll = find_poll(&ledger, poll)?;
     if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
         return Err(ApiError::TallySealed);
@@ -286,11 +286,11 @@ pub struct KeyView {
 /// A registered key and the roles it holds.
 #[utoipa::path(tag = "keys",
     params(("key" = String, Path, description = "Public key, hex")),
-    responses((status = 200, body = KeyView), ProblemStatus<404>))]
+    responses((status = 200, body = KeyView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/keys/{key}")]
 pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<KeyView> {
     let key = parse_key(&key)?;
-    let ledger = node.ledger();
+    let ledger = node.proven_ledger()?;
     let record = ledger
         .keys
         .get(&key)

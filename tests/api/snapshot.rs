@@ -272,6 +272,25 @@ async fn a_node_on_a_forged_snapshot_appends_no_close_and_the_log_stays_verifiab
     let clock = std::sync::Arc::new(veche::clock::ManualClock::starting_at(after_close));
     let app = TestApp::spawn_with_clock(directory.path(), clock.clone()).await;
     wait_for_state(&app, "refuted").await;
+    // A refuted node serves none of the numbers it has not proven (the probe read 941 wrong ones).
+    for path in [
+        format!("/v1/polls/{poll}/tally"),
+        format!("/v1/polls/{poll}"),
+        "/v1/statistics/complaints".into(),
+    ] {
+        let read = app.get(&path).await;
+        assert_eq!(
+            (read.status, read.problem_type()),
+            (503, "urn:veche:problem:state-unproven"),
+            "{path}: {:?}",
+            read.body
+        );
+    }
+    assert_eq!(
+        app.get("/v1/log/entries").await.status,
+        200,
+        "the log itself is still served"
+    );
     // Give the system-event ticker its chances to close the poll on the forged state.
     tokio::time::sleep(Duration::from_millis(
         4 * projections::limits::SYSTEM_EVENT_INTERVAL_MS,
