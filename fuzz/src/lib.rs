@@ -177,6 +177,7 @@ pub fn seed_commands() -> Vec<Command> {
             Action::Genesis(Genesis {
                 log_origin: LOG_ORIGIN.into(),
                 admin_keys: vec![author],
+                recovery: None,
             }),
         ),
     ]
