@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use projections::command::Genesis;
 use projections::limits;
 use projections::protocol::public_key_of;
-use projections::{Action, Command, Ledger, PublicKey, Replayer, SignedCommand};
+use projections::{Action, Command, Ledger, PublicKey, Refusal, Replayer, SignedCommand};
 
 use crate::clock::Clock;
 use crate::envelope::{sign_system, EnvelopeError};
@@ -128,6 +128,7 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     published: Arc<RwLock<Ledger>>,
     tree: Arc<RwLock<TreeState>>,
+    recent: Arc<std::sync::Mutex<crate::writer::RecentCommands>>,
     /// Signs checkpoints at earlier sizes on request.
     server_key: SigningKey,
     writer: WriterHandle,
@@ -235,12 +236,17 @@ impl Node {
         let observers = Arc::new(crate::metrics::Observers::new(ledger.size));
         let published = Arc::new(RwLock::new(ledger));
         let tree = Arc::new(RwLock::new(tree));
+        let recent = Arc::default();
+        let shared = crate::writer::Published {
+            ledger: published.clone(),
+            tree: tree.clone(),
+            recent: Arc::clone(&recent),
+        };
         let (writer, writer_thread) = Writer::spawn(
             config.store.clone(),
             config.clock.clone(),
             config.server_key.clone(),
-            published.clone(),
-            tree.clone(),
+            shared,
             observers.clone(),
             projections::limits::WRITER_QUEUE_COMMANDS_MAX,
         )?;
@@ -272,6 +278,7 @@ impl Node {
             clock: config.clock,
             published,
             tree,
+            recent,
             server_key: config.server_key,
             writer,
             writer_thread,
@@ -320,6 +327,63 @@ impl Node {
             Err(PoolError::Overloaded) => Err(SubmitError::Overloaded.into()),
             Err(PoolError::Stopped) => Err(SubmitError::Stopped.into()),
         }
+    }
+
+    /// Is the opened command fresh and its nonce unused, by the published ledger and this node's
+    /// clock? Cheap, and asked before the author's rate limits are charged; the writer decides
+    /// again (and finally) when it appends.
+    pub fn check_fresh_and_unseen(&self, signed: &SignedCommand) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        self.ledger()
+            .check_fresh_and_unseen(signed.kind, &signed.command, now)
+    }
+
+    /// The position of the recent command `author` appended with `nonce`, as published here.
+    pub fn recent_position(&self, author: PublicKey, nonce: &str) -> Option<u64> {
+        match self.recent.lock() {
+            Ok(recent) => recent.position(author, nonce),
+            Err(_) => {
+                self.observers
+                    .record_fault("the recent commands' lock is poisoned");
+                None
+            }
+        }
+    }
+
+    /// The receipt of the entry that already holds exactly this signed command (same signature,
+    /// same payload bytes), if a recent one does: what a client retrying an envelope gets back.
+    /// Reads the store, so call it off the HTTP workers.
+    pub fn original_receipt(&self, signed: &SignedCommand) -> Result<Option<Receipt>, SubmitError> {
+        let unavailable = |error: String| SubmitError::StoreUnavailable(error);
+        let command = &signed.command;
+        let Some(position) = self.recent_position(command.author, &command.nonce) else {
+            return Ok(None);
+        };
+        let stored = self
+            .store
+            .read(position, 1)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let Some(stored) = stored.into_iter().next() else {
+            return Ok(None);
+        };
+        let entry =
+            projections::Entry::decode(&stored.bytes).map_err(|e| unavailable(e.to_string()))?;
+        let same = entry.kind == signed.kind
+            && entry.signature == signed.signature
+            && entry.payload == signed.payload;
+        if !same {
+            return Ok(None);
+        }
+        let appended = crate::transparency::Appended {
+            position,
+            entry_hash: stored.hash,
+            leaf_hash: projections::merkle::leaf_hash(&stored.bytes),
+            server_time: entry.server_time,
+        };
+        self.tree()
+            .receipt(&*self.store, &appended, None)
+            .map(Some)
+            .map_err(|error| unavailable(error.to_string()))
     }
 
     /// Appends a command whose envelope has been opened (signature checked); answers once the

@@ -4,8 +4,9 @@
 //! the published one by at most one uncommitted batch; the published ledger only ever sees
 //! durable events, and a request is answered only after its event is durable.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -114,9 +115,57 @@ pub struct Writer {
     working: Ledger,
     published: Arc<RwLock<Ledger>>,
     tree: Arc<RwLock<TreeState>>,
+    recent: Arc<Mutex<RecentCommands>>,
     /// Hash tiles completed by published events, waiting to be stored.
     pending_tiles: Vec<crate::store::StoredTile>,
     receiver: Receiver<Submission>,
+}
+
+/// What the writer publishes and the node reads: the ledger, the Merkle tree, and the positions
+/// of recent commands.
+pub struct Published {
+    pub ledger: Arc<RwLock<Ledger>>,
+    pub tree: Arc<RwLock<TreeState>>,
+    pub recent: Arc<Mutex<RecentCommands>>,
+}
+
+/// Where recently appended commands sit, by (author, nonce), for every event published here,
+/// including those other nodes appended: lets a retried envelope find its original entry.
+///
+/// Invariant: holds at most `RECENT_COMMAND_POSITIONS_MAX` commands, the newest; older than the
+/// freshness window (with the allowed clock skew) they are forgotten, since a retry that old is
+/// refused as stale before its nonce is looked at.
+#[derive(Debug, Default)]
+pub struct RecentCommands {
+    positions: HashMap<(projections::PublicKey, String), u64>,
+    /// In log order: when each was appended, and its key in `positions`.
+    order: VecDeque<(Timestamp, (projections::PublicKey, String))>,
+}
+
+impl RecentCommands {
+    /// Remembers a published event's position and forgets what fell out of the window or bound.
+    pub fn record(&mut self, event: &Event) {
+        let key = (event.command.author, event.command.nonce.clone());
+        self.positions.insert(key.clone(), event.position);
+        self.order.push_back((event.server_time, key));
+        let horizon = event.server_time.plus_milliseconds(
+            -(projections::limits::COMMAND_AGE_MS_MAX + projections::limits::COMMAND_FUTURE_MS_MAX),
+        );
+        while let Some((appended_at, _)) = self.order.front() {
+            let full = self.order.len() > projections::limits::RECENT_COMMAND_POSITIONS_MAX;
+            if !full && *appended_at >= horizon {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.positions.remove(&key);
+            }
+        }
+    }
+
+    /// The position of the command `author` appended with `nonce`, if it is recent.
+    pub fn position(&self, author: projections::PublicKey, nonce: &str) -> Option<u64> {
+        self.positions.get(&(author, nonce.to_string())).copied()
+    }
 }
 
 /// What one submission of a batch came to, once decided.
@@ -131,11 +180,15 @@ impl Writer {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         server_key: SigningKey,
-        published: Arc<RwLock<Ledger>>,
-        tree: Arc<RwLock<TreeState>>,
+        shared: Published,
         observers: Arc<crate::metrics::Observers>,
         queue_commands_max: usize,
     ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
+        let Published {
+            ledger: published,
+            tree,
+            recent,
+        } = shared;
         let (sender, receiver) = std::sync::mpsc::sync_channel(queue_commands_max);
         let working = match published.read() {
             Ok(ledger) => ledger.clone(),
@@ -152,6 +205,7 @@ impl Writer {
             working,
             published,
             tree,
+            recent,
             pending_tiles: Vec::new(),
             receiver,
         };
@@ -424,6 +478,17 @@ impl Writer {
             Err(_) => self
                 .observers
                 .record_fault("the published Merkle tree's lock is poisoned"),
+        }
+        // Before the ledger: whoever the ledger refuses as a replay must find the position here.
+        match self.recent.lock() {
+            Ok(mut recent) => {
+                for event in events.clone() {
+                    recent.record(event);
+                }
+            }
+            Err(_) => self
+                .observers
+                .record_fault("the recent commands' lock is poisoned"),
         }
         match self.published.write() {
             Ok(mut ledger) => {

@@ -20,6 +20,10 @@ pub const COMMAND_AGE_MS_MAX: i64 = 5 * 60 * 1000;
 pub const COMMAND_FUTURE_MS_MAX: i64 = 60 * 1000;
 /// Exact length of a command nonce, in hexadecimal characters (16 random bytes).
 pub const NONCE_HEX_CHARS: usize = 32;
+/// Most appended commands a node remembers the position of, by (author, nonce), so that a client
+/// re-sending the exact envelope of an appended command gets its receipt again. Past this, the
+/// oldest are forgotten and their retries are refused as `replayed-nonce`, as before.
+pub const RECENT_COMMAND_POSITIONS_MAX: usize = 262_144;
 
 /// Options a poll may offer, inclusive bounds.
 pub const POLL_OPTIONS_MIN: usize = 2;

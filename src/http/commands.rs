@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::dev::Payload;
-use actix_web::{post, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{post, web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::future::LocalBoxFuture;
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::IntoResponses;
@@ -11,18 +11,19 @@ use utoipa::IntoResponses;
 use crate::coordination::{Admission, RateLimit};
 use crate::envelope::Envelope;
 use crate::http::problem::{problem_responses, ApiError};
-use crate::http::Answer;
 use crate::http::EnvelopeSchema;
+use crate::http::{off_worker, Answer};
 use crate::node::{CommandError, Node};
+use crate::transparency::Receipt;
 use crate::writer::SubmitError;
 use projections::Refusal;
-use projections::{Action, Command};
+use projections::{Action, Command, SignedCommand};
 
 /// Opens the envelope (the signature check runs on the node's signature-check pool, not on this
 /// worker, which stays free for reads), checks that the action fits the endpoint, and waits for
 /// the writer's durable receipt.
 async fn accept(
-    node: &Node,
+    node: &web::Data<Node>,
     request: &HttpRequest,
     envelope: Envelope,
     expected: Option<&'static str>,
@@ -45,18 +46,28 @@ async fn accept(
         }
     }
     let location = location(&signed.command)?;
-    let author = signed.command.author.to_hex();
-    admit(node, RateLimit::KeyPerMinute, &author, "key").await?;
-    if matches!(signed.command.action, Action::FileComplaint(_)) {
-        admit(node, RateLimit::ComplaintsPerKeyPerDay, &author, "key").await?;
+    // Stale and replayed commands are refused before the author is charged: anyone can copy a
+    // published entry, and sending it again must not spend its author's limits.
+    match node.check_fresh_and_unseen(&signed) {
+        Ok(()) => {}
+        Err(Refusal::ReplayedNonce) => return retried(node, signed, location).await,
+        Err(refusal) => return Err(refused(refusal)),
     }
+    let author = signed.command.author.to_hex();
     // Another node may already hold this command: refuse the replay before it reaches a writer.
     let coordination = node.coordination();
     let nonce = signed.command.nonce.clone();
     if let Some(coordination) = coordination {
         if coordination.claim_nonce(&author, &nonce).await == Some(false) {
-            return Err(CommandError::Submit(SubmitError::Refused(Refusal::ReplayedNonce)).into());
+            return retried(node, signed, location).await;
         }
+    }
+    if let Err(limited) = charge_author(node, &signed.command, &author).await {
+        if let Some(coordination) = coordination {
+            // Refused before the writer saw it: the same envelope may come back later.
+            coordination.release_nonce(&author, &nonce).await;
+        }
+        return Err(limited);
     }
     let appended = node.append(signed).await;
     if let (
@@ -72,12 +83,38 @@ async fn accept(
         // Not the command's fault: let the client send the same envelope again.
         coordination.release_nonce(&author, &nonce).await;
     }
-    let receipt = appended?;
-    let mut response = HttpResponse::Created();
+    Ok(answer(HttpResponse::Created(), location, appended?))
+}
+
+/// Charges the author's per-key limits, once the command is known fresh and unseen.
+async fn charge_author(node: &Node, command: &Command, author: &str) -> Result<(), ApiError> {
+    admit(node, RateLimit::KeyPerMinute, author, "key").await?;
+    if matches!(command.action, Action::FileComplaint(_)) {
+        admit(node, RateLimit::ComplaintsPerKeyPerDay, author, "key").await?;
+    }
+    Ok(())
+}
+
+/// A command whose nonce is taken: the exact envelope of an appended command (a client retrying
+/// after a lost answer) gets the original receipt with `200 OK`; anything else is a replay.
+async fn retried(node: &web::Data<Node>, signed: SignedCommand, location: Location) -> Answer {
+    let reader = node.clone();
+    match off_worker(move || reader.original_receipt(&signed)).await? {
+        Some(receipt) => Ok(answer(HttpResponse::Ok(), location, receipt)),
+        None => Err(refused(Refusal::ReplayedNonce)),
+    }
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    CommandError::Submit(SubmitError::Refused(refusal)).into()
+}
+
+/// The receipt as the answer, with the resource's `Location` where it has one.
+fn answer(mut response: HttpResponseBuilder, location: Location, receipt: Receipt) -> HttpResponse {
     if let Some(location) = location.resolve(receipt.position) {
         response.insert_header(("Location", location));
     }
-    Ok(response.json(receipt))
+    response.json(receipt)
 }
 
 /// A write request: a signed envelope, the node it is for and the connection it came on. Every
@@ -132,6 +169,16 @@ impl IntoResponses for Written {
                 Content::new(Some(Ref::from_schema_name("Receipt"))),
             );
         responses.insert("201".into(), RefOr::T(receipt.build()));
+        let original = ResponseBuilder::new()
+            .description(
+                "The exact envelope of a command already in the log, sent again: the original \
+                 entry's receipt; nothing is appended",
+            )
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("Receipt"))),
+            );
+        responses.insert("200".into(), RefOr::T(original.build()));
         responses
     }
 }

@@ -8,6 +8,7 @@ mod defects;
 mod district_month;
 mod documentation;
 mod harness;
+mod idempotent_retries;
 mod lifecycle;
 mod open311_and_audiences;
 mod polls;

@@ -107,6 +107,14 @@ fn signed_at(
     veche::client::signed_envelope(key, action, issued_at, &*fixture.app.entropy)
 }
 
+/// The voter's registration signed again a millisecond later: new payload bytes, the same nonce.
+fn nonce_reused(fixture: &Fixture) -> Envelope {
+    let payload = fixture.voter_registration.payload.as_bytes();
+    let mut command = Command::parse(payload).expect("the fixture's registration parses");
+    command.issued_at = command.issued_at.plus_milliseconds(1);
+    Envelope::sign(&fixture.voter, &command)
+}
+
 fn cases(fixture: &Fixture) -> Vec<Case> {
     let app = &fixture.app;
     let now = app.now();
@@ -525,8 +533,10 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
             code: "key-already-registered",
         },
         Case {
-            name: "a replayed command",
-            request: Request::Envelope("/v1/keys", fixture.voter_registration.clone()),
+            // The exact envelope again is a retry, answered with its receipt: only a different
+            // command under the same nonce is a replay.
+            name: "a different command reusing an appended command's nonce",
+            request: Request::Envelope("/v1/keys", nonce_reused(fixture)),
             status: 409,
             code: "replayed-nonce",
         },

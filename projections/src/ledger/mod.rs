@@ -214,6 +214,18 @@ impl Ledger {
         }
     }
 
+    /// Is `command`, in an entry of `kind` at `server_time`, fresh and its nonce unused? The part
+    /// of `decide` that is cheap and knows nothing of the author's standing: the server asks it
+    /// before charging the author's rate limits, so replayed or stale commands cost nobody.
+    pub fn check_fresh_and_unseen(
+        &self,
+        kind: EntryKind,
+        command: &Command,
+        server_time: Timestamp,
+    ) -> Result<(), Refusal> {
+        self.replay.decide(kind, command, server_time)
+    }
+
     /// Who may sign the entry: the author always; the server alone for system actions, and
     /// genesis only as the first entry.
     fn check_signer(
