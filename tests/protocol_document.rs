@@ -1036,6 +1036,9 @@ fn every_api_error() -> Vec<ApiError> {
         },
         ApiError::ImpossibleProof(String::new()),
         ApiError::Faulted(String::new()),
+        ApiError::TooManyStreams(1),
+        ApiError::StreamsFull(1),
+        ApiError::MethodNotAllowed(String::new()),
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1049,6 +1052,9 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::BeyondTreeSize { .. }
             | ApiError::ImpossibleProof(_)
             | ApiError::Faulted(_)
+            | ApiError::TooManyStreams(_)
+            | ApiError::StreamsFull(_)
+            | ApiError::MethodNotAllowed(_)
             | ApiError::RateLimited { .. } => {}
         }
     }
