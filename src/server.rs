@@ -186,6 +186,7 @@ impl Application {
     /// Opens (or creates) the data directory, starts the node, attaches Redis when asked and
     /// binds the API. Call inside the async runtime; await or spawn `running.server`.
     pub fn build(settings: Settings<'_>) -> Result<Application, ServeError> {
+        raise_open_file_limit();
         let data = DataDirectory::open_or_init(settings.data_directory, settings.entropy)?;
         let store = match settings.store {
             Some(store) => store,
@@ -201,6 +202,16 @@ impl Application {
         }
         let running = run(node, settings.listener)?;
         Ok(Application { data, running })
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: every connection and live stream holds
+/// a file, and the usual soft limit of 1,024 is below what the stream caps leave room for.
+/// A limit that cannot be raised is logged, not fatal: the caps still hold.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "the open-file limit could not be raised"),
     }
 }
 

@@ -1037,6 +1037,9 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::ImpossibleProof(String::new()),
         ApiError::Faulted(String::new()),
         ApiError::StateUnproven(String::new()),
+        ApiError::TooManyStreams(1),
+        ApiError::StreamsFull(1),
+        ApiError::MethodNotAllowed(String::new()),
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1051,6 +1054,9 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::ImpossibleProof(_)
             | ApiError::Faulted(_)
             | ApiError::StateUnproven(_)
+            | ApiError::TooManyStreams(_)
+            | ApiError::StreamsFull(_)
+            | ApiError::MethodNotAllowed(_)
             | ApiError::RateLimited { .. } => {}
         }
     }

@@ -111,6 +111,11 @@ pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
 pub const WRITER_FOLLOW_INTERVAL_MS: u64 = 100;
 /// How often an idle live stream sends a comment so proxies keep it open.
 pub const LIVE_KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
+/// Live-tally streams one client address may hold open at once.
+pub const LIVE_STREAMS_PER_ADDRESS_MAX: usize = 64;
+/// Live-tally streams a node serves at once. Each holds a socket, so this stays well under the
+/// usual soft limit of 1,024 open files: health checks, writes and the store keep the rest.
+pub const LIVE_STREAMS_MAX: usize = 512;
 /// How long a node waits before subscribing to Redis again after losing it.
 pub const REDIS_RECONNECT_INTERVAL_MS: u64 = 1_000;
 /// Open311's default window when a request names no dates.

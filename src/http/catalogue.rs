@@ -6,8 +6,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::commands::{Location, Submission, Written};
-use crate::http::Answer;
+use crate::http::problem::ProblemStatus;
 use crate::http::EnvelopeSchema;
+use crate::http::{Answer, Reply};
 use crate::node::Node;
 
 /// Attest a registered key's district and verified status. The payload's action is
@@ -73,10 +74,10 @@ pub(crate) fn category_views(ledger: &projections::Ledger) -> Vec<CategoryView> 
 }
 
 /// The catalogue: every category in its current version.
-#[utoipa::path(tag = "catalogue", responses((status = 200, body = CategoryList)))]
+#[utoipa::path(tag = "catalogue", responses((status = 200, body = CategoryList), ProblemStatus<503>))]
 #[get("/v1/categories")]
-pub async fn list_categories(node: web::Data<Node>) -> web::Json<CategoryList> {
-    web::Json(CategoryList {
-        categories: category_views(&node.ledger()),
-    })
+pub async fn list_categories(node: web::Data<Node>) -> Reply<CategoryList> {
+    Ok(web::Json(CategoryList {
+        categories: category_views(&*node.proven_ledger()?),
+    }))
 }

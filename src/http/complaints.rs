@@ -121,9 +121,11 @@ pub struct ComplaintQuery {
     pub department: Option<String>,
     /// Only complaints open and due within a day or already late.
     pub sla_at_risk: Option<bool>,
-    /// Return complaints filed after this one (exclusive).
+    /// Return complaints filed after this one (exclusive), 0 to 2^64 − 1.
+    #[param(format = "uint64", minimum = 0)]
     pub after: Option<u64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 

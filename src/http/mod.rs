@@ -73,6 +73,42 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .openapi(ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
+    declare_malformed_parameters(document)
+}
+
+/// Adds the 400 answer to every operation with a path or query parameter: the extractors
+/// refuse a parameter that does not parse with `malformed-request` (see
+/// [`configure_extractors`]), whatever the handler declares.
+fn declare_malformed_parameters(
+    mut document: utoipa::openapi::OpenApi,
+) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::ParameterIn;
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let parses_parameters = operation.parameters.iter().flatten().any(|parameter| {
+                matches!(
+                    parameter.parameter_in,
+                    ParameterIn::Path | ParameterIn::Query
+                )
+            });
+            if parses_parameters {
+                for (status, response) in problem::problem_responses(&[400]) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status)
+                        .or_insert(response);
+                }
+            }
+        }
+    }
     document
 }
 
@@ -114,8 +150,66 @@ where
         .map_err(ApiError::from)
 }
 
-async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(request.path().to_string()))
+/// The methods each documented path answers, its template split into segments.
+fn documented_methods() -> &'static [(Vec<String>, String)] {
+    static METHODS: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
+    METHODS.get_or_init(|| {
+        let document = openapi();
+        document
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let mut methods = Vec::new();
+                for (method, operation) in [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("DELETE", &item.delete),
+                    ("PATCH", &item.patch),
+                ] {
+                    if operation.is_some() {
+                        methods.push(method);
+                    }
+                }
+                if methods.contains(&"GET") {
+                    // actix answers HEAD wherever it answers GET.
+                    methods.push("HEAD");
+                }
+                let segments = template.split('/').map(str::to_string).collect();
+                (segments, methods.join(", "))
+            })
+            .collect()
+    })
+}
+
+/// Whether `path` fits `template`: a `{parameter}` segment matches any one segment, except the
+/// last one, which (as in the tile route) may take the rest of the path.
+fn fits(template: &[String], path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    let is_parameter = |segment: &str| segment.starts_with('{') && segment.ends_with('}');
+    let tail = template.last().is_some_and(|last| is_parameter(last));
+    let lengths_fit = segments.len() == template.len() || (tail && segments.len() > template.len());
+    lengths_fit
+        && template.iter().zip(&segments).all(|(expected, actual)| {
+            expected == actual
+                || (is_parameter(expected) && !actual.is_empty())
+                || expected
+                    .strip_suffix(".json")
+                    .is_some_and(|stem| is_parameter(stem) && actual.ends_with(".json"))
+        })
+}
+
+/// What no route takes: 405 with `Allow` on a documented path (TRACE included), else 404.
+async fn not_routed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path = request.path();
+    match documented_methods()
+        .iter()
+        .find(|(template, _)| fits(template, path))
+    {
+        Some((_, allowed)) => Err(ApiError::MethodNotAllowed(allowed.clone())),
+        None => Err(ApiError::NotFound(path.to_string())),
+    }
 }
 
 /// Every API route, declared once: a handler's actix attribute names its method and path, its
@@ -176,7 +270,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .url("/docs/openapi.json", openapi())
                 .config(Config::default().validator_url("none")),
         )
-        .default_service(web::to(not_found));
+        .default_service(web::to(not_routed));
 }
 
 /// Body limits, and extractor errors answered as problem+json.
@@ -224,9 +318,12 @@ pub fn bind(
     listener: std::net::TcpListener,
 ) -> std::io::Result<RunningHttpServer> {
     let data = node_data(node);
+    // One table for every worker: the caps are the server's, not a worker's.
+    let stream_slots = web::Data::new(std::sync::Arc::new(live::StreamSlots::default()));
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(stream_slots.clone())
             .wrap(actix_web::middleware::Compress::default())
             .configure(configure)
     })

@@ -68,8 +68,10 @@ fn problem_description(status: u16) -> &'static str {
         }
         413 => "The body or the payload is too large",
         422 => "The command asks for something invalid",
-        429 => "Too many requests from this address or key",
-        503 => "Overloaded, shutting down, not ready or store unavailable: retry later",
+        429 => "Too many requests or live streams from this address or key",
+        503 => {
+            "Overloaded, shutting down, not ready, store unavailable or streams full: retry later"
+        }
         other => panic!("no problem is answered with status {other}"),
     }
 }
@@ -97,6 +99,12 @@ pub enum ApiError {
     Faulted(String),
     #[error("the numbers are not proven against the log yet: {0}")]
     StateUnproven(String),
+    #[error("this address already holds {0} live streams, the most one address may")]
+    TooManyStreams(usize),
+    #[error("this node already serves {0} live streams, the most it serves at once; retry later")]
+    StreamsFull(usize),
+    #[error("this path answers only {0}")]
+    MethodNotAllowed(String),
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -114,6 +122,9 @@ impl ApiError {
             ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
             ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ApiError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-streams"),
+            ApiError::StreamsFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "streams-full"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             ApiError::BeyondTreeSize { .. } => (StatusCode::NOT_FOUND, "beyond-tree-size"),
             ApiError::ImpossibleProof(_) => (StatusCode::BAD_REQUEST, "impossible-proof"),
             ApiError::Faulted(_) => (StatusCode::SERVICE_UNAVAILABLE, "node-faulted"),
@@ -270,6 +281,8 @@ impl ResponseError for ApiError {
         } = self
         {
             response.insert_header(("Retry-After", retry_after_seconds.to_string()));
+        } else if let ApiError::MethodNotAllowed(allowed) = self {
+            response.insert_header(("Allow", allowed.as_str()));
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "1"));
         }

@@ -99,9 +99,11 @@ impl AudienceView {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// Return items after this identifier (exclusive).
+    /// Return items after this identifier (exclusive), 0 to 2^64 − 1.
+    #[param(format = "uint64", minimum = 0)]
     pub after: Option<u64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -370,9 +372,11 @@ pub struct LogEntryView {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
-    /// First position to return (default 0).
+    /// First position to return (default 0), 0 to 2^64 − 1.
+    #[param(format = "uint64", minimum = 0)]
     pub from: Option<u64>,
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

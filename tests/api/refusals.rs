@@ -89,7 +89,7 @@ fn ballot(poll: u64, choices: Vec<u32>) -> Action {
 }
 
 /// Signs an arbitrary payload text with `key`.
-fn sign_text(key: &SigningKey, payload: &str) -> Envelope {
+pub(crate) fn sign_text(key: &SigningKey, payload: &str) -> Envelope {
     let mut message = COMMAND_DOMAIN.to_vec();
     message.extend_from_slice(payload.as_bytes());
     Envelope {
