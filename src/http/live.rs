@@ -173,21 +173,8 @@ pub async fn tally_stream(
                     Ok(Err(_)) => return None,
                     Ok(Ok(())) => {}
                 }
-                let node = &subscription.node;
-                // A state refuted meanwhile ends the stream: no unproven number goes out.
-                let Ok(ledger) = node.proven_ledger() else {
-                    return None;
-                };
-                let Ok(view) = tally_view(&ledger, poll, node.clock().now()) else {
-                    return None;
-                };
-                drop(ledger);
-                let changed = view.counts != last.counts
-                    || view.turnout != last.turnout
-                    || view.superseded_ballots != last.superseded_ballots
-                    || view.is_final != last.is_final
-                    || view.status != last.status;
-                if changed {
+                let view = proven_view(&subscription.node, poll)?;
+                if differs(&view, &last) {
                     let bytes = event(&view);
                     return Some((Ok(bytes), (subscription, sizes, Some(view), None)));
                 }
@@ -201,6 +188,22 @@ pub async fn tally_stream(
         // Compression would buffer events; a live stream goes out as it is.
         .insert_header(("Content-Encoding", "identity"))
         .streaming(stream))
+}
+
+/// The poll's tally now, or `None` to end the stream: a state refuted meanwhile sends no
+/// unproven number out.
+fn proven_view(node: &Node, poll: u64) -> Option<TallyView> {
+    let ledger = node.proven_ledger().ok()?;
+    tally_view(&ledger, poll, node.clock().now()).ok()
+}
+
+/// Whether `view` tells a subscriber anything `last` did not.
+fn differs(view: &TallyView, last: &TallyView) -> bool {
+    view.counts != last.counts
+        || view.turnout != last.turnout
+        || view.superseded_ballots != last.superseded_ballots
+        || view.is_final != last.is_final
+        || view.status != last.status
 }
 
 /// Prometheus metrics: appends, batch sizes, signature checks, projection lag, live streams.
