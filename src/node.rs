@@ -404,14 +404,21 @@ impl Node {
     /// snapshot decides nothing until the audit has re-folded the log and found the same state,
     /// so it never appends an entry that a replay without the snapshot would judge otherwise.
     fn check_state_proven(&self) -> Result<(), SubmitError> {
+        self.check_proven()
+            .map_err(|unproven| SubmitError::StoreUnavailable(unproven.0))
+    }
+
+    /// Whether the published state is proven against the log, and if not, why: the one place
+    /// that reads the snapshot standing for both writes and number-bearing reads.
+    fn check_proven(&self) -> Result<(), StateUnproven> {
         match self.snapshot_standing() {
             SnapshotStanding::Verified => Ok(()),
-            SnapshotStanding::Auditing => Err(SubmitError::StoreUnavailable(
+            SnapshotStanding::Auditing => Err(StateUnproven(
                 "this node started from a snapshot and is still checking it against the log; \
                  retry shortly"
                     .into(),
             )),
-            SnapshotStanding::Refuted => Err(SubmitError::StoreUnavailable(
+            SnapshotStanding::Refuted => Err(StateUnproven(
                 "this node started from a snapshot that does not match the log; restart it".into(),
             )),
         }
@@ -423,7 +430,7 @@ impl Node {
         &self,
     ) -> Result<Vec<crate::writer::AppendedSystemEvent>, SubmitError> {
         // A close decided on an unproven state could carry a tally the log refutes, for ever.
-        if self.snapshot_standing() != SnapshotStanding::Verified {
+        if self.check_proven().is_err() {
             return Ok(Vec::new());
         }
         let nothing_due = self
@@ -440,19 +447,8 @@ impl Node {
     /// that started from a snapshot serves none of its numbers until the audit has re-folded the
     /// log and found the same state, and a refuted one none until it restarts.
     pub fn proven_ledger(&self) -> Result<RwLockReadGuard<'_, Ledger>, StateUnproven> {
-        match self.snapshot_standing() {
-            SnapshotStanding::Verified => Ok(self.ledger()),
-            SnapshotStanding::Auditing => Err(StateUnproven(
-                "this node started from a snapshot and is still checking it against the log; \
-                 retry shortly"
-                    .into(),
-            )),
-            SnapshotStanding::Refuted => Err(StateUnproven(
-                "this node started from a snapshot that does not match the log; it serves no \
-                 numbers until it restarts"
-                    .into(),
-            )),
-        }
+        self.check_proven()?;
+        Ok(self.ledger())
     }
 
     /// The published ledger: durable events only. Hold the guard briefly.
