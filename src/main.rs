@@ -178,16 +178,16 @@ impl Serve {
             let running = application.running;
             tracing::info!(address = %running.address, data_dir = %self.data_dir.display(), "veche is serving");
             running.server.await?;
-            write_snapshot(&running.node);
+            write_snapshot(&running.node).await;
             anyhow::Ok(())
         })
     }
 }
 
 /// Stopped by a signal: leave a snapshot so the next start folds only what comes after.
-fn write_snapshot(node: &veche::node::Node) {
+async fn write_snapshot(node: &veche::node::Node) {
     let started = std::time::Instant::now();
-    match node.write_snapshot() {
+    match node.write_snapshot().await {
         Ok(Some(header)) => tracing::info!(
             entries = header.size,
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -40,9 +40,11 @@ pub struct NodeConfig {
 pub enum SnapshotStanding {
     /// Folded from the whole log at start-up, or started from a snapshot the audit confirmed.
     Verified,
-    /// Started from a checked snapshot; the audit that re-folds the log is still running.
+    /// Started from a snapshot the log attests (so proven, and served); the audit that re-folds
+    /// the log below it and checks its tiles is still running.
     Auditing,
-    /// The audit found the snapshot differs from the log: writes are refused until a restart.
+    /// The audit found the snapshot differs from the log: writes and numbers are refused until
+    /// a restart.
     Refuted,
 }
 
@@ -296,24 +298,21 @@ impl Node {
             .unwrap_or(SnapshotStanding::Refuted)
     }
 
-    /// Writes the start-up snapshot of the published state, when this node keeps one and its
-    /// state is proven (a snapshot is never written from an unaudited one). Call when stopping.
-    pub fn write_snapshot(
+    /// Writes the start-up snapshot of the state every entry so far folds to, when this node
+    /// keeps one and its state is proven: first the log attests that state (an `attest_state`
+    /// entry naming its digest), then the snapshot of it is written, so the next start can
+    /// prove the snapshot by the log. Call when stopping, while the writer still runs.
+    pub async fn write_snapshot(
         &self,
     ) -> Result<Option<crate::snapshot::SnapshotHeader>, crate::snapshot::SnapshotFileError> {
         let Some(path) = &self.snapshot else {
             return Ok(None);
         };
-        if self.snapshot_standing() != SnapshotStanding::Verified {
+        if self.check_proven().is_err() || self.ledger().size == 0 {
             return Ok(None);
         }
-        // Both locks at once: the writer publishes the ledger and the tree together.
-        let ledger = self.ledger();
-        let tree = self.tree();
-        if ledger.size != tree.size() || ledger.size == 0 {
-            return Ok(None);
-        }
-        crate::snapshot::write(path, &ledger, &tree, &self.server_key).map(Some)
+        let attested = self.writer.attest_state().await?;
+        crate::snapshot::write_attested(path, &attested, &self.server_key).map(Some)
     }
 
     /// Opens an envelope (parse and strict signature check) on the signature-check pool.
@@ -400,9 +399,9 @@ impl Node {
             .map_err(|error| SubmitError::StoreUnavailable(error.to_string()))
     }
 
-    /// Nothing is appended on a state the log has not proven: a node that started from a
-    /// snapshot decides nothing until the audit has re-folded the log and found the same state,
-    /// so it never appends an entry that a replay without the snapshot would judge otherwise.
+    /// Nothing is appended on a state the log has not proven: a node starts only from a snapshot
+    /// the log attests, and decides nothing once its audit refuted it, so it never appends an
+    /// entry that a replay without the snapshot would judge otherwise.
     fn check_state_proven(&self) -> Result<(), SubmitError> {
         self.check_proven()
             .map_err(|unproven| SubmitError::StoreUnavailable(unproven.0))
@@ -412,12 +411,8 @@ impl Node {
     /// that reads the snapshot standing for both writes and number-bearing reads.
     fn check_proven(&self) -> Result<(), StateUnproven> {
         match self.snapshot_standing() {
-            SnapshotStanding::Verified => Ok(()),
-            SnapshotStanding::Auditing => Err(StateUnproven(
-                "this node started from a snapshot and is still checking it against the log; \
-                 retry shortly"
-                    .into(),
-            )),
+            // The log's own `attest_state` entry proved the snapshot before it was used.
+            SnapshotStanding::Verified | SnapshotStanding::Auditing => Ok(()),
             SnapshotStanding::Refuted => Err(StateUnproven(
                 "this node started from a snapshot that does not match the log; restart it".into(),
             )),
@@ -566,10 +561,10 @@ fn load_snapshot(
         Ok(loaded) => Ok(loaded),
         Err(SnapshotFileError::LogShorter {
             log_size,
-            snapshot_size,
+            attested_size,
         }) => Err(StartError::LogShorterThanSigned {
             log_size,
-            signed_size: snapshot_size,
+            signed_size: attested_size,
         }),
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "the start-up snapshot was not used; replaying the whole log");

@@ -1,13 +1,17 @@
 //! Checked start-up snapshots: the ledger and Merkle state at one size, written when a node stops,
 //! so the next start folds only the entries after it instead of re-verifying every signature.
 //!
-//! A snapshot is never trusted blindly. Before it is used: the server key's signature over its
-//! header must verify, its bytes must match the digests the header names, the state must sit at
-//! the header's size, head hash and Merkle root, and the log's own entry at that size must hash to
-//! the same head (so the log under the snapshot is the log the node has). After the node is ready,
-//! [`audit`] folds the log up to that size again on its own thread, checking every signature, and
-//! compares the digest of what it built with the snapshot's: on a mismatch the node refuses
-//! writes and reports itself unready until restarted without the snapshot.
+//! The log proves each snapshot. Before writing one, the node appends an `attest_state` entry
+//! naming the size and the SHA-256 of the ledger part, and every replay, the verifier's included,
+//! re-decides that entry against the state it folded. A snapshot is used only when: the server
+//! key's signature over its header verifies, its bytes match the digests the header names, the
+//! state sits at the header's size, head hash and Merkle root, the log's entry just below that
+//! size hashes to the same head, and the log's entry at that size is the server's attestation of
+//! that very ledger digest. A snapshot that fails any of these (a forged count re-signed with
+//! the server key fails the last) is not used: the node replays the whole log. The fold then
+//! re-decides the attestation against the decoded state, a second check of the same claim.
+//! After the node is ready, [`audit`] folds the log up to that size again on its own thread and
+//! checks every stored tile; on a mismatch the node refuses writes and numbers until restarted.
 //!
 //! File layout: `veche snapshot v1\n`, one line of header JSON, the ledger part's length (`u64`
 //! little-endian), the ledger part (`projections::ledger::snapshot`), the tree part
@@ -18,12 +22,14 @@ use std::path::Path;
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
-use projections::protocol::{entry_hash, public_key_of, verify_strict};
+use projections::protocol::{entry_hash, public_key_of, verify_strict, Entry, EntryKind};
+use projections::{Action, Command};
 use projections::{Hash, Ledger, PublicKey, Replayer};
 use sha2::{Digest, Sha256};
 
 use crate::store::{EventStore, StoreError};
 use crate::transparency::TreeState;
+pub use crate::writer::AttestedState;
 
 /// The snapshot's file name in a data directory.
 pub const SNAPSHOT_FILE: &str = "ledger.snapshot";
@@ -50,10 +56,16 @@ pub enum SnapshotFileError {
     Tree,
     #[error("the snapshot's state does not sit at its header's size, head hash and root")]
     Anchor,
-    #[error("the log holds {log_size} entries, fewer than the snapshot's {snapshot_size}")]
-    LogShorter { log_size: u64, snapshot_size: u64 },
+    /// The snapshot's attestation, the entry at the snapshot's size, was published (and its
+    /// checkpoint signed) before the snapshot was written: the log held `attested_size` entries.
+    #[error("the log holds {log_size} entries, fewer than the {attested_size} the snapshot's attestation made it")]
+    LogShorter { log_size: u64, attested_size: u64 },
     #[error("the log's entry at position {0} does not hash to the snapshot's head hash")]
     LogDiffers(u64),
+    #[error("the log's entry at position {0} is not the server's attestation of the snapshot's ledger digest")]
+    Unattested(u64),
+    #[error("the log did not take the state attestation: {0}")]
+    Attestation(#[from] crate::writer::SubmitError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -109,8 +121,9 @@ fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
-/// Writes a snapshot of `ledger` and `tree` (at the same size) to `path`, atomically: a crash
-/// leaves the old snapshot or the new one, never a torn file.
+/// Writes a snapshot of `ledger` and `tree` (at the same size) to `path`. A node writes only
+/// states the log attests (`write_attested`); this form serves tools and tests that need a
+/// snapshot of a state of their own making.
 pub fn write(
     path: &Path,
     ledger: &Ledger,
@@ -118,12 +131,29 @@ pub fn write(
     key: &SigningKey,
 ) -> Result<SnapshotHeader, SnapshotFileError> {
     let (ledger_part, tree_part) = encode(ledger, tree);
-    let mut header = SnapshotHeader {
+    let state = AttestedState {
         size: ledger.size,
         head_hash: ledger.head_hash,
         merkle_root: ledger.merkle.root(),
-        ledger_sha256: sha256(&ledger_part),
-        tree_sha256: sha256(&tree_part),
+        ledger_part,
+        tree_part,
+    };
+    write_attested(path, &state, key)
+}
+
+/// Writes a snapshot of the `state` the log attests to `path`, atomically: a crash leaves the
+/// old snapshot or the new one, never a torn file.
+pub fn write_attested(
+    path: &Path,
+    state: &AttestedState,
+    key: &SigningKey,
+) -> Result<SnapshotHeader, SnapshotFileError> {
+    let mut header = SnapshotHeader {
+        size: state.size,
+        head_hash: state.head_hash,
+        merkle_root: state.merkle_root,
+        ledger_sha256: sha256(&state.ledger_part),
+        tree_sha256: sha256(&state.tree_part),
         server_key: public_key_of(key),
         signature: String::new(),
     };
@@ -139,9 +169,9 @@ pub fn write(
         file.write_all(MAGIC)?;
         file.write_all(&header_line)?;
         file.write_all(b"\n")?;
-        file.write_all(&(ledger_part.len() as u64).to_le_bytes())?;
-        file.write_all(&ledger_part)?;
-        file.write_all(&tree_part)?;
+        file.write_all(&(state.ledger_part.len() as u64).to_le_bytes())?;
+        file.write_all(&state.ledger_part)?;
+        file.write_all(&state.tree_part)?;
         let file = file.into_inner().map_err(|error| error.into_error())?;
         file.sync_all()?;
     }
@@ -177,7 +207,7 @@ pub fn load(
     if !anchored || header.size == 0 {
         return Err(SnapshotFileError::Anchor);
     }
-    check_against_log(&header, store)?;
+    check_against_log(&header, store, key)?;
     Ok(Some(LoadedSnapshot {
         header,
         ledger,
@@ -234,27 +264,55 @@ fn parts<'a>(
     Ok((ledger_part, tree_part))
 }
 
-/// The stored log reaches the snapshot's size, and its entry there hashes to the header's head.
+/// The stored log reaches past the snapshot's size, its entry just below hashes to the header's
+/// head, and its entry at that size is the server's attestation of the header's ledger digest.
 fn check_against_log(
     header: &SnapshotHeader,
     store: &dyn EventStore,
+    key: &SigningKey,
 ) -> Result<(), SnapshotFileError> {
     let log_size = store.size()?;
-    if log_size < header.size {
+    let attested_size = header.size + 1;
+    if log_size < attested_size {
         return Err(SnapshotFileError::LogShorter {
             log_size,
-            snapshot_size: header.size,
+            attested_size,
         });
     }
     let last = header.size - 1;
-    let entry = store.read(last, 1)?;
-    let matches = entry.first().is_some_and(|entry| {
+    let entries = store.read(last, 2)?;
+    let matches = entries.first().is_some_and(|entry| {
         entry.hash == header.head_hash && entry_hash(&entry.bytes) == header.head_hash
     });
     if !matches {
         return Err(SnapshotFileError::LogDiffers(last));
     }
+    let attested = entries
+        .get(1)
+        .is_some_and(|entry| attests(&entry.bytes, header, key));
+    if !attested {
+        return Err(SnapshotFileError::Unattested(header.size));
+    }
     Ok(())
+}
+
+/// Whether `bytes` are a system entry, signed by this node's key, attesting the header's size
+/// and ledger digest.
+fn attests(bytes: &[u8], header: &SnapshotHeader, key: &SigningKey) -> bool {
+    let Ok(entry) = Entry::decode(bytes) else {
+        return false;
+    };
+    let signed = entry.kind == EntryKind::System
+        && entry.signer == public_key_of(key)
+        && entry.verify_signature().is_ok();
+    let claim = match Command::parse(&entry.payload) {
+        Ok(Command {
+            action: Action::AttestState(claim),
+            ..
+        }) => claim,
+        _ => return false,
+    };
+    signed && claim.size == header.size && claim.ledger_sha256 == hex::encode(header.ledger_sha256)
 }
 
 /// Why an audit refuted a snapshot.

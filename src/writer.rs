@@ -56,6 +56,27 @@ pub enum Submission {
     DueSystemEvents {
         reply: Reply<Vec<AppendedSystemEvent>>,
     },
+    /// Append an `attest_state` entry for the state every entry before it folds to, and hand
+    /// back that state's snapshot parts (a stopping node's start-up snapshot).
+    AttestState { reply: Reply<AttestedState> },
+}
+
+/// A state the log attests (the `attest_state` entry at position `size` names its ledger
+/// part's digest), in the encodings a start-up snapshot is made of.
+pub struct AttestedState {
+    pub size: u64,
+    pub head_hash: Hash,
+    pub merkle_root: Hash,
+    pub ledger_part: Vec<u8>,
+    pub tree_part: Vec<u8>,
+}
+
+/// An attestation sealed in the batch being committed: its state's ledger part, taken from the
+/// working ledger when sealed, and its tree part, taken from the published tree on the way to
+/// publishing the attestation itself.
+struct Capture {
+    state: AttestedState,
+    tree_taken: bool,
 }
 
 /// The sending side, cloned into every request handler.
@@ -76,7 +97,14 @@ impl WriterHandle {
 
     /// Waits for the writer, but never longer than `WRITER_REPLY_MS_MAX`.
     async fn wait<T>(answer: oneshot::Receiver<Result<T, SubmitError>>) -> Result<T, SubmitError> {
-        let bound = Duration::from_millis(projections::limits::WRITER_REPLY_MS_MAX);
+        Self::wait_at_most(answer, projections::limits::WRITER_REPLY_MS_MAX).await
+    }
+
+    async fn wait_at_most<T>(
+        answer: oneshot::Receiver<Result<T, SubmitError>>,
+        milliseconds_max: u64,
+    ) -> Result<T, SubmitError> {
+        let bound = Duration::from_millis(milliseconds_max);
         match tokio::time::timeout(bound, answer).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(SubmitError::Stopped),
@@ -90,6 +118,12 @@ impl WriterHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::DueSystemEvents { reply })?;
         Self::wait(answer).await
+    }
+
+    pub async fn attest_state(&self) -> Result<AttestedState, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Submission::AttestState { reply })?;
+        Self::wait_at_most(answer, projections::limits::STATE_ATTESTATION_MS_MAX).await
     }
 
     /// Asks the writer to look for other nodes' entries now rather than at its next idle tick.
@@ -118,6 +152,8 @@ pub struct Writer {
     recent: Arc<Mutex<RecentCommands>>,
     /// Hash tiles completed by published events, waiting to be stored.
     pending_tiles: Vec<crate::store::StoredTile>,
+    /// Attestations of the batch being committed, by position; empty between batches.
+    captures: Vec<Capture>,
     receiver: Receiver<Submission>,
 }
 
@@ -207,6 +243,7 @@ impl Writer {
             tree,
             recent,
             pending_tiles: Vec::new(),
+            captures: Vec::new(),
             receiver,
         };
         let thread = std::thread::Builder::new()
@@ -277,6 +314,12 @@ impl Writer {
                 Submission::DueSystemEvents { .. } => {
                     self.seal_due_system_events(server_time, &mut sealed);
                 }
+                Submission::AttestState { .. } => {
+                    if let Err(refusal) = self.seal_attestation(server_time, &mut sealed) {
+                        outcomes.push(Outcome::Refused(refusal));
+                        continue;
+                    }
+                }
             }
             outcomes.push(Outcome::Sealed(start..sealed.len()));
         }
@@ -332,21 +375,29 @@ impl Writer {
                 Err(error)
             }
         };
+        // What the batch captured is answered now or never: a failed batch is decided again.
+        let captures = std::mem::take(&mut self.captures);
         match result {
-            Ok((sealed, outcomes)) => self.answer_committed(batch, &sealed, outcomes),
-            Err(error) => {
-                let message = error.to_string();
-                for submission in batch {
-                    match submission {
-                        Submission::Command { reply, .. } => {
-                            let _ = reply.send(Err(SubmitError::StoreUnavailable(message.clone())));
-                        }
-                        Submission::DueSystemEvents { reply } => {
-                            let _ = reply.send(Err(SubmitError::StoreUnavailable(message.clone())));
-                        }
-                        Submission::Follow => {}
-                    }
+            Ok((sealed, outcomes)) => self.answer_committed(batch, &sealed, outcomes, captures),
+            Err(error) => Self::answer_failed(batch, &error.to_string()),
+        }
+    }
+
+    /// Answers every submission of a batch the store did not take.
+    fn answer_failed(batch: Vec<Submission>, message: &str) {
+        let failure = || SubmitError::StoreUnavailable(message.to_string());
+        for submission in batch {
+            match submission {
+                Submission::Command { reply, .. } => {
+                    let _ = reply.send(Err(failure()));
                 }
+                Submission::DueSystemEvents { reply } => {
+                    let _ = reply.send(Err(failure()));
+                }
+                Submission::AttestState { reply } => {
+                    let _ = reply.send(Err(failure()));
+                }
+                Submission::Follow => {}
             }
         }
     }
@@ -357,6 +408,7 @@ impl Writer {
         batch: Vec<Submission>,
         sealed: &[SealedEntry],
         outcomes: Vec<Outcome>,
+        mut captures: Vec<Capture>,
     ) {
         for (submission, outcome) in batch.into_iter().zip(outcomes) {
             match (submission, outcome) {
@@ -388,6 +440,13 @@ impl Writer {
                 (Submission::DueSystemEvents { reply }, Outcome::Refused(refusal)) => {
                     let _ = reply.send(Err(refusal.into()));
                 }
+                (Submission::AttestState { reply }, Outcome::Sealed(range)) => {
+                    let answer = self.attested(&sealed[range], &mut captures);
+                    let _ = reply.send(answer);
+                }
+                (Submission::AttestState { reply }, Outcome::Refused(refusal)) => {
+                    let _ = reply.send(Err(refusal.into()));
+                }
                 (Submission::Follow, _) => {}
             }
         }
@@ -414,6 +473,60 @@ impl Writer {
                     self.observers
                         .record_fault("the ledger refused a system event it listed as due");
                 }
+            }
+        }
+    }
+
+    /// Seals an attestation of the working ledger as it stands, keeping its ledger part for the
+    /// snapshot the attestation is for.
+    fn seal_attestation(
+        &mut self,
+        server_time: Timestamp,
+        sealed: &mut Vec<SealedEntry>,
+    ) -> Result<(), Refusal> {
+        let mut ledger_part = Vec::new();
+        projections::ledger::snapshot::encode(&self.working, &mut ledger_part);
+        let digest: Hash = <sha2::Sha256 as sha2::Digest>::digest(&ledger_part).into();
+        let action = Action::AttestState(projections::command::StateAttestation {
+            size: self.working.size,
+            ledger_sha256: hex::encode(digest),
+        });
+        let entry = self.seal_system(action, server_time)?;
+        self.captures.push(Capture {
+            state: AttestedState {
+                size: self.working.size,
+                head_hash: self.working.head_hash,
+                merkle_root: self.working.merkle.root(),
+                ledger_part,
+                tree_part: Vec::new(),
+            },
+            tree_taken: false,
+        });
+        self.working.evolve(&entry.event);
+        sealed.push(entry);
+        Ok(())
+    }
+
+    /// The captured state of the one attestation in `entries`, once published.
+    fn attested(
+        &self,
+        entries: &[SealedEntry],
+        captures: &mut Vec<Capture>,
+    ) -> Result<AttestedState, SubmitError> {
+        let [entry] = entries else {
+            let fault = format!("one attestation sealed as {} entries", entries.len());
+            self.observers.record_fault(&fault);
+            return Err(SubmitError::Faulted(fault));
+        };
+        let found = captures
+            .iter()
+            .position(|capture| capture.state.size == entry.event.position);
+        match found.map(|index| captures.swap_remove(index)) {
+            Some(capture) if capture.tree_taken => Ok(capture.state),
+            _ => {
+                let fault = "an attestation was published without its tree part".to_string();
+                self.observers.record_fault(&fault);
+                Err(SubmitError::Faulted(fault))
             }
         }
     }
@@ -468,9 +581,17 @@ impl Writer {
             return Err(error);
         }
         let mut completed_tiles = Vec::new();
+        let captures = &mut self.captures;
         match self.tree.write() {
             Ok(mut tree) => {
                 for event in events.clone() {
+                    // An attestation's snapshot holds the tree just before the attestation.
+                    for capture in captures.iter_mut() {
+                        if capture.state.size == event.position && tree.size() == event.position {
+                            tree.encode(&mut capture.state.tree_part);
+                            capture.tree_taken = true;
+                        }
+                    }
                     completed_tiles.extend(tree.push(event.leaf_hash));
                 }
                 tree.sign(&self.server_key);

@@ -639,9 +639,16 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
         .map(|name| hex::encode(doc.hex(&format!("example-{name}-public-key"))))
         .collect();
     known.push(hex::encode(file_hash));
-    // The close example's Merkle root is illustrative: no key or file hashes to it.
+    // The close example's Merkle root and the attestation's digest are illustrative: no key or
+    // file hashes to them.
     known.push(
         doc.json("body-close_poll")["checkpoint"]["root"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    known.push(
+        doc.json("body-attest_state")["ledger_sha256"]
             .as_str()
             .unwrap()
             .to_owned(),

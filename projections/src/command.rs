@@ -81,6 +81,9 @@ pub enum Action {
     WithdrawProposal(ProposalReference),
     /// System: a published proposal's lifetime ended below the threshold.
     ExpireProposal(ProposalReference),
+    /// System: the digest of the ledger every entry before this one folds to. Written just
+    /// before a start-up snapshot of that state, so the log itself proves the snapshot.
+    AttestState(StateAttestation),
 }
 
 impl Action {
@@ -115,11 +118,12 @@ impl Action {
             Action::AnswerProposal(_) => "answer_proposal",
             Action::WithdrawProposal(_) => "withdraw_proposal",
             Action::ExpireProposal(_) => "expire_proposal",
+            Action::AttestState(_) => "attest_state",
         }
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 29] = [
+    pub const NAMES: [&'static str; 30] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -149,6 +153,7 @@ impl Action {
         "answer_proposal",
         "withdraw_proposal",
         "expire_proposal",
+        "attest_state",
     ];
 
     /// The complaint a lifecycle action (not the filing) is about.
@@ -190,6 +195,7 @@ impl Action {
                 | Action::BreachSla(_)
                 | Action::CloseUnconfirmed(_)
                 | Action::ExpireProposal(_)
+                | Action::AttestState(_)
         )
     }
 }
@@ -338,6 +344,17 @@ pub struct ClosePoll {
     /// The Merkle tree over every entry before this one: the server publishes its signed
     /// checkpoint, so a tally can be checked against a log state anyone can pin.
     pub checkpoint: CheckpointReference,
+}
+
+/// What the server attests of the ledger at one size: the SHA-256 of its canonical snapshot
+/// encoding (`ledger::snapshot::encode`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateAttestation {
+    /// The entries folded: the attestation's own position.
+    pub size: u64,
+    /// The digest, hex.
+    pub ledger_sha256: String,
 }
 
 /// A tree size and its Merkle root: what a signed checkpoint of this log commits to.

@@ -94,6 +94,10 @@ pub const STORE_CONNECT_MS_MAX: u64 = 2_000;
 /// How long a request waits for the writer's durable answer before it gets a 503 (the command
 /// may still land; sending the same envelope again is then refused as a replay, never doubled).
 pub const WRITER_REPLY_MS_MAX: u64 = 10_000;
+/// How long a stopping node waits for the writer to attest its state: the writer encodes the
+/// whole ledger twice (the digest, and the decision re-checking it), which for millions of
+/// entries takes seconds, not a request's milliseconds.
+pub const STATE_ATTESTATION_MS_MAX: u64 = 120_000;
 
 /// Entries a replay (start-up, audit, `veche verify`) reads and checks at a time: big enough to
 /// keep every core busy with batch verification, small enough to bound memory on any log size.

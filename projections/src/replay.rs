@@ -3,7 +3,7 @@
 //! The writer seals; start-up and `veche verify` replay. Both go through `decide`, so a log is
 //! accepted on replay exactly when the server would have accepted it entry by entry.
 
-use crate::command::{Command, ParseError};
+use crate::command::{Action, Command, ParseError};
 use crate::ledger::{Event, Ledger, Refusal};
 use crate::protocol::{entry_hash, Entry, EntryError, EntryKind, Hash, PublicKey, SignatureError};
 use crate::time::Timestamp;
@@ -51,8 +51,35 @@ pub fn seal(
     signed: SignedCommand,
     server_time: Timestamp,
 ) -> Result<SealedEntry, Refusal> {
-    ledger.decide(signed.kind, signed.signer, &signed.command, server_time)?;
+    decide(
+        ledger,
+        signed.kind,
+        signed.signer,
+        &signed.command,
+        server_time,
+    )?;
     Ok(lay(ledger, signed, server_time))
+}
+
+/// The one way an entry is decided, at the writer (`seal`) and on replay alike: the ledger's own
+/// rules, then, for a state attestation, the digest of the ledger's canonical encoding. That
+/// costs one encoding of the whole state, which is why the server attests only before a
+/// snapshot.
+fn decide(
+    ledger: &Ledger,
+    kind: EntryKind,
+    signer: PublicKey,
+    command: &Command,
+    server_time: Timestamp,
+) -> Result<(), Refusal> {
+    ledger.decide(kind, signer, command, server_time)?;
+    if let Action::AttestState(attestation) = &command.action {
+        let digest = crate::ledger::snapshot::digest(ledger);
+        if attestation.ledger_sha256 != hex::encode(digest) {
+            return Err(Refusal::StateDigestMismatch);
+        }
+    }
+    Ok(())
 }
 
 /// Lays `signed` at the next position, linked to the current head, without deciding it: `seal`
@@ -200,9 +227,14 @@ impl Replayer {
         if entry.server_time < self.ledger.last_server_time {
             return Err(fail(ReplayFailure::TimeWentBackwards));
         }
-        self.ledger
-            .decide(entry.kind, entry.signer, &command, entry.server_time)
-            .map_err(|refusal| fail(refusal.into()))?;
+        decide(
+            &self.ledger,
+            entry.kind,
+            entry.signer,
+            &command,
+            entry.server_time,
+        )
+        .map_err(|refusal| fail(refusal.into()))?;
         let event = Event {
             position,
             server_time: entry.server_time,

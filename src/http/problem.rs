@@ -227,7 +227,8 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::PollNotDue
         | Refusal::FinalTallyMismatch
         | Refusal::CheckpointMismatch
-        | Refusal::EventNotDue => StatusCode::INTERNAL_SERVER_ERROR,
+        | Refusal::EventNotDue
+        | Refusal::StateDigestMismatch => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Start-up snapshots: written when a node stops, used at the next start only after its checks,
-//! and re-proven by an audit that folds the log again; a snapshot that lies is caught.
+//! Start-up snapshots: written when a node stops, after the log attests the state they hold; used
+//! at the next start only when the log's attestation names their ledger, and re-proven by an
+//! audit that folds the log again; a snapshot that lies is not used, or is caught.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ async fn stop_with_snapshot(app: TestApp) -> u64 {
     let header = app
         .node
         .write_snapshot()
+        .await
         .unwrap()
         .expect("a proven node with a data directory writes a snapshot");
     app.stop().await;
@@ -80,9 +82,27 @@ async fn a_node_started_from_its_snapshot_has_the_state_it_stopped_with_and_its_
         "the snapshot holds the ledger it was written from"
     );
 
+    // The log's entry at the snapshot's size attests exactly the snapshot's ledger.
+    let data = DataDirectory::open_existing(directory.path()).unwrap();
+    let stored = data.open_store().unwrap().read(size, 1).unwrap();
+    let entry = projections::protocol::Entry::decode(&stored[0].bytes).unwrap();
+    let attestation = match projections::Command::parse(&entry.payload).unwrap().action {
+        Action::AttestState(attestation) => attestation,
+        other => panic!("the entry after the snapshot's state is {}", other.name()),
+    };
+    assert_eq!(attestation.size, size);
+    assert_eq!(
+        attestation.ledger_sha256,
+        hex::encode(loaded.header.ledger_sha256)
+    );
+
     let app = TestApp::spawn(directory.path()).await;
+    // Proven by the log before it was used, the snapshot's numbers are served at once.
+    let tally = app.get(&format!("/v1/polls/{poll}/tally")).await;
+    assert_eq!(tally.status, 200, "{:?}", tally.body);
     wait_for_state(&app, "verified").await;
-    assert_eq!(*app.node.ledger(), before);
+    assert_eq!(app.node.ledger().polls, before.polls);
+    assert_eq!(app.node.ledger().size, before.size + 1);
     let citizen = app.citizen().await;
     assert_eq!(app.vote(&citizen, poll, vec![1]).await.status, 201);
     let tally = app.get(&format!("/v1/polls/{poll}/tally")).await;
@@ -92,24 +112,31 @@ async fn a_node_started_from_its_snapshot_has_the_state_it_stopped_with_and_its_
 }
 
 #[actix_web::test]
-async fn a_signed_snapshot_that_differs_from_the_log_is_refuted_by_the_audit_and_writes_stop() {
+async fn a_signed_snapshot_whose_tree_differs_from_the_log_is_refuted_by_the_audit_and_writes_stop()
+{
     let directory = tempfile::tempdir().unwrap();
     let poll = snapshotted_poll(directory.path(), 9).await;
 
-    // A snapshot with the server's own signature, the right anchors and one ballot fewer: what a
-    // bug in the fold or the encoder would write. Only folding the log again can tell.
+    // The attested ledger with a tree part one hash off, signed with the server's own key: what a
+    // bug in the tree's encoder would write. The attestation covers the ledger only; the audit,
+    // folding the log again, finds the tree.
     let loaded = load(directory.path()).unwrap().unwrap();
-    let mut ledger = loaded.ledger;
-    let tallied = ledger.polls.forge().get_mut(&poll).unwrap();
-    let voter = *tallied.ballots.keys().next().unwrap();
-    let removed = tallied.ballots.remove(&voter).unwrap();
-    for option in removed.iter() {
-        tallied.tally.counts[option as usize] -= 1;
-    }
-    tallied.tally.turnout -= 1;
+    let mut ledger_part = Vec::new();
+    projections::ledger::snapshot::encode(&loaded.ledger, &mut ledger_part);
+    let mut tree_part = Vec::new();
+    loaded.tree.encode(&mut tree_part);
+    // No row above height 8 (a u64 count of 0), then level 0: its start, its count, its leaves.
+    tree_part[24] ^= 0x01;
+    let state = veche::snapshot::AttestedState {
+        size: loaded.header.size,
+        head_hash: loaded.header.head_hash,
+        merkle_root: loaded.header.merkle_root,
+        ledger_part,
+        tree_part,
+    };
     let data = DataDirectory::open_existing(directory.path()).unwrap();
     let path = directory.path().join(SNAPSHOT_FILE);
-    veche::snapshot::write(&path, &ledger, &loaded.tree, &data.server_key).unwrap();
+    veche::snapshot::write_attested(&path, &state, &data.server_key).unwrap();
 
     let app = TestApp::spawn(directory.path()).await;
     wait_for_state(&app, "refuted").await;
@@ -128,7 +155,7 @@ async fn a_signed_snapshot_that_differs_from_the_log_is_refuted_by_the_audit_and
     );
     assert!(!path.exists(), "the refuted snapshot is removed");
     assert!(
-        app.node.write_snapshot().unwrap().is_none(),
+        app.node.write_snapshot().await.unwrap().is_none(),
         "a refuted state is never written as a snapshot"
     );
     app.stop().await;
@@ -212,6 +239,17 @@ async fn a_damaged_or_foreign_snapshot_is_not_used_and_the_log_is_replayed_in_fu
         Err(SnapshotFileError::LogShorter { log_size: 0, .. })
     ));
 
+    // A ledger the server key signed but the log's attestation does not name: one ballot more.
+    let loaded = load(directory.path()).unwrap().unwrap();
+    let mut ledger = loaded.ledger.clone();
+    ledger.polls.forge().get_mut(&poll).unwrap().tally.turnout += 1;
+    veche::snapshot::write(&path, &ledger, &loaded.tree, &data.server_key).unwrap();
+    match load(directory.path()) {
+        Err(SnapshotFileError::Unattested(position)) => assert_eq!(position, loaded.header.size),
+        Err(error) => panic!("the unattested ledger was refused for {error}"),
+        Ok(_) => panic!("a ledger the log does not attest was accepted"),
+    }
+
     // A node given the damaged file starts anyway, from the whole log.
     std::fs::write(&path, flip(header_end + 20)).unwrap();
     let app = TestApp::spawn(directory.path()).await;
@@ -249,18 +287,21 @@ async fn the_server_binary_writes_a_snapshot_when_stopped_by_sigterm_and_starts_
     let mut server = crate::crash::start_server(directory.path(), port, None);
     crate::crash::wait_ready(&http, &base).await;
     let health = crate::crash::get_json(&http, &base, "/healthz").await;
-    assert_eq!(health["log_size"], 4);
+    assert_eq!(
+        health["log_size"], 5,
+        "and the attestation of the snapshot's state"
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
 
 #[actix_web::test]
-async fn a_node_on_a_forged_snapshot_appends_no_close_and_the_log_stays_verifiable() {
+async fn a_node_given_a_forged_snapshot_does_not_use_it_and_closes_the_poll_with_the_logs_tally() {
     let directory = tempfile::tempdir().unwrap();
     let poll = snapshotted_poll(directory.path(), 9).await;
     // The probe's forgery: one count more than the log holds, signed with the server key.
     let loaded = load(directory.path()).unwrap().unwrap();
-    let mut ledger = loaded.ledger;
+    let mut ledger = loaded.ledger.clone();
     let forged = ledger.polls.forge().get_mut(&poll).unwrap();
     forged.tally.counts[0] += 1;
     let data = DataDirectory::open_existing(directory.path()).unwrap();
@@ -270,41 +311,14 @@ async fn a_node_on_a_forged_snapshot_appends_no_close_and_the_log_stays_verifiab
     // The node starts after the poll's closing time: its close is due at once.
     let after_close = crate::harness::TEST_START.plus_milliseconds(61 * crate::harness::MINUTE_MS);
     let clock = std::sync::Arc::new(veche::clock::ManualClock::starting_at(after_close));
-    let app = TestApp::spawn_with_clock(directory.path(), clock.clone()).await;
-    wait_for_state(&app, "refuted").await;
-    // A refuted node serves none of the numbers it has not proven (the probe read 941 wrong ones).
-    for path in [
-        format!("/v1/polls/{poll}/tally"),
-        format!("/v1/polls/{poll}"),
-        "/v1/statistics/complaints".into(),
-    ] {
-        let read = app.get(&path).await;
-        assert_eq!(
-            (read.status, read.problem_type()),
-            (503, "urn:veche:problem:state-unproven"),
-            "{path}: {:?}",
-            read.body
-        );
-    }
-    assert_eq!(
-        app.get("/v1/log/entries").await.status,
-        200,
-        "the log itself is still served"
-    );
-    // Give the system-event ticker its chances to close the poll on the forged state.
-    tokio::time::sleep(Duration::from_millis(
-        4 * projections::limits::SYSTEM_EVENT_INTERVAL_MS,
-    ))
-    .await;
-    assert!(
-        app.node.ledger().polls[&poll].closed.is_none(),
-        "no close is decided on a state the log has not proven"
-    );
-    app.stop().await;
-    crate::harness::assert_data_directory_verifies(directory.path());
-
-    // Started again without the refuted snapshot, the node closes the poll with the log's tally.
     let app = TestApp::spawn_with_clock(directory.path(), clock).await;
+    // The log's attestation names the true ledger, not the forged one: the snapshot is not used,
+    // and the node's state is the fold of the whole log.
+    assert_eq!(app.get("/healthz").await.body["state"], "verified");
+    assert_eq!(
+        app.node.ledger().polls[&poll].tally,
+        loaded.ledger.polls[&poll].tally
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.node.ledger().polls[&poll].closed.is_none() {
         assert!(
@@ -313,7 +327,13 @@ async fn a_node_on_a_forged_snapshot_appends_no_close_and_the_log_stays_verifiab
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(app.node.ledger().polls[&poll].tally.turnout, 9);
+    let closed = app.get(&format!("/v1/polls/{poll}/tally")).await;
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(
+        closed.body["counts"],
+        serde_json::json!(loaded.ledger.polls[&poll].tally.counts),
+        "the close carries the log's tally, not the forged one"
+    );
     app.stop().await;
     crate::harness::assert_data_directory_verifies(directory.path());
 }

@@ -25,7 +25,7 @@ async fn log_past_one_tile(directory: &Path, snapshot: bool) -> Vec<u8> {
     }
     let tile = served_tile(&app).await;
     if snapshot {
-        assert!(app.node.write_snapshot().unwrap().is_some());
+        assert!(app.node.write_snapshot().await.unwrap().is_some());
     }
     app.stop().await;
     tile

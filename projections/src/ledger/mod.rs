@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Action, CheckpointReference, Command, Role};
+use crate::command::{Action, CheckpointReference, Command, Role, StateAttestation};
 use crate::merkle::Frontier;
 use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
 use crate::time::Timestamp;
@@ -49,6 +49,8 @@ pub enum Addressed<'a> {
     Polls(PollAction<'a>),
     Complaints(ComplaintAction<'a>),
     Proposals(ProposalAction<'a>),
+    /// What the ledger decides itself, about the whole state rather than one aggregate.
+    Ledger(&'a StateAttestation),
 }
 
 /// The one place that knows which aggregate each action belongs to. Exhaustive, so a new action
@@ -109,6 +111,7 @@ pub fn address(action: &Action) -> Addressed<'_> {
         Action::ExpireProposal(reference) => {
             To::Proposals(ProposalAction::ExpireProposal(reference))
         }
+        Action::AttestState(attestation) => To::Ledger(attestation),
     }
 }
 
@@ -178,7 +181,7 @@ impl Ledger {
 
     /// Decides whether `command`, signed by `signer` in an entry of `kind`, may be appended at
     /// the next position with server time `server_time`.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         kind: EntryKind,
         signer: PublicKey,
@@ -211,7 +214,18 @@ impl Ledger {
                 let reads = ProposalReads { keys, catalogue };
                 self.proposals.decide(action, &attempt, reads)
             }
+            Addressed::Ledger(attestation) => self.check_attestation(attestation),
         }
+    }
+
+    /// An attestation names this ledger's size. Its digest of the ledger's canonical encoding is
+    /// checked by `replay::decide`, the one caller of `decide`, which sits above the encoder:
+    /// the ledger cannot encode itself without an import cycle with `snapshot`.
+    fn check_attestation(&self, attestation: &StateAttestation) -> Result<(), Refusal> {
+        if attestation.size != self.size {
+            return Err(Refusal::StateDigestMismatch);
+        }
+        Ok(())
     }
 
     /// Is `command`, in an entry of `kind` at `server_time`, fresh and its nonce unused? The part
@@ -276,6 +290,8 @@ impl Ledger {
             Addressed::Polls(action) => self.polls.evolve(action, event, &self.keys),
             Addressed::Complaints(action) => self.complaints.evolve(action, event, catalogue),
             Addressed::Proposals(action) => self.proposals.evolve(action, event, catalogue),
+            // An attestation changes nothing but the log's head: it only states what was.
+            Addressed::Ledger(_) => {}
         }
         self.size = arithmetic::increment(event.position, "the log size");
         self.head_hash = event.hash;

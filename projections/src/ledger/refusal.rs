@@ -106,6 +106,8 @@ pub enum Refusal {
     RecoveryAlreadyApproved,
     #[error("separation of duties: {0}")]
     SeparationOfDuties(String),
+    #[error("the state attestation does not name the size and digest the log folds to")]
+    StateDigestMismatch,
 }
 
 impl Refusal {
@@ -166,6 +168,7 @@ impl Refusal {
             Refusal::NotRecoveryKey,
             Refusal::RecoveryAlreadyApproved,
             Refusal::SeparationOfDuties(String::new()),
+            Refusal::StateDigestMismatch,
         ];
         for refusal in &all {
             refusal.is_listed_in_examples();
@@ -226,7 +229,8 @@ impl Refusal {
             | Refusal::InvalidAdminChange(_)
             | Refusal::NotRecoveryKey
             | Refusal::RecoveryAlreadyApproved
-            | Refusal::SeparationOfDuties(_) => {}
+            | Refusal::SeparationOfDuties(_)
+            | Refusal::StateDigestMismatch => {}
         }
     }
 
@@ -283,6 +287,7 @@ impl Refusal {
             Refusal::NotRecoveryKey => "not-recovery-key",
             Refusal::RecoveryAlreadyApproved => "recovery-already-approved",
             Refusal::SeparationOfDuties(_) => "separation-of-duties",
+            Refusal::StateDigestMismatch => "state-digest-mismatch",
         }
     }
 }

@@ -34,6 +34,15 @@ pub enum SnapshotError {
     TrailingBytes(usize),
 }
 
+/// The SHA-256 of `ledger`'s canonical snapshot form: what an `attest_state` entry names, and
+/// what a start-up snapshot's ledger part must hash to for the log to prove it.
+pub fn digest(ledger: &Ledger) -> crate::protocol::Hash {
+    use sha2::Digest;
+    let mut bytes = Vec::new();
+    encode(ledger, &mut bytes);
+    sha2::Sha256::digest(&bytes).into()
+}
+
 /// Writes `ledger` in its canonical snapshot form.
 pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
     let small = plain_json(ledger);

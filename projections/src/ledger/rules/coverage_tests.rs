@@ -4,7 +4,7 @@
 use super::support::{accepted_actions, refusal_codes, Row};
 use super::{
     catalogue_tests, complaints_tests, keys_tests, polls_tests, proposals_tests,
-    replay_protection_tests,
+    replay_protection_tests, state_tests,
 };
 use crate::command::Action;
 use crate::ledger::Refusal;
@@ -16,11 +16,12 @@ fn every_row() -> Vec<Row> {
     rows.extend(complaints_tests::rows());
     rows.extend(proposals_tests::rows());
     rows.extend(replay_protection_tests::rows());
+    rows.extend(state_tests::rows());
     rows
 }
 
 /// The variants the exhaustive match in `Refusal::examples` names.
-const LISTED: usize = 50;
+const LISTED: usize = 51;
 
 #[test]
 fn the_refusal_list_names_every_variant_once() {

@@ -9,4 +9,5 @@ mod keys_tests;
 mod polls_tests;
 mod proposals_tests;
 mod replay_protection_tests;
+mod state_tests;
 mod support;
