@@ -235,10 +235,14 @@ impl Node {
         tree: TreeState,
         audit: Option<crate::snapshot::SnapshotHeader>,
     ) -> Result<Node, StartError> {
-        let observers = Arc::new(crate::metrics::Observers::new(ledger.size));
+        let size = ledger.size;
+        let observers = Arc::new(crate::metrics::Observers::new(size));
         let published = Arc::new(RwLock::new(ledger));
         let tree = Arc::new(RwLock::new(tree));
-        let recent = Arc::default();
+        // Recovered from the log's tail: a client retrying across a restart gets its receipt.
+        let recent = Arc::new(std::sync::Mutex::new(
+            crate::writer::RecentCommands::recover(&*config.store, size)?,
+        ));
         let shared = crate::writer::Published {
             ledger: published.clone(),
             tree: tree.clone(),

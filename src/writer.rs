@@ -178,15 +178,80 @@ pub struct RecentCommands {
     order: VecDeque<(Timestamp, (projections::PublicKey, String))>,
 }
 
+/// How long a command is remembered: past that, a retry of it is refused as stale anyway.
+fn recent_horizon(server_time: Timestamp) -> Timestamp {
+    server_time.plus_milliseconds(
+        -(projections::limits::COMMAND_AGE_MS_MAX + projections::limits::COMMAND_FUTURE_MS_MAX),
+    )
+}
+
 impl RecentCommands {
+    /// The recent commands of the stored log's last entries, read back from its end: what the
+    /// node had published before it stopped, so a client retrying across a restart still gets
+    /// its original receipt. Reads at most `RECENT_COMMAND_POSITIONS_MAX` entries, and only
+    /// those inside the freshness window of the last one.
+    pub fn recover(store: &dyn EventStore, size: u64) -> Result<RecentCommands, StoreError> {
+        let mut kept: Vec<StoredEntry> = Vec::new();
+        let mut end = size;
+        let mut horizon = None;
+        while end > 0 && kept.len() < projections::limits::RECENT_COMMAND_POSITIONS_MAX {
+            let from = end.saturating_sub(projections::limits::REPLAY_PAGE_ENTRIES as u64);
+            let page = store.read(from, (end - from) as usize)?;
+            for stored in page.into_iter().rev() {
+                let entry = decode_verified(&stored.bytes)?;
+                let horizon = *horizon.get_or_insert_with(|| recent_horizon(entry.server_time));
+                if entry.server_time < horizon {
+                    return Self::of_entries(kept);
+                }
+                kept.push(stored);
+            }
+            end = from;
+        }
+        Self::of_entries(kept)
+    }
+
+    /// Records `newest_first` in log order.
+    fn of_entries(newest_first: Vec<StoredEntry>) -> Result<RecentCommands, StoreError> {
+        let mut recent = RecentCommands::default();
+        for stored in newest_first.iter().rev() {
+            let entry = decode_verified(&stored.bytes)?;
+            let command = projections::Command::parse(&entry.payload).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "the verified entry at position {} does not parse: {error}",
+                    entry.position
+                ))
+            })?;
+            recent.remember(
+                entry.position,
+                entry.server_time,
+                command.author,
+                command.nonce,
+            );
+        }
+        Ok(recent)
+    }
+
     /// Remembers a published event's position and forgets what fell out of the window or bound.
     pub fn record(&mut self, event: &Event) {
-        let key = (event.command.author, event.command.nonce.clone());
-        self.positions.insert(key.clone(), event.position);
-        self.order.push_back((event.server_time, key));
-        let horizon = event.server_time.plus_milliseconds(
-            -(projections::limits::COMMAND_AGE_MS_MAX + projections::limits::COMMAND_FUTURE_MS_MAX),
+        self.remember(
+            event.position,
+            event.server_time,
+            event.command.author,
+            event.command.nonce.clone(),
         );
+    }
+
+    fn remember(
+        &mut self,
+        position: u64,
+        server_time: Timestamp,
+        author: projections::PublicKey,
+        nonce: String,
+    ) {
+        let key = (author, nonce);
+        self.positions.insert(key.clone(), position);
+        self.order.push_back((server_time, key));
+        let horizon = recent_horizon(server_time);
         while let Some((appended_at, _)) = self.order.front() {
             let full = self.order.len() > projections::limits::RECENT_COMMAND_POSITIONS_MAX;
             if !full && *appended_at >= horizon {
@@ -202,6 +267,13 @@ impl RecentCommands {
     pub fn position(&self, author: projections::PublicKey, nonce: &str) -> Option<u64> {
         self.positions.get(&(author, nonce.to_string())).copied()
     }
+}
+
+/// A stored entry the node has verified, decoded again; one that no longer decodes was changed
+/// behind the node's back.
+fn decode_verified(bytes: &[u8]) -> Result<projections::protocol::Entry, StoreError> {
+    projections::protocol::Entry::decode(bytes)
+        .map_err(|error| StoreError::Corrupt(format!("a verified entry does not decode: {error}")))
 }
 
 /// What one submission of a batch came to, once decided.

@@ -90,3 +90,24 @@ async fn resending_the_exact_envelope_of_an_appended_command_returns_its_origina
     assert_eq!(app.log_size().await, size);
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn an_envelope_resent_after_the_node_restarts_gets_its_original_receipt() {
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let author = app.new_key();
+    let envelope = app.sign(&author, Action::RegisterKey(RegisterKey {}));
+    let original = app.post("/v1/keys", &envelope).await;
+    assert_eq!(original.status, 201, "{:?}", original.body);
+    app.stop().await;
+
+    // The node that took it is gone; the one that starts on its log still knows the command.
+    let app = TestApp::spawn(directory.path()).await;
+    let size = app.log_size().await;
+    let retry = app.post("/v1/keys", &envelope).await;
+    assert_eq!(retry.status, 200, "{:?}", retry.body);
+    assert_eq!(retry.body["position"], original.body["position"]);
+    assert_eq!(retry.body["entry_hash"], original.body["entry_hash"]);
+    assert_eq!(app.log_size().await, size, "a retry appended an entry");
+    app.stop().await;
+}
