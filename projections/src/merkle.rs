@@ -325,11 +325,12 @@ pub fn verify_inclusion(
     if index >= size {
         return Err(ProofError::IndexBeyondSize { index, size });
     }
+    let expected = inclusion_proof_length(index, size);
     let wrong_length = ProofError::WrongProofLength {
-        expected: inclusion_proof_length(index, size),
+        expected,
         actual: proof.len(),
     };
-    if proof.len() != inclusion_proof_length(index, size) {
+    if proof.len() != expected {
         return Err(wrong_length);
     }
     let mut climb = Climb {
