@@ -234,33 +234,22 @@ impl TreeState {
     }
 
     pub fn root_at(&self, store: &dyn EventStore, size: u64) -> Result<Hash, TreeError> {
-        self.check_size(size)?;
         if size == self.size() {
             return Ok(self.root());
         }
-        merkle::root(&self.nodes(store), size).map_err(|error| TreeError::Proof(error.to_string()))
+        self.over_nodes(store, size, |nodes| merkle::root(nodes, size))
     }
 
-    pub fn inclusion_proof(
+    /// Runs `compute` (a `merkle` proof or root) over the nodes of the tree at `size`, which must
+    /// not be beyond the current size; what it cannot compute is a proof error, with its reason.
+    pub fn over_nodes<T>(
         &self,
         store: &dyn EventStore,
-        index: u64,
         size: u64,
-    ) -> Result<Vec<Hash>, TreeError> {
+        compute: impl FnOnce(&StateNodes<'_>) -> Result<T, merkle::ProofError<TreeError>>,
+    ) -> Result<T, TreeError> {
         self.check_size(size)?;
-        merkle::inclusion_proof(&self.nodes(store), index, size)
-            .map_err(|error| TreeError::Proof(error.to_string()))
-    }
-
-    pub fn consistency_proof(
-        &self,
-        store: &dyn EventStore,
-        size1: u64,
-        size2: u64,
-    ) -> Result<Vec<Hash>, TreeError> {
-        self.check_size(size2)?;
-        merkle::consistency_proof(&self.nodes(store), size1, size2)
-            .map_err(|error| TreeError::Proof(error.to_string()))
+        compute(&self.nodes(store)).map_err(|error| TreeError::Proof(error.to_string()))
     }
 
     /// The hashes of a hash tile as it stands at the current size (`width` of them), or `None`
@@ -463,7 +452,7 @@ pub fn store_recomputed_tiles(
 
 /// Perfect nodes read from the in-memory state, falling back to stored level-0 tiles for low
 /// nodes of old leaves.
-struct StateNodes<'a> {
+pub struct StateNodes<'a> {
     state: &'a TreeState,
     store: &'a dyn EventStore,
 }
@@ -578,13 +567,17 @@ impl TreeState {
         since: Option<u64>,
     ) -> Result<Receipt, TreeError> {
         let size = self.size();
-        let proof = self.inclusion_proof(store, appended.position, size)?;
+        let proof = self.over_nodes(store, size, |nodes| {
+            merkle::inclusion_proof(nodes, appended.position, size)
+        })?;
         let consistency = match since {
             Some(from_size) => Some(ConsistencyProof {
                 from_size,
                 to_size: size,
                 proof: self
-                    .consistency_proof(store, from_size, size)?
+                    .over_nodes(store, size, |nodes| {
+                        merkle::consistency_proof(nodes, from_size, size)
+                    })?
                     .iter()
                     .map(base64)
                     .collect(),

@@ -4,11 +4,11 @@
 #![no_main]
 
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
-use projections::protocol::{verify_strict, PublicKey};
+use projections::protocol::{sign_with_scalars, verify_strict, PublicKey};
 use sha2::{Digest, Sha512};
 
 /// The group order L, little-endian: `S + L` is the classic non-canonical response.
@@ -54,34 +54,6 @@ fn add_group_order(response: &[u8; 32]) -> [u8; 32] {
         carry = total >> 8;
     }
     sum
-}
-
-/// A signature made by hand with secret scalars, so the key `A = [a]B + T_key` and the commitment
-/// `R = [r]B + T_commitment` can carry small-order components.
-fn hand_signature(
-    secret: Scalar,
-    nonce: Scalar,
-    key_torsion: EdwardsPoint,
-    commitment_torsion: EdwardsPoint,
-    message: &[u8],
-) -> ([u8; 32], [u8; 64]) {
-    let key = (ED25519_BASEPOINT_POINT * secret + key_torsion)
-        .compress()
-        .0;
-    let commitment = (ED25519_BASEPOINT_POINT * nonce + commitment_torsion)
-        .compress()
-        .0;
-    let challenge = Scalar::from_hash(
-        Sha512::new()
-            .chain_update(commitment)
-            .chain_update(key)
-            .chain_update(message),
-    );
-    let response = nonce + challenge * secret;
-    let mut signature = [0u8; 64];
-    signature[..32].copy_from_slice(&commitment);
-    signature[32..].copy_from_slice(response.as_bytes());
-    (key, signature)
 }
 
 /// The raw reading: 32 bytes of key, 64 of signature, the rest the message.
@@ -151,8 +123,16 @@ fn check_signed(data: &[u8]) {
             let secret = Scalar::from_bytes_mod_order(seed);
             let nonce = Scalar::from_hash(Sha512::new().chain_update(seed).chain_update(message));
             let torsion_of_key = EIGHT_TORSION[usize::from(mutation / 8 % 8)];
-            (key_altered, signature_altered) =
-                hand_signature(secret, nonce, torsion_of_key, torsion, message);
+            // The key `A = [a]B + T_key` and the commitment `R = [r]B + T_commitment` carry
+            // small-order components.
+            let (key, signature) = sign_with_scalars(
+                secret,
+                ED25519_BASEPOINT_POINT * secret + torsion_of_key,
+                nonce,
+                ED25519_BASEPOINT_POINT * nonce + torsion,
+                message,
+            );
+            (key_altered, signature_altered) = (key.0, signature);
             "torsion added to A and R, signed by hand"
         }
         _ => {

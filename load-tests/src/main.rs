@@ -667,6 +667,20 @@ fn problem_code(body: &[u8]) -> Option<String> {
 
 /// Sends one signed command and returns the receipt; a refusal whose code is in `tolerated`
 /// (e.g. the key being registered by an earlier run) returns `None`.
+/// Sends `request` to `url` and reads the answer's status and JSON body (`null` when the body is
+/// not JSON, as a proxy's error page would be).
+async fn answer_of(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
 async fn post_one(
     http: &reqwest::Client,
     base: &str,
@@ -677,14 +691,7 @@ async fn post_one(
     let name = action.name();
     let url = format!("{base}{}", endpoint_for(&action));
     let envelope = signed_envelope(key, action, SystemClock.now(), &OsEntropy);
-    let response = http
-        .post(&url)
-        .json(&envelope)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, body) = answer_of(http.post(&url).json(&envelope), &url).await?;
     if status.is_success() {
         return Ok(Some(body));
     }
@@ -838,13 +845,7 @@ async fn check_tally(
     voting: &Phase,
 ) -> anyhow::Result<TallyCheck> {
     let url = format!("{base}/v1/polls/{}/tally", setup.poll);
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let tally: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, tally) = answer_of(http.get(&url), &url).await?;
     if !status.is_success() {
         bail!("GET {url} answered {status}: {tally}");
     }

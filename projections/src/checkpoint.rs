@@ -565,6 +565,17 @@ mod tests {
         NoteVerifier::new(name, public(key)).unwrap()
     }
 
+    /// The verifier that trusts `key(1)` under `ORIGIN`, and `text` signed by that key.
+    fn trusted_and_signed(text: &str) -> (NoteVerifier, String) {
+        let signer = key(1);
+        (verifier(ORIGIN, &signer), sign_note(text, ORIGIN, &signer))
+    }
+
+    /// A note's last signature line, from its em dash on.
+    fn signature_line(note: &str) -> &str {
+        &note[note.rfind('\u{2014}').unwrap()..]
+    }
+
     fn checkpoint() -> Checkpoint {
         Checkpoint {
             origin: ORIGIN.to_owned(),
@@ -679,9 +690,7 @@ mod tests {
 
     #[test]
     fn an_altered_text_or_signature_is_refused() {
-        let signer = key(1);
-        let trusted = verifier(ORIGIN, &signer);
-        let note = sign_note("size 15\n", ORIGIN, &signer);
+        let (trusted, note) = trusted_and_signed("size 15\n");
         let altered = note.replacen("15", "16", 1);
         assert_eq!(
             open_note(&altered, &trusted),
@@ -703,16 +712,14 @@ mod tests {
 
     #[test]
     fn signatures_by_unknown_keys_are_ignored_but_must_be_well_formed() {
-        let signer = key(1);
-        let trusted = verifier(ORIGIN, &signer);
-        let note = sign_note("text\n", ORIGIN, &signer);
+        let (trusted, note) = trusted_and_signed("text\n");
         let witness = sign_note("text\n", "witness.example", &key(3));
-        let witness_line = &witness[witness.rfind('\u{2014}').unwrap()..];
+        let witness_line = signature_line(&witness);
         let both = format!("{note}{witness_line}");
         assert_eq!(open_note(&both, &trusted), Ok("text\n".to_owned()));
         // A signature from the trusted name under another key id is someone else's.
         let impostor = sign_note("text\n", ORIGIN, &key(4));
-        let impostor_line = &impostor[impostor.rfind('\u{2014}').unwrap()..];
+        let impostor_line = signature_line(&impostor);
         assert_eq!(
             open_note(&format!("{note}{impostor_line}"), &trusted),
             Ok("text\n".to_owned())
@@ -745,9 +752,7 @@ mod tests {
 
     #[test]
     fn notes_without_signatures_or_with_control_characters_are_refused() {
-        let signer = key(1);
-        let trusted = verifier(ORIGIN, &signer);
-        let note = sign_note("text\n", ORIGIN, &signer);
+        let (trusted, note) = trusted_and_signed("text\n");
         assert_eq!(
             open_note("text\n", &trusted),
             Err(NoteError::MissingSignatures)
@@ -765,7 +770,7 @@ mod tests {
             Err(NoteError::ControlCharacter)
         );
         // A blank line inside the text is allowed; the last one separates the signatures.
-        let paragraphs = sign_note("one\n\ntwo\n", ORIGIN, &signer);
+        let (_, paragraphs) = trusted_and_signed("one\n\ntwo\n");
         assert_eq!(
             open_note(&paragraphs, &trusted),
             Ok("one\n\ntwo\n".to_owned())

@@ -280,6 +280,39 @@ fn inclusion_proof_length(index: u64, size: u64) -> usize {
     (inner + border) as usize
 }
 
+/// The climb RFC 9162's inclusion and consistency verifiers share (§2.1.3.2, §2.1.4.2): the
+/// path's node at `index` on its level, whose last node is at `last`, one proof hash a level.
+struct Climb {
+    index: u64,
+    last: u64,
+}
+
+impl Climb {
+    /// Whether the next proof hash is the path's left sibling, and a step up past it; `None` once
+    /// the path is at the root, where a proof has no more hashes.
+    fn step(&mut self) -> Option<bool> {
+        if self.at_root() {
+            return None;
+        }
+        let sibling_is_left = self.index & 1 == 1 || self.index == self.last;
+        if sibling_is_left {
+            // A node on the right edge without a right sibling is promoted unchanged: climb past
+            // those levels, which the proof has no hashes for.
+            while self.index & 1 == 0 && self.index != 0 {
+                self.index >>= 1;
+                self.last >>= 1;
+            }
+        }
+        self.index >>= 1;
+        self.last >>= 1;
+        Some(sibling_is_left)
+    }
+
+    fn at_root(&self) -> bool {
+        self.last == 0
+    }
+}
+
 /// Checks an RFC 9162 §2.1.3.2 inclusion proof: `leaf` is leaf `index` of the tree of `size`
 /// leaves whose root is `root`.
 pub fn verify_inclusion(
@@ -293,43 +326,32 @@ pub fn verify_inclusion(
         return Err(ProofError::IndexBeyondSize { index, size });
     }
     let expected = inclusion_proof_length(index, size);
+    let wrong_length = ProofError::WrongProofLength {
+        expected,
+        actual: proof.len(),
+    };
     if proof.len() != expected {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+        return Err(wrong_length);
     }
-    let mut node_index = index;
-    let mut last_index = size - 1;
+    let mut climb = Climb {
+        index,
+        last: size - 1,
+    };
     let mut computed = *leaf;
     for sibling in proof {
         // RFC 9162 fails a proof that outlasts the path here; the exact length check above
         // already refuses it, and the step stays as the RFC states it.
-        if last_index == 0 {
-            return Err(ProofError::WrongProofLength {
-                expected,
-                actual: proof.len(),
-            });
-        }
-        if node_index & 1 == 1 || node_index == last_index {
-            computed = node_hash(sibling, &computed);
-            // A node on the right edge without a right sibling is promoted unchanged: climb
-            // past those levels, which the proof has no hashes for.
-            while node_index & 1 == 0 && node_index != 0 {
-                node_index >>= 1;
-                last_index >>= 1;
-            }
+        let Some(sibling_is_left) = climb.step() else {
+            return Err(wrong_length);
+        };
+        computed = if sibling_is_left {
+            node_hash(sibling, &computed)
         } else {
-            computed = node_hash(&computed, sibling);
-        }
-        node_index >>= 1;
-        last_index >>= 1;
+            node_hash(&computed, sibling)
+        };
     }
-    if last_index != 0 {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        });
+    if !climb.at_root() {
+        return Err(wrong_length);
     }
     if computed != *root {
         return Err(ProofError::RootMismatch);
@@ -402,34 +424,30 @@ pub fn verify_consistency(
     let Some((first, rest)) = path.split_first() else {
         return Err(wrong_length);
     };
-    let mut old_index = size1 - 1;
-    let mut last_index = size2 - 1;
+    let mut climb = Climb {
+        index: size1 - 1,
+        last: size2 - 1,
+    };
     // Start above the levels the first hash already covers: the older tree's rightmost perfect
     // subtree spans as many levels as size1 has trailing zeros.
-    while old_index & 1 == 1 {
-        old_index >>= 1;
-        last_index >>= 1;
+    while climb.index & 1 == 1 {
+        climb.index >>= 1;
+        climb.last >>= 1;
     }
     let mut old_root = **first;
     let mut new_root = **first;
     for hash in rest {
-        if last_index == 0 {
+        let Some(sibling_is_left) = climb.step() else {
             return Err(wrong_length);
-        }
-        if old_index & 1 == 1 || old_index == last_index {
+        };
+        if sibling_is_left {
             old_root = node_hash(hash, &old_root);
             new_root = node_hash(hash, &new_root);
-            while old_index & 1 == 0 && old_index != 0 {
-                old_index >>= 1;
-                last_index >>= 1;
-            }
         } else {
             new_root = node_hash(&new_root, hash);
         }
-        old_index >>= 1;
-        last_index >>= 1;
     }
-    if last_index != 0 {
+    if !climb.at_root() {
         return Err(wrong_length);
     }
     if old_root != *root1 {
@@ -829,22 +847,20 @@ mod tests {
     #[test]
     fn consistency_from_the_empty_tree_is_refused_in_both_directions() {
         let source = LeafHashes(leaves(4));
+        for size2 in [4, 0] {
+            assert_eq!(
+                consistency_proof(&source, 0, size2),
+                Err(ProofError::EmptyOldTree)
+            );
+        }
         assert_eq!(
-            consistency_proof(&source, 0, 4),
-            Err(ProofError::EmptyOldTree)
-        );
-        assert_eq!(
-            consistency_proof(&source, 0, 0),
-            Err(ProofError::EmptyOldTree)
+            consistency_proof(&source, 3, 2),
+            Err(ProofError::SizesDecrease { size1: 3, size2: 2 })
         );
         let empty = empty_root();
         assert_eq!(
             verify_consistency(0, 0, &[], &empty, &empty),
             Err(ProofError::EmptyOldTree)
-        );
-        assert_eq!(
-            consistency_proof(&source, 3, 2),
-            Err(ProofError::SizesDecrease { size1: 3, size2: 2 })
         );
     }
 

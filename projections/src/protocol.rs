@@ -296,6 +296,33 @@ pub fn public_key_of(key: &SigningKey) -> PublicKey {
     PublicKey(key.verifying_key().to_bytes())
 }
 
+/// An Ed25519 signature computed from its secret scalars rather than from a seed, where `key` is
+/// `[secret]B` and `commitment` is `[nonce]B`, either plus any small-order point: how the tests and
+/// the fuzz target build the mixed-order keys and commitments strict verification must refuse.
+/// Not a way to sign entries (`sign` is).
+#[doc(hidden)]
+pub fn sign_with_scalars(
+    secret: Scalar,
+    key: EdwardsPoint,
+    nonce: Scalar,
+    commitment: EdwardsPoint,
+    message: &[u8],
+) -> (PublicKey, [u8; 64]) {
+    let key_bytes = key.compress().0;
+    let commitment_bytes = commitment.compress().0;
+    let challenge = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(commitment_bytes)
+            .chain_update(key_bytes)
+            .chain_update(message),
+    );
+    let response = nonce + challenge * secret;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&commitment_bytes);
+    signature[32..].copy_from_slice(response.as_bytes());
+    (PublicKey(key_bytes), signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,29 +340,6 @@ mod tests {
 
     fn scalar_from_label(label: &str) -> Scalar {
         Scalar::from_bytes_mod_order(Sha256::digest(label.as_bytes()).into())
-    }
-
-    /// A signature computed by hand, so the key and `R` can carry small-order components.
-    fn hand_signature(
-        secret: Scalar,
-        key: EdwardsPoint,
-        nonce: Scalar,
-        commitment: EdwardsPoint,
-        message: &[u8],
-    ) -> (PublicKey, [u8; 64]) {
-        let key_bytes = key.compress().0;
-        let commitment_bytes = commitment.compress().0;
-        let challenge = Scalar::from_hash(
-            Sha512::new()
-                .chain_update(commitment_bytes)
-                .chain_update(key_bytes)
-                .chain_update(message),
-        );
-        let response = nonce + challenge * secret;
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(&commitment_bytes);
-        signature[32..].copy_from_slice(response.as_bytes());
-        (PublicKey(key_bytes), signature)
     }
 
     #[test]
@@ -452,7 +456,7 @@ mod tests {
                 ),
             ] {
                 let (signer, signature) =
-                    hand_signature(secret, key_point, nonce, commitment_point, &message);
+                    sign_with_scalars(secret, key_point, nonce, commitment_point, &message);
                 cases.push((
                     format!("{label} {index}"),
                     signer,

@@ -479,29 +479,40 @@ impl<T: TileSource> NodeSource for TiledNodes<T> {
         let first = index << rise;
         let tile_index = first / TILE_WIDTH_U64;
         let width = tile_width_at(self.size, level, tile_index);
-        let hashes =
-            self.tiles
-                .tile(level, tile_index, width)
-                .map_err(|error| TiledNodesError::Source {
-                    level,
-                    index: tile_index,
-                    width,
-                    error,
-                })?;
-        if hashes.len() != usize::from(width) {
-            return Err(TiledNodesError::WrongTileWidth {
-                level,
-                index: tile_index,
-                expected: width,
-                actual: hashes.len(),
-            });
-        }
+        let hashes = read_tile_of_width(&self.tiles, level, tile_index, width)?;
         let offset = (first % TILE_WIDTH_U64) as usize;
         let block = hashes
             .get(offset..offset + (1usize << rise))
             .ok_or(beyond)?;
         Ok(root_of_leaves(block))
     }
+}
+
+/// The hashes of one tile from `tiles`, refused unless there are exactly `width` of them: a
+/// source that answers with another width would make every node read from it wrong.
+fn read_tile_of_width<T: TileSource + ?Sized>(
+    tiles: &T,
+    level: u8,
+    index: u64,
+    width: u16,
+) -> Result<Vec<Hash>, TiledNodesError<T::Error>> {
+    let hashes = tiles
+        .tile(level, index, width)
+        .map_err(|error| TiledNodesError::Source {
+            level,
+            index,
+            width,
+            error,
+        })?;
+    if hashes.len() != usize::from(width) {
+        return Err(TiledNodesError::WrongTileWidth {
+            level,
+            index,
+            expected: width,
+            actual: hashes.len(),
+        });
+    }
+    Ok(hashes)
 }
 
 /// Every hash tile and entry bundle that exists for a tree of `size` leaves, full and partial:
@@ -588,24 +599,7 @@ impl TileBuilder {
                 continue;
             }
             let index = hashes / TILE_WIDTH_U64;
-            let read =
-                tiles
-                    .tile(level, index, width)
-                    .map_err(|error| TiledNodesError::Source {
-                        level,
-                        index,
-                        width,
-                        error,
-                    })?;
-            if read.len() != usize::from(width) {
-                return Err(TiledNodesError::WrongTileWidth {
-                    level,
-                    index,
-                    expected: width,
-                    actual: read.len(),
-                });
-            }
-            builder.pending[usize::from(level)] = read;
+            builder.pending[usize::from(level)] = read_tile_of_width(tiles, level, index, width)?;
         }
         Ok(builder)
     }

@@ -89,90 +89,82 @@ struct Tally {
     refused_at_parsing: usize,
 }
 
+/// What a check makes of one vector: `None` when a value is not a hash, so the typed API refuses
+/// it where a caller would parse it, before a verifier runs.
+type Verdict = Option<Result<(), ProofError>>;
+
+/// Runs `check` on every vector below `rfc6962-vectors/<kind>` (given the case, its proof's bytes
+/// and its `wantErr`) and holds each answer to `wantErr`: a happy path is verified, every other
+/// is refused, by the parser or the verifier.
+fn tally_vectors(kind: &str, mut check: impl FnMut(&Value, &[Vec<u8>], bool) -> Verdict) -> Tally {
+    let mut tally = Tally::default();
+    for path in json_files(&common::testdata(&format!("rfc6962-vectors/{kind}"))) {
+        let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let want_error = case["wantErr"].as_bool().unwrap();
+        match (check(&case, &proof_bytes(&case), want_error), want_error) {
+            (None, true) => tally.refused_at_parsing += 1,
+            (None, false) => panic!("{}: a happy path holds a non-hash", path.display()),
+            (Some(Ok(())), false) => tally.accepted += 1,
+            (Some(Err(_)), true) => tally.refused_by_verifier += 1,
+            (Some(result), _) => panic!("{}: {result:?}, wantErr {want_error}", path.display()),
+        }
+    }
+    assert!(tally.accepted >= 6, "{kind}: {tally:?}");
+    assert!(
+        tally.refused_by_verifier + tally.refused_at_parsing >= 90,
+        "{kind}: {tally:?}"
+    );
+    tally
+}
+
 #[test]
 #[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn every_inclusion_vector_verifies_or_is_refused_as_expected() {
-    let directory = common::testdata("rfc6962-vectors/inclusion");
-    let mut tally = Tally::default();
-    for path in json_files(&directory) {
-        let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let want_error = case["wantErr"].as_bool().unwrap();
+    let tally = tally_vectors("inclusion", |case, proof, _| {
         let index = case["leafIdx"].as_u64().unwrap();
         let size = case["treeSize"].as_u64().unwrap();
-        let leaf = bytes(&case, "leafHash");
-        let root = bytes(&case, "root");
-        let proof = proof_bytes(&case);
-        let typed = (
-            hash(&leaf),
-            hash(&root),
-            proof
-                .iter()
-                .map(|item| hash(item))
-                .collect::<Option<Vec<Hash>>>(),
-        );
-        let result = match typed {
-            (Some(leaf), Some(root), Some(proof)) => {
-                verify_inclusion(&leaf, index, size, &proof, &root)
-            }
-            _ => {
-                assert!(
-                    want_error,
-                    "{}: a happy path holds a non-hash",
-                    path.display()
-                );
-                tally.refused_at_parsing += 1;
-                continue;
-            }
-        };
-        match (result, want_error) {
-            (Ok(()), false) => tally.accepted += 1,
-            (Err(_), true) => tally.refused_by_verifier += 1,
-            (result, _) => panic!("{}: {result:?}, wantErr {want_error}", path.display()),
-        }
-    }
+        let leaf = hash(&bytes(case, "leafHash"))?;
+        let root = hash(&bytes(case, "root"))?;
+        let proof = proof
+            .iter()
+            .map(|item| hash(item))
+            .collect::<Option<Vec<Hash>>>()?;
+        Some(verify_inclusion(&leaf, index, size, &proof, &root))
+    });
     println!("inclusion vectors: {tally:?}");
-    assert!(tally.accepted >= 6);
-    assert!(tally.refused_by_verifier + tally.refused_at_parsing >= 90);
 }
 
 #[test]
 #[cfg_attr(projections_no_testdata, ignore = "../shared/testdata is absent")]
 fn every_consistency_vector_verifies_or_is_refused_as_expected() {
-    let directory = common::testdata("rfc6962-vectors/consistency");
-    let mut tally = Tally::default();
     let mut stand_ins_used = 0;
-    for path in json_files(&directory) {
-        let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let want_error = case["wantErr"].as_bool().unwrap();
+    let tally = tally_vectors("consistency", |case, proof, want_error| {
         let size1 = case["size1"].as_u64().unwrap();
         let size2 = case["size2"].as_u64().unwrap();
-        let root1 = bytes(&case, "root1");
-        let root2 = bytes(&case, "root2");
-        let proof = proof_bytes(&case);
+        let root1 = bytes(case, "root1");
+        let root2 = bytes(case, "root2");
         let all_hashes = hash(&root1).is_some()
             && hash(&root2).is_some()
             && proof.iter().all(|item| hash(item).is_some());
         if !all_hashes {
             if want_error {
-                tally.refused_at_parsing += 1;
-                continue;
+                return None;
             }
             // Only placeholders that the verifier compares for equality reach here.
             stand_ins_used += 1;
         }
         let proof: Vec<Hash> = proof.iter().map(|item| stand_in(item)).collect();
-        let result = verify_consistency(size1, size2, &proof, &stand_in(&root1), &stand_in(&root2));
-        match (result, want_error) {
-            (Ok(()), false) => tally.accepted += 1,
-            (Err(_), true) => tally.refused_by_verifier += 1,
-            (result, _) => panic!("{}: {result:?}, wantErr {want_error}", path.display()),
-        }
-    }
+        Some(verify_consistency(
+            size1,
+            size2,
+            &proof,
+            &stand_in(&root1),
+            &stand_in(&root2),
+        ))
+    });
     println!(
         "consistency vectors: {tally:?}; placeholders mapped to stand-ins in {stand_ins_used}"
     );
-    assert!(tally.accepted >= 6);
-    assert!(tally.refused_by_verifier + tally.refused_at_parsing >= 90);
 }
 
 /// The RFC's k: the largest power of two strictly less than `count`, for `count ≥ 2`.

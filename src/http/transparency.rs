@@ -5,6 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
+use projections::merkle;
 use projections::tiles::{parse_tile_path, TileAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -142,27 +143,40 @@ pub async fn inclusion_proof(
     node: web::Data<Node>,
     query: web::Query<InclusionQuery>,
 ) -> Reply<InclusionProof> {
-    let query = query.into_inner();
-    let proof = off_worker(move || -> Result<InclusionProof, ApiError> {
-        let size = query.size.unwrap_or_else(|| node.tree().size());
-        if query.position >= size {
+    let InclusionQuery { position, size } = query.into_inner();
+    answer_off_worker(node, move |node, current_size| {
+        let size = size.unwrap_or(current_size);
+        if position >= size {
             return Err(ApiError::ImpossibleProof(format!(
-                "position {} is not below tree size {size}",
-                query.position
+                "position {position} is not below tree size {size}"
             )));
         }
-        let proof = node
-            .tree()
-            .inclusion_proof(node.store(), query.position, size)?;
+        let proof = node.tree().over_nodes(node.store(), size, |nodes| {
+            merkle::inclusion_proof(nodes, position, size)
+        })?;
         Ok(InclusionProof {
-            position: query.position,
+            position,
             tree_size: size,
             proof: proof.iter().map(base64).collect(),
             checkpoint: node.checkpoint_at(size)?,
         })
     })
+    .await
+}
+
+/// Answers with what `answer` makes of the node and the tree's current size, on the blocking
+/// pool: proofs read stored tiles.
+async fn answer_off_worker<T: Send + 'static>(
+    node: web::Data<Node>,
+    answer: impl FnOnce(&Node, u64) -> Result<T, ApiError> + Send + 'static,
+) -> Reply<T> {
+    let answered = off_worker(move || {
+        // Bound first, so that the tree's read lock is released before `answer` takes it again.
+        let current_size = node.tree().size();
+        answer(&node, current_size)
+    })
     .await?;
-    Ok(web::Json(proof))
+    Ok(web::Json(answered))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -183,26 +197,24 @@ pub async fn consistency_proof(
     node: web::Data<Node>,
     query: web::Query<ConsistencyQuery>,
 ) -> Reply<ConsistencyProof> {
-    let query = query.into_inner();
-    let proof = off_worker(move || -> Result<ConsistencyProof, ApiError> {
-        let to = query.to.unwrap_or_else(|| node.tree().size());
-        if query.from == 0 || query.from > to {
+    let ConsistencyQuery { from, to } = query.into_inner();
+    answer_off_worker(node, move |node, current_size| {
+        let to = to.unwrap_or(current_size);
+        if from == 0 || from > to {
             return Err(ApiError::ImpossibleProof(format!(
-                "a consistency proof needs 0 < from ≤ to; got from {} and to {to}",
-                query.from
+                "a consistency proof needs 0 < from ≤ to; got from {from} and to {to}"
             )));
         }
-        let proof = node
-            .tree()
-            .consistency_proof(node.store(), query.from, to)?;
+        let proof = node.tree().over_nodes(node.store(), to, |nodes| {
+            merkle::consistency_proof(nodes, from, to)
+        })?;
         Ok(ConsistencyProof {
-            from_size: query.from,
+            from_size: from,
             to_size: to,
             proof: proof.iter().map(base64).collect(),
         })
     })
-    .await?;
-    Ok(web::Json(proof))
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -227,8 +239,7 @@ pub async fn upgrade_receipt(
 ) -> Reply<Receipt> {
     let position = position.into_inner();
     let since = query.since;
-    let receipt = off_worker(move || -> Result<Receipt, ApiError> {
-        let size = node.tree().size();
+    answer_off_worker(node, move |node, size| {
         if position >= size {
             return Err(ApiError::NotFound(format!(
                 "no entry at position {position}"
@@ -267,6 +278,5 @@ pub async fn upgrade_receipt(
         let tree = node.tree();
         Ok(tree.receipt(node.store(), &appended, since)?)
     })
-    .await?;
-    Ok(web::Json(receipt))
+    .await
 }

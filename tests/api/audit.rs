@@ -85,12 +85,18 @@ fn join(checkpoint: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
     bytes
 }
 
-#[tokio::test]
-async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify() {
+/// A fresh server with a two-option poll open, and the verifier of its log's checkpoints.
+async fn open_poll_and_log_verifier() -> (TestApp, NoteVerifier, u64) {
     let app = TestApp::fresh().await;
     let verifier = verifier_of(&app).await;
     let official = app.official().await;
     let poll = app.open_standard_poll(&official, 2).await;
+    (app, verifier, poll)
+}
+
+#[tokio::test]
+async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify() {
+    let (app, verifier, poll) = open_poll_and_log_verifier().await;
     let mut receipts = Vec::new();
     for choice in 0..300u32 {
         let voter = app.citizen().await;
@@ -153,6 +159,56 @@ async fn every_receipt_carries_a_checkpoint_and_an_inclusion_proof_that_verify()
     assert_eq!(beyond.status, 404);
     assert_eq!(beyond.problem_type(), "urn:veche:problem:beyond-tree-size");
     assert_eq!(beyond.content_type, "application/problem+json");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_proof_endpoints_prove_what_the_checkpoints_sign_and_refuse_impossible_proofs() {
+    let (app, verifier, poll) = open_poll_and_log_verifier().await;
+    let receipt = app.vote(&app.citizen().await, poll, vec![0]).await.body;
+    for _ in 0..20 {
+        app.vote(&app.citizen().await, poll, vec![1]).await;
+    }
+    let signed = |note: &serde_json::Value| {
+        Checkpoint::parse_body(&open_note(note.as_str().unwrap(), &verifier).unwrap()).unwrap()
+    };
+    let old = signed(&receipt["checkpoint"]);
+    let position = receipt["position"].as_u64().unwrap();
+    let leaf = hash_from_base64(receipt["leaf_hash"].as_str().unwrap()).unwrap();
+
+    // Inclusion of the first vote in the current tree, with the checkpoint that signs its root.
+    let inclusion = app
+        .get(&format!("/v1/log/proofs/inclusion?position={position}"))
+        .await;
+    assert_eq!(inclusion.status, 200, "{:?}", inclusion.body);
+    let newer = signed(&inclusion.body["checkpoint"]);
+    assert_eq!(inclusion.body["tree_size"].as_u64(), Some(newer.size));
+    assert!(newer.size > old.size);
+    let proof = hashes(&inclusion.body["proof"]);
+    verify_inclusion(&leaf, position, newer.size, &proof, &newer.root).unwrap();
+
+    // Consistency from the receipt's tree to the current one.
+    let consistency = app
+        .get(&format!("/v1/log/proofs/consistency?from={}", old.size))
+        .await;
+    assert_eq!(consistency.status, 200, "{:?}", consistency.body);
+    assert_eq!(consistency.body["to_size"].as_u64(), Some(newer.size));
+    let proof = hashes(&consistency.body["proof"]);
+    verify_consistency(old.size, newer.size, &proof, &old.root, &newer.root).unwrap();
+
+    for impossible in [
+        format!("/v1/log/proofs/inclusion?position={0}&size={0}", old.size),
+        "/v1/log/proofs/consistency?from=0".to_owned(),
+        format!(
+            "/v1/log/proofs/consistency?from={}&to={}",
+            old.size,
+            old.size - 1
+        ),
+    ] {
+        let refused = app.get(&impossible).await;
+        assert_eq!(refused.status, 400, "{impossible}: {:?}", refused.body);
+        assert_eq!(refused.problem_type(), "urn:veche:problem:impossible-proof");
+    }
     app.stop().await;
 }
 

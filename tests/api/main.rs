@@ -8,6 +8,7 @@ mod defects;
 mod district_month;
 mod document_agreement;
 mod documentation;
+mod faulty_store;
 mod harness;
 mod idempotent_retries;
 mod lifecycle;

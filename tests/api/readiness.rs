@@ -10,72 +10,54 @@ use projections::Action;
 use veche::clock::ManualClock;
 use veche::keys::SeededEntropy;
 use veche::server::{Application, Settings};
-use veche::store::{EventStore, MemoryStore, StoreError, StoredEntry, StoredTile};
+use veche::store::StoreError;
 
-use crate::harness::{TestApp, TEST_START};
+use crate::faulty_store::{Faults, FaultyStore, WriteFault};
+use crate::harness::{Answer, TestApp, TEST_START};
 
-/// A memory store whose appends fail while `refusing` is set, as a store that lost its disk or
-/// its database would, and whose next `failing_reads` reads fail, as a dropped connection does.
+/// Faults for a memory store whose appends fail while `refusing` is set, as a store that lost its
+/// disk or its database would, and whose next `failing_reads` reads fail, as a dropped connection
+/// does.
 #[derive(Default)]
-struct SwitchableStore {
-    inner: MemoryStore,
+struct Switches {
     refusing: AtomicBool,
     failing_reads: AtomicU64,
 }
 
-impl SwitchableStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.refusing.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("the disk is gone".into()));
-        }
-        Ok(())
-    }
-}
+type SwitchableStore = FaultyStore<Switches>;
 
-impl EventStore for SwitchableStore {
-    fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.append(entries)
-    }
-    fn append_following(
-        &self,
-        known: u64,
-        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.append_following(known, prepare)
-    }
-    fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
-        let failing = self.failing_reads.load(Ordering::SeqCst);
-        if failing > 0 {
-            self.failing_reads.store(failing - 1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable(
-                "the connection was terminated".into(),
-            ));
+impl Faults for Switches {
+    fn next_write(&self, _following: bool) -> WriteFault {
+        if self.refusing.load(Ordering::SeqCst) {
+            return WriteFault::BeforeTheWrite(StoreError::Unavailable("the disk is gone".into()));
         }
-        self.inner.read(from, limit)
+        WriteFault::None
     }
-    fn size(&self) -> Result<u64, StoreError> {
-        self.inner.size()
-    }
-    fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
-        self.inner.write_tiles(tiles)
-    }
-    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.read_tile(level, index)
-    }
-    fn replace_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
-        self.inner.replace_tiles(tiles)
+    fn next_read(&self) -> Option<StoreError> {
+        let failing = self.failing_reads.load(Ordering::SeqCst);
+        if failing == 0 {
+            return None;
+        }
+        self.failing_reads.store(failing - 1, Ordering::SeqCst);
+        Some(StoreError::Unavailable(
+            "the connection was terminated".into(),
+        ))
     }
     fn backend_name(&self) -> &'static str {
         "switchable-memory"
     }
 }
 
+/// A key registration by a key of its own: a write the store's state decides.
+async fn register_a_new_key(app: &TestApp) -> Answer {
+    app.act(&app.new_key(), Action::RegisterKey(RegisterKey {}))
+        .await
+}
+
 #[actix_web::test]
 async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is_taken() {
     let directory = tempfile::tempdir().unwrap();
-    let store = Arc::new(SwitchableStore::default());
+    let store = Arc::new(SwitchableStore::new(Switches::default()));
     let clock = Arc::new(ManualClock::starting_at(TEST_START));
     let application = Application::build(Settings {
         data_directory: directory.path(),
@@ -91,10 +73,8 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
     let app = TestApp::from_application(application, clock.clone());
     assert_eq!(app.get("/readyz").await.status, 200);
 
-    store.refusing.store(true, Ordering::SeqCst);
-    let refused = app
-        .act(&app.new_key(), Action::RegisterKey(RegisterKey {}))
-        .await;
+    store.faults.refusing.store(true, Ordering::SeqCst);
+    let refused = register_a_new_key(&app).await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     let ready = app.get("/readyz").await;
     assert_eq!(
@@ -104,19 +84,15 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
         ready.body
     );
 
-    store.refusing.store(false, Ordering::SeqCst);
+    store.faults.refusing.store(false, Ordering::SeqCst);
     // The hold ends on its own, so that traffic comes back and a write can tell.
     clock.advance_milliseconds(projections::limits::READINESS_WRITE_FAILURE_HOLD_MS);
     assert_eq!(app.get("/readyz").await.status, 200);
-    store.refusing.store(true, Ordering::SeqCst);
-    let _ = app
-        .act(&app.new_key(), Action::RegisterKey(RegisterKey {}))
-        .await;
+    store.faults.refusing.store(true, Ordering::SeqCst);
+    let _ = register_a_new_key(&app).await;
     assert_eq!(app.get("/readyz").await.status, 503);
-    store.refusing.store(false, Ordering::SeqCst);
-    let taken = app
-        .act(&app.new_key(), Action::RegisterKey(RegisterKey {}))
-        .await;
+    store.faults.refusing.store(false, Ordering::SeqCst);
+    let taken = register_a_new_key(&app).await;
     assert_eq!(taken.status, 201, "{:?}", taken.body);
     assert_eq!(
         app.get("/readyz").await.status,
@@ -128,7 +104,7 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
 
 #[test]
 fn a_start_up_whose_store_drops_out_mid_replay_starts_again_and_serves_the_whole_log() {
-    let store = Arc::new(SwitchableStore::default());
+    let store = Arc::new(SwitchableStore::new(Switches::default()));
     let config = |store: Arc<SwitchableStore>| veche::node::NodeConfig {
         store,
         clock: Arc::new(ManualClock::starting_at(TEST_START)),
@@ -145,9 +121,9 @@ fn a_start_up_whose_store_drops_out_mid_replay_starts_again_and_serves_the_whole
     drop(first);
 
     // Three reads fail, as a connection terminated under the replay would make them.
-    store.failing_reads.store(3, Ordering::SeqCst);
+    store.faults.failing_reads.store(3, Ordering::SeqCst);
     let again = veche::node::Node::start(config(store.clone()))
         .expect("a transient store error during start-up is waited out");
     assert_eq!(again.ledger().size, size);
-    assert_eq!(store.failing_reads.load(Ordering::SeqCst), 0);
+    assert_eq!(store.faults.failing_reads.load(Ordering::SeqCst), 0);
 }

@@ -13,18 +13,18 @@ use projections::{Action, Ledger, Replayer};
 use veche::clock::{Clock, ManualClock};
 use veche::keys::{generate_key, SeededEntropy};
 use veche::node::{Node, NodeConfig};
-use veche::store::{EventStore, MemoryStore, StoreError, StoredEntry, StoredTile};
+use veche::store::{EventStore, StoreError};
 
+use crate::faulty_store::{Faults, FaultyStore, WriteFault};
 use crate::harness::{poll_definition, public, MINUTE_MS, TEST_START};
 
-/// A memory store that fails some appends: before writing, or after (an ambiguous commit).
-struct FaultyStore {
-    inner: MemoryStore,
+/// Faults that fail some appends: before writing, or after (an ambiguous commit).
+struct RandomFaults {
     state: AtomicU64,
-    faults: AtomicU64,
+    injected: AtomicU64,
 }
 
-impl FaultyStore {
+impl RandomFaults {
     fn roll(&self) -> u64 {
         let next = self
             .state
@@ -36,43 +36,25 @@ impl FaultyStore {
     }
 }
 
-impl EventStore for FaultyStore {
-    fn append(&self, entries: &[StoredEntry]) -> Result<(), StoreError> {
-        self.inner.append(entries)
-    }
-    fn append_following(
-        &self,
-        known: u64,
-        prepare: &mut dyn FnMut(Vec<StoredEntry>) -> Vec<StoredEntry>,
-    ) -> Result<(), StoreError> {
-        match self.roll() {
-            0..=3 => {
-                self.faults.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::Unavailable(
-                    "injected fault before the write".into(),
-                ))
-            }
-            4..=6 => {
-                self.faults.fetch_add(1, Ordering::SeqCst);
-                self.inner.append_following(known, prepare)?;
-                Err(StoreError::Unavailable(
-                    "injected fault after the write".into(),
-                ))
-            }
-            _ => self.inner.append_following(known, prepare),
+impl Faults for RandomFaults {
+    fn next_write(&self, following: bool) -> WriteFault {
+        if !following {
+            return WriteFault::None;
         }
+        let fault = match self.roll() {
+            0..=3 => WriteFault::BeforeTheWrite(StoreError::Unavailable(
+                "injected fault before the write".into(),
+            )),
+            4..=6 => WriteFault::AfterTheWrite(StoreError::Unavailable(
+                "injected fault after the write".into(),
+            )),
+            _ => return WriteFault::None,
+        };
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        fault
     }
-    fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
-        self.inner.read(from, limit)
-    }
-    fn size(&self) -> Result<u64, StoreError> {
-        self.inner.size()
-    }
-    fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
-        self.inner.write_tiles(tiles)
-    }
-    fn read_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.read_tile(level, index)
+    fn next_read(&self) -> Option<StoreError> {
+        None
     }
     fn backend_name(&self) -> &'static str {
         "faulty-memory"
@@ -158,11 +140,10 @@ fn rebuild(store: &dyn EventStore) -> Ledger {
 }
 
 async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
-    let store = Arc::new(FaultyStore {
-        inner: MemoryStore::new(),
+    let store = Arc::new(FaultyStore::new(RandomFaults {
         state: AtomicU64::new(seed),
-        faults: AtomicU64::new(0),
-    });
+        injected: AtomicU64::new(0),
+    }));
     let clock = Arc::new(ManualClock::starting_at(TEST_START));
     let entropy = SeededEntropy::new(seed);
     let admin = generate_key(&entropy);
@@ -427,7 +408,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
         "seed {seed}: the projection equals a rebuild at the end"
     );
     node.shut_down();
-    (accepted, store.faults.load(Ordering::SeqCst))
+    (accepted, store.faults.injected.load(Ordering::SeqCst))
 }
 
 #[actix_web::test]

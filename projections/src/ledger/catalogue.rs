@@ -101,16 +101,17 @@ fn check_category(definition: &CategoryDefinition) -> Result<(), Refusal> {
             limits::CATEGORY_ID_CHARS_MAX
         ));
     }
-    let name = &definition.name;
-    check_field("a name", name, Lines::One, limits::CATEGORY_NAME_CHARS_MAX).or_else(invalid)?;
-    let department = &definition.department;
-    check_field(
-        "a department",
-        department,
-        Lines::One,
-        limits::DEPARTMENT_CHARS_MAX,
-    )
-    .or_else(invalid)?;
+    let one_line_fields = [
+        ("a name", &definition.name, limits::CATEGORY_NAME_CHARS_MAX),
+        (
+            "a department",
+            &definition.department,
+            limits::DEPARTMENT_CHARS_MAX,
+        ),
+    ];
+    for (what, text, chars_max) in one_line_fields {
+        check_field(what, text, Lines::One, chars_max).or_else(invalid)?;
+    }
     let days = [
         definition.sla_working_days,
         definition.confirmation_window_days,

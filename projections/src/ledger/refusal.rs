@@ -111,126 +111,79 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// One of each refusal, for documentation checks and coverage tests. The match below is
-    /// exhaustive, so a new variant does not compile until it is listed here too.
+    /// One of each refusal, for documentation checks and coverage tests, in the order
+    /// `example_after` chains them.
     pub fn examples() -> Vec<Refusal> {
-        let all = vec![
-            Refusal::StaleCommand,
-            Refusal::FutureCommand,
-            Refusal::ReplayedNonce,
-            Refusal::WeakKey,
-            Refusal::KeyAlreadyRegistered,
-            Refusal::KeyNotRegistered,
-            Refusal::NotAdmin,
-            Refusal::NotOfficial,
-            Refusal::SystemOnly,
-            Refusal::SignerIsNotAuthor,
-            Refusal::InvalidRoleChange(String::new()),
-            Refusal::RoleNotHeld,
-            Refusal::RoleAlreadyHeld,
-            Refusal::InvalidPoll(String::new()),
-            Refusal::UnknownPoll,
-            Refusal::PollNotOpenYet,
-            Refusal::PollClosed,
-            Refusal::NotEligible,
-            Refusal::UnknownOption,
-            Refusal::TooManyChoices,
-            Refusal::DuplicateChoice,
-            Refusal::EmptyBallot,
-            Refusal::BallotAlreadyCast,
-            Refusal::MisplacedGenesis,
-            Refusal::MissingGenesis,
-            Refusal::PollAlreadyClosed,
-            Refusal::PollNotDue,
-            Refusal::FinalTallyMismatch,
-            Refusal::CheckpointMismatch,
-            Refusal::NotModerator,
-            Refusal::NotRegistrar,
-            Refusal::NotResponsibleDepartment,
-            Refusal::NotAuthor,
-            Refusal::UnknownCategory,
-            Refusal::InvalidCategory(String::new()),
-            Refusal::InvalidAttestation(String::new()),
-            Refusal::InvalidComplaint(String::new()),
-            Refusal::UnknownComplaint,
-            Refusal::TransitionNotAllowed {
-                action: "start_work",
-                status: "filed",
-            },
-            Refusal::ConfirmationWindowClosed,
-            Refusal::InvalidProposal(String::new()),
-            Refusal::UnknownProposal,
-            Refusal::AlreadySupported,
-            Refusal::NotSupported,
-            Refusal::ThresholdReached,
-            Refusal::EventNotDue,
-            Refusal::InvalidAdminChange(String::new()),
-            Refusal::NotRecoveryKey,
-            Refusal::RecoveryAlreadyApproved,
-            Refusal::SeparationOfDuties(String::new()),
-            Refusal::StateDigestMismatch,
-        ];
-        for refusal in &all {
-            refusal.is_listed_in_examples();
+        let mut all = vec![Refusal::StaleCommand];
+        while let Some(next) = all.last().and_then(Refusal::example_after) {
+            assert!(
+                !all.contains(&next),
+                "the example chain returns to {next:?}"
+            );
+            all.push(next);
         }
         all
     }
 
-    /// Names every variant, so that adding one stops the build here, as a reminder to add it to
-    /// `examples` (whose count the coverage tests check).
-    fn is_listed_in_examples(&self) {
+    /// The example listed after this refusal's. The match is exhaustive, so a new variant does
+    /// not compile until it is given a place in the chain (whose length the coverage tests
+    /// check).
+    fn example_after(&self) -> Option<Refusal> {
         match self {
-            Refusal::StaleCommand
-            | Refusal::FutureCommand
-            | Refusal::ReplayedNonce
-            | Refusal::WeakKey
-            | Refusal::KeyAlreadyRegistered
-            | Refusal::KeyNotRegistered
-            | Refusal::NotAdmin
-            | Refusal::NotOfficial
-            | Refusal::SystemOnly
-            | Refusal::SignerIsNotAuthor
-            | Refusal::InvalidRoleChange(_)
-            | Refusal::RoleNotHeld
-            | Refusal::RoleAlreadyHeld
-            | Refusal::InvalidPoll(_)
-            | Refusal::UnknownPoll
-            | Refusal::PollNotOpenYet
-            | Refusal::PollClosed
-            | Refusal::NotEligible
-            | Refusal::UnknownOption
-            | Refusal::TooManyChoices
-            | Refusal::DuplicateChoice
-            | Refusal::EmptyBallot
-            | Refusal::BallotAlreadyCast
-            | Refusal::MisplacedGenesis
-            | Refusal::MissingGenesis
-            | Refusal::PollAlreadyClosed
-            | Refusal::PollNotDue
-            | Refusal::FinalTallyMismatch
-            | Refusal::CheckpointMismatch
-            | Refusal::NotModerator
-            | Refusal::NotRegistrar
-            | Refusal::NotResponsibleDepartment
-            | Refusal::NotAuthor
-            | Refusal::UnknownCategory
-            | Refusal::InvalidCategory(_)
-            | Refusal::InvalidAttestation(_)
-            | Refusal::InvalidComplaint(_)
-            | Refusal::UnknownComplaint
-            | Refusal::TransitionNotAllowed { .. }
-            | Refusal::ConfirmationWindowClosed
-            | Refusal::InvalidProposal(_)
-            | Refusal::UnknownProposal
-            | Refusal::AlreadySupported
-            | Refusal::NotSupported
-            | Refusal::ThresholdReached
-            | Refusal::EventNotDue
-            | Refusal::InvalidAdminChange(_)
-            | Refusal::NotRecoveryKey
-            | Refusal::RecoveryAlreadyApproved
-            | Refusal::SeparationOfDuties(_)
-            | Refusal::StateDigestMismatch => {}
+            Refusal::StaleCommand => Some(Refusal::FutureCommand),
+            Refusal::FutureCommand => Some(Refusal::ReplayedNonce),
+            Refusal::ReplayedNonce => Some(Refusal::WeakKey),
+            Refusal::WeakKey => Some(Refusal::KeyAlreadyRegistered),
+            Refusal::KeyAlreadyRegistered => Some(Refusal::KeyNotRegistered),
+            Refusal::KeyNotRegistered => Some(Refusal::NotAdmin),
+            Refusal::NotAdmin => Some(Refusal::NotOfficial),
+            Refusal::NotOfficial => Some(Refusal::SystemOnly),
+            Refusal::SystemOnly => Some(Refusal::SignerIsNotAuthor),
+            Refusal::SignerIsNotAuthor => Some(Refusal::InvalidRoleChange(String::new())),
+            Refusal::InvalidRoleChange(_) => Some(Refusal::RoleNotHeld),
+            Refusal::RoleNotHeld => Some(Refusal::RoleAlreadyHeld),
+            Refusal::RoleAlreadyHeld => Some(Refusal::InvalidPoll(String::new())),
+            Refusal::InvalidPoll(_) => Some(Refusal::UnknownPoll),
+            Refusal::UnknownPoll => Some(Refusal::PollNotOpenYet),
+            Refusal::PollNotOpenYet => Some(Refusal::PollClosed),
+            Refusal::PollClosed => Some(Refusal::NotEligible),
+            Refusal::NotEligible => Some(Refusal::UnknownOption),
+            Refusal::UnknownOption => Some(Refusal::TooManyChoices),
+            Refusal::TooManyChoices => Some(Refusal::DuplicateChoice),
+            Refusal::DuplicateChoice => Some(Refusal::EmptyBallot),
+            Refusal::EmptyBallot => Some(Refusal::BallotAlreadyCast),
+            Refusal::BallotAlreadyCast => Some(Refusal::MisplacedGenesis),
+            Refusal::MisplacedGenesis => Some(Refusal::MissingGenesis),
+            Refusal::MissingGenesis => Some(Refusal::PollAlreadyClosed),
+            Refusal::PollAlreadyClosed => Some(Refusal::PollNotDue),
+            Refusal::PollNotDue => Some(Refusal::FinalTallyMismatch),
+            Refusal::FinalTallyMismatch => Some(Refusal::CheckpointMismatch),
+            Refusal::CheckpointMismatch => Some(Refusal::NotModerator),
+            Refusal::NotModerator => Some(Refusal::NotRegistrar),
+            Refusal::NotRegistrar => Some(Refusal::NotResponsibleDepartment),
+            Refusal::NotResponsibleDepartment => Some(Refusal::NotAuthor),
+            Refusal::NotAuthor => Some(Refusal::UnknownCategory),
+            Refusal::UnknownCategory => Some(Refusal::InvalidCategory(String::new())),
+            Refusal::InvalidCategory(_) => Some(Refusal::InvalidAttestation(String::new())),
+            Refusal::InvalidAttestation(_) => Some(Refusal::InvalidComplaint(String::new())),
+            Refusal::InvalidComplaint(_) => Some(Refusal::UnknownComplaint),
+            Refusal::UnknownComplaint => Some(Refusal::TransitionNotAllowed {
+                action: "start_work",
+                status: "filed",
+            }),
+            Refusal::TransitionNotAllowed { .. } => Some(Refusal::ConfirmationWindowClosed),
+            Refusal::ConfirmationWindowClosed => Some(Refusal::InvalidProposal(String::new())),
+            Refusal::InvalidProposal(_) => Some(Refusal::UnknownProposal),
+            Refusal::UnknownProposal => Some(Refusal::AlreadySupported),
+            Refusal::AlreadySupported => Some(Refusal::NotSupported),
+            Refusal::NotSupported => Some(Refusal::ThresholdReached),
+            Refusal::ThresholdReached => Some(Refusal::EventNotDue),
+            Refusal::EventNotDue => Some(Refusal::InvalidAdminChange(String::new())),
+            Refusal::InvalidAdminChange(_) => Some(Refusal::NotRecoveryKey),
+            Refusal::NotRecoveryKey => Some(Refusal::RecoveryAlreadyApproved),
+            Refusal::RecoveryAlreadyApproved => Some(Refusal::SeparationOfDuties(String::new())),
+            Refusal::SeparationOfDuties(_) => Some(Refusal::StateDigestMismatch),
+            Refusal::StateDigestMismatch => None,
         }
     }
 

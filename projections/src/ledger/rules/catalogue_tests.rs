@@ -11,6 +11,16 @@ fn define(change: impl Fn(&mut CategoryDefinition)) -> Action {
     Action::DefineCategory(definition)
 }
 
+/// A row in which the admin's definition, changed by `change`, is refused as invalid.
+fn invalid_definition(rule: &'static str, change: impl Fn(&mut CategoryDefinition)) -> Row {
+    row(
+        rule,
+        base(),
+        Step::by(ADMIN, define(change)),
+        Then::Refused("invalid-category"),
+    )
+}
+
 pub(super) fn rows() -> Vec<Row> {
     vec![
         row(
@@ -47,59 +57,31 @@ pub(super) fn rows() -> Vec<Row> {
             Step::by(OFFICIAL, define(|_| {})),
             Then::Refused("not-admin"),
         ),
-        row(
-            "a category id has no capital letters",
-            base(),
-            Step::by(
-                ADMIN,
-                define(|definition| definition.id = "Lighting".into()),
-            ),
-            Then::Refused("invalid-category"),
-        ),
-        row(
-            "a category id is not empty",
-            base(),
-            Step::by(ADMIN, define(|definition| definition.id = String::new())),
-            Then::Refused("invalid-category"),
-        ),
-        row(
-            "a category name is not blank",
-            base(),
-            Step::by(ADMIN, define(|definition| definition.name = " ".into())),
-            Then::Refused("invalid-category"),
-        ),
-        row(
-            "a category names its department",
-            base(),
-            Step::by(
-                ADMIN,
-                define(|definition| definition.department = String::new()),
-            ),
-            Then::Refused("invalid-category"),
-        ),
-        row(
+        invalid_definition("a category id has no capital letters", |definition| {
+            definition.id = "Lighting".into()
+        }),
+        invalid_definition("a category id is not empty", |definition| {
+            definition.id = String::new()
+        }),
+        invalid_definition("a category name is not blank", |definition| {
+            definition.name = " ".into()
+        }),
+        invalid_definition("a category names its department", |definition| {
+            definition.department = String::new()
+        }),
+        invalid_definition(
             "a service level of zero working days is refused",
-            base(),
-            Step::by(ADMIN, define(|definition| definition.sla_working_days = 0)),
-            Then::Refused("invalid-category"),
+            |definition| definition.sla_working_days = 0,
         ),
-        row(
+        invalid_definition(
             "a confirmation window longer than the day limit is refused",
-            base(),
-            Step::by(
-                ADMIN,
-                define(|definition| {
-                    definition.confirmation_window_days = crate::limits::CATEGORY_DAYS_MAX + 1;
-                }),
-            ),
-            Then::Refused("invalid-category"),
+            |definition| {
+                definition.confirmation_window_days = crate::limits::CATEGORY_DAYS_MAX + 1;
+            },
         ),
-        row(
-            "a support threshold of zero is refused",
-            base(),
-            Step::by(ADMIN, define(|definition| definition.support_threshold = 0)),
-            Then::Refused("invalid-category"),
-        ),
+        invalid_definition("a support threshold of zero is refused", |definition| {
+            definition.support_threshold = 0
+        }),
     ]
 }
 

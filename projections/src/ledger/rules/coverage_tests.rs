@@ -20,7 +20,7 @@ fn every_row() -> Vec<Row> {
     rows
 }
 
-/// The variants the exhaustive match in `Refusal::examples` names.
+/// The variants `Refusal::examples` chains, one each.
 const LISTED: usize = 51;
 
 #[test]

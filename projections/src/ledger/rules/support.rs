@@ -127,30 +127,37 @@ impl Step {
         }
     }
 
-    pub fn at(mut self, server_time: Timestamp) -> Step {
-        self.server_time = server_time;
-        self
+    pub fn at(self, server_time: Timestamp) -> Step {
+        Step {
+            server_time,
+            ..self
+        }
     }
 
-    pub fn issued(mut self, issued_at: Timestamp) -> Step {
-        self.issued_at = Some(issued_at);
-        self
+    pub fn issued(self, issued_at: Timestamp) -> Step {
+        Step {
+            issued_at: Some(issued_at),
+            ..self
+        }
     }
 
-    pub fn nonce(mut self, nonce: &str) -> Step {
-        self.nonce = Some(nonce.to_string());
-        self
+    pub fn nonce(self, nonce: &str) -> Step {
+        Step {
+            nonce: Some(nonce.to_string()),
+            ..self
+        }
     }
 
-    pub fn kind(mut self, kind: EntryKind) -> Step {
-        self.kind = kind;
-        self
+    pub fn kind(self, kind: EntryKind) -> Step {
+        Step { kind, ..self }
     }
 
     /// Names another author in the payload than the key that signs the entry.
-    pub fn authored_by(mut self, seed: u8) -> Step {
-        self.author = public(seed);
-        self
+    pub fn authored_by(self, seed: u8) -> Step {
+        Step {
+            author: public(seed),
+            ..self
+        }
     }
 
     fn signed(&self, ledger: &Ledger, fallback_nonce: u64) -> SignedCommand {
