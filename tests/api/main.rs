@@ -10,6 +10,7 @@ mod document_agreement;
 mod documentation;
 mod harness;
 mod idempotent_retries;
+mod key_lifecycle;
 mod lifecycle;
 mod open311_and_audiences;
 mod polls;

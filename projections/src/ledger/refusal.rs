@@ -106,6 +106,12 @@ pub enum Refusal {
     RecoveryAlreadyApproved,
     #[error("separation of duties: {0}")]
     SeparationOfDuties(String),
+    #[error("the key was revoked and can do nothing more")]
+    KeyRevoked,
+    #[error("another active key is attested for this resident; revoke it first")]
+    ResidentAlreadyAttested,
+    #[error("only a key attested as a verified resident may support proposals in this category")]
+    NotAttestedResident,
 }
 
 impl Refusal {
@@ -166,6 +172,9 @@ impl Refusal {
             Refusal::NotRecoveryKey,
             Refusal::RecoveryAlreadyApproved,
             Refusal::SeparationOfDuties(String::new()),
+            Refusal::KeyRevoked,
+            Refusal::ResidentAlreadyAttested,
+            Refusal::NotAttestedResident,
         ];
         for refusal in &all {
             refusal.is_listed_in_examples();
@@ -226,7 +235,10 @@ impl Refusal {
             | Refusal::InvalidAdminChange(_)
             | Refusal::NotRecoveryKey
             | Refusal::RecoveryAlreadyApproved
-            | Refusal::SeparationOfDuties(_) => {}
+            | Refusal::SeparationOfDuties(_)
+            | Refusal::KeyRevoked
+            | Refusal::ResidentAlreadyAttested
+            | Refusal::NotAttestedResident => {}
         }
     }
 
@@ -283,6 +295,9 @@ impl Refusal {
             Refusal::NotRecoveryKey => "not-recovery-key",
             Refusal::RecoveryAlreadyApproved => "recovery-already-approved",
             Refusal::SeparationOfDuties(_) => "separation-of-duties",
+            Refusal::KeyRevoked => "key-revoked",
+            Refusal::ResidentAlreadyAttested => "resident-already-attested",
+            Refusal::NotAttestedResident => "not-attested-resident",
         }
     }
 }

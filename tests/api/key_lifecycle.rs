@@ -1,0 +1,202 @@
+//! A key's lifecycle through HTTP: a lost key revoked, the resident re-registered and attested
+//! again with the same tag, one active key per tag, and limits that follow the resident across
+//! keys; registrations limited per client address.
+
+use std::sync::atomic::Ordering;
+
+use ed25519_dalek::SigningKey;
+use projections::command::{Attestation, KeyRevocation, RegisterKey, Role};
+use projections::limits::{
+    COMPLAINTS_PER_RESIDENT_PER_DAY_MAX, REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
+};
+use projections::Action;
+
+use crate::harness::{
+    lighting, poll_definition, public, resident_tag_of, streetlight_filing, TestApp, MINUTE_MS,
+};
+
+fn attestation(subject: &SigningKey, resident_tag: &str) -> Action {
+    Action::AttestResident(Attestation {
+        subject: public(subject),
+        district: Some("Arbat".into()),
+        verified: true,
+        resident_tag: Some(resident_tag.into()),
+    })
+}
+
+fn revocation(subject: &SigningKey) -> Action {
+    Action::RevokeKey(KeyRevocation {
+        subject: public(subject),
+    })
+}
+
+fn complaint() -> Action {
+    Action::FileComplaint(streetlight_filing("Arbat"))
+}
+
+/// Asserts the answer's status and problem type, naming the step.
+async fn refused(
+    app: &TestApp,
+    step: &str,
+    key: &SigningKey,
+    action: Action,
+    status: u16,
+    code: &str,
+) {
+    let size = app.log_size().await;
+    let answer = app.act(key, action).await;
+    assert_eq!(
+        (answer.status, answer.problem_type()),
+        (status, format!("urn:veche:problem:{code}").as_str()),
+        "{step}: {:?}",
+        answer.body
+    );
+    assert_eq!(app.log_size().await, size, "{step} appended an entry");
+}
+
+#[actix_web::test]
+async fn a_citizen_revokes_a_lost_key_and_re_registers_with_one_active_key_and_one_quota() {
+    let app = TestApp::fresh().await;
+    app.act_ok(&app.admin, Action::DefineCategory(lighting()))
+        .await;
+    let registrar = app.citizen().await;
+    app.grant(&registrar, Role::Registrar, None).await;
+    let official = app.official().await;
+    let lost = app.citizen().await;
+    let tag = resident_tag_of(&lost);
+    app.act_ok(&registrar, attestation(&lost, &tag)).await;
+    let mut poll = poll_definition(app.now(), 2);
+    poll.audience = projections::command::Audience::Verified;
+    let poll = app.open_poll(&official, poll).await;
+    assert_eq!(app.vote(&lost, poll, vec![0]).await.status, 201);
+    // The resident files their whole day's quota with the key they are about to lose.
+    for _ in 0..COMPLAINTS_PER_RESIDENT_PER_DAY_MAX {
+        app.act_ok(&lost, complaint()).await;
+    }
+
+    // The new phone's key registers; while the lost key is active it cannot take the tag.
+    let replacement = app.citizen().await;
+    let step = "a second active key for the tag";
+    let second = attestation(&replacement, &tag);
+    refused(
+        &app,
+        step,
+        &registrar,
+        second,
+        409,
+        "resident-already-attested",
+    )
+    .await;
+
+    // The registrar revokes the lost key on the resident's behalf.
+    app.act_ok(&registrar, revocation(&lost)).await;
+    let record = app.get(&format!("/v1/keys/{}", public(&lost))).await.body;
+    assert_eq!(
+        (record["revoked"].as_bool(), record["verified"].as_bool()),
+        (Some(true), Some(false))
+    );
+    for (step, action) in [
+        ("the revoked key filing", complaint()),
+        ("the revoked key voting", ballot(poll, 1)),
+        ("the revoked key revoking itself", revocation(&lost)),
+        (
+            "the revoked key registering again",
+            Action::RegisterKey(RegisterKey {}),
+        ),
+    ] {
+        refused(&app, step, &lost, action, 403, "key-revoked").await;
+    }
+    let (step, again) = ("attesting the revoked key again", attestation(&lost, &tag));
+    refused(&app, step, &registrar, again, 403, "key-revoked").await;
+
+    // The new key takes the resident's tag; a third key cannot take it from the new one.
+    app.act_ok(&registrar, attestation(&replacement, &tag))
+        .await;
+    let record = app
+        .get(&format!("/v1/keys/{}", public(&replacement)))
+        .await
+        .body;
+    assert_eq!(record["resident_tag"].as_str(), Some(tag.as_str()));
+    let third = app.citizen().await;
+    let (step, taken) = ("a third key for the tag", attestation(&third, &tag));
+    refused(
+        &app,
+        step,
+        &registrar,
+        taken,
+        409,
+        "resident-already-attested",
+    )
+    .await;
+
+    // The resident's ballot and complaint quota carry over to the new key.
+    let step = "the resident voting again with the new key";
+    refused(
+        &app,
+        step,
+        &replacement,
+        ballot(poll, 1),
+        409,
+        "ballot-already-cast",
+    )
+    .await;
+    let step = "the 21st complaint of the resident's day, from the new key";
+    refused(&app, step, &replacement, complaint(), 429, "rate-limited").await;
+    // The quota is the resident's, not everyone's: another resident files as usual.
+    app.act_ok(&third, complaint()).await;
+    // A day later the resident files again, with the new key.
+    app.clock.advance_milliseconds(24 * 60 * MINUTE_MS);
+    app.act_ok(&replacement, complaint()).await;
+}
+
+fn ballot(poll: u64, choice: u32) -> Action {
+    Action::CastBallot(projections::command::CastBallot {
+        poll,
+        choices: vec![choice],
+    })
+}
+
+#[actix_web::test]
+async fn a_citizen_revokes_their_own_key_and_nobody_else_can_but_a_registrar() {
+    let app = TestApp::fresh().await;
+    let holder = app.citizen().await;
+    let neighbour = app.citizen().await;
+    let step = "a neighbour revoking the key";
+    refused(
+        &app,
+        step,
+        &neighbour,
+        revocation(&holder),
+        403,
+        "not-registrar",
+    )
+    .await;
+    app.act_ok(&holder, revocation(&holder)).await;
+    let record = app.get(&format!("/v1/keys/{}", public(&holder))).await.body;
+    assert_eq!(record["revoked"].as_bool(), Some(true));
+}
+
+#[actix_web::test]
+async fn one_address_registers_a_bounded_number_of_keys_an_hour() {
+    let app = TestApp::fresh().await;
+    // The harness turns the limit off; this test puts the default back before any registration.
+    app.node
+        .rate_limits
+        .registrations_per_address_per_hour
+        .store(REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX, Ordering::Relaxed);
+    for _ in 0..REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX {
+        app.citizen().await;
+    }
+    let key = app.new_key();
+    let step = "one registration over the address's hour";
+    let registration = Action::RegisterKey(RegisterKey {});
+    refused(&app, step, &key, registration, 429, "rate-limited").await;
+    // The allowance refills evenly over the hour: one more key every 36 seconds.
+    app.clock.advance_milliseconds(MINUTE_MS);
+    assert_eq!(
+        app.act(&key, Action::RegisterKey(RegisterKey {}))
+            .await
+            .status,
+        201
+    );
+}
