@@ -1,11 +1,15 @@
 //! A key's lifecycle through HTTP: a lost key revoked, the resident re-registered and attested
 //! again with the same tag, one active key per tag, and limits that follow the resident across
-//! keys; registrations limited per client address.
+//! keys (ballots, complaints, supports where a category asks for residents); registrations
+//! limited per client address.
 
 use std::sync::atomic::Ordering;
 
 use ed25519_dalek::SigningKey;
-use projections::command::{Attestation, KeyRevocation, RegisterKey, Role};
+use projections::command::{
+    Attestation, CategoryDefinition, KeyRevocation, ModerationDecision, ProposalModeration,
+    ProposalReference, ProposalSubmission, RegisterKey, Role,
+};
 use projections::limits::{
     COMPLAINTS_PER_RESIDENT_PER_DAY_MAX, REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
 };
@@ -162,15 +166,8 @@ async fn a_citizen_revokes_their_own_key_and_nobody_else_can_but_a_registrar() {
     let holder = app.citizen().await;
     let neighbour = app.citizen().await;
     let step = "a neighbour revoking the key";
-    refused(
-        &app,
-        step,
-        &neighbour,
-        revocation(&holder),
-        403,
-        "not-registrar",
-    )
-    .await;
+    let action = revocation(&holder);
+    refused(&app, step, &neighbour, action, 403, "not-registrar").await;
     app.act_ok(&holder, revocation(&holder)).await;
     let record = app.get(&format!("/v1/keys/{}", public(&holder))).await.body;
     assert_eq!(record["revoked"].as_bool(), Some(true));
@@ -199,4 +196,68 @@ async fn one_address_registers_a_bounded_number_of_keys_an_hour() {
             .status,
         201
     );
+}
+
+fn support(proposal: u64) -> Action {
+    Action::SupportProposal(ProposalReference { proposal })
+}
+
+#[actix_web::test]
+async fn a_category_for_residents_only_takes_one_support_per_resident_tag() {
+    let app = TestApp::fresh().await;
+    let category = CategoryDefinition {
+        support_threshold: 2,
+        supports_from_residents_only: true,
+        ..lighting()
+    };
+    app.act_ok(&app.admin, Action::DefineCategory(category.clone()))
+        .await;
+    let catalogue = app.get("/v1/categories").await.body;
+    assert_eq!(
+        catalogue["categories"][0]["supports_from_residents_only"],
+        true
+    );
+    let (registrar, moderator) = (app.citizen().await, app.citizen().await);
+    app.grant(&registrar, Role::Registrar, None).await;
+    app.grant(&moderator, Role::Moderator, None).await;
+    let author = app.citizen().await;
+    let submission = ProposalSubmission {
+        title: "More light on the boulevard".into(),
+        body: "Add lamps every twenty metres.".into(),
+        category: category.id.clone(),
+        district: None,
+    };
+    let proposal = app
+        .act_ok(&author, Action::SubmitProposal(submission))
+        .await;
+    let publish = Action::ModerateProposal(ProposalModeration {
+        proposal,
+        decision: ModerationDecision::Publish,
+    });
+    app.act_ok(&moderator, publish).await;
+
+    let fresh = app.citizen().await;
+    let step = "a fresh, unattested key supporting";
+    let action = support(proposal);
+    refused(&app, step, &fresh, action, 403, "not-attested-resident").await;
+    let lost = app.citizen().await;
+    let tag = resident_tag_of(&lost);
+    app.act_ok(&registrar, attestation(&lost, &tag)).await;
+    app.act_ok(&lost, support(proposal)).await;
+    let replacement = app.citizen().await;
+    app.act_ok(&registrar, revocation(&lost)).await;
+    app.act_ok(&registrar, attestation(&replacement, &tag))
+        .await;
+    let step = "the same resident supporting again with their new key";
+    refused(
+        &app,
+        step,
+        &replacement,
+        support(proposal),
+        409,
+        "already-supported",
+    )
+    .await;
+    let read = app.get(&format!("/v1/proposals/{proposal}")).await.body;
+    assert_eq!(read["supports"], 1, "{read}");
 }

@@ -148,7 +148,7 @@ pub struct Keys {
     pending_recoveries: Vec<PendingRecovery>,
     /// Every resident tag a registrar attested, with its active key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    residents: BTreeMap<String, Resident>,
+    pub(super) residents: BTreeMap<String, Resident>,
     /// Every registered key. A hash map: only ever looked up by key, and with a million citizens
     /// it takes about half the memory of an ordered map; walked only in key order.
     #[serde(skip)]
