@@ -261,3 +261,69 @@ async fn a_category_for_residents_only_takes_one_support_per_resident_tag() {
     let read = app.get(&format!("/v1/proposals/{proposal}")).await.body;
     assert_eq!(read["supports"], 1, "{read}");
 }
+
+/// Runs the `veche` command with `arguments` off the test's thread; its output.
+async fn veche(arguments: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
+            .args(arguments)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn the_registrar_attests_and_revokes_through_the_command_line_without_sending_the_secret() {
+    let app = TestApp::fresh().await;
+    // The command line signs with the machine's clock: the server reads the same time.
+    app.clock
+        .set(veche::clock::Clock::now(&veche::clock::SystemClock));
+    let registrar = app.citizen().await;
+    app.grant(&registrar, Role::Registrar, None).await;
+    let resident = app.citizen().await;
+    let directory = tempfile::tempdir().unwrap();
+    let key_file = directory.path().join("registrar.key");
+    veche::keys::write_key_file(&key_file, &registrar).unwrap();
+    let secret_file = directory.path().join("registrar.secret");
+    std::fs::write(&secret_file, [7u8; 32]).unwrap();
+    let path = |file: &std::path::Path| file.display().to_string();
+    let tag = veche(vec![
+        "resident-tag".into(),
+        "--secret-file".into(),
+        path(&secret_file),
+        "--identity".into(),
+        "AB123456".into(),
+    ])
+    .await;
+    let tag = String::from_utf8(tag.stdout).unwrap().trim().to_string();
+    assert_eq!(tag, veche::registrar::resident_tag(&[7; 32], "AB123456"));
+
+    let signer = [
+        "--key".into(),
+        path(&key_file),
+        "--server".into(),
+        app.address.clone(),
+    ];
+    let subject = ["--subject".into(), public(&resident).to_hex()];
+    let mut attest = vec!["attest".into(), "--secret-file".into(), path(&secret_file)];
+    attest.extend(["--identity".into(), "AB123456".into()]);
+    attest.extend(signer.clone().into_iter().chain(subject.clone()));
+    let key_page = format!("/v1/keys/{}", public(&resident));
+    let attested = veche(attest).await;
+    assert!(attested.status.success(), "{attested:?}");
+    let record = app.get(&key_page).await.body;
+    assert_eq!(record["resident_tag"].as_str(), Some(tag.as_str()));
+    let entries = app.get_text("/v1/log/entries?from=0&limit=100").await;
+    assert!(
+        !entries.contains(&hex::encode([7u8; 32])),
+        "the secret reached the log"
+    );
+
+    let mut revoke = vec!["revoke-key".into()];
+    revoke.extend(signer.into_iter().chain(subject));
+    let revoked = veche(revoke).await;
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(app.get(&key_page).await.body["revoked"], true);
+}
