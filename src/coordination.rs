@@ -38,8 +38,10 @@ pub enum RateLimit {
     AddressPerMinute,
     /// Signed commands of one key per minute.
     KeyPerMinute,
-    /// Complaints one key may file per day.
-    ComplaintsPerKeyPerDay,
+    /// Complaints one resident (their tag, or else their key) may file per day.
+    ComplaintsPerResidentPerDay,
+    /// Keys one client address may register per hour (configurable, 0 turns it off).
+    RegistrationsPerAddressPerHour,
 }
 
 impl RateLimit {
@@ -48,14 +50,16 @@ impl RateLimit {
         match self {
             RateLimit::AddressPerMinute => "address",
             RateLimit::KeyPerMinute => "key",
-            RateLimit::ComplaintsPerKeyPerDay => "complaints",
+            RateLimit::ComplaintsPerResidentPerDay => "complaints",
+            RateLimit::RegistrationsPerAddressPerHour => "registrations",
         }
     }
 
     fn window_seconds(self) -> u64 {
         match self {
             RateLimit::AddressPerMinute | RateLimit::KeyPerMinute => 60,
-            RateLimit::ComplaintsPerKeyPerDay => 24 * 60 * 60,
+            RateLimit::ComplaintsPerResidentPerDay => 24 * 60 * 60,
+            RateLimit::RegistrationsPerAddressPerHour => 60 * 60,
         }
     }
 }
@@ -302,24 +306,32 @@ pub struct RateLimits {
     /// Read once, by the first write request: set it before serving.
     pub per_address_per_minute: std::sync::atomic::AtomicU64,
     per_address: std::sync::OnceLock<Option<LocalLimiter>>,
+    /// Keys one client address may register per hour; 0 turns the limit off. Read once, like
+    /// `per_address_per_minute`.
+    pub registrations_per_address_per_hour: std::sync::atomic::AtomicU64,
+    registrations_per_address: std::sync::OnceLock<Option<LocalLimiter>>,
     per_key: LocalLimiter,
-    complaints_per_key: LocalLimiter,
+    complaints_per_resident: LocalLimiter,
     clock: Arc<dyn Clock>,
 }
 
 impl RateLimits {
     /// Limits timed by `clock`, with the default per-address allowance.
     pub fn new(clock: Arc<dyn Clock>) -> RateLimits {
-        let per_day = RateLimit::ComplaintsPerKeyPerDay.window_seconds();
+        let per_day = RateLimit::ComplaintsPerResidentPerDay.window_seconds();
         RateLimits {
             redis: std::sync::OnceLock::new(),
             per_address_per_minute: std::sync::atomic::AtomicU64::new(
                 limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
             ),
             per_address: std::sync::OnceLock::new(),
+            registrations_per_address_per_hour: std::sync::atomic::AtomicU64::new(
+                limits::REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
+            ),
+            registrations_per_address: std::sync::OnceLock::new(),
             per_key: local_limiter(limits::COMMANDS_PER_KEY_PER_MINUTE_MAX, 60, &clock),
-            complaints_per_key: local_limiter(
-                limits::COMPLAINTS_PER_KEY_PER_DAY_MAX,
+            complaints_per_resident: local_limiter(
+                limits::COMPLAINTS_PER_RESIDENT_PER_DAY_MAX,
                 per_day,
                 &clock,
             ),
@@ -334,7 +346,10 @@ impl RateLimits {
                 .per_address_per_minute
                 .load(std::sync::atomic::Ordering::Relaxed),
             RateLimit::KeyPerMinute => limits::COMMANDS_PER_KEY_PER_MINUTE_MAX,
-            RateLimit::ComplaintsPerKeyPerDay => limits::COMPLAINTS_PER_KEY_PER_DAY_MAX,
+            RateLimit::ComplaintsPerResidentPerDay => limits::COMPLAINTS_PER_RESIDENT_PER_DAY_MAX,
+            RateLimit::RegistrationsPerAddressPerHour => self
+                .registrations_per_address_per_hour
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -348,7 +363,15 @@ impl RateLimits {
                 })
                 .as_ref(),
             RateLimit::KeyPerMinute => Some(&self.per_key),
-            RateLimit::ComplaintsPerKeyPerDay => Some(&self.complaints_per_key),
+            RateLimit::ComplaintsPerResidentPerDay => Some(&self.complaints_per_resident),
+            RateLimit::RegistrationsPerAddressPerHour => self
+                .registrations_per_address
+                .get_or_init(|| {
+                    let allowance = self.allowance(limit);
+                    let window_seconds = limit.window_seconds();
+                    (allowance > 0).then(|| local_limiter(allowance, window_seconds, &self.clock))
+                })
+                .as_ref(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod coordination;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod registrar;
 pub mod server;
 pub mod signature_pool;
 pub mod snapshot;

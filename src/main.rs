@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use projections::command::{
-    AdminHandOver, Audience, CastBallot, ChoiceKind, PollDefinition, RecoveryApproval, RegisterKey,
-    Role, RoleChange, TallyVisibility,
+    AdminHandOver, Attestation, Audience, CastBallot, ChoiceKind, KeyRevocation, PollDefinition,
+    RecoveryApproval, RegisterKey, Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::public_key_of;
 use projections::{Action, PublicKey, Timestamp};
@@ -76,6 +76,12 @@ enum Commands {
     /// Approve replacing a lost or leaked admin key (a recovery key); the approval that reaches
     /// the genesis threshold makes the replacement.
     ApproveRecovery(ApproveRecovery),
+    /// Print the resident tag a registrar secret gives a resident's identity.
+    ResidentTag(ResidentTag),
+    /// Attest a key as a verified resident (registrar key), tagged with the resident's tag.
+    Attest(Attest),
+    /// Revoke a key for good: the signer's own, or a resident's lost key (registrar key).
+    RevokeKey(RevokeKey),
     /// Open a poll (official key). Prints the receipt; the poll id is its position.
     OpenPoll(OpenPoll),
     /// Cast a ballot.
@@ -103,6 +109,9 @@ fn main() -> anyhow::Result<()> {
         Commands::Revoke(command) => command.run(),
         Commands::HandOverAdmin(command) => command.run(),
         Commands::ApproveRecovery(command) => command.run(),
+        Commands::ResidentTag(command) => command.run(),
+        Commands::Attest(command) => command.run(),
+        Commands::RevokeKey(command) => command.run(),
         Commands::OpenPoll(command) => command.run(),
         Commands::Vote(command) => command.run(),
         Commands::Tally(command) => command.run(),
@@ -150,6 +159,11 @@ struct Serve {
     #[arg(long, env = "VECHE_COMMANDS_PER_ADDRESS_PER_MINUTE",
           default_value_t = projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX)]
     commands_per_address_per_minute: u64,
+    /// Keys one client address may register per hour; 0 turns the limit off (behind a proxy
+    /// that hides client addresses, or for a load test from one machine).
+    #[arg(long, env = "VECHE_REGISTRATIONS_PER_ADDRESS_PER_HOUR",
+          default_value_t = projections::limits::REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX)]
+    registrations_per_address_per_hour: u64,
 }
 
 impl Serve {
@@ -174,6 +188,7 @@ impl Serve {
                 listener,
                 redis_url: self.redis.as_deref(),
                 commands_per_address_per_minute: self.commands_per_address_per_minute,
+                registrations_per_address_per_hour: self.registrations_per_address_per_hour,
             })?;
             let running = application.running;
             tracing::info!(address = %running.address, data_dir = %self.data_dir.display(), "veche is serving");
@@ -325,6 +340,100 @@ struct Revoke {
 impl Revoke {
     fn run(self) -> anyhow::Result<()> {
         self.role.send(None, Action::RevokeRole)
+    }
+}
+
+/// The registrar's secret and a resident's identity: what a resident tag is made of.
+#[derive(clap::Args)]
+struct ResidentIdentity {
+    /// File holding the registrar's secret (its bytes as they are; at least 32 of them, e.g.
+    /// `head -c 32 /dev/urandom`). It never leaves the registrar's machine.
+    #[arg(long, env = "VECHE_REGISTRAR_SECRET_FILE")]
+    secret_file: PathBuf,
+    /// The resident's identity as the registrar writes it down, normalised the same way every
+    /// time (a document number without spaces, say).
+    #[arg(long)]
+    identity: String,
+}
+
+impl ResidentIdentity {
+    fn tag(&self) -> anyhow::Result<String> {
+        let path = &self.secret_file;
+        let secret = std::fs::read(path)
+            .with_context(|| format!("cannot read the registrar secret {}", path.display()))?;
+        if secret.len() < projections::limits::REGISTRAR_SECRET_BYTES_MIN {
+            bail!(
+                "a registrar secret has at least {} bytes",
+                projections::limits::REGISTRAR_SECRET_BYTES_MIN
+            );
+        }
+        Ok(veche::registrar::resident_tag(&secret, &self.identity))
+    }
+}
+
+#[derive(clap::Args)]
+struct ResidentTag {
+    #[command(flatten)]
+    resident: ResidentIdentity,
+}
+
+impl ResidentTag {
+    fn run(self) -> anyhow::Result<()> {
+        println!("{}", self.resident.tag()?);
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
+struct Attest {
+    /// The resident's public key, hex.
+    #[arg(long)]
+    subject: String,
+    /// The district the registrar found the resident lives in.
+    #[arg(long)]
+    district: Option<String>,
+    #[command(flatten)]
+    resident: ResidentIdentity,
+    #[command(flatten)]
+    key: KeyArgument,
+    #[command(flatten)]
+    server: ServerArgument,
+}
+
+impl Attest {
+    fn run(self) -> anyhow::Result<()> {
+        let attestation = Attestation {
+            subject: public_key_argument(&self.subject)?,
+            district: self.district.clone(),
+            verified: true,
+            resident_tag: Some(self.resident.tag()?),
+        };
+        send(&self.server, &self.key, Action::AttestResident(attestation))
+    }
+}
+
+#[derive(clap::Args)]
+struct RevokeKey {
+    #[command(flatten)]
+    key: KeyArgument,
+    #[command(flatten)]
+    server: ServerArgument,
+    /// The key to revoke, hex; the signing key's own when absent.
+    #[arg(long)]
+    subject: Option<String>,
+}
+
+impl RevokeKey {
+    fn run(self) -> anyhow::Result<()> {
+        let subject = match &self.subject {
+            Some(subject) => public_key_argument(subject)?,
+            None => public_key_of(&read_key_file(&self.key.key)?),
+        };
+        send(
+            &self.server,
+            &self.key,
+            Action::RevokeKey(KeyRevocation { subject }),
+        )
     }
 }
 

@@ -174,6 +174,8 @@ pub struct Settings<'a> {
     pub redis_url: Option<&'a str>,
     /// Write requests one client address may send per minute; 0 turns the limit off.
     pub commands_per_address_per_minute: u64,
+    /// Keys one client address may register per hour; 0 turns the limit off.
+    pub registrations_per_address_per_hour: u64,
 }
 
 /// A serving node with its data directory's keys.
@@ -195,6 +197,10 @@ impl Application {
         let node = Arc::new(data.start_node(store, settings.clock, settings.log_origin)?);
         node.rate_limits.per_address_per_minute.store(
             settings.commands_per_address_per_minute,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        node.rate_limits.registrations_per_address_per_hour.store(
+            settings.registrations_per_address_per_hour,
             std::sync::atomic::Ordering::Relaxed,
         );
         if let Some(url) = settings.redis_url {

@@ -373,6 +373,7 @@ fn the_documented_limits_are_the_ones_the_code_enforces() {
         COMMAND_AGE_MS_MAX,
         COMMAND_FUTURE_MS_MAX,
         NONCE_HEX_CHARS,
+        RESIDENT_TAG_HEX_CHARS,
         POLL_OPTIONS_MIN,
         POLL_OPTIONS_MAX,
         POLL_TITLE_CHARS_MAX,
@@ -394,7 +395,8 @@ fn the_documented_limits_are_the_ones_the_code_enforces() {
         PROPOSAL_TITLE_CHARS_MAX,
         PROPOSAL_BODY_CHARS_MAX,
         COMMANDS_PER_KEY_PER_MINUTE_MAX,
-        COMPLAINTS_PER_KEY_PER_DAY_MAX,
+        COMPLAINTS_PER_RESIDENT_PER_DAY_MAX,
+        REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
     ]
     .into_iter()
     .collect();
@@ -639,6 +641,13 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
         .map(|name| hex::encode(doc.hex(&format!("example-{name}-public-key"))))
         .collect();
     known.push(hex::encode(file_hash));
+    // The attestation's resident tag is the one the documented secret gives the identity.
+    let resident_tag = hex::encode(doc.hex("example-resident-tag"));
+    assert_eq!(
+        veche::registrar::resident_tag(b"example registrar secret", "AB123456"),
+        resident_tag
+    );
+    known.push(resident_tag);
     // The close example's Merkle root and the attestation's digest are illustrative: no key or
     // file hashes to them.
     known.push(

@@ -723,6 +723,7 @@ async fn set_up_mixed(
         confirmation_window_days: 7,
         support_threshold: 10_000_000,
         proposal_lifetime_days: 30,
+        supports_from_residents_only: false,
     });
     post_one(http, base, admin, category, &[]).await?;
     let grant = Action::GrantRole(RoleChange {

@@ -43,6 +43,9 @@ pub enum Action {
     ClosePoll(ClosePoll),
     /// A registrar attests a key's district and verified status (no personal data).
     AttestResident(Attestation),
+    /// A key holder revokes their own key, or a registrar revokes it for them (a lost phone):
+    /// the key can do nothing more and its attestation ends.
+    RevokeKey(KeyRevocation),
     /// The admin adds a category to the catalogue, or publishes a new version of one.
     DefineCategory(CategoryDefinition),
     /// A citizen files an "Our City" complaint.
@@ -99,6 +102,7 @@ impl Action {
             Action::Genesis(_) => "genesis",
             Action::ClosePoll(_) => "close_poll",
             Action::AttestResident(_) => "attest_resident",
+            Action::RevokeKey(_) => "revoke_key",
             Action::DefineCategory(_) => "define_category",
             Action::FileComplaint(_) => "file_complaint",
             Action::TriageComplaint(_) => "triage_complaint",
@@ -123,7 +127,7 @@ impl Action {
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 30] = [
+    pub const NAMES: [&'static str; 31] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -134,6 +138,7 @@ impl Action {
         "genesis",
         "close_poll",
         "attest_resident",
+        "revoke_key",
         "define_category",
         "file_complaint",
         "triage_complaint",
@@ -375,6 +380,19 @@ pub struct Attestation {
     pub district: Option<String>,
     /// Whether the registrar verified the key holder as an eligible resident.
     pub verified: bool,
+    /// The registrar's opaque tag for the resident (64 lowercase hex characters, e.g. an
+    /// HMAC-SHA-256 of their identity under a secret that never enters the log): the same
+    /// resident always gets the same tag, so the log shows one active key per resident without
+    /// saying who they are. Required when `verified` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resident_tag: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevocation {
+    /// The key to revoke: the author's own, or, signed by a registrar, a resident's lost key.
+    pub subject: PublicKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +412,10 @@ pub struct CategoryDefinition {
     pub support_threshold: u64,
     /// Days a published proposal stays open for supports.
     pub proposal_lifetime_days: u32,
+    /// Whether only keys attested as verified residents support proposals in this category,
+    /// one support per resident tag (whichever of the resident's keys gave it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supports_from_residents_only: bool,
 }
 
 /// Degrees of latitude or longitude. Compared by bits so that commands stay `Eq`.

@@ -20,6 +20,11 @@ pub const COMMAND_AGE_MS_MAX: i64 = 5 * 60 * 1000;
 pub const COMMAND_FUTURE_MS_MAX: i64 = 60 * 1000;
 /// Exact length of a command nonce, in hexadecimal characters (16 random bytes).
 pub const NONCE_HEX_CHARS: usize = 32;
+/// A registrar's resident tag: 64 lowercase hexadecimal characters (an HMAC-SHA-256, say).
+pub const RESIDENT_TAG_HEX_CHARS: usize = 64;
+/// Fewest bytes of a registrar's secret `veche resident-tag` accepts: a shorter key would let
+/// anyone who guesses it test identities against the tags in the log.
+pub const REGISTRAR_SECRET_BYTES_MIN: usize = 32;
 /// Most appended commands a node remembers the position of, by (author, nonce), so that a client
 /// re-sending the exact envelope of an appended command gets its receipt again. Past this, the
 /// oldest are forgotten and their retries are refused as `replayed-nonce`, as before.
@@ -84,8 +89,12 @@ pub const TRENDING_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const COMMANDS_PER_KEY_PER_MINUTE_MAX: u64 = 60;
 /// Requests to write endpoints one client address may send per minute (0 turns the limit off).
 pub const COMMANDS_PER_ADDRESS_PER_MINUTE_MAX: u64 = 6_000;
-/// Complaints one key may file per day: Our City's own limit is 20 messages a day.
-pub const COMPLAINTS_PER_KEY_PER_DAY_MAX: u64 = 20;
+/// Complaints one resident may file per day: Our City's own limit is 20 messages a day. Counted
+/// per resident tag for attested keys (across a resident's old and new keys), per key otherwise.
+pub const COMPLAINTS_PER_RESIDENT_PER_DAY_MAX: u64 = 20;
+/// Keys one client address may register per hour (0 turns the limit off, as the per-address
+/// command limit does): free registration must not mint thousands of keys a minute.
+pub const REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX: u64 = 100;
 /// How long Redis may take to answer before a node carries on without it.
 pub const REDIS_RESPONSE_MS_MAX: u64 = 250;
 

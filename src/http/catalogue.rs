@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::commands::{Location, Submission, Written};
-use crate::http::problem::ProblemStatus;
+use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::EnvelopeSchema;
 use crate::http::{Answer, Reply};
 use crate::node::Node;
@@ -16,13 +16,27 @@ use crate::node::Node;
 #[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
 #[post("/v1/attestations")]
 pub async fn attest_resident(submission: Submission) -> Answer {
-    let location = |command: &Command| match &command.action {
-        Action::AttestResident(attestation) => {
-            Ok(Location::At(format!("/v1/keys/{}", attestation.subject)))
-        }
-        _ => Ok(Location::Nowhere),
+    submission
+        .accept(Some("attest_resident"), subject_key)
+        .await
+}
+
+/// The page of the key an attestation or a revocation is about.
+fn subject_key(command: &Command) -> Result<Location, ApiError> {
+    let subject = match &command.action {
+        Action::AttestResident(attestation) => attestation.subject,
+        Action::RevokeKey(revocation) => revocation.subject,
+        _ => return Ok(Location::Nowhere),
     };
-    submission.accept(Some("attest_resident"), location).await
+    Ok(Location::At(format!("/v1/keys/{subject}")))
+}
+
+/// Revoke a key: its holder's own (signed by the key) or a resident's lost one (signed by a
+/// registrar). The payload's action is `revoke_key`.
+#[utoipa::path(tag = "keys", request_body = EnvelopeSchema, responses(Written))]
+#[post("/v1/revocations")]
+pub async fn revoke_key(submission: Submission) -> Answer {
+    submission.accept(Some("revoke_key"), subject_key).await
 }
 
 /// Define a category, or publish a new version of one. The payload's action is
@@ -44,6 +58,8 @@ pub struct CategoryView {
     pub confirmation_window_days: u32,
     pub support_threshold: u64,
     pub proposal_lifetime_days: u32,
+    /// Whether only verified residents support proposals, one support per resident.
+    pub supports_from_residents_only: bool,
     /// 1 for the first definition, one more per redefinition.
     pub version: u32,
 }
@@ -67,6 +83,7 @@ pub(crate) fn category_views(ledger: &projections::Ledger) -> Vec<CategoryView> 
                 confirmation_window_days: definition.confirmation_window_days,
                 support_threshold: definition.support_threshold,
                 proposal_lifetime_days: definition.proposal_lifetime_days,
+                supports_from_residents_only: definition.supports_from_residents_only,
                 version: record.version,
             }
         })

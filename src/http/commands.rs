@@ -17,7 +17,7 @@ use crate::node::{CommandError, Node};
 use crate::transparency::Receipt;
 use crate::writer::SubmitError;
 use projections::Refusal;
-use projections::{Action, Command, SignedCommand};
+use projections::{Action, Command, PublicKey, SignedCommand};
 
 /// Opens the envelope (the signature check runs on the node's signature-check pool, not on this
 /// worker, which stays free for reads), checks that the action fits the endpoint, and waits for
@@ -62,7 +62,7 @@ async fn accept(
             return retried(node, signed, location).await;
         }
     }
-    if let Err(limited) = charge_author(node, &signed.command, &author).await {
+    if let Err(limited) = charge_author(node, request, &signed.command, &author).await {
         if let Some(coordination) = coordination {
             // Refused before the writer saw it: the same envelope may come back later.
             coordination.release_nonce(&author, &nonce).await;
@@ -86,13 +86,55 @@ async fn accept(
     Ok(answer(HttpResponse::Created(), location, appended?))
 }
 
-/// Charges the author's per-key limits, once the command is known fresh and unseen.
-async fn charge_author(node: &Node, command: &Command, author: &str) -> Result<(), ApiError> {
-    admit(node, RateLimit::KeyPerMinute, author, "key").await?;
-    if matches!(command.action, Action::FileComplaint(_)) {
-        admit(node, RateLimit::ComplaintsPerKeyPerDay, author, "key").await?;
+/// Charges the author's limits, once the command is known fresh and unseen: per key, per
+/// resident for complaints, and per client address for a new key's registration.
+async fn charge_author(
+    node: &Node,
+    request: &HttpRequest,
+    command: &Command,
+    author: &str,
+) -> Result<(), ApiError> {
+    // Refused before it is charged: whoever holds a lost key must not spend the quota the
+    // resident's new key shares. The writer decides the same again against the latest log.
+    if node.ledger().keys.is_revoked(command.author) {
+        return Err(refused(Refusal::KeyRevoked));
     }
-    Ok(())
+    admit(node, RateLimit::KeyPerMinute, author, "key").await?;
+    match &command.action {
+        Action::FileComplaint(_) => {
+            let resident = complaint_quota_subject(node, command.author, author);
+            admit(
+                node,
+                RateLimit::ComplaintsPerResidentPerDay,
+                &resident,
+                "key",
+            )
+            .await
+        }
+        Action::RegisterKey(_) => match request.peer_addr() {
+            Some(address) => {
+                let address = address.ip().to_string();
+                let limit = RateLimit::RegistrationsPerAddressPerHour;
+                admit(node, limit, &address, "address").await
+            }
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whom a complaint counts against: the resident, by the tag of the key's attestation, so
+/// that a resident's old and new keys share one daily quota; the key itself when unattested.
+fn complaint_quota_subject(node: &Node, key: PublicKey, author: &str) -> String {
+    let ledger = node.ledger();
+    match ledger
+        .keys
+        .get(&key)
+        .and_then(|record| record.resident_tag())
+    {
+        Some(tag) => format!("resident:{tag}"),
+        None => author.to_string(),
+    }
 }
 
 /// A command whose nonce is taken: the exact envelope of an appended command (a client retrying

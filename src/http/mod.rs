@@ -222,6 +222,7 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(commands::cast_ballot)
         .service(commands::submit_command)
         .service(catalogue::attest_resident)
+        .service(catalogue::revoke_key)
         .service(catalogue::define_category)
         .service(catalogue::list_categories)
         .service(complaints::file_complaint)

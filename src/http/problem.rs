@@ -189,6 +189,8 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotResponsibleDepartment
         | Refusal::NotAuthor
         | Refusal::NotRecoveryKey
+        | Refusal::KeyRevoked
+        | Refusal::NotAttestedResident
         | Refusal::SeparationOfDuties(_) => StatusCode::FORBIDDEN,
         Refusal::UnknownPoll
         | Refusal::UnknownCategory
@@ -207,6 +209,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::AlreadySupported
         | Refusal::NotSupported
         | Refusal::ThresholdReached
+        | Refusal::ResidentAlreadyAttested
         | Refusal::RecoveryAlreadyApproved => StatusCode::CONFLICT,
         Refusal::WeakKey
         | Refusal::KeyNotRegistered

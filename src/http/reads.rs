@@ -283,6 +283,10 @@ pub struct KeyView {
     pub district: Option<String>,
     /// Whether a registrar attested the holder as a verified resident.
     pub verified: bool,
+    /// The registrar's opaque tag for the resident the key was attested for, if any.
+    pub resident_tag: Option<String>,
+    /// Whether the key was revoked: it can do nothing more.
+    pub revoked: bool,
 }
 
 /// A registered key and the roles it holds.
@@ -313,6 +317,8 @@ pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<Key
         is_admin: ledger.is_admin(key),
         district: record.district().map(str::to_string),
         verified: record.verified(),
+        resident_tag: record.resident_tag().map(str::to_string),
+        revoked: record.revoked(),
     }))
 }
 

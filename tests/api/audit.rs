@@ -298,6 +298,7 @@ async fn submitted_proposal(app: &TestApp) -> u64 {
             confirmation_window_days: 3,
             support_threshold: 3,
             proposal_lifetime_days: 30,
+            supports_from_residents_only: false,
         }),
     )
     .await;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::harness::{
-    assert_data_directory_verifies, public, Answer, TestApp, MINUTE_MS, TEST_START,
+    assert_data_directory_verifies, public, resident_tag_of, Answer, TestApp, MINUTE_MS, TEST_START,
 };
 
 /// Change the seed and the month plays out differently; every assertion must still hold.
@@ -59,6 +59,7 @@ impl CategorySpec {
             confirmation_window_days: self.confirmation_window_days,
             support_threshold: self.support_threshold,
             proposal_lifetime_days: self.proposal_lifetime_days,
+            supports_from_residents_only: false,
         }
     }
 }
@@ -1814,6 +1815,7 @@ async fn set_up(app: TestApp, seed: u64) -> World {
             subject: public(&key),
             district: Some(world.people.districts[citizen].into()),
             verified: true,
+            resident_tag: Some(resident_tag_of(&key)),
         });
         world.setup(&registrar, attestation).await;
     }
@@ -2092,6 +2094,7 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
                 "confirmation_window_days": spec.confirmation_window_days,
                 "support_threshold": spec.support_threshold,
                 "proposal_lifetime_days": spec.proposal_lifetime_days,
+                "supports_from_residents_only": false,
                 "version": version,
             })
         })

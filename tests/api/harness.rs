@@ -80,6 +80,9 @@ impl TestApp {
             redis_url: None,
             commands_per_address_per_minute:
                 projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
+            // Off: every test registers its cast from one address, some of them hundreds of keys.
+            // tests/api/key_lifecycle.rs turns it on before its first registration.
+            registrations_per_address_per_hour: 0,
         })
         .unwrap();
         TestApp::from_application(application, clock)
@@ -266,6 +269,15 @@ pub fn public(key: &SigningKey) -> PublicKey {
 }
 
 /// The admin's grant of the official role in `department` to `key`.
+/// The tests' registrar secret: never in any log, as a real one's would not be.
+pub const REGISTRAR_SECRET: &[u8] = b"the tests' registrar secret";
+
+/// The resident tag a registrar gives the holder of `key`, naming each test resident by their
+/// first key.
+pub fn resident_tag_of(key: &SigningKey) -> String {
+    veche::registrar::resident_tag(REGISTRAR_SECRET, &public(key).to_hex())
+}
+
 pub fn official_grant(key: &SigningKey, department: &str) -> Action {
     Action::GrantRole(RoleChange {
         subject: public(key),
@@ -284,6 +296,7 @@ pub fn lighting() -> CategoryDefinition {
         confirmation_window_days: 7,
         support_threshold: 3,
         proposal_lifetime_days: 30,
+        supports_from_residents_only: false,
     }
 }
 

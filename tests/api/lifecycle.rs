@@ -13,7 +13,9 @@ use projections::command::{
 };
 use projections::Action;
 
-use crate::harness::{lighting, public, refusal_mismatch, streetlight_filing, TestApp, MINUTE_MS};
+use crate::harness::{
+    lighting, public, refusal_mismatch, resident_tag_of, streetlight_filing, TestApp, MINUTE_MS,
+};
 
 const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 
@@ -49,7 +51,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 8] = [
+const TESTED_ELSEWHERE: [&str; 9] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -60,6 +62,8 @@ const TESTED_ELSEWHERE: [&str; 8] = [
     "approve_recovery",
     // Written before a snapshot: tests/api/snapshot.rs, and the state rule table in projections.
     "attest_state",
+    // A key's lifecycle: tests/api/key_lifecycle.rs, and the keys rule table in projections.
+    "revoke_key",
 ];
 
 /// The lifecycle's system events; every other lifecycle action is a client's, with a state, and
@@ -123,6 +127,7 @@ fn benches() -> CategoryDefinition {
         confirmation_window_days: 3,
         support_threshold: 2,
         proposal_lifetime_days: 1,
+        supports_from_residents_only: false,
     }
 }
 
@@ -1026,6 +1031,7 @@ fn cases(fixture: &Fixture) -> Vec<Case<'_>> {
                 subject: public(&f.neighbour),
                 district: Some("Arbat".into()),
                 verified: true,
+                resident_tag: Some(resident_tag_of(&f.neighbour)),
             }),
             403,
             "not-registrar",
@@ -1037,6 +1043,7 @@ fn cases(fixture: &Fixture) -> Vec<Case<'_>> {
                 subject: public(&f.neighbour),
                 district: None,
                 verified: true,
+                resident_tag: Some(resident_tag_of(&f.neighbour)),
             }),
             403,
             "not-registrar",

@@ -11,6 +11,7 @@ mod documentation;
 mod faulty_store;
 mod harness;
 mod idempotent_retries;
+mod key_lifecycle;
 mod lifecycle;
 mod open311_and_audiences;
 mod polls;

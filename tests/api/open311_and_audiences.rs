@@ -5,7 +5,9 @@ use projections::command::{
 };
 use projections::Action;
 
-use crate::harness::{lighting, poll_definition, public, streetlight_filing, TestApp, MINUTE_MS};
+use crate::harness::{
+    lighting, poll_definition, public, resident_tag_of, streetlight_filing, TestApp, MINUTE_MS,
+};
 
 fn filing(district: &str) -> ComplaintFiling {
     ComplaintFiling {
@@ -132,6 +134,7 @@ async fn district_and_verified_audiences_follow_the_registrars_attestations() {
             subject: public(key),
             district: Some(district.into()),
             verified: true,
+            resident_tag: Some(resident_tag_of(key)),
         });
         assert_eq!(app.act(&registrar, attestation).await.status, 201);
     }
@@ -139,6 +142,7 @@ async fn district_and_verified_audiences_follow_the_registrars_attestations() {
         subject: public(&unverified),
         district: None,
         verified: true,
+        resident_tag: Some(resident_tag_of(&unverified)),
     });
     assert_eq!(
         app.act(&unverified, by_citizen).await.problem_type(),

@@ -68,6 +68,8 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
         listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
         redis_url: None,
         commands_per_address_per_minute: projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
+        registrations_per_address_per_hour:
+            projections::limits::REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
     })
     .unwrap();
     let app = TestApp::from_application(application, clock.clone());

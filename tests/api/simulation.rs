@@ -189,6 +189,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
             confirmation_window_days: 1 + random.below(5) as u32,
             support_threshold: 1 + random.below(4),
             proposal_lifetime_days: 1 + random.below(10) as u32,
+            supports_from_residents_only: false,
         };
         let (signer, action) = match random.below(16) {
             0 | 1 => {

@@ -51,6 +51,7 @@ pub fn endpoint_for(action: &Action) -> String {
         Action::CastBallot(ballot) => format!("/v1/polls/{}/ballots", ballot.poll),
         Action::ConfirmResolution(_) | Action::DisputeResolution(_) => complaint_events(action),
         Action::AttestResident(_) => "/v1/attestations".into(),
+        Action::RevokeKey(_) => "/v1/revocations".into(),
         Action::ModerateProposal(_) | Action::SupportProposal(_) => proposal_events(action),
         Action::DefineCategory(_) => "/v1/categories".into(),
         Action::WithdrawSupport(_) | Action::AnswerProposal(_) => proposal_events(action),

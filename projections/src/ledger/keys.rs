@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::event::Event;
 use super::refusal::Refusal;
 use crate::command::{
-    AdminHandOver, Attestation, Genesis, RecoveryApproval, RecoveryQuorum, RegisterKey, Role,
-    RoleChange,
+    AdminHandOver, Attestation, Genesis, KeyRevocation, RecoveryApproval, RecoveryQuorum,
+    RegisterKey, Role, RoleChange,
 };
 use crate::keyed_map::KeyedMap;
 use crate::limits;
@@ -31,6 +31,7 @@ pub enum KeyAction<'a> {
     HandOverAdmin(&'a AdminHandOver),
     ApproveRecovery(&'a RecoveryApproval),
     AttestResident(&'a Attestation),
+    RevokeKey(&'a KeyRevocation),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,23 @@ pub(super) struct KeyStanding {
     pub(super) roles: BTreeMap<Role, Option<String>>,
     pub(super) district: Option<String>,
     pub(super) verified: bool,
+    /// The resident tag of the key's attestation; kept after revocation, so the resident's
+    /// earlier ballots stay theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) resident_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) revoked: bool,
+}
+
+/// One resident, known by the registrar's tag alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resident {
+    /// The registration position of the first key attested with this tag: the resident's
+    /// number wherever one voice per resident counts (ballots), whichever key they use.
+    pub number: u64,
+    /// The key attested with this tag that is not revoked, if any: at most one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_key: Option<PublicKey>,
 }
 
 static NO_ROLES: BTreeMap<Role, Option<String>> = BTreeMap::new();
@@ -99,6 +117,19 @@ impl KeyRecord {
             .is_some_and(|standing| standing.verified)
     }
 
+    /// The registrar's tag for the resident this key was attested for, if any.
+    pub fn resident_tag(&self) -> Option<&str> {
+        let standing = self.standing.as_deref()?;
+        standing.resident_tag.as_deref()
+    }
+
+    /// Whether the key was revoked: it can do nothing more.
+    pub fn revoked(&self) -> bool {
+        self.standing
+            .as_deref()
+            .is_some_and(|standing| standing.revoked)
+    }
+
     pub(super) fn standing_mut(&mut self) -> &mut KeyStanding {
         self.standing.get_or_insert_with(Box::default)
     }
@@ -115,6 +146,9 @@ pub struct Keys {
     /// Recoveries short of their threshold, in the order they were first approved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pending_recoveries: Vec<PendingRecovery>,
+    /// Every resident tag a registrar attested, with its active key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) residents: BTreeMap<String, Resident>,
     /// Every registered key. A hash map: only ever looked up by key, and with a million citizens
     /// it takes about half the memory of an ordered map; walked only in key order.
     #[serde(skip)]
@@ -161,6 +195,38 @@ impl Keys {
         self.records.contains_key(&key)
     }
 
+    pub fn is_revoked(&self, key: PublicKey) -> bool {
+        self.records.get(&key).is_some_and(KeyRecord::revoked)
+    }
+
+    /// Every attested resident by tag: anyone can check that none has two active keys.
+    pub fn residents(&self) -> &BTreeMap<String, Resident> {
+        &self.residents
+    }
+
+    /// The number one voice is counted under: the resident's where the key carries a resident
+    /// tag (so a resident's new key continues their old key's ballot), else the key's own
+    /// registration position.
+    pub fn voter_number(&self, key: PublicKey) -> Option<u64> {
+        let record = self.records.get(&key)?;
+        match record.resident_tag() {
+            Some(tag) => match self.residents.get(tag) {
+                Some(resident) => Some(resident.number),
+                None => unreachable!("key {key:?} carries a resident tag no attestation recorded"),
+            },
+            None => Some(record.registered_at_position),
+        }
+    }
+
+    /// The resident tag of `key` while it is attested as a verified resident and not revoked.
+    pub fn active_resident_tag(&self, key: PublicKey) -> Option<&str> {
+        let record = self.records.get(&key)?;
+        if record.revoked() || !record.verified() {
+            return None;
+        }
+        record.resident_tag()
+    }
+
     pub fn holds_role(&self, key: PublicKey, role: Role) -> bool {
         self.records
             .get(&key)
@@ -205,6 +271,7 @@ impl Keys {
             }
             KeyAction::ApproveRecovery(approval) => self.decide_recovery(author, approval),
             KeyAction::AttestResident(attestation) => self.decide_attestation(author, attestation),
+            KeyAction::RevokeKey(revocation) => self.decide_revocation(author, revocation),
         }
     }
 
@@ -260,6 +327,7 @@ impl Keys {
                 "a registrar cannot attest their own key".into(),
             ));
         }
+        self.check_resident_tag(attestation)?;
         match &attestation.district {
             Some(district) => check_field(
                 "a district",
@@ -270,6 +338,77 @@ impl Keys {
             .map_err(Refusal::InvalidAttestation),
             None => Ok(()),
         }
+    }
+
+    /// The tag rules of an attestation: a revoked key is attested no more; a verified resident
+    /// carries a well-formed tag; a key's tag never changes; a tag has one active key at most.
+    fn check_resident_tag(&self, attestation: &Attestation) -> Result<(), Refusal> {
+        let invalid = |reason: &str| Err(Refusal::InvalidAttestation(reason.into()));
+        let Some(record) = self.records.get(&attestation.subject) else {
+            return Err(Refusal::KeyNotRegistered);
+        };
+        if record.revoked() {
+            return Err(Refusal::KeyRevoked);
+        }
+        let tag = attestation.resident_tag.as_deref();
+        if attestation.verified && tag.is_none() {
+            return invalid("a verified resident carries a resident tag");
+        }
+        if record.resident_tag().is_some() && record.resident_tag() != tag {
+            return invalid("a key's resident tag never changes: revoke it and attest a new key");
+        }
+        let Some(tag) = tag else {
+            return Ok(());
+        };
+        let well_formed = tag.len() == limits::RESIDENT_TAG_HEX_CHARS
+            && tag
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+        if !well_formed {
+            return invalid("a resident tag is 64 lowercase hexadecimal characters");
+        }
+        match self
+            .residents
+            .get(tag)
+            .and_then(|resident| resident.active_key)
+        {
+            Some(active) if active != attestation.subject => Err(Refusal::ResidentAlreadyAttested),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// A key is revoked by itself, or by a registrar for a citizen who lost it. Keys that hold
+    /// an office are the admin's to change (`revoke_role`, `hand_over_admin`).
+    fn decide_revocation(
+        &self,
+        author: PublicKey,
+        revocation: &KeyRevocation,
+    ) -> Result<(), Refusal> {
+        let subject = revocation.subject;
+        let Some(record) = self.records.get(&subject) else {
+            return Err(Refusal::KeyNotRegistered);
+        };
+        if record.revoked() {
+            return Err(Refusal::KeyRevoked);
+        }
+        if self.is_admin(subject) {
+            return Err(Refusal::InvalidAdminChange(
+                "an admin key is replaced (hand_over_admin, approve_recovery), not revoked".into(),
+            ));
+        }
+        if subject == author {
+            return Ok(());
+        }
+        if !self.holds_role(author, Role::Registrar) {
+            return Err(Refusal::NotRegistrar);
+        }
+        if !record.roles().is_empty() {
+            return Err(Refusal::SeparationOfDuties(
+                "a registrar revokes residents' keys; an office holder's roles are the admin's"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A key may become an admin if it is sound, not an admin already, and holds no other office
@@ -348,11 +487,41 @@ impl Keys {
                 self.replace_admin(author, hand_over.successor);
             }
             KeyAction::ApproveRecovery(approval) => self.approve_recovery(author, approval),
-            KeyAction::AttestResident(attestation) => {
-                let standing = self.standing_mut(attestation.subject, "an attestation");
-                standing.district = attestation.district.clone();
-                standing.verified = attestation.verified;
-            }
+            KeyAction::AttestResident(attestation) => self.attest(attestation),
+            KeyAction::RevokeKey(revocation) => self.revoke(revocation.subject),
+        }
+    }
+
+    fn attest(&mut self, attestation: &Attestation) {
+        let subject = attestation.subject;
+        let number = match self.records.get(&subject) {
+            Some(record) => record.registered_at_position,
+            None => unreachable!("an attestation names key {subject:?}, which decide found"),
+        };
+        if let Some(tag) = &attestation.resident_tag {
+            let resident = self.residents.entry(tag.clone()).or_insert(Resident {
+                number,
+                active_key: None,
+            });
+            resident.active_key = Some(subject);
+        }
+        let standing = self.standing_mut(subject, "an attestation");
+        standing.district = attestation.district.clone();
+        standing.verified = attestation.verified;
+        standing.resident_tag = attestation.resident_tag.clone();
+    }
+
+    /// The key stops acting, its attestation and roles end, and its resident tag is free for
+    /// a new key of the same resident.
+    fn revoke(&mut self, subject: PublicKey) {
+        let standing = self.standing_mut(subject, "a revocation");
+        standing.revoked = true;
+        standing.verified = false;
+        standing.district = None;
+        standing.roles.clear();
+        let tag = standing.resident_tag.clone();
+        if let Some(resident) = tag.and_then(|tag| self.residents.get_mut(&tag)) {
+            resident.active_key = None;
         }
     }
 

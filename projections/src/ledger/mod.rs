@@ -34,7 +34,7 @@ pub mod state;
 pub use catalogue::{Catalogue, CatalogueAction, CategoryRecord};
 pub use complaints::{ComplaintAction, ComplaintReads, Complaints};
 pub use event::{Attempt, Event};
-pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity};
+pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity, Resident};
 pub use polls::{ChoiceSet, ClosedPoll, Poll, PollAction, PollStatus, Polls};
 pub use proposals::{ProposalAction, ProposalReads, Proposals};
 pub use refusal::Refusal;
@@ -65,6 +65,7 @@ pub fn address(action: &Action) -> Addressed<'_> {
         Action::HandOverAdmin(hand_over) => To::Keys(KeyAction::HandOverAdmin(hand_over)),
         Action::ApproveRecovery(approval) => To::Keys(KeyAction::ApproveRecovery(approval)),
         Action::AttestResident(attestation) => To::Keys(KeyAction::AttestResident(attestation)),
+        Action::RevokeKey(revocation) => To::Keys(KeyAction::RevokeKey(revocation)),
         Action::DefineCategory(definition) => {
             To::Catalogue(CatalogueAction::DefineCategory(definition))
         }
@@ -190,6 +191,10 @@ impl Ledger {
     ) -> Result<(), Refusal> {
         self.check_signer(kind, signer, command)?;
         self.replay.decide(kind, command, server_time)?;
+        // A revoked key can do nothing more, whatever it asks: one check for every action.
+        if self.keys.is_revoked(command.author) {
+            return Err(Refusal::KeyRevoked);
+        }
         let attempt = Attempt {
             author: command.author,
             at: server_time,
@@ -289,7 +294,13 @@ impl Ledger {
             Addressed::Catalogue(action) => self.categories.evolve(action, event),
             Addressed::Polls(action) => self.polls.evolve(action, event, &self.keys),
             Addressed::Complaints(action) => self.complaints.evolve(action, event, catalogue),
-            Addressed::Proposals(action) => self.proposals.evolve(action, event, catalogue),
+            Addressed::Proposals(action) => {
+                let reads = ProposalReads {
+                    keys: &self.keys,
+                    catalogue,
+                };
+                self.proposals.evolve(action, event, reads)
+            }
             // An attestation changes nothing but the log's head: it only states what was.
             Addressed::Ledger(_) => {}
         }

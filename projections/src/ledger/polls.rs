@@ -232,8 +232,8 @@ impl Polls {
                 self.0.insert(event.position, poll);
             }
             PollAction::CastBallot(ballot) => {
-                let voter = match keys.get(&event.command.author) {
-                    Some(record) => record.registered_at_position,
+                let voter = match keys.voter_number(event.command.author) {
+                    Some(number) => number,
                     None => {
                         unreachable!("a ballot in poll {} from an unregistered key", ballot.poll)
                     }
@@ -278,10 +278,10 @@ impl Polls {
     }
 }
 
-/// The ballot `voter` has counted in `poll`, if any.
+/// The ballot `voter` has counted in `poll`, if any: for an attested key, the ballot of its
+/// resident, whichever of their keys cast it.
 pub fn ballot_of(keys: &Keys, poll: &Poll, voter: PublicKey) -> Option<ChoiceSet> {
-    let record = keys.get(&voter)?;
-    poll.ballots.get(&record.registered_at_position).copied()
+    poll.ballots.get(&keys.voter_number(voter)?).copied()
 }
 
 /// Whether `voter` belongs to `audience` now.

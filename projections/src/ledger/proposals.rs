@@ -110,6 +110,12 @@ pub struct Proposal {
     /// Threshold of the category version in force at publication.
     pub support_threshold: u64,
     pub supporters: BTreeSet<PublicKey>,
+    /// Whether the category version in force at publication counts verified residents only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supports_from_residents_only: bool,
+    /// The resident tags among the supporters, where only residents support: one support each.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub supporting_residents: BTreeSet<String>,
     pub support_history: Vec<SupportStep>,
     pub reached_threshold_at: Option<Timestamp>,
     pub rejection_reason: Option<String>,
@@ -250,6 +256,15 @@ impl Proposals {
         if proposal.supporters.contains(&attempt.author) {
             return Err(Refusal::AlreadySupported);
         }
+        if proposal.supports_from_residents_only {
+            let Some(tag) = reads.keys.active_resident_tag(attempt.author) else {
+                return Err(Refusal::NotAttestedResident);
+            };
+            // The resident supported already, with a key revoked since.
+            if proposal.supporting_residents.contains(tag) {
+                return Err(Refusal::AlreadySupported);
+            }
+        }
         Ok(())
     }
 
@@ -320,7 +335,8 @@ impl Proposals {
     }
 
     /// Folds one decided event in.
-    pub fn evolve(&mut self, action: ProposalAction<'_>, event: &Event, catalogue: &Catalogue) {
+    pub fn evolve(&mut self, action: ProposalAction<'_>, event: &Event, reads: ProposalReads<'_>) {
+        let ProposalReads { keys, catalogue } = reads;
         let at = event.server_time;
         match action {
             ProposalAction::SubmitProposal(submission) => {
@@ -332,11 +348,21 @@ impl Proposals {
             ProposalAction::SupportProposal(reference) => {
                 let proposal = self.proposal_mut(reference.proposal);
                 proposal.supporters.insert(event.command.author);
+                if proposal.supports_from_residents_only {
+                    proposal
+                        .supporting_residents
+                        .insert(resident_tag(keys, event));
+                }
                 proposal.record_supports(event);
             }
             ProposalAction::WithdrawSupport(reference) => {
                 let proposal = self.proposal_mut(reference.proposal);
                 proposal.supporters.remove(&event.command.author);
+                if proposal.supports_from_residents_only {
+                    proposal
+                        .supporting_residents
+                        .remove(&resident_tag(keys, event));
+                }
                 proposal.record_supports(event);
             }
             ProposalAction::AnswerProposal(answer) => {
@@ -380,6 +406,8 @@ impl Proposals {
             expires_at: None,
             support_threshold: 0,
             supporters: BTreeSet::new(),
+            supports_from_residents_only: false,
+            supporting_residents: BTreeSet::new(),
             support_history: Vec::new(),
             reached_threshold_at: None,
             rejection_reason: None,
@@ -402,6 +430,7 @@ impl Proposals {
                 proposal.status = ProposalStatus::Published;
                 proposal.published_at = Some(at);
                 proposal.support_threshold = category.support_threshold;
+                proposal.supports_from_residents_only = category.supports_from_residents_only;
                 proposal.department = category.department.clone();
                 let lifetime_ms = i64::from(category.proposal_lifetime_days) * DAY_MS;
                 proposal.expires_at = Some(at.plus_milliseconds(lifetime_ms));
@@ -421,6 +450,17 @@ impl Proposals {
                     proposal: proposal.id,
                 }));
             }
+        }
+    }
+}
+
+/// The resident tag of the key that supported or withdrew, which `decide` found attested.
+fn resident_tag(keys: &Keys, event: &Event) -> String {
+    let author = event.command.author;
+    match keys.get(&author).and_then(|record| record.resident_tag()) {
+        Some(tag) => tag.to_string(),
+        None => {
+            unreachable!("a resident-only support by key {author:?}, which has no resident tag")
         }
     }
 }

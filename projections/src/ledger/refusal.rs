@@ -108,6 +108,12 @@ pub enum Refusal {
     SeparationOfDuties(String),
     #[error("the state attestation does not name the size and digest the log folds to")]
     StateDigestMismatch,
+    #[error("the key was revoked and can do nothing more")]
+    KeyRevoked,
+    #[error("another active key is attested for this resident; revoke it first")]
+    ResidentAlreadyAttested,
+    #[error("only a key attested as a verified resident may support proposals in this category")]
+    NotAttestedResident,
 }
 
 impl Refusal {
@@ -183,7 +189,10 @@ impl Refusal {
             Refusal::NotRecoveryKey => Some(Refusal::RecoveryAlreadyApproved),
             Refusal::RecoveryAlreadyApproved => Some(Refusal::SeparationOfDuties(String::new())),
             Refusal::SeparationOfDuties(_) => Some(Refusal::StateDigestMismatch),
-            Refusal::StateDigestMismatch => None,
+            Refusal::StateDigestMismatch => Some(Refusal::KeyRevoked),
+            Refusal::KeyRevoked => Some(Refusal::ResidentAlreadyAttested),
+            Refusal::ResidentAlreadyAttested => Some(Refusal::NotAttestedResident),
+            Refusal::NotAttestedResident => None,
         }
     }
 
@@ -241,6 +250,9 @@ impl Refusal {
             Refusal::RecoveryAlreadyApproved => "recovery-already-approved",
             Refusal::SeparationOfDuties(_) => "separation-of-duties",
             Refusal::StateDigestMismatch => "state-digest-mismatch",
+            Refusal::KeyRevoked => "key-revoked",
+            Refusal::ResidentAlreadyAttested => "resident-already-attested",
+            Refusal::NotAttestedResident => "not-attested-resident",
         }
     }
 }

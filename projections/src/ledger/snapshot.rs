@@ -306,6 +306,19 @@ mod tests {
                 standing.district = Some("north".into());
                 standing.verified = true;
             }
+            if byte % 10 == 0 {
+                // A resident whose first key (20) was revoked and whose second (10) is active.
+                let tag = "ab".repeat(32);
+                let standing = record.standing_mut();
+                standing.resident_tag = Some(tag.clone());
+                standing.revoked = *byte == 20;
+                standing.verified = *byte != 20;
+                let resident = crate::ledger::keys::Resident {
+                    number: 20,
+                    active_key: Some(PublicKey([10; 32])),
+                };
+                ledger.keys.residents.insert(tag, resident);
+            }
             ledger.keys.records.insert(PublicKey([*byte; 32]), record);
             ledger.replay.nonces.insert(
                 PublicKey([*byte; 32]),

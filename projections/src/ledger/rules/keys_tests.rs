@@ -9,7 +9,7 @@ use crate::protocol::EntryKind;
 use crate::protocol::PublicKey;
 
 pub(super) fn rows() -> Vec<Row> {
-    vec![
+    let mut rows = vec![
         row(
             "genesis signed by the server is accepted as the first entry",
             vec![],
@@ -326,7 +326,135 @@ pub(super) fn rows() -> Vec<Row> {
             Step::by(REGISTRAR, attest(REGISTRAR, Some(NORTH))),
             Then::Refused("separation-of-duties"),
         ),
+    ];
+    rows.extend(revocation_rows());
+    rows.extend(resident_tag_rows());
+    rows
+}
+
+/// The citizen's replacement for a lost key.
+const NEW_KEY: u8 = 14;
+
+/// The prelude, the citizen's new key registered and their old key revoked by the registrar.
+fn replaced() -> Vec<Step> {
+    base_and(vec![
+        Step::by(NEW_KEY, register()),
+        Step::by(REGISTRAR, revoke_key(CITIZEN)),
+    ])
+}
+
+fn revocation_rows() -> Vec<Row> {
+    vec![
+        row(
+            "a citizen revokes their own key and its attestation ends",
+            base(),
+            Step::by(CITIZEN, revoke_key(CITIZEN)),
+            Then::AcceptedAnd(|ledger| {
+                let resident = &ledger.keys.residents()[&resident_tag(CITIZEN)];
+                ledger.keys.get(&public(CITIZEN)).is_some_and(|record| {
+                    record.revoked() && !record.verified() && resident.active_key.is_none()
+                })
+            }),
+        ),
+        row(
+            "a registrar revokes a resident's lost key",
+            base(),
+            Step::by(REGISTRAR, revoke_key(CITIZEN)),
+            Then::AcceptedAnd(|ledger| ledger.keys.is_revoked(public(CITIZEN))),
+        ),
+        row(
+            "a revoked key can do nothing more",
+            replaced(),
+            Step::by(CITIZEN, revoke_key(NEW_KEY)),
+            Then::Refused("key-revoked"),
+        ),
+        row(
+            "a revoked key is not revoked again",
+            replaced(),
+            Step::by(REGISTRAR, revoke_key(CITIZEN)),
+            Then::Refused("key-revoked"),
+        ),
+        row(
+            "only the key itself or a registrar revokes a key",
+            base(),
+            Step::by(NEIGHBOUR, revoke_key(CITIZEN)),
+            Then::Refused("not-registrar"),
+        ),
+        row(
+            "a registrar does not revoke an office holder's key",
+            base(),
+            Step::by(REGISTRAR, revoke_key(OFFICIAL)),
+            Then::Refused("separation-of-duties"),
+        ),
+        row(
+            "an unregistered key cannot be revoked",
+            base(),
+            Step::by(REGISTRAR, revoke_key(STRANGER)),
+            Then::Refused("key-not-registered"),
+        ),
     ]
+}
+
+fn resident_tag_rows() -> Vec<Row> {
+    vec![
+        row(
+            "a second active key for the same resident is refused",
+            base_and(vec![Step::by(NEW_KEY, register())]),
+            Step::by(REGISTRAR, attest_as(NEW_KEY, Some(NORTH), CITIZEN)),
+            Then::Refused("resident-already-attested"),
+        ),
+        row(
+            "once the old key is revoked, the resident's new key is attested with the same tag",
+            replaced(),
+            Step::by(REGISTRAR, attest_as(NEW_KEY, Some(NORTH), CITIZEN)),
+            Then::AcceptedAnd(|ledger| {
+                let resident = &ledger.keys.residents()[&resident_tag(CITIZEN)];
+                resident.active_key == Some(public(NEW_KEY))
+                    && ledger.keys.voter_number(public(NEW_KEY))
+                        == ledger.keys.voter_number(public(CITIZEN))
+            }),
+        ),
+        row(
+            "a revoked key is attested no more",
+            replaced(),
+            Step::by(REGISTRAR, attest(CITIZEN, Some(NORTH))),
+            Then::Refused("key-revoked"),
+        ),
+        row(
+            "a verified resident carries a resident tag",
+            base(),
+            Step::by(REGISTRAR, attest_without_tag(NEIGHBOUR)),
+            Then::Refused("invalid-attestation"),
+        ),
+        row(
+            "a key's resident tag never changes",
+            base(),
+            Step::by(REGISTRAR, attest_as(CITIZEN, Some(NORTH), NEIGHBOUR)),
+            Then::Refused("invalid-attestation"),
+        ),
+        row(
+            "a resident tag is 64 lowercase hexadecimal characters",
+            base(),
+            Step::by(REGISTRAR, attest_with_tag(NEIGHBOUR, "AB".repeat(32))),
+            Then::Refused("invalid-attestation"),
+        ),
+    ]
+}
+
+fn attest_with_tag(subject: u8, tag: String) -> Action {
+    let Action::AttestResident(mut attestation) = attest(subject, None) else {
+        unreachable!("attest builds an attestation")
+    };
+    attestation.resident_tag = Some(tag);
+    Action::AttestResident(attestation)
+}
+
+fn attest_without_tag(subject: u8) -> Action {
+    let Action::AttestResident(mut attestation) = attest(subject, None) else {
+        unreachable!("attest builds an attestation")
+    };
+    attestation.resident_tag = None;
+    Action::AttestResident(attestation)
 }
 
 fn hand_over(successor: u8) -> Action {

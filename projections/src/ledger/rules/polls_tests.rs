@@ -72,8 +72,53 @@ fn close() -> Step {
 pub(super) fn rows() -> Vec<Row> {
     let mut rows = opening_rows();
     rows.extend(ballot_rows());
+    rows.extend(resident_rows());
     rows.extend(closing_rows());
     rows
+}
+
+/// The citizen's replacement for a lost key.
+const NEW_KEY: u8 = 14;
+
+/// A verified-residents poll (changed by `change`) the citizen voted in with their old key,
+/// which the registrar then revoked and replaced with a new key attested with the same tag.
+fn voted_then_replaced(change: impl Fn(&mut PollDefinition)) -> Vec<Step> {
+    base_and(vec![
+        open(|poll| {
+            poll.audience = Audience::Verified;
+            change(poll);
+        }),
+        ballot(CITIZEN, &[0]),
+        Step::by(NEW_KEY, register()),
+        Step::by(REGISTRAR, revoke_key(CITIZEN)),
+        Step::by(REGISTRAR, attest_as(NEW_KEY, Some(NORTH), CITIZEN)),
+    ])
+}
+
+fn resident_rows() -> Vec<Row> {
+    vec![
+        row(
+            "a resident's new key cannot vote again where changes are not allowed",
+            voted_then_replaced(|_| {}),
+            ballot(NEW_KEY, &[1]),
+            Then::Refused("ballot-already-cast"),
+        ),
+        row(
+            "a resident's new key replaces their old key's ballot where changes are allowed",
+            voted_then_replaced(|poll| poll.vote_changes_allowed = true),
+            ballot(NEW_KEY, &[1]),
+            Then::AcceptedAnd(|ledger| {
+                let tally = &ledger.polls[&latest_poll(ledger)].tally;
+                tally.counts == vec![0, 1] && tally.turnout == 1 && tally.superseded_ballots == 1
+            }),
+        ),
+        row(
+            "a revoked key casts no ballot",
+            voted_then_replaced(|poll| poll.vote_changes_allowed = true),
+            ballot(CITIZEN, &[1]),
+            Then::Refused("key-revoked"),
+        ),
+    ]
 }
 
 fn opening_rows() -> Vec<Row> {

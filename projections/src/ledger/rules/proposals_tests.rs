@@ -101,8 +101,59 @@ fn under_review() -> Vec<Step> {
 pub(super) fn rows() -> Vec<Row> {
     let mut rows = submission_rows();
     rows.extend(support_rows());
+    rows.extend(resident_support_rows());
     rows.extend(answer_rows());
     rows
+}
+
+/// The citizen's replacement for a lost key.
+const NEW_KEY: u8 = 14;
+
+/// The prelude with potholes redefined to take supports from verified residents only, and a
+/// proposal in it published.
+fn published_for_residents() -> Vec<Step> {
+    let mut category = potholes();
+    category.supports_from_residents_only = true;
+    let mut steps = base_and(vec![Step::by(ADMIN, Action::DefineCategory(category))]);
+    steps.push(submit(|_| {}));
+    steps.push(on(MODERATOR, publish));
+    steps
+}
+
+fn resident_support_rows() -> Vec<Row> {
+    let mut replaced = published_for_residents();
+    replaced.extend([
+        on(CITIZEN, support),
+        Step::by(NEW_KEY, register()),
+        Step::by(REGISTRAR, revoke_key(CITIZEN)),
+        Step::by(REGISTRAR, attest_as(NEW_KEY, Some(NORTH), CITIZEN)),
+    ]);
+    vec![
+        row(
+            "where only residents support, a verified resident's support counts",
+            published_for_residents(),
+            on(CITIZEN, support),
+            Then::AcceptedAnd(|ledger| {
+                let proposal = first(ledger);
+                proposal.supports() == 1
+                    && proposal
+                        .supporting_residents
+                        .contains(&resident_tag(CITIZEN))
+            }),
+        ),
+        row(
+            "where only residents support, a key nobody attested cannot support",
+            published_for_residents(),
+            on(NEIGHBOUR, support),
+            Then::Refused("not-attested-resident"),
+        ),
+        row(
+            "where only residents support, a resident's new key cannot support again",
+            replaced,
+            on(NEW_KEY, support),
+            Then::Refused("already-supported"),
+        ),
+    ]
 }
 
 fn submission_rows() -> Vec<Row> {

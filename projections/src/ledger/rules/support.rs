@@ -4,8 +4,8 @@
 use ed25519_dalek::SigningKey;
 
 use crate::command::{
-    Action, Attestation, CategoryDefinition, Command, Genesis, RecoveryQuorum, RegisterKey, Role,
-    RoleChange,
+    Action, Attestation, CategoryDefinition, Command, Genesis, KeyRevocation, RecoveryQuorum,
+    RegisterKey, Role, RoleChange,
 };
 use crate::ledger::{snapshot, Ledger};
 use crate::protocol::{public_key_of, EntryKind, PublicKey};
@@ -286,10 +286,27 @@ pub fn revoke(subject: u8, role: Role) -> Action {
 }
 
 pub fn attest(subject: u8, district: Option<&str>) -> Action {
+    attest_as(subject, district, subject)
+}
+
+/// An attestation of `subject` as the verified resident whose tag is made from `resident`.
+pub fn attest_as(subject: u8, district: Option<&str>, resident: u8) -> Action {
     Action::AttestResident(Attestation {
         subject: public(subject),
         district: district.map(str::to_string),
         verified: true,
+        resident_tag: Some(resident_tag(resident)),
+    })
+}
+
+/// A well-formed resident tag, different for each `resident`.
+pub fn resident_tag(resident: u8) -> String {
+    hex::encode([resident; 32])
+}
+
+pub fn revoke_key(subject: u8) -> Action {
+    Action::RevokeKey(KeyRevocation {
+        subject: public(subject),
     })
 }
 
@@ -302,6 +319,7 @@ pub fn potholes() -> CategoryDefinition {
         confirmation_window_days: 7,
         support_threshold: 2,
         proposal_lifetime_days: 30,
+        supports_from_residents_only: false,
     }
 }
 
