@@ -122,6 +122,9 @@ pub const PROPOSAL_READ_ATTEMPTS_MAX: u32 = 5;
 pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
 /// How often an idle writer looks for entries other nodes appended.
 pub const WRITER_FOLLOW_INTERVAL_MS: u64 = 100;
+/// How many times a node with other nodes follows the shared log again, one follow interval
+/// apart, to find the original of an envelope sent again (another node may have taken it).
+pub const RETRY_FOLLOW_ATTEMPTS_MAX: u64 = 3;
 /// How often an idle live stream sends a comment so proxies keep it open.
 pub const LIVE_KEEP_ALIVE_INTERVAL_MS: u64 = 15_000;
 /// Live-tally streams one client address may hold open at once.

@@ -69,7 +69,12 @@ async fn accept(
         }
         return Err(limited);
     }
+    // Kept for a replay the writer finds only once it has folded in another node's entries.
+    let resent = signed.clone();
     let appended = node.append(signed).await;
+    if let Err(SubmitError::Refused(Refusal::ReplayedNonce)) = &appended {
+        return retried(node, resent, location).await;
+    }
     if let (
         Some(coordination),
         Err(
@@ -139,12 +144,26 @@ fn complaint_quota_subject(node: &Node, key: PublicKey, author: &str) -> String 
 
 /// A command whose nonce is taken: the exact envelope of an appended command (a client retrying
 /// after a lost answer) gets the original receipt with `200 OK`; anything else is a replay.
+/// On a shared log the original may be another node's entry this node has not folded in yet: it
+/// follows the log again, a bounded number of times, before calling the envelope a replay.
 async fn retried(node: &web::Data<Node>, signed: SignedCommand, location: Location) -> Answer {
-    let reader = node.clone();
-    match off_worker(move || reader.original_receipt(&signed)).await? {
-        Some(receipt) => Ok(answer(HttpResponse::Ok(), location, receipt)),
-        None => Err(refused(Refusal::ReplayedNonce)),
+    let signed = std::sync::Arc::new(signed);
+    for attempt in 0..=projections::limits::RETRY_FOLLOW_ATTEMPTS_MAX {
+        let (reader, lookup) = (node.clone(), signed.clone());
+        if let Some(receipt) = off_worker(move || reader.original_receipt(&lookup)).await? {
+            return Ok(answer(HttpResponse::Ok(), location, receipt));
+        }
+        // Without Redis no node learns of another's nonce before folding its entry in (here or
+        // in the writer), so there is nothing to wait for.
+        let uncoordinated = node.coordination().is_none();
+        if uncoordinated || attempt == projections::limits::RETRY_FOLLOW_ATTEMPTS_MAX {
+            break;
+        }
+        node.follow_now();
+        let interval = projections::limits::WRITER_FOLLOW_INTERVAL_MS;
+        tokio::time::sleep(std::time::Duration::from_millis(interval)).await;
     }
+    Err(refused(Refusal::ReplayedNonce))
 }
 
 fn refused(refusal: Refusal) -> ApiError {

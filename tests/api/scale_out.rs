@@ -551,3 +551,37 @@ async fn a_cut_database_connection_gives_503s_without_hanging_and_the_node_recov
     );
     Arc::try_unwrap(cluster).ok().unwrap().stop().await;
 }
+
+#[actix_web::test]
+#[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
+#[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
+async fn an_envelope_taken_by_one_node_and_sent_again_to_another_gets_the_original_receipt() {
+    let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
+    let cluster = Cluster::start(2, database_url, &redis_url).await;
+    // A client whose answer from node 0 was lost sends the same envelope to node 1 at once,
+    // before node 1 has necessarily folded node 0's entry in.
+    for _ in 0..20 {
+        let key = generate_key(&cluster.entropy);
+        let action = Action::RegisterKey(RegisterKey {});
+        let envelope =
+            veche::client::signed_envelope(&key, action, cluster.clock_now(), &cluster.entropy);
+        let mut receipts = Vec::new();
+        for node in [0, 1] {
+            let response = cluster
+                .http
+                .post(format!("{}/v1/keys", cluster.addresses[node]))
+                .json(&envelope)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            receipts.push((status, response.json::<Value>().await.unwrap()));
+        }
+        assert_eq!(receipts[0].0, 201, "{:?}", receipts[0].1);
+        assert_eq!(receipts[1].0, 200, "{:?}", receipts[1].1);
+        assert_eq!(receipts[1].1["position"], receipts[0].1["position"]);
+        assert_eq!(receipts[1].1["entry_hash"], receipts[0].1["entry_hash"]);
+    }
+    assert_eq!(cluster.verify_chain(), 21, "genesis and one entry per key");
+    cluster.stop().await;
+}
