@@ -7,6 +7,7 @@ fn entry(position: u64) -> StoredEntry {
         position,
         bytes: format!("entry {position}").into_bytes(),
         hash: [position as u8; 32],
+        content: Vec::new(),
     }
 }
 
