@@ -118,6 +118,9 @@ pub enum CommandError {
         expected: &'static str,
         found: &'static str,
     },
+    /// The content beside the command does not match its commitments; nothing is stored.
+    #[error(transparent)]
+    ContentMismatch(projections::content::ContentError),
     #[error(transparent)]
     Submit(#[from] SubmitError),
 }
@@ -341,6 +344,29 @@ impl Node {
             .check_fresh_and_unseen(signed.kind, &signed.command, now)
     }
 
+    /// The content still stored for `commitments` (erased pieces are absent). Reads the store,
+    /// so call it off the HTTP workers.
+    pub fn content(
+        &self,
+        commitments: &[projections::content::Commitment],
+    ) -> Result<std::collections::BTreeMap<projections::content::Commitment, String>, SubmitError>
+    {
+        let wanted: Vec<[u8; 32]> = commitments.iter().map(|commitment| commitment.0).collect();
+        let found = self
+            .store
+            .read_content(&wanted)
+            .map_err(|error| SubmitError::StoreUnavailable(error.to_string()))?;
+        Ok(found
+            .into_iter()
+            .map(|piece| {
+                (
+                    projections::content::Commitment(piece.commitment),
+                    piece.text,
+                )
+            })
+            .collect())
+    }
+
     /// The position of the recent command `author` appended with `nonce`, as published here.
     pub fn recent_position(&self, author: PublicKey, nonce: &str) -> Option<u64> {
         match self.recent.lock() {
@@ -391,12 +417,17 @@ impl Node {
 
     /// Appends a command whose envelope has been opened (signature checked); answers once the
     /// entry is durable.
-    pub async fn append(&self, signed: SignedCommand) -> Result<Receipt, SubmitError> {
+    /// `content` is the command's content, already matched to its commitments.
+    pub async fn append(
+        &self,
+        signed: SignedCommand,
+        content: Vec<projections::content::CheckedPiece>,
+    ) -> Result<Receipt, SubmitError> {
         self.check_state_proven()?;
         if let Some(fault) = self.fault() {
             return Err(SubmitError::Faulted(fault));
         }
-        let appended = self.writer.submit(signed).await?;
+        let appended = self.writer.submit(signed, content).await?;
         // The writer grew the tree before answering, so the current checkpoint covers the entry.
         self.tree()
             .receipt(&*self.store, &appended, None)
@@ -599,6 +630,7 @@ fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError>
         position: 0,
         bytes: sealed.bytes,
         hash: sealed.event.hash,
+        content: Vec::new(),
     };
     // Nodes starting together race to begin a new log: under the append lock only the
     // first writes genesis, and the others fold in what it wrote.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use projections::content::CheckedPiece;
 use projections::protocol::public_key_of;
 use projections::replay::seal;
 use projections::{
@@ -51,6 +52,9 @@ pub enum Submission {
     Follow,
     Command {
         signed: Box<SignedCommand>,
+        /// The content the command commits to, checked against its commitments; stored beside
+        /// the entry in the same transaction.
+        content: Vec<CheckedPiece>,
         reply: Reply<Appended>,
     },
     DueSystemEvents {
@@ -79,6 +83,28 @@ struct Capture {
     tree_taken: bool,
 }
 
+/// What a batch decided: the sealed entries, and each submission's outcome.
+type Decided = (Vec<SealedEntry>, Vec<Outcome>);
+
+/// A sealed entry as the store keeps it, with the content its command commits to beside it.
+fn stored_entry(entry: &SealedEntry, content: &[CheckedPiece]) -> StoredEntry {
+    let position = entry.event.position;
+    StoredEntry {
+        position,
+        bytes: entry.bytes.clone(),
+        hash: entry.event.hash,
+        content: content
+            .iter()
+            .map(|checked| crate::store::StoredContent {
+                position,
+                commitment: checked.commitment.0,
+                salt: checked.piece.salt,
+                text: checked.piece.text.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// The sending side, cloned into every request handler.
 #[derive(Clone)]
 pub struct WriterHandle {
@@ -86,10 +112,15 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub async fn submit(&self, signed: SignedCommand) -> Result<Appended, SubmitError> {
+    pub async fn submit(
+        &self,
+        signed: SignedCommand,
+        content: Vec<CheckedPiece>,
+    ) -> Result<Appended, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.send(Submission::Command {
             signed: Box::new(signed),
+            content,
             reply,
         })?;
         Self::wait(answer).await
@@ -362,40 +393,46 @@ impl Writer {
 
     /// Decides every submission against the working ledger, folding accepted ones in so that
     /// later submissions of the batch see them.
-    fn decide_batch(&mut self, batch: &[Submission]) -> (Vec<SealedEntry>, Vec<Outcome>) {
+    fn decide_batch(&mut self, batch: &[Submission]) -> (Vec<StoredEntry>, Decided) {
         // Server time never runs backwards along the chain, whatever the wall clock does.
         let server_time = self.clock.now().max(self.working.last_server_time);
         let mut sealed: Vec<SealedEntry> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut stored = Vec::with_capacity(batch.len());
         for submission in batch {
             let start = sealed.len();
             match submission {
-                Submission::Command { signed, .. } => {
-                    match seal(&self.working, (**signed).clone(), server_time) {
-                        Ok(entry) => {
-                            self.working.evolve(&entry.event);
-                            sealed.push(entry);
-                        }
-                        Err(refusal) => {
-                            outcomes.push(Outcome::Refused(refusal));
-                            continue;
-                        }
+                Submission::Command {
+                    signed, content, ..
+                } => match seal(&self.working, (**signed).clone(), server_time) {
+                    Ok(entry) => {
+                        self.working.evolve(&entry.event);
+                        stored.push(stored_entry(&entry, content));
+                        sealed.push(entry);
                     }
-                }
+                    Err(refusal) => {
+                        outcomes.push(Outcome::Refused(refusal));
+                        continue;
+                    }
+                },
                 Submission::Follow => {}
                 Submission::DueSystemEvents { .. } => {
                     self.seal_due_system_events(server_time, &mut sealed);
+                    let system = sealed[start..].iter();
+                    stored.extend(system.map(|entry| stored_entry(entry, &[])));
                 }
                 Submission::AttestState { .. } => {
                     if let Err(refusal) = self.seal_attestation(server_time, &mut sealed) {
                         outcomes.push(Outcome::Refused(refusal));
                         continue;
                     }
+                    let attestation = sealed[start..].iter();
+                    stored.extend(attestation.map(|entry| stored_entry(entry, &[])));
                 }
             }
             outcomes.push(Outcome::Sealed(start..sealed.len()));
         }
-        (sealed, outcomes)
+        (stored, (sealed, outcomes))
     }
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
@@ -406,16 +443,8 @@ impl Writer {
         // a command is judged against the latest committed log and never loses a race.
         let appended = store.append_following(self.working.size, &mut |others| {
             self.fold_entries(others);
-            let (sealed, outcomes) = self.decide_batch(&batch);
-            let stored = sealed
-                .iter()
-                .map(|entry| StoredEntry {
-                    position: entry.event.position,
-                    bytes: entry.bytes.clone(),
-                    hash: entry.event.hash,
-                })
-                .collect();
-            decided = Some((sealed, outcomes));
+            let (stored, sealed_and_outcomes) = self.decide_batch(&batch);
+            decided = Some(sealed_and_outcomes);
             stored
         });
         let append_microseconds = started.elapsed().as_micros() as u64;
@@ -923,6 +952,7 @@ mod tests {
                 position: sealed.event.position,
                 bytes: sealed.bytes,
                 hash: sealed.event.hash,
+                content: Vec::new(),
             });
         }
         (entries, ledger)

@@ -734,6 +734,10 @@ const NOT_LIMITS: &[(&str, &str)] = &[
     ),
     ("HASH_BYTES", "SHA-256's output size"),
     (
+        "SALT_BYTES",
+        "a content commitment's fixed salt length (PROTOCOL.md)",
+    ),
+    (
         "APPEND_LOCK_KEY",
         "an identifier: PostgreSQL's advisory lock key",
     ),

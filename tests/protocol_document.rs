@@ -339,6 +339,7 @@ fn the_documented_weak_key_is_refused_as_weak() {
     let envelope = Envelope {
         payload: String::from_utf8(command.to_payload()).unwrap(),
         signature: hex::encode(key(CITIZEN_SEED).sign(b"anything").to_bytes()),
+        content: Vec::new(),
     };
     assert_eq!(envelope.open().err(), Some(EnvelopeError::WeakKey));
     assert!(!citizen.is_weak());
@@ -648,6 +649,11 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
         resident_tag
     );
     known.push(resident_tag);
+    // The committed fields of the bodies commit to the documented pieces of content.
+    for line in doc.block("example-content").lines() {
+        let piece: projections::content::ContentPiece = serde_json::from_str(line).unwrap();
+        known.push(piece.commitment().to_hex());
+    }
     // The close example's Merkle root and the attestation's digest are illustrative: no key or
     // file hashes to them.
     known.push(
@@ -1023,16 +1029,22 @@ fn every_api_error() -> Vec<ApiError> {
             | SubmitError::Faulted(_) => {}
         }
     }
-    let mut command_errors = vec![CommandError::ActionMismatch {
-        expected: "register_key",
-        found: "cast_ballot",
-    }];
+    let mut command_errors = vec![
+        CommandError::ActionMismatch {
+            expected: "register_key",
+            found: "cast_ballot",
+        },
+        CommandError::ContentMismatch(projections::content::ContentError::Unmatched {
+            commitment: projections::content::Commitment([0; 32]),
+        }),
+    ];
     command_errors.extend(envelope_errors.into_iter().map(CommandError::Envelope));
     command_errors.extend(submit_errors.into_iter().map(CommandError::Submit));
     for error in &command_errors {
         match error {
             CommandError::Envelope(_)
             | CommandError::ActionMismatch { .. }
+            | CommandError::ContentMismatch(_)
             | CommandError::Submit(_) => {}
         }
     }

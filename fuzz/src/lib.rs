@@ -11,6 +11,7 @@ use projections::command::{
     Action, Attachment, Audience, CastBallot, ChoiceKind, ComplaintFiling, Degrees, Genesis,
     Location, PollDefinition, ProposalSubmission, RegisterKey, TallyVisibility,
 };
+use projections::content::Commitment;
 use projections::merkle::{self, NodeSource};
 use projections::protocol::{self, public_key_of, EntryKind, Hash, PublicKey};
 use projections::{Command, Entry, Timestamp};
@@ -150,24 +151,24 @@ pub fn seed_commands() -> Vec<Command> {
             4,
             Action::FileComplaint(ComplaintFiling {
                 category: "street-lighting".into(),
-                description: "The lamp by the bus stop is out".into(),
+                description: Commitment([0x11; 32]),
                 location: Location {
-                    latitude: Degrees(55.751_244),
-                    longitude: Degrees(-37.618_423_1e-3),
-                    address: "Lenina 1".into(),
+                    latitude: Degrees(55.751),
+                    longitude: Degrees(-0.037),
+                    address: Commitment([0x22; 32]),
                     district: "Central".into(),
                 },
                 attachments: vec![Attachment {
                     sha256: hex_of(&[0xab; 32]),
-                    url: "https://example.org/lamp.jpg".into(),
+                    url: Commitment([0x33; 32]),
                 }],
             }),
         ),
         command(
             5,
             Action::SubmitProposal(ProposalSubmission {
-                title: "Benches".into(),
-                body: "More benches \"in\" the park \u{2014} ünïcode".into(),
+                title: Commitment([0x44; 32]),
+                body: Commitment([0x55; 32]),
                 category: "parks".into(),
                 district: Some("North".into()),
             }),

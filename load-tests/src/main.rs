@@ -23,7 +23,10 @@ use projections::command::{
 use projections::protocol::public_key_of;
 use projections::{Action, Timestamp};
 use serde_json::{json, Value};
-use veche::client::{endpoint_for, signed_envelope};
+use veche::client::{endpoint_for, signed_envelope, ContentBook};
+
+/// The content this harness committed to, attached to each envelope that names it.
+static CONTENT: ContentBook = ContentBook::new();
 use veche::clock::{Clock, SystemClock};
 use veche::keys::{generate_key, read_key_file, OsEntropy, SeededEntropy};
 
@@ -511,7 +514,8 @@ where
                         .map(|key| {
                             let (action, option) = make(key);
                             let url = format!("{base}{}", endpoint_for(&action));
-                            let envelope = signed_envelope(key, action, issued_at, &OsEntropy);
+                            let envelope =
+                                CONTENT.attach(signed_envelope(key, action, issued_at, &OsEntropy));
                             Ok(Job {
                                 url,
                                 body: serde_json::to_vec(&envelope)?,
@@ -690,7 +694,7 @@ async fn post_one(
 ) -> anyhow::Result<Option<Value>> {
     let name = action.name();
     let url = format!("{base}{}", endpoint_for(&action));
-    let envelope = signed_envelope(key, action, SystemClock.now(), &OsEntropy);
+    let envelope = CONTENT.attach(signed_envelope(key, action, SystemClock.now(), &OsEntropy));
     let (status, body) = answer_of(http.post(&url).json(&envelope), &url).await?;
     if status.is_success() {
         return Ok(Some(body));
@@ -735,8 +739,8 @@ async fn set_up_mixed(
     let mut proposals = Vec::new();
     for (index, author) in citizens.iter().take(MIXED_PROPOSALS).enumerate() {
         let submission = Action::SubmitProposal(ProposalSubmission {
-            title: format!("Proposal {index}"),
-            body: "More benches along the river.".into(),
+            title: CONTENT.commit(&format!("Proposal {index}"), &OsEntropy),
+            body: CONTENT.commit("More benches along the river.", &OsEntropy),
             category: "load-testing".into(),
             district: None,
         });
@@ -760,11 +764,15 @@ async fn set_up_mixed(
 fn complaint_filing(byte: usize) -> Action {
     Action::FileComplaint(ComplaintFiling {
         category: "load-testing".into(),
-        description: "The streetlight outside the school has been dark for a week.".into(),
+        description: CONTENT.commit(
+            "The streetlight outside the school has been dark for a week.",
+            &OsEntropy,
+        ),
         location: Location {
-            latitude: Degrees(55.75 + byte as f64 / 10_000.0),
+            // On the public 0.001-degree grid: a division of whole thousandths lands on it.
+            latitude: Degrees((55_750 + (byte % 1_000) as i64) as f64 / 1_000.0),
             longitude: Degrees(37.61),
-            address: "12 School Lane".into(),
+            address: CONTENT.commit("12 School Lane", &OsEntropy),
             district: "Centre".into(),
         },
         attachments: vec![],

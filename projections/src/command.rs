@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits;
-use crate::protocol::PublicKey;
+use crate::protocol::{Commitment, PublicKey};
 use crate::time::Timestamp;
 
 /// A parsed payload. The exact bytes stay in the entry; this is only their meaning.
@@ -435,7 +435,8 @@ impl Eq for Degrees {}
 pub struct Location {
     pub latitude: Degrees,
     pub longitude: Degrees,
-    pub address: String,
+    /// The street address, committed: it locates a home more exactly than the public grid.
+    pub address: Commitment,
     pub district: String,
 }
 
@@ -445,14 +446,16 @@ pub struct Location {
 pub struct Attachment {
     /// SHA-256 of the file's bytes, 64 lowercase hexadecimal characters.
     pub sha256: String,
-    pub url: String,
+    /// Where the file is, committed: a URL can name a person or carry one's data.
+    pub url: Commitment,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComplaintFiling {
     pub category: String,
-    pub description: String,
+    /// The citizen's own words, committed (erasable content beside the log).
+    pub description: Commitment,
     pub location: Location,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
@@ -519,7 +522,8 @@ pub struct Merge {
 #[serde(deny_unknown_fields)]
 pub struct Supplement {
     pub complaint: u64,
-    pub text: String,
+    /// The details the author adds, committed.
+    pub text: Commitment,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
 }
@@ -545,14 +549,16 @@ pub struct CannotResolve {
 #[serde(deny_unknown_fields)]
 pub struct Dispute {
     pub complaint: u64,
-    pub reason: String,
+    /// The author's reason, committed.
+    pub reason: Commitment,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalSubmission {
-    pub title: String,
-    pub body: String,
+    /// The title and body are the author's own words, committed.
+    pub title: Commitment,
+    pub body: Commitment,
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
@@ -796,11 +802,11 @@ mod tests {
         let command = Command {
             action: Action::FileComplaint(ComplaintFiling {
                 category: "potholes".into(),
-                description: "A hole.".into(),
+                description: crate::content::Commitment([1; 32]),
                 location: Location {
                     latitude: Degrees(latitude),
                     longitude: Degrees(37.55 + 641.0 / 10_000.0),
-                    address: "1 Arbat St".into(),
+                    address: crate::content::Commitment([2; 32]),
                     district: "Arbat".into(),
                 },
                 attachments: vec![],
@@ -834,8 +840,9 @@ mod tests {
                 .replacen(
                     "{\"choices\":[1],\"poll\":4}",
                     &format!(
-                        "{{\"category\":\"roads\",\"description\":\"pothole\",\"location\":\
-                         {{\"latitude\":{text},\"longitude\":0,\"address\":\"a\",\"district\":\"d\"}}}}"
+                        "{{\"category\":\"roads\",\"description\":\"{commitment}\",\"location\":\
+                         {{\"latitude\":{text},\"longitude\":0,\"address\":\"{commitment}\",\"district\":\"d\"}}}}",
+                        commitment = "ab".repeat(32)
                     ),
                     1,
                 );

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod command;
+pub mod content;
 pub mod keyed_map;
 pub mod ledger;
 pub mod limits;

@@ -78,6 +78,8 @@ pub const ADDRESS_CHARS_MAX: usize = 300;
 /// Attachments one complaint action may carry.
 pub const ATTACHMENTS_MAX: usize = 10;
 pub const URL_CHARS_MAX: usize = 2_000;
+/// Decimals of a complaint's public coordinates (0.001 degree, about 110 m of latitude).
+pub const COORDINATE_DECIMALS_MAX: i32 = 3;
 /// Answers, reasons, questions and supplements.
 pub const NOTE_CHARS_MAX: usize = 4_000;
 pub const PROPOSAL_TITLE_CHARS_MAX: usize = 200;

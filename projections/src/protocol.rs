@@ -16,8 +16,9 @@ pub const COMMAND_DOMAIN: &[u8] = b"veche command v1\n";
 /// Prefix of every message the server signs for its own system events.
 pub const SYSTEM_DOMAIN: &[u8] = b"veche system event v1\n";
 
-/// Format version, the first byte of every entry.
-pub const ENTRY_VERSION: u8 = 1;
+/// Format version, the first byte of every entry. Version 2 keeps erasable content beside the
+/// log (commitments in the payload); a version-1 log is refused by name, never read as version 2.
+pub const ENTRY_VERSION: u8 = 2;
 /// Fixed part of an entry: version, kind, position, server time, previous hash, signer, signature.
 pub const ENTRY_HEADER_BYTES: usize = 1 + 1 + 8 + 8 + 32 + 32 + 64;
 // limits.rs writes the payload limit as a number so that it depends on nothing; this holds the
@@ -28,6 +29,26 @@ const _: () = assert!(
 
 pub type Hash = [u8; 32];
 
+/// Prefix of every content commitment, so a commitment can never be another hash of the protocol.
+pub const CONTENT_DOMAIN: &[u8] = b"veche content v2\n";
+/// Bytes of a commitment's salt: fixed, so salt and text split one way only.
+pub const SALT_BYTES: usize = 16;
+
+/// A commitment to one piece of content, written as 64 lowercase hexadecimal characters.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Commitment(pub [u8; 32]);
+
+impl Commitment {
+    /// The commitment to `text` under `salt`.
+    pub fn of(salt: &[u8; SALT_BYTES], text: &str) -> Commitment {
+        let mut hasher = Sha256::new();
+        hasher.update(CONTENT_DOMAIN);
+        hasher.update(salt);
+        hasher.update(text.as_bytes());
+        Commitment(hasher.finalize().into())
+    }
+}
+
 /// Hash that the first entry links to.
 pub const GENESIS_PREVIOUS_HASH: Hash = [0; 32];
 
@@ -36,19 +57,6 @@ pub const GENESIS_PREVIOUS_HASH: Hash = [0; 32];
 pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
-    pub fn to_hex(self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Option<PublicKey> {
-        if text.len() != 64 || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
-            return None;
-        }
-        let mut bytes = [0; 32];
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        Some(PublicKey(bytes))
-    }
-
     /// A key is weak when it is not a valid curve point or lies in the small-order subgroup:
     /// signatures under such keys can be forged, so veche never registers one.
     pub fn is_weak(self) -> bool {
@@ -59,32 +67,59 @@ impl PublicKey {
     }
 }
 
-impl std::fmt::Debug for PublicKey {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "PublicKey({})", self.to_hex())
-    }
+/// 32 bytes written as 64 lowercase hexadecimal characters, one spelling per value: `to_hex`,
+/// `from_hex` (upper case refused rather than folded), `Debug`, `Display` and serde as text.
+macro_rules! lowercase_hex_32 {
+    ($name:ident, $what:literal) => {
+        impl $name {
+            pub fn to_hex(self) -> String {
+                hex::encode(self.0)
+            }
+
+            pub fn from_hex(text: &str) -> Option<$name> {
+                if text.len() != 64 || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+                    return None;
+                }
+                let mut bytes = [0; 32];
+                hex::decode_to_slice(text, &mut bytes).ok()?;
+                Some($name(bytes))
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(formatter, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(&self.to_hex())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $name::from_hex(&text).ok_or_else(|| {
+                    serde::de::Error::custom(concat!(
+                        $what,
+                        " is 64 lowercase hexadecimal characters"
+                    ))
+                })
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for PublicKey {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.to_hex())
-    }
-}
-
-impl serde::Serialize for PublicKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for PublicKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        PublicKey::from_hex(&text).ok_or_else(|| {
-            serde::de::Error::custom("a public key is 64 lowercase hexadecimal characters")
-        })
-    }
-}
+lowercase_hex_32!(PublicKey, "a public key");
+lowercase_hex_32!(Commitment, "a commitment");
 
 /// Who signed an entry, and therefore which domain prefix the signature covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +158,10 @@ pub enum EntryError {
     TooShort { length_bytes: usize },
     #[error("entry is {length_bytes} bytes, longer than the 65535-byte maximum")]
     TooLong { length_bytes: usize },
-    #[error("entry format version {0} is not known")]
+    #[error(
+        "entry format version {0} is not known: this veche reads version {ENTRY_VERSION} only \
+         (version 1 logs kept complaint and proposal text in the log; start a new log)"
+    )]
     UnknownVersion(u8),
     #[error("entry kind {0} is not known")]
     UnknownKind(u8),
@@ -522,11 +560,12 @@ mod tests {
             Err(EntryError::TooShort { length_bytes: 10 })
         );
         let mut wrong_version = bytes.clone();
-        wrong_version[0] = 2;
-        assert_eq!(
-            Entry::decode(&wrong_version),
-            Err(EntryError::UnknownVersion(2))
-        );
+        wrong_version[0] = 1;
+        let refusal = Entry::decode(&wrong_version);
+        assert_eq!(refusal, Err(EntryError::UnknownVersion(1)));
+        let message = refusal.unwrap_err().to_string();
+        assert!(message.contains("version 1 is not known"), "{message}");
+        assert!(message.contains("version 2 only"), "{message}");
         let mut wrong_kind = bytes;
         wrong_kind[1] = 9;
         assert_eq!(Entry::decode(&wrong_kind), Err(EntryError::UnknownKind(9)));

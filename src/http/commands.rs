@@ -16,6 +16,7 @@ use crate::http::{off_worker, Answer};
 use crate::node::{CommandError, Node};
 use crate::transparency::Receipt;
 use crate::writer::SubmitError;
+use projections::content::{CheckedPiece, ContentError, ContentPiece};
 use projections::Refusal;
 use projections::{Action, Command, PublicKey, SignedCommand};
 
@@ -25,7 +26,7 @@ use projections::{Action, Command, PublicKey, SignedCommand};
 async fn accept(
     node: &web::Data<Node>,
     request: &HttpRequest,
-    envelope: Envelope,
+    mut envelope: Envelope,
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Location, ApiError>,
 ) -> Answer {
@@ -38,6 +39,7 @@ async fn accept(
         )
         .await?;
     }
+    let pieces = std::mem::take(&mut envelope.content);
     let signed = node.open_envelope(envelope).await?;
     if let Some(expected) = expected {
         let found = signed.command.action.name();
@@ -45,6 +47,7 @@ async fn accept(
             return Err(CommandError::ActionMismatch { expected, found }.into());
         }
     }
+    let content = check_content(&signed.command.action, pieces)?;
     let location = location(&signed.command)?;
     // Stale and replayed commands are refused before the author is charged: anyone can copy a
     // published entry, and sending it again must not spend its author's limits.
@@ -71,7 +74,7 @@ async fn accept(
     }
     // Kept for a replay the writer finds only once it has folded in another node's entries.
     let resent = signed.clone();
-    let appended = node.append(signed).await;
+    let appended = node.append(signed, content).await;
     if let Err(SubmitError::Refused(Refusal::ReplayedNonce)) = &appended {
         return retried(node, resent, location).await;
     }
@@ -89,6 +92,23 @@ async fn accept(
         coordination.release_nonce(&author, &nonce).await;
     }
     Ok(answer(HttpResponse::Created(), location, appended?))
+}
+
+/// Matches the content sent beside a command to its commitments. Text that matches but breaks
+/// its field's rules is refused as the aggregate refuses an invalid command, so a client sees
+/// the same problem it saw when the text was signed in the clear.
+fn check_content(
+    action: &Action,
+    pieces: Vec<ContentPiece>,
+) -> Result<Vec<CheckedPiece>, ApiError> {
+    match projections::content::check(action, pieces) {
+        Ok(checked) => Ok(checked),
+        Err(ContentError::Invalid(reason)) => Err(refused(match action {
+            Action::SubmitProposal(_) => Refusal::InvalidProposal(reason),
+            _ => Refusal::InvalidComplaint(reason),
+        })),
+        Err(mismatch) => Err(CommandError::ContentMismatch(mismatch).into()),
+    }
 }
 
 /// Charges the author's limits, once the command is known fresh and unseen: per key, per

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::commands::{lifecycle_event, Location, Submission, Written};
+use crate::http::content::{filled, HoldsContent, Served};
 use crate::http::page::{Listed, Listing, Page};
 use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::{page_size, PageQuery};
@@ -40,11 +41,16 @@ pub struct ComplaintView {
     pub id: u64,
     pub author: String,
     pub category: String,
-    pub description: String,
+    /// The citizen's words, from the content store (a placeholder naming the commitment when
+    /// this node holds none).
+    #[schema(value_type = String)]
+    pub description: Served,
+    /// Latitude and longitude on the public 0.001-degree grid, the address from the content
+    /// store, the district.
     #[schema(value_type = Object)]
-    pub location: projections::command::Location,
+    pub location: LocationView,
     #[schema(value_type = Vec<Object>)]
-    pub attachments: Vec<projections::command::Attachment>,
+    pub attachments: Vec<AttachmentView>,
     /// filed, needs_info, accepted, in_progress, resolved, cannot_resolve, confirmed,
     /// closed_unconfirmed, rejected or merged.
     #[schema(value_type = String)]
@@ -71,9 +77,55 @@ pub struct ComplaintView {
     pub merged_from: Vec<u64>,
     pub answer: Option<String>,
     #[schema(value_type = Vec<Object>)]
-    pub evidence: Vec<projections::command::Attachment>,
+    pub evidence: Vec<AttachmentView>,
     #[schema(value_type = Vec<Object>)]
     pub timeline: Vec<TimelineStep>,
+}
+
+impl HoldsContent for ComplaintView {
+    fn served(&mut self) -> Vec<&mut Served> {
+        let mut served = vec![&mut self.description, &mut self.location.address];
+        let attachments = self.attachments.iter_mut().chain(&mut self.evidence);
+        served.extend(attachments.map(|attachment| &mut attachment.url));
+        served
+    }
+}
+
+/// A complaint's location as served: the public grid point, the address from the content store.
+#[derive(Serialize)]
+pub struct LocationView {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub address: Served,
+    pub district: String,
+}
+
+impl LocationView {
+    fn of(location: &projections::command::Location) -> LocationView {
+        LocationView {
+            latitude: location.latitude.0,
+            longitude: location.longitude.0,
+            address: Served::of(location.address),
+            district: location.district.clone(),
+        }
+    }
+}
+
+/// A photo or document as served: its hash from the log, its URL from the content store.
+#[derive(Serialize)]
+pub struct AttachmentView {
+    pub sha256: String,
+    pub url: Served,
+}
+
+impl AttachmentView {
+    fn all(attachments: &[projections::command::Attachment]) -> Vec<AttachmentView> {
+        let view = |attachment: &projections::command::Attachment| AttachmentView {
+            sha256: attachment.sha256.clone(),
+            url: Served::of(attachment.url),
+        };
+        attachments.iter().map(view).collect()
+    }
 }
 
 pub type ComplaintPage = Page<ComplaintView>;
@@ -88,9 +140,9 @@ impl ComplaintView {
             id: complaint.id,
             author: complaint.author.to_hex(),
             category: complaint.filing.category.clone(),
-            description: complaint.filing.description.clone(),
-            location: complaint.filing.location.clone(),
-            attachments: complaint.filing.attachments.clone(),
+            description: Served::of(complaint.filing.description),
+            location: LocationView::of(&complaint.filing.location),
+            attachments: AttachmentView::all(&complaint.filing.attachments),
             status: complaint.status,
             department: complaint.department.clone(),
             filed_at: complaint.filed_at,
@@ -105,7 +157,7 @@ impl ComplaintView {
             merged_into: complaint.merged_into,
             merged_from: complaint.merged_from.clone(),
             answer: complaint.answer.clone(),
-            evidence: complaint.evidence.clone(),
+            evidence: AttachmentView::all(&complaint.evidence),
             timeline: complaint.timeline.clone(),
         }
     }
@@ -195,7 +247,7 @@ pub async fn list_complaints(
                 .sla_at_risk
                 .is_none_or(|at_risk| complaint.sla_at_risk(now) == at_risk)
     })?;
-    Ok(web::Json(page))
+    Ok(web::Json(filled(&node, page).await?))
 }
 
 /// A department's queue: complaints routed to it that await its work, oldest first.
@@ -212,7 +264,7 @@ pub async fn department_queue(
     let page = page(&node, query.after, query.limit, |complaint, _| {
         complaint.status.awaits_department() && complaint.department.as_ref() == Some(&department)
     })?;
-    Ok(web::Json(page))
+    Ok(web::Json(filled(&node, page).await?))
 }
 
 /// One complaint with its whole public timeline.
@@ -225,12 +277,14 @@ pub async fn get_complaint(
     complaint: web::Path<u64>,
 ) -> Reply<ComplaintView> {
     let now = node.clock().now();
-    let ledger = node.proven_ledger()?;
-    let complaint = ledger
+    // The ledger's lock ends with the statement, before the content read.
+    let found = node
+        .proven_ledger()?
         .complaints
         .get(&complaint)
-        .ok_or_else(|| ApiError::NotFound(format!("complaint {complaint}")))?;
-    Ok(web::Json(ComplaintView::of(complaint, now)))
+        .map(|complaint| ComplaintView::of(complaint, now));
+    let view = found.ok_or_else(|| ApiError::NotFound(format!("complaint {complaint}")))?;
+    Ok(web::Json(filled(&node, view).await?))
 }
 
 /// Complaint statistics overall and by district, category, department and month of filing.

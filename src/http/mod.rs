@@ -6,6 +6,7 @@
 pub mod catalogue;
 pub mod commands;
 pub mod complaints;
+pub mod content;
 pub mod live;
 pub mod open311;
 pub mod page;

@@ -8,6 +8,7 @@ use projections::{Ledger, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::http::content::{filled, HoldsContent, Served};
 use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::Reply;
 use crate::node::Node;
@@ -59,18 +60,32 @@ pub struct ServiceRequest {
     pub status_notes: Option<String>,
     pub service_name: Option<String>,
     pub service_code: String,
-    pub description: String,
+    /// From the content store; a placeholder naming the commitment when this node holds none.
+    #[schema(value_type = String)]
+    pub description: Served,
     pub agency_responsible: Option<String>,
     pub service_notice: Option<String>,
     pub requested_datetime: String,
     pub updated_datetime: String,
     /// The SLA deadline once the complaint is accepted.
     pub expected_datetime: Option<String>,
-    pub address: String,
+    /// From the content store, as the description.
+    #[schema(value_type = String)]
+    pub address: Served,
+    /// On the public 0.001-degree grid.
     pub lat: f64,
     pub long: f64,
-    /// The first attachment's URL; its SHA-256 is in the veche log.
-    pub media_url: Option<String>,
+    /// The first attachment's URL, from the content store; its SHA-256 is in the veche log.
+    #[schema(value_type = Option<String>)]
+    pub media_url: Option<Served>,
+}
+
+impl HoldsContent for ServiceRequest {
+    fn served(&mut self) -> Vec<&mut Served> {
+        let mut served = vec![&mut self.description, &mut self.address];
+        served.extend(self.media_url.as_mut());
+        served
+    }
 }
 
 fn is_open(status: ComplaintStatus) -> bool {
@@ -112,20 +127,20 @@ fn service_request(ledger: &Ledger, complaint: &Complaint) -> ServiceRequest {
             .get(&complaint.filing.category)
             .map(|record| record.current.name.clone()),
         service_code: complaint.filing.category.clone(),
-        description: complaint.filing.description.clone(),
+        description: Served::of(complaint.filing.description),
         agency_responsible: complaint.department.clone(),
         service_notice: None,
         requested_datetime: complaint.filed_at.to_rfc3339(),
         updated_datetime: updated.to_rfc3339(),
         expected_datetime: complaint.deadline.map(Timestamp::to_rfc3339),
-        address: complaint.filing.location.address.clone(),
+        address: Served::of(complaint.filing.location.address),
         lat: complaint.filing.location.latitude.0,
         long: complaint.filing.location.longitude.0,
         media_url: complaint
             .filing
             .attachments
             .first()
-            .map(|attachment| attachment.url.clone()),
+            .map(|attachment| Served::of(attachment.url)),
     }
 }
 
@@ -161,6 +176,12 @@ pub async fn requests(
     node: web::Data<Node>,
     query: web::Query<RequestsQuery>,
 ) -> Reply<Vec<ServiceRequest>> {
+    let found = find_requests(&node, &query)?;
+    Ok(web::Json(filled(&node, found).await?))
+}
+
+/// The service requests `query` asks for, their committed fields not yet filled.
+fn find_requests(node: &Node, query: &RequestsQuery) -> Result<Vec<ServiceRequest>, ApiError> {
     let ledger = node.proven_ledger()?;
     if let Some(ids) = &query.service_request_id {
         let mut found = Vec::new();
@@ -177,7 +198,7 @@ pub async fn requests(
                 found.push(service_request(&ledger, complaint));
             }
         }
-        return Ok(web::Json(found));
+        return Ok(found);
     }
     let end =
         parse_date("end_date", query.end_date.as_ref())?.unwrap_or_else(|| node.clock().now());
@@ -223,7 +244,7 @@ pub async fn requests(
         .take(projections::limits::OPEN311_REQUESTS_PAGE_ITEMS_MAX)
         .map(|complaint| service_request(&ledger, complaint))
         .collect();
-    Ok(web::Json(found))
+    Ok(found)
 }
 
 /// One service request, as a one-element array (the spec's shape).
@@ -232,10 +253,13 @@ pub async fn requests(
     responses((status = 200, body = Vec<ServiceRequest>), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/open311/v2/requests/{service_request_id}.json")]
 pub async fn request(node: web::Data<Node>, id: web::Path<u64>) -> Reply<Vec<ServiceRequest>> {
-    let ledger = node.proven_ledger()?;
-    let complaint = ledger
-        .complaints
-        .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("service request {id}")))?;
-    Ok(web::Json(vec![service_request(&ledger, complaint)]))
+    let found = {
+        let ledger = node.proven_ledger()?;
+        let complaint = ledger
+            .complaints
+            .get(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("service request {id}")))?;
+        vec![service_request(&ledger, complaint)]
+    };
+    Ok(web::Json(filled(&node, found).await?))
 }

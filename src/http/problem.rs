@@ -137,6 +137,7 @@ impl ApiError {
 fn classify_command(error: &CommandError) -> (StatusCode, &'static str) {
     match error {
         CommandError::ActionMismatch { .. } => (StatusCode::BAD_REQUEST, "action-mismatch"),
+        CommandError::ContentMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "content-mismatch"),
         CommandError::Envelope(EnvelopeError::MalformedSignature) => {
             (StatusCode::BAD_REQUEST, "malformed-signature")
         }

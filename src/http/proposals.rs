@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::commands::{lifecycle_event, Location, Submission, Written};
+use crate::http::content::{filled, HoldsContent, Served};
 use crate::http::page::{Listed, Listing, Page};
 use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::page_size;
@@ -37,8 +38,12 @@ pub async fn proposal_event(submission: Submission, proposal: web::Path<u64>) ->
 pub struct ProposalView {
     pub id: u64,
     pub author: String,
-    pub title: String,
-    pub body: String,
+    /// The author's words, from the content store (a placeholder naming the commitment when this
+    /// node holds none).
+    #[schema(value_type = String)]
+    pub title: Served,
+    #[schema(value_type = String)]
+    pub body: Served,
     pub category: String,
     pub district: Option<String>,
     /// submitted, published, rejected, under_review, accepted, declined, implemented,
@@ -64,6 +69,12 @@ pub struct ProposalView {
     pub support_history: Vec<SupportStep>,
 }
 
+impl HoldsContent for ProposalView {
+    fn served(&mut self) -> Vec<&mut Served> {
+        vec![&mut self.title, &mut self.body]
+    }
+}
+
 pub type ProposalPage = Page<ProposalView, String>;
 
 impl Listed for ProposalView {
@@ -75,8 +86,8 @@ impl ProposalView {
         ProposalView {
             id: proposal.id,
             author: proposal.author.to_hex(),
-            title: proposal.submission.title.clone(),
-            body: proposal.submission.body.clone(),
+            title: Served::of(proposal.submission.title),
+            body: Served::of(proposal.submission.body),
             category: proposal.submission.category.clone(),
             district: proposal.submission.district.clone(),
             status: proposal.status,
@@ -141,35 +152,38 @@ pub async fn list_proposals(
         Some(text) => Some(parse_cursor(text)?),
         None => None,
     };
-    let ledger = node.proven_ledger()?;
-    let mut keyed: Vec<((i64, u64), &Proposal)> = ledger
-        .proposals
-        .values()
-        .filter(|proposal| {
-            status.is_none_or(|status| proposal.status == status)
-                && query
-                    .category
-                    .as_ref()
-                    .is_none_or(|category| &proposal.submission.category == category)
-                && query
-                    .district
-                    .as_ref()
-                    .is_none_or(|district| proposal.submission.district.as_ref() == Some(district))
-        })
-        .map(|proposal| ((sort_key(proposal, now), proposal.id), proposal))
-        .filter(|(key, _)| cursor.is_none_or(|cursor| *key < cursor))
-        .collect();
-    keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
-    let next = (keyed.len() > size).then(|| {
-        let (score, id) = keyed[size - 1].0;
-        format!("{score}.{id}")
-    });
-    let items = keyed
-        .into_iter()
-        .take(size)
-        .map(|(_, proposal)| ProposalView::of(proposal))
-        .collect();
-    Ok(web::Json(Page { items, next }))
+    // The ledger is read in a block of its own: its lock is released before the content read.
+    let page = {
+        let ledger = node.proven_ledger()?;
+        let mut keyed: Vec<((i64, u64), &Proposal)> = ledger
+            .proposals
+            .values()
+            .filter(|proposal| {
+                status.is_none_or(|status| proposal.status == status)
+                    && query
+                        .category
+                        .as_ref()
+                        .is_none_or(|category| &proposal.submission.category == category)
+                    && query.district.as_ref().is_none_or(|district| {
+                        proposal.submission.district.as_ref() == Some(district)
+                    })
+            })
+            .map(|proposal| ((sort_key(proposal, now), proposal.id), proposal))
+            .filter(|(key, _)| cursor.is_none_or(|cursor| *key < cursor))
+            .collect();
+        keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
+        let next = (keyed.len() > size).then(|| {
+            let (score, id) = keyed[size - 1].0;
+            format!("{score}.{id}")
+        });
+        let items = keyed
+            .into_iter()
+            .take(size)
+            .map(|(_, proposal)| ProposalView::of(proposal))
+            .collect();
+        Page { items, next }
+    };
+    Ok(web::Json(filled(&node, page).await?))
 }
 
 fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
@@ -187,10 +201,12 @@ fn parse_cursor(text: &str) -> Result<(i64, u64), ApiError> {
     responses((status = 200, body = ProposalView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/proposals/{proposal}")]
 pub async fn get_proposal(node: web::Data<Node>, proposal: web::Path<u64>) -> Reply<ProposalView> {
-    let ledger = node.proven_ledger()?;
-    let proposal = ledger
+    // The ledger's lock ends with the statement, before the content read.
+    let found = node
+        .proven_ledger()?
         .proposals
         .get(&proposal)
-        .ok_or_else(|| ApiError::NotFound(format!("proposal {proposal}")))?;
-    Ok(web::Json(ProposalView::of(proposal)))
+        .map(ProposalView::of);
+    let view = found.ok_or_else(|| ApiError::NotFound(format!("proposal {proposal}")))?;
+    Ok(web::Json(filled(&node, view).await?))
 }

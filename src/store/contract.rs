@@ -1,12 +1,13 @@
 //! The contract every store backend passes: one suite, run against each backend.
 
-use super::{EventStore, StoreError, StoredEntry};
+use super::{EventStore, StoreError, StoredContent, StoredEntry};
 
 fn entry(position: u64) -> StoredEntry {
     StoredEntry {
         position,
         bytes: format!("entry {position}").into_bytes(),
         hash: [position as u8; 32],
+        content: Vec::new(),
     }
 }
 
@@ -49,6 +50,51 @@ pub fn a_gap_or_an_overlap_is_refused_and_nothing_of_the_batch_is_kept(store: &d
     assert_eq!(store.size().ok(), Some(2));
     assert!(store.append(&[entry(2)]).is_ok());
     assert_eq!(store.size().ok(), Some(3));
+}
+
+/// An entry carrying `pieces` pieces of content, each with a commitment unique to the position.
+fn entry_with_content(position: u64, pieces: u8) -> StoredEntry {
+    let content = (0..pieces)
+        .map(|piece| {
+            let mut commitment = [0xc0; 32];
+            commitment[0] = position as u8;
+            commitment[1] = piece;
+            StoredContent {
+                position,
+                commitment,
+                salt: [piece; 16],
+                text: format!("content {piece} of entry {position}"),
+            }
+        })
+        .collect();
+    StoredEntry {
+        content,
+        ..entry(position)
+    }
+}
+
+pub fn content_is_kept_beside_its_entry_and_a_refused_batch_keeps_none(store: &dyn EventStore) {
+    let first = entry_with_content(0, 2);
+    assert!(store.append(std::slice::from_ref(&first)).is_ok());
+    let commitments: Vec<[u8; 32]> = first.content.iter().map(|piece| piece.commitment).collect();
+    let mut found = store.read_content(&commitments).unwrap();
+    found.sort_by_key(|piece| piece.commitment);
+    assert_eq!(found, first.content);
+    // The log itself reads back without it: content never travels with the entry's bytes.
+    assert_eq!(store.read(0, 1).unwrap(), vec![entry(0)]);
+    let refused = [entry_with_content(2, 1)];
+    assert!(store.append(&refused).is_err());
+    let refused_commitment = [refused[0].content[0].commitment];
+    assert_eq!(store.read_content(&refused_commitment).unwrap(), vec![]);
+    let mut following = None;
+    let appended = store.append_following(1, &mut |_| {
+        following = Some(entry_with_content(1, 1));
+        following.clone().into_iter().collect()
+    });
+    assert!(appended.is_ok());
+    let following = following.unwrap();
+    let commitment = [following.content[0].commitment];
+    assert_eq!(store.read_content(&commitment).unwrap(), following.content);
 }
 
 pub fn an_empty_batch_changes_nothing(store: &dyn EventStore) {
@@ -156,6 +202,7 @@ macro_rules! store_contract {
             a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one,
             the_largest_signed_checkpoint_is_remembered,
             an_empty_batch_changes_nothing,
+            content_is_kept_beside_its_entry_and_a_refused_batch_keeps_none,
         ]);
     };
     ($module:ident, $make:expr, [$($clause:ident),* $(,)?]) => {
@@ -284,6 +331,7 @@ mod postgres {
         tiles_are_written_once_and_read_back,
         a_corrupted_tile_is_named_and_replaced_by_the_recomputed_one,
         the_largest_signed_checkpoint_is_remembered,
-        an_append_following_sees_what_others_appended_and_lands_after_it
+        an_append_following_sees_what_others_appended_and_lands_after_it,
+        content_is_kept_beside_its_entry_and_a_refused_batch_keeps_none
     );
 }

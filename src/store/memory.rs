@@ -4,11 +4,13 @@ use std::sync::Mutex;
 
 use projections::Hash;
 
-use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
+use super::{EventStore, SignedCheckpoint, StoreError, StoredContent, StoredEntry, StoredTile};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<Vec<StoredEntry>>,
+    /// Content by commitment, beside the entries (whose own `content` is emptied when stored).
+    content: Mutex<std::collections::BTreeMap<[u8; 32], StoredContent>>,
     tiles: Mutex<TileMap>,
     signed: Mutex<Option<SignedCheckpoint>>,
 }
@@ -25,6 +27,24 @@ impl MemoryStore {
     fn tiles(&self) -> Result<std::sync::MutexGuard<'_, TileMap>, StoreError> {
         locked(&self.tiles)
     }
+
+    /// Keeps the batch's content in the content map and the entries without it, as the durable
+    /// stores keep them in two tables.
+    fn store_batch(
+        &self,
+        entries: &mut Vec<StoredEntry>,
+        batch: Vec<StoredEntry>,
+    ) -> Result<(), StoreError> {
+        super::check_contiguous(entries.len() as u64, &batch)?;
+        let mut content = locked(&self.content)?;
+        for mut entry in batch {
+            for piece in std::mem::take(&mut entry.content) {
+                content.insert(piece.commitment, piece);
+            }
+            entries.push(entry);
+        }
+        Ok(())
+    }
 }
 
 type TileMap = std::collections::BTreeMap<(u8, u64), Vec<u8>>;
@@ -39,9 +59,7 @@ fn locked<T>(mutex: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreErro
 impl EventStore for MemoryStore {
     fn append(&self, batch: &[StoredEntry]) -> Result<(), StoreError> {
         let mut entries = self.lock()?;
-        super::check_contiguous(entries.len() as u64, batch)?;
-        entries.extend_from_slice(batch);
-        Ok(())
+        self.store_batch(&mut entries, batch.to_vec())
     }
 
     fn append_following(
@@ -54,9 +72,7 @@ impl EventStore for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(entries.len());
         let batch = prepare(entries[start..].to_vec());
-        super::check_contiguous(entries.len() as u64, &batch)?;
-        entries.extend(batch);
-        Ok(())
+        self.store_batch(&mut entries, batch)
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
@@ -66,6 +82,14 @@ impl EventStore for MemoryStore {
             .min(entries.len());
         let end = start.saturating_add(limit).min(entries.len());
         Ok(entries[start..end].to_vec())
+    }
+
+    fn read_content(&self, commitments: &[[u8; 32]]) -> Result<Vec<StoredContent>, StoreError> {
+        let content = locked(&self.content)?;
+        let found = commitments
+            .iter()
+            .filter_map(|commitment| content.get(commitment));
+        Ok(found.cloned().collect())
     }
 
     fn size(&self) -> Result<u64, StoreError> {

@@ -23,6 +23,19 @@ pub struct StoredEntry {
     pub position: u64,
     pub bytes: Vec<u8>,
     pub hash: Hash,
+    /// The erasable content the entry commits to, written beside it in the same transaction
+    /// (never part of `bytes`, the hash chain or the tiles). Reads of the log leave it empty.
+    pub content: Vec<StoredContent>,
+}
+
+/// One piece of erasable content, kept in the content table beside the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredContent {
+    /// The position of the entry whose payload commits to it.
+    pub position: u64,
+    pub commitment: [u8; 32],
+    pub salt: [u8; projections::content::SALT_BYTES],
+    pub text: String,
 }
 
 /// One full Merkle hash tile (C2SP tlog-tiles): 256 concatenated 32-byte hashes.
@@ -103,6 +116,9 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Number of entries, which is also the next position.
     fn size(&self) -> Result<u64, StoreError>;
+
+    /// The content still stored for these commitments (erased or never stored pieces are absent).
+    fn read_content(&self, commitments: &[[u8; 32]]) -> Result<Vec<StoredContent>, StoreError>;
 
     /// Stores full Merkle hash tiles. Tiles are derived from the log and never change once
     /// full, so writing one that is already there is not an error.

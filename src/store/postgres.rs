@@ -10,7 +10,7 @@ use postgres::{Client, NoTls};
 
 use projections::Hash;
 
-use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
+use super::{EventStore, SignedCheckpoint, StoreError, StoredContent, StoredEntry, StoredTile};
 
 /// The advisory lock key every appender takes: "veche" in ASCII.
 const APPEND_LOCK_KEY: i64 = 0x0076_6563_6865;
@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
 DROP TRIGGER IF EXISTS merkle_tiles_are_never_changed ON merkle_tiles;
 CREATE TRIGGER merkle_tiles_are_never_changed BEFORE UPDATE OR DELETE OR TRUNCATE ON merkle_tiles
     FOR EACH STATEMENT EXECUTE FUNCTION veche_refuse_change();
+CREATE TABLE IF NOT EXISTS content (
+    commitment BYTEA PRIMARY KEY CHECK (length(commitment) = 32),
+    position   BIGINT NOT NULL,
+    salt       BYTEA NOT NULL CHECK (length(salt) = 16),
+    text       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_by_position ON content (position);
 CREATE TABLE IF NOT EXISTS signed_checkpoints (
     size BIGINT PRIMARY KEY,
     root BYTEA NOT NULL CHECK (length(root) = 32)
@@ -263,6 +270,12 @@ impl EventStore for PostgresStore {
         self.reader.call(next_position)
     }
 
+    fn read_content(&self, commitments: &[[u8; 32]]) -> Result<Vec<StoredContent>, StoreError> {
+        let commitments = commitments.to_vec();
+        self.reader
+            .call(move |client| read_content_rows(client, &commitments))
+    }
+
     fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
         if tiles.is_empty() {
             return Ok(());
@@ -381,7 +394,48 @@ fn insert_batch(
          SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
         &[&positions, &bytes, &hashes],
     )?;
+    // Same transaction: an entry and the content it commits to are durable together or not at all.
+    let pieces: Vec<&StoredContent> = entries.iter().flat_map(|entry| &entry.content).collect();
+    if !pieces.is_empty() {
+        let commitments: Vec<&[u8]> = pieces.iter().map(|piece| &piece.commitment[..]).collect();
+        let positions: Vec<i64> = pieces.iter().map(|piece| piece.position as i64).collect();
+        let salts: Vec<&[u8]> = pieces.iter().map(|piece| &piece.salt[..]).collect();
+        let texts: Vec<&str> = pieces.iter().map(|piece| piece.text.as_str()).collect();
+        transaction.execute(
+            "INSERT INTO content (commitment, position, salt, text) \
+             SELECT * FROM unnest($1::BYTEA[], $2::BIGINT[], $3::BYTEA[], $4::TEXT[])",
+            &[&commitments, &positions, &salts, &texts],
+        )?;
+    }
     Ok(())
+}
+
+fn read_content_rows(
+    client: &mut impl postgres::GenericClient,
+    commitments: &[[u8; 32]],
+) -> Result<Vec<StoredContent>, StoreError> {
+    let wanted: Vec<&[u8]> = commitments
+        .iter()
+        .map(|commitment| &commitment[..])
+        .collect();
+    let rows = client.query(
+        "SELECT commitment, position, salt, text FROM content WHERE commitment = ANY($1)",
+        &[&wanted],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let position: i64 = row.get(1);
+            let corrupt = || StoreError::Corrupt(format!("content at position {position}"));
+            let commitment: Vec<u8> = row.get(0);
+            let salt: Vec<u8> = row.get(2);
+            Ok(StoredContent {
+                position: position as u64,
+                commitment: commitment.try_into().map_err(|_| corrupt())?,
+                salt: salt.try_into().map_err(|_| corrupt())?,
+                text: row.get(3),
+            })
+        })
+        .collect()
 }
 
 fn read_page(
@@ -406,6 +460,7 @@ fn read_page(
                 position: position as u64,
                 bytes: row.get(1),
                 hash,
+                content: Vec::new(),
             })
         })
         .collect()

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use projections::Hash;
 
 use super::checkpoint_file::CheckpointFile;
-use super::{EventStore, SignedCheckpoint, StoreError, StoredEntry, StoredTile};
+use super::{EventStore, SignedCheckpoint, StoreError, StoredContent, StoredEntry, StoredTile};
 
 /// The signed-checkpoint record's extension: `log.sqlite` keeps it in `log.signed-checkpoint`.
 pub const SIGNED_CHECKPOINT_EXTENSION: &str = "signed-checkpoint";
@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS merkle_tiles (
 ) STRICT;
 CREATE TRIGGER IF NOT EXISTS merkle_tiles_are_never_deleted BEFORE DELETE ON merkle_tiles
 BEGIN SELECT RAISE(ABORT, 'veche hash tiles are derived from the log and never removed'); END;
+CREATE TABLE IF NOT EXISTS content (
+    commitment BLOB PRIMARY KEY CHECK (length(commitment) = 32),
+    position   INTEGER NOT NULL,
+    salt       BLOB NOT NULL CHECK (length(salt) = 16),
+    text       TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS content_by_position ON content (position);
 ";
 
 /// Kept apart from `SCHEMA` because `replace_tiles` lifts it for the length of one transaction.
@@ -99,7 +106,54 @@ fn insert_rows(connection: &Connection, entries: &[StoredEntry]) -> Result<(), S
             .map_err(|_| StoreError::Corrupt("position beyond i64".into()))?;
         insert.execute(params![position, entry.bytes, entry.hash.as_slice()])?;
     }
+    // The content goes in the same transaction: an entry and the content it commits to are
+    // durable together or not at all.
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO content (commitment, position, salt, text) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for piece in entries.iter().flat_map(|entry| &entry.content) {
+        let position = piece.position as i64;
+        insert.execute(params![
+            piece.commitment.as_slice(),
+            position,
+            piece.salt.as_slice(),
+            piece.text
+        ])?;
+    }
     Ok(())
+}
+
+fn read_content_rows(
+    connection: &Connection,
+    commitments: &[[u8; 32]],
+) -> Result<Vec<StoredContent>, StoreError> {
+    let mut select = connection.prepare_cached(
+        "SELECT commitment, position, salt, text FROM content WHERE commitment = ?1",
+    )?;
+    let mut found = Vec::new();
+    for commitment in commitments {
+        let row = select
+            .query_row(params![commitment.as_slice()], |row| {
+                Ok((
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .optional()?;
+        if let Some((position, salt, text)) = row {
+            let salt = salt
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("content salt at {position}")))?;
+            found.push(StoredContent {
+                position: position as u64,
+                commitment: *commitment,
+                salt,
+                text,
+            });
+        }
+    }
+    Ok(found)
 }
 
 fn read_rows(
@@ -129,6 +183,7 @@ fn read_rows(
             position: position as u64,
             bytes,
             hash,
+            content: Vec::new(),
         });
     }
     Ok(entries)
@@ -164,6 +219,11 @@ impl EventStore for SqliteStore {
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         let connection = Self::lock(&self.reader)?;
         read_rows(&connection, from, limit)
+    }
+
+    fn read_content(&self, commitments: &[[u8; 32]]) -> Result<Vec<StoredContent>, StoreError> {
+        let connection = Self::lock(&self.reader)?;
+        read_content_rows(&connection, commitments)
     }
 
     fn size(&self) -> Result<u64, StoreError> {

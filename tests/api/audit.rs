@@ -306,8 +306,8 @@ async fn submitted_proposal(app: &TestApp) -> u64 {
     app.act_ok(
         &author,
         Action::SubmitProposal(ProposalSubmission {
-            title: "A bench by the pond".into(),
-            body: "The path round the pond has nowhere to sit.".into(),
+            title: crate::harness::commit("A bench by the pond"),
+            body: crate::harness::commit("The path round the pond has nowhere to sit."),
             category: "benches".into(),
             district: None,
         }),

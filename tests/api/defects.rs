@@ -129,7 +129,7 @@ async fn a_thousand_polls_closing_at_one_instant_all_close_within_two_seconds() 
         let envelope = app.sign(&official, Action::OpenPoll(definition.clone()));
         async {
             let signed = app.node.open_envelope(envelope).await.unwrap();
-            app.node.append(signed).await.unwrap().position
+            app.node.append(signed, Vec::new()).await.unwrap().position
         }
     });
     let polls = futures::future::join_all(openings).await;

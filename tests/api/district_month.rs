@@ -184,12 +184,22 @@ fn month_of(milliseconds: i64) -> String {
 fn photo(label: &str) -> Attachment {
     Attachment {
         sha256: hex::encode(Sha256::digest(label.as_bytes())),
-        url: format!("https://photos.example/{}.jpg", label.replace(' ', "-")),
+        url: crate::harness::commit(&format!(
+            "https://photos.example/{}.jpg",
+            label.replace(' ', "-")
+        )),
     }
 }
 
 fn attachment_json(attachment: &Attachment) -> Value {
-    json!({"sha256": attachment.sha256, "url": attachment.url})
+    json!({"sha256": attachment.sha256, "url": text_of(attachment.url)})
+}
+
+/// The text a test committed to: what a read serves in the commitment's place.
+fn text_of(commitment: projections::content::Commitment) -> String {
+    crate::harness::CONTENT
+        .text(&commitment)
+        .expect("the test committed to this text")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -717,11 +727,15 @@ impl World {
         };
         let filing = ComplaintFiling {
             category: spec.id.into(),
-            description: format!("{} at {house} {street} St (report {number}).", spec.name),
+            description: crate::harness::commit(&format!(
+                "{} at {house} {street} St (report {number}).",
+                spec.name
+            )),
             location: Location {
-                latitude: Degrees(55.70 + self.rng.below(1_000) as f64 / 10_000.0),
-                longitude: Degrees(37.55 + self.rng.below(1_000) as f64 / 10_000.0),
-                address: format!("{house} {street} St"),
+                // On the public 0.001-degree grid: whole thousandths divided land on it.
+                latitude: Degrees((55_700 + self.rng.below(1_000) / 10) as f64 / 1_000.0),
+                longitude: Degrees((37_550 + self.rng.below(1_000) / 10) as f64 / 1_000.0),
+                address: crate::harness::commit(&format!("{house} {street} St")),
                 district: district.into(),
             },
             attachments: attachments.clone(),
@@ -880,10 +894,10 @@ impl World {
                 let reason = format!("Complaint {}: nothing has changed.", complaint.id);
                 let action = Action::DisputeResolution(Dispute {
                     complaint: complaint.id,
-                    reason: reason.clone(),
+                    reason: crate::harness::commit(&reason),
                 });
-                let expected =
-                    Expected::new(index, "dispute_resolution", Status::InProgress).noted(&reason);
+                // The author's reason is content beside the log: the timeline step names none.
+                let expected = Expected::new(index, "dispute_resolution", Status::InProgress);
                 let now = self.complaint_command(&author, action, expected).await;
                 let complaint = &mut self.complaints[index];
                 complaint.disputes += 1;
@@ -994,10 +1008,11 @@ impl World {
         };
         let action = Action::SupplementComplaint(Supplement {
             complaint: complaint.id,
-            text: text.clone(),
+            text: crate::harness::commit(&text),
             attachments: attachments.clone(),
         });
-        let expected = Expected::new(index, "supplement_complaint", Status::Filed).noted(&text);
+        // The author's words are content beside the log: the timeline step names none.
+        let expected = Expected::new(index, "supplement_complaint", Status::Filed);
         let now = self.complaint_command(&author, action, expected).await;
         let complaint = &mut self.complaints[index];
         complaint.supplemented = true;
@@ -1274,11 +1289,11 @@ impl World {
                 id: None,
                 author,
                 submission: ProposalSubmission {
-                    title: format!("{}: proposal {index}", spec.name),
-                    body: format!(
+                    title: crate::harness::commit(&format!("{}: proposal {index}", spec.name)),
+                    body: crate::harness::commit(&format!(
                         "Citizens of the district propose to improve {} (idea {index}).",
                         spec.name.to_lowercase()
-                    ),
+                    )),
                     category: spec.id.into(),
                     district,
                 },
@@ -1397,11 +1412,11 @@ impl World {
             "id": complaint.id,
             "author": Self::hex(&self.people.citizens[complaint.author]),
             "category": complaint.category(),
-            "description": complaint.filing.description,
+            "description": text_of(complaint.filing.description),
             "location": {
                 "latitude": location.latitude.0,
                 "longitude": location.longitude.0,
-                "address": location.address,
+                "address": text_of(location.address),
                 "district": location.district,
             },
             "attachments": complaint.attachments.iter().map(attachment_json).collect::<Vec<_>>(),
@@ -1428,8 +1443,8 @@ impl World {
         json!({
             "id": proposal.id,
             "author": Self::hex(&self.people.citizens[proposal.author]),
-            "title": proposal.submission.title,
-            "body": proposal.submission.body,
+            "title": text_of(proposal.submission.title),
+            "body": text_of(proposal.submission.body),
             "category": proposal.submission.category,
             "district": proposal.submission.district,
             "status": proposal.status.name(),

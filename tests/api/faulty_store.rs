@@ -71,6 +71,12 @@ impl<F: Faults> EventStore for FaultyStore<F> {
     fn size(&self) -> Result<u64, StoreError> {
         self.inner.size()
     }
+    fn read_content(
+        &self,
+        commitments: &[[u8; 32]],
+    ) -> Result<Vec<veche::store::StoredContent>, StoreError> {
+        self.inner.read_content(commitments)
+    }
     fn write_tiles(&self, tiles: &[StoredTile]) -> Result<(), StoreError> {
         self.inner.write_tiles(tiles)
     }

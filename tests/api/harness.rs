@@ -18,6 +18,30 @@ use veche::keys::{generate_key, SeededEntropy};
 use veche::node::Node;
 use veche::server::{Application, Settings};
 
+/// The content every test committed to: `TestApp::sign` attaches what a command names.
+pub static CONTENT: veche::client::ContentBook = veche::client::ContentBook::new();
+
+/// A commitment to `text` under a fresh salt, its text kept to send beside the command.
+pub fn commit(text: &str) -> projections::content::Commitment {
+    CONTENT.commit(text, &veche::keys::OsEntropy)
+}
+
+/// Opens an envelope as the write path does, with the content the book holds for it matched to
+/// its commitments: what `Node::append` takes.
+pub fn opened_with_content(
+    envelope: Envelope,
+) -> (
+    projections::SignedCommand,
+    Vec<projections::content::CheckedPiece>,
+) {
+    let mut envelope = CONTENT.attach(envelope);
+    let pieces = std::mem::take(&mut envelope.content);
+    let signed = envelope.open().expect("our own signatures verify");
+    let content = projections::content::check(&signed.command.action, pieces)
+        .expect("the book holds the content our commands commit to");
+    (signed, content)
+}
+
 /// 2026-11-23T10:00:00Z: where every test's clock starts.
 pub const TEST_START: Timestamp = Timestamp(1_795_428_000_000);
 pub const MINUTE_MS: i64 = 60_000;
@@ -119,7 +143,12 @@ impl TestApp {
     }
 
     pub fn sign(&self, key: &SigningKey, action: Action) -> Envelope {
-        veche::client::signed_envelope(key, action, self.now(), &*self.entropy)
+        CONTENT.attach(veche::client::signed_envelope(
+            key,
+            action,
+            self.now(),
+            &*self.entropy,
+        ))
     }
 
     pub async fn post(&self, path: &str, envelope: &Envelope) -> Answer {
@@ -304,11 +333,11 @@ pub fn lighting() -> CategoryDefinition {
 pub fn streetlight_filing(district: &str) -> ComplaintFiling {
     ComplaintFiling {
         category: "street-lighting".into(),
-        description: "The streetlight outside number 12 has been dark for a week.".into(),
+        description: commit("The streetlight outside number 12 has been dark for a week."),
         location: Location {
-            latitude: Degrees(55.7558),
-            longitude: Degrees(37.6173),
-            address: "12 Tverskaya St".into(),
+            latitude: Degrees(55.756),
+            longitude: Degrees(37.617),
+            address: commit("12 Tverskaya St"),
             district: district.into(),
         },
         attachments: vec![],

@@ -81,9 +81,9 @@ async fn resending_the_exact_envelope_of_an_appended_command_returns_its_origina
 
     let mut other = Command::parse(envelope.payload.as_bytes()).unwrap();
     let mut second = streetlight_filing("Tverskoy");
-    second.description = "Another lamp is out too.".into();
+    second.description = crate::harness::commit("Another lamp is out too.");
     other.action = Action::FileComplaint(second);
-    let reused = Envelope::sign(&author, &other);
+    let reused = crate::harness::CONTENT.attach(Envelope::sign(&author, &other));
     let replay = app.post("/v1/complaints", &reused).await;
     assert_eq!(replay.status, 409, "{:?}", replay.body);
     assert_eq!(replay.problem_type(), "urn:veche:problem:replayed-nonce");

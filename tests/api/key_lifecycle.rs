@@ -222,8 +222,8 @@ async fn a_category_for_residents_only_takes_one_support_per_resident_tag() {
     app.grant(&moderator, Role::Moderator, None).await;
     let author = app.citizen().await;
     let submission = ProposalSubmission {
-        title: "More light on the boulevard".into(),
-        body: "Add lamps every twenty metres.".into(),
+        title: crate::harness::commit("More light on the boulevard"),
+        body: crate::harness::commit("Add lamps every twenty metres."),
         category: category.id.clone(),
         district: None,
     };

@@ -137,8 +137,8 @@ fn filing() -> Action {
 
 fn submission(category: &str) -> Action {
     Action::SubmitProposal(ProposalSubmission {
-        title: "More light on the boulevard".into(),
-        body: "Add lamps every twenty metres along the boulevard.".into(),
+        title: crate::harness::commit("More light on the boulevard"),
+        body: crate::harness::commit("Add lamps every twenty metres along the boulevard."),
         category: category.into(),
         district: Some("Tverskoy".into()),
     })
@@ -172,7 +172,7 @@ impl Complaint {
     fn supplement(self) -> Action {
         Action::SupplementComplaint(Supplement {
             complaint: self.0,
-            text: "It is the lamp nearest the bus stop.".into(),
+            text: crate::harness::commit("It is the lamp nearest the bus stop."),
             attachments: vec![],
         })
     }
@@ -207,7 +207,7 @@ impl Complaint {
     }
 
     fn dispute(self) -> Action {
-        let reason = "Still dark.".into();
+        let reason = crate::harness::commit("Still dark.");
         Action::DisputeResolution(Dispute {
             complaint: self.0,
             reason,
@@ -1205,10 +1205,9 @@ impl BareNode {
 
     async fn submit(&self, key: &SigningKey, action: Action) -> Result<u64, String> {
         use veche::clock::Clock;
-        let signed = veche::client::signed_envelope(key, action, self.clock.now(), &self.entropy)
-            .open()
-            .unwrap();
-        match self.node.append(signed).await {
+        let envelope = veche::client::signed_envelope(key, action, self.clock.now(), &self.entropy);
+        let (signed, content) = crate::harness::opened_with_content(envelope);
+        match self.node.append(signed, content).await {
             Ok(receipt) => Ok(receipt.position),
             Err(veche::writer::SubmitError::Refused(refusal)) => Err(refusal.code().to_owned()),
             Err(other) => panic!("{other}"),

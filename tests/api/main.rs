@@ -3,6 +3,7 @@
 
 mod admin_recovery;
 mod audit;
+mod content;
 mod crash;
 mod defects;
 mod district_month;

@@ -95,6 +95,7 @@ pub(crate) fn sign_text(key: &SigningKey, payload: &str) -> Envelope {
     Envelope {
         payload: payload.into(),
         signature: hex::encode(key.sign(&message).to_bytes()),
+        content: Vec::new(),
     }
 }
 
@@ -156,6 +157,7 @@ fn cases(fixture: &Fixture) -> Vec<Case> {
     let weak = Envelope {
         payload: String::from_utf8(weak_payload).unwrap(),
         signature: "00".repeat(64),
+        content: Vec::new(),
     };
     let registration_text = app
         .sign(&fixture.voter, Action::RegisterKey(RegisterKey {}))

@@ -180,6 +180,7 @@ impl Cluster {
     ) -> (u16, Value) {
         let path = veche::client::endpoint_for(&action);
         let envelope = veche::client::signed_envelope(key, action, self.clock_now(), &self.entropy);
+        let envelope = crate::harness::CONTENT.attach(envelope);
         let response = self
             .http
             .post(format!("{}{path}", self.addresses[node]))
@@ -284,6 +285,64 @@ async fn converged_tally(cluster: &Cluster, poll: u64, within_ms: u64) -> Value 
 }
 
 const CITIZENS: usize = 150;
+
+#[actix_web::test]
+#[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
+#[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
+async fn content_filed_through_one_node_is_stored_once_beside_the_shared_log_and_served_by_both() {
+    let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
+    let cluster = Cluster::start(2, database_url, &redis_url).await;
+    let category = Action::DefineCategory(crate::harness::lighting());
+    assert_eq!(cluster.post(0, category, &cluster.admin).await.0, 201);
+    let citizen = generate_key(&cluster.entropy);
+    let registered = cluster
+        .post(0, Action::RegisterKey(RegisterKey {}), &citizen)
+        .await;
+    assert_eq!(registered.0, 201);
+    let personal = "Anna Sidorova, flat 3, +7 900 765 43 21: the courtyard lamp is out.";
+    let filing = projections::command::ComplaintFiling {
+        description: crate::harness::commit(personal),
+        ..crate::harness::streetlight_filing("Tverskoy")
+    };
+    let (status, receipt) = cluster
+        .post(1, Action::FileComplaint(filing), &citizen)
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let complaint = receipt["position"].as_u64().unwrap();
+    let path = format!("/v1/complaints/{complaint}");
+    let mut served = cluster.get(0, &path).await;
+    for _ in 0..50 {
+        if served["description"] == personal {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        served = cluster.get(0, &path).await;
+    }
+    assert_eq!(
+        served["description"], personal,
+        "node 0 serves node 1's content"
+    );
+    assert_eq!(cluster.get(1, &path).await["description"], personal);
+    let (url, schema) = (cluster.database_url.clone(), cluster.schema.clone());
+    let (in_content, in_events) = std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let count = |client: &mut ::postgres::Client, table: &str, column: &str| -> i64 {
+            let query =
+                format!("SELECT count(*) FROM {schema}.{table} WHERE position($1 IN {column}) > 0");
+            client
+                .query_one(&query, &[&"Sidorova".as_bytes()])
+                .unwrap()
+                .get(0)
+        };
+        let in_content = count(&mut client, "content", "convert_to(text, 'UTF8')");
+        (in_content, count(&mut client, "events", "entry"))
+    })
+    .join()
+    .unwrap();
+    assert_eq!((in_content, in_events), (1, 0));
+    cluster.verify_chain();
+    cluster.stop().await;
+}
 
 #[actix_web::test]
 #[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]

@@ -239,11 +239,11 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 let Some(author) = some_key else { continue };
                 let filing = ComplaintFiling {
                     category: category.id.clone(),
-                    description: "A pothole".into(),
+                    description: crate::harness::commit("A pothole"),
                     location: Location {
                         latitude: Degrees(55.7),
                         longitude: Degrees(37.6),
-                        address: "Main St 1".into(),
+                        address: crate::harness::commit("Main St 1"),
                         district: format!("district-{}", random.below(3)),
                     },
                     attachments: vec![],
@@ -302,7 +302,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                     continue;
                 };
                 let confirmation = Action::ConfirmResolution(ComplaintReference { complaint });
-                let reason = "Still broken".into();
+                let reason = crate::harness::commit("Still broken");
                 let dispute = Action::DisputeResolution(Dispute { complaint, reason });
                 (author, random.either(confirmation, dispute))
             }
@@ -311,8 +311,8 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 (
                     author,
                     Action::SubmitProposal(ProposalSubmission {
-                        title: "More benches".into(),
-                        body: "In the park".into(),
+                        title: crate::harness::commit("More benches"),
+                        body: crate::harness::commit("In the park"),
                         category: category.id.clone(),
                         district: None,
                     }),
@@ -369,10 +369,8 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
             }
         };
         let envelope = veche::client::signed_envelope(&signer, action, clock.now(), &entropy);
-        if let Ok(receipt) = node
-            .append(envelope.open().expect("our own signatures verify"))
-            .await
-        {
+        let (signed, content) = crate::harness::opened_with_content(envelope);
+        if let Ok(receipt) = node.append(signed, content).await {
             assert!(
                 accepted_positions.insert(receipt.position),
                 "seed {seed} step {step}: a position was handed out twice"

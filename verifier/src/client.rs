@@ -3,7 +3,11 @@
 //! Used by the CLI, the integration tests and the load harness, so all three speak the protocol
 //! through one piece of code.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use ed25519_dalek::SigningKey;
+use projections::content::{Commitment, ContentPiece, SALT_BYTES};
 use projections::protocol::public_key_of;
 use projections::{Action, Command, Timestamp};
 use serde_json::Value;
@@ -34,6 +38,67 @@ pub fn signed_envelope(
     entropy: &dyn Entropy,
 ) -> Envelope {
     Envelope::sign(key, &new_command(key, action, issued_at, entropy))
+}
+
+/// The content a client committed to and has not sent yet: `commit` gives the commitment to put
+/// in a command and keeps the salted text, and `attach` puts the pieces a signed command names
+/// beside it in its envelope.
+pub struct ContentBook {
+    pieces: Mutex<BTreeMap<Commitment, ContentPiece>>,
+}
+
+impl ContentBook {
+    pub const fn new() -> ContentBook {
+        ContentBook {
+            pieces: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A commitment to `text` under a fresh random salt: the same text twice gives two.
+    pub fn commit(&self, text: &str, entropy: &dyn Entropy) -> Commitment {
+        let mut salt = [0; SALT_BYTES];
+        entropy.fill(&mut salt);
+        let piece = ContentPiece {
+            salt,
+            text: text.to_owned(),
+        };
+        let commitment = piece.commitment();
+        self.lock().insert(commitment, piece);
+        commitment
+    }
+
+    /// The text behind a commitment this book made, if it still holds it.
+    pub fn text(&self, commitment: &Commitment) -> Option<String> {
+        self.lock().get(commitment).map(|piece| piece.text.clone())
+    }
+
+    /// Puts beside `envelope` every piece its command commits to that this book holds.
+    pub fn attach(&self, mut envelope: Envelope) -> Envelope {
+        let Ok(command) = Command::parse(envelope.payload.as_bytes()) else {
+            return envelope;
+        };
+        let pieces = self.lock();
+        envelope.content = command
+            .action
+            .committed_fields()
+            .iter()
+            .filter_map(|(_, commitment)| pieces.get(commitment).cloned())
+            .collect();
+        envelope
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Commitment, ContentPiece>> {
+        // A panic while holding the book leaves plain data behind: keep using it.
+        self.pieces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Default for ContentBook {
+    fn default() -> Self {
+        ContentBook::new()
+    }
 }
 
 /// The path each action is sent to. The match names every action, so a new one cannot be sent

@@ -2,6 +2,7 @@
 
 use ed25519_dalek::SigningKey;
 use projections::command::ParseError;
+use projections::content::ContentPiece;
 use projections::protocol::{sign, verify_strict, SignatureError};
 use projections::{Command, EntryKind, SignedCommand};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,10 @@ pub struct Envelope {
     pub payload: String,
     /// Ed25519 signature, 128 lowercase hexadecimal characters.
     pub signature: String,
+    /// The content the payload commits to (salt and text per committed field), in any order.
+    /// Outside the signature: the commitments inside the payload bind it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentPiece>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +43,7 @@ impl Envelope {
         Envelope {
             payload: String::from_utf8_lossy(&payload).into_owned(),
             signature: hex::encode(signature),
+            content: Vec::new(),
         }
     }
 

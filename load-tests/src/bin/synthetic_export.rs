@@ -94,6 +94,7 @@ impl Log {
                 position: sealed.event.position,
                 bytes: sealed.bytes,
                 hash: sealed.event.hash,
+                content: Vec::new(),
             });
             if self.pending.len() >= 8_192 {
                 self.flush()?;

@@ -175,25 +175,22 @@ fn check_attachments(attachments: &[Attachment]) -> Result<(), String> {
         if !hash_ok {
             return Err("an attachment's sha256 is 64 lowercase hexadecimal characters".into());
         }
-        let url = &attachment.url;
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.chars().count() > limits::URL_CHARS_MAX
-            || url.chars().any(char::is_whitespace)
-        {
-            return Err(format!(
-                "an attachment's url is an http(s) URL of at most {} characters",
-                limits::URL_CHARS_MAX
-            ));
-        }
+        // The URL is committed content: its rules are checked beside the log (`content.rs`).
     }
     Ok(())
 }
 
+/// Whether `degrees` lies on the public grid: a multiple of 10^-`COORDINATE_DECIMALS_MAX`
+/// degrees, written with at most that many decimals (about 110 m of latitude at 3: a block, not
+/// a home). Division by a power of ten rounds correctly, so a number parsed from at most that
+/// many decimals comes back bit for bit.
+fn on_public_grid(degrees: f64) -> bool {
+    let scale = 10f64.powi(limits::COORDINATE_DECIMALS_MAX);
+    ((degrees * scale).round() / scale).to_bits() == degrees.to_bits()
+}
+
 fn check_filing(filing: &ComplaintFiling) -> Result<(), Refusal> {
     let invalid = |reason: String| Err(Refusal::InvalidComplaint(reason));
-    let description = &filing.description;
-    let description_max = limits::COMPLAINT_DESCRIPTION_CHARS_MAX;
-    check_field("a description", description, Lines::Many, description_max).or_else(invalid)?;
     let location = &filing.location;
     let latitude = location.latitude.0;
     let longitude = location.longitude.0;
@@ -203,8 +200,12 @@ fn check_filing(filing: &ComplaintFiling) -> Result<(), Refusal> {
     if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
         return invalid("longitude is between -180 and 180".into());
     }
-    let address = &location.address;
-    check_field("an address", address, Lines::One, limits::ADDRESS_CHARS_MAX).or_else(invalid)?;
+    if !on_public_grid(latitude) || !on_public_grid(longitude) {
+        return invalid(format!(
+            "coordinates have at most {} decimals (the public grid; the address says the rest)",
+            limits::COORDINATE_DECIMALS_MAX
+        ));
+    }
     let district = &location.district;
     check_field(
         "a district",
@@ -300,8 +301,7 @@ impl Complaints {
                 decide_author_answer(self.complaint(reference.complaint)?, attempt)
             }
             ComplaintAction::DisputeResolution(dispute) => {
-                decide_author_answer(self.complaint(dispute.complaint)?, attempt)?;
-                check_note(&dispute.reason)
+                decide_author_answer(self.complaint(dispute.complaint)?, attempt)
             }
             ComplaintAction::BreachSla(reference) => due(breach_is_due(
                 self.complaint(reference.complaint)?,
@@ -389,7 +389,6 @@ impl Complaints {
         if complaint.status != ComplaintStatus::NeedsInfo {
             return Err(transition(complaint, attempt));
         }
-        check_note(&supplement.text)?;
         check_attachments(&supplement.attachments).map_err(Refusal::InvalidComplaint)
     }
 
@@ -404,8 +403,8 @@ impl Complaints {
                 let complaint = self.complaint_mut(supplement.complaint);
                 let added = supplement.attachments.iter().cloned();
                 complaint.filing.attachments.extend(added);
-                let note = Some(supplement.text.clone());
-                Change::to(supplement.complaint, ComplaintStatus::Filed, note)
+                // The author's words are content beside the log; the step names no text.
+                Change::to(supplement.complaint, ComplaintStatus::Filed, None)
             }
             ComplaintAction::StartWork(reference) => {
                 Change::to(reference.complaint, ComplaintStatus::InProgress, None)
@@ -539,8 +538,7 @@ impl Complaints {
             .unwrap_or_else(|| unreachable!("complaint {} disputed 2^32 times", dispute.complaint));
         complaint.resolved_at = None;
         complaint.confirmation_deadline = None;
-        let note = Some(dispute.reason.clone());
-        Change::to(dispute.complaint, ComplaintStatus::InProgress, note)
+        Change::to(dispute.complaint, ComplaintStatus::InProgress, None)
     }
 
     /// System actions about complaints that are due at `now`.

@@ -491,18 +491,8 @@ fn decide_submission(
         return Err(Refusal::NotEligible);
     }
     reads.catalogue.category(&submission.category)?;
-    let title = &submission.title;
-    check_field(
-        "a title",
-        title,
-        Lines::One,
-        limits::PROPOSAL_TITLE_CHARS_MAX,
-    )
-    .and_then(|()| {
-        let body = &submission.body;
-        check_field("a body", body, Lines::Many, limits::PROPOSAL_BODY_CHARS_MAX)
-    })
-    .and_then(|()| match &submission.district {
+    // The title and body are committed content, checked beside the log (`content.rs`).
+    match &submission.district {
         Some(district) => check_field(
             "a district",
             district,
@@ -510,6 +500,6 @@ fn decide_submission(
             limits::DISTRICT_CHARS_MAX,
         ),
         None => Ok(()),
-    })
+    }
     .map_err(Refusal::InvalidProposal)
 }

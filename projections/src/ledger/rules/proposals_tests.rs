@@ -12,8 +12,8 @@ use crate::protocol::EntryKind;
 
 fn submission() -> ProposalSubmission {
     ProposalSubmission {
-        title: "Repave River Street".into(),
-        body: "The whole street, not patch by patch".into(),
+        title: crate::content::Commitment([1; 32]),
+        body: crate::content::Commitment([2; 32]),
         category: POTHOLES.into(),
         district: Some(NORTH.into()),
     }
@@ -178,24 +178,6 @@ fn submission_rows() -> Vec<Row> {
             base(),
             submit(|submission| submission.category = "graffiti".into()),
             Then::Refused("unknown-category"),
-        ),
-        row(
-            "a proposal has a title",
-            base(),
-            submit(|submission| submission.title = " ".into()),
-            Then::Refused("invalid-proposal"),
-        ),
-        row(
-            "a proposal's title made only of a Hangul filler reads as empty and is refused",
-            base(),
-            submit(|submission| submission.title = "\u{3164}".into()),
-            Then::Refused("invalid-proposal"),
-        ),
-        row(
-            "a proposal's body holds no control character but may run over several lines",
-            base(),
-            submit(|submission| submission.body = "Plant trees.\n\u{7}".into()),
-            Then::Refused("invalid-proposal"),
         ),
         row(
             "a proposal's district is not blank",
