@@ -81,6 +81,10 @@ pub enum Action {
     WithdrawProposal(ProposalReference),
     /// System: a published proposal's lifetime ended below the threshold.
     ExpireProposal(ProposalReference),
+    /// The author erases the content one of their entries commits to.
+    EraseContent(ContentReference),
+    /// A moderator redacts the content of any entry, with a public reason.
+    RedactContent(Redaction),
 }
 
 impl Action {
@@ -115,11 +119,13 @@ impl Action {
             Action::AnswerProposal(_) => "answer_proposal",
             Action::WithdrawProposal(_) => "withdraw_proposal",
             Action::ExpireProposal(_) => "expire_proposal",
+            Action::EraseContent(_) => "erase_content",
+            Action::RedactContent(_) => "redact_content",
         }
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 29] = [
+    pub const NAMES: [&'static str; 31] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -149,6 +155,8 @@ impl Action {
         "answer_proposal",
         "withdraw_proposal",
         "expire_proposal",
+        "erase_content",
+        "redact_content",
     ];
 
     /// The complaint a lifecycle action (not the filing) is about.
@@ -560,6 +568,30 @@ pub struct ProposalAnswer {
     pub proposal: u64,
     pub outcome: ProposalOutcome,
     pub answer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentReference {
+    /// The position of the entry whose committed content is erased.
+    pub entry: u64,
+}
+
+/// Why a moderator redacts content: a public code, never free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionReason {
+    ThirdPartyPersonalData,
+    IllegalContent,
+    Spam,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// The position of the entry whose committed content is redacted.
+    pub entry: u64,
+    pub reason: RedactionReason,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]

@@ -49,7 +49,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 7] = [
+const TESTED_ELSEWHERE: [&str; 9] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -58,6 +58,9 @@ const TESTED_ELSEWHERE: [&str; 7] = [
     // The admin office: tests/api/admin_recovery.rs, and the keys rule table in projections.
     "hand_over_admin",
     "approve_recovery",
+    // Erasure and redaction: tests/api/content.rs, and the erasures rule table in projections.
+    "erase_content",
+    "redact_content",
 ];
 
 /// The lifecycle's system events; every other lifecycle action is a client's, with a state, and

@@ -20,6 +20,7 @@ use crate::time::Timestamp;
 mod arithmetic;
 pub mod catalogue;
 pub mod complaints;
+pub mod erasures;
 pub mod event;
 pub mod keys;
 pub mod polls;
@@ -33,6 +34,7 @@ pub mod state;
 
 pub use catalogue::{Catalogue, CatalogueAction, CategoryRecord};
 pub use complaints::{ComplaintAction, ComplaintReads, Complaints};
+pub use erasures::{ContentRecord, ErasureAction, Erasures};
 pub use event::{Attempt, Event};
 pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity};
 pub use polls::{ChoiceSet, ClosedPoll, Poll, PollAction, PollStatus, Polls};
@@ -49,6 +51,7 @@ pub enum Addressed<'a> {
     Polls(PollAction<'a>),
     Complaints(ComplaintAction<'a>),
     Proposals(ProposalAction<'a>),
+    Erasures(ErasureAction<'a>),
 }
 
 /// The one place that knows which aggregate each action belongs to. Exhaustive, so a new action
@@ -109,6 +112,8 @@ pub fn address(action: &Action) -> Addressed<'_> {
         Action::ExpireProposal(reference) => {
             To::Proposals(ProposalAction::ExpireProposal(reference))
         }
+        Action::EraseContent(reference) => To::Erasures(ErasureAction::EraseContent(reference)),
+        Action::RedactContent(redaction) => To::Erasures(ErasureAction::RedactContent(redaction)),
     }
 }
 
@@ -124,6 +129,9 @@ pub struct Ledger {
     pub categories: Catalogue,
     pub complaints: Complaints,
     pub proposals: Proposals,
+    /// Entries that commit to content, and which entry erased it.
+    #[serde(default)]
+    pub erasures: Erasures,
     #[serde(skip)]
     pub(crate) replay: ReplayProtection,
     /// Entries folded in so far; the next position.
@@ -211,6 +219,7 @@ impl Ledger {
                 let reads = ProposalReads { keys, catalogue };
                 self.proposals.decide(action, &attempt, reads)
             }
+            Addressed::Erasures(action) => self.erasures.decide(keys, attempt.author, action),
         }
     }
 
@@ -276,7 +285,9 @@ impl Ledger {
             Addressed::Polls(action) => self.polls.evolve(action, event, &self.keys),
             Addressed::Complaints(action) => self.complaints.evolve(action, event, catalogue),
             Addressed::Proposals(action) => self.proposals.evolve(action, event, catalogue),
+            Addressed::Erasures(action) => self.erasures.evolve(action, event),
         }
+        self.erasures.record(event);
         self.size = arithmetic::increment(event.position, "the log size");
         self.head_hash = event.hash;
         self.merkle.push(event.leaf_hash);

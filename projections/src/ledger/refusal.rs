@@ -98,6 +98,10 @@ pub enum Refusal {
     ThresholdReached,
     #[error("the system event is not due")]
     EventNotDue,
+    #[error("no entry at that position commits to content")]
+    UnknownContent,
+    #[error("that entry's content is already erased")]
+    ContentAlreadyErased,
     #[error("invalid admin change: {0}")]
     InvalidAdminChange(String),
     #[error("only a recovery key named at genesis may do this")]
@@ -162,6 +166,8 @@ impl Refusal {
             Refusal::NotSupported,
             Refusal::ThresholdReached,
             Refusal::EventNotDue,
+            Refusal::UnknownContent,
+            Refusal::ContentAlreadyErased,
             Refusal::InvalidAdminChange(String::new()),
             Refusal::NotRecoveryKey,
             Refusal::RecoveryAlreadyApproved,
@@ -223,6 +229,8 @@ impl Refusal {
             | Refusal::NotSupported
             | Refusal::ThresholdReached
             | Refusal::EventNotDue
+            | Refusal::UnknownContent
+            | Refusal::ContentAlreadyErased
             | Refusal::InvalidAdminChange(_)
             | Refusal::NotRecoveryKey
             | Refusal::RecoveryAlreadyApproved
@@ -279,6 +287,8 @@ impl Refusal {
             Refusal::NotSupported => "not-supported",
             Refusal::ThresholdReached => "threshold-reached",
             Refusal::EventNotDue => "event-not-due",
+            Refusal::UnknownContent => "unknown-content",
+            Refusal::ContentAlreadyErased => "content-already-erased",
             Refusal::InvalidAdminChange(_) => "invalid-admin-change",
             Refusal::NotRecoveryKey => "not-recovery-key",
             Refusal::RecoveryAlreadyApproved => "recovery-already-approved",
