@@ -125,6 +125,16 @@ pub enum CommandError {
     Submit(#[from] SubmitError),
 }
 
+/// What the content store holds for a commitment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeldContent {
+    Text(String),
+    /// Deleted by the erasure or redaction entry at this position.
+    ErasedBy(u64),
+    /// Neither text nor an erasure: a store that lost content it should hold.
+    Missing,
+}
+
 pub struct Node {
     /// Rate limits, shared through Redis when configured.
     pub rate_limits: crate::coordination::RateLimits,
@@ -344,24 +354,31 @@ impl Node {
             .check_fresh_and_unseen(signed.kind, &signed.command, now)
     }
 
-    /// The content still stored for `commitments` (erased pieces are absent). Reads the store,
-    /// so call it off the HTTP workers.
+    /// What the content store holds for `commitments`: text, or the entry that erased it.
+    /// Reads the store, so call it off the HTTP workers.
     pub fn content(
         &self,
         commitments: &[projections::content::Commitment],
-    ) -> Result<std::collections::BTreeMap<projections::content::Commitment, String>, SubmitError>
-    {
+    ) -> Result<
+        std::collections::BTreeMap<projections::content::Commitment, HeldContent>,
+        SubmitError,
+    > {
         let wanted: Vec<[u8; 32]> = commitments.iter().map(|commitment| commitment.0).collect();
         let found = self
             .store
             .read_content(&wanted)
             .map_err(|error| SubmitError::StoreUnavailable(error.to_string()))?;
+        let held = |stored: crate::store::StoredContent| match (stored.piece, stored.erased_by) {
+            (Some((_, text)), _) => HeldContent::Text(text),
+            (None, Some(erased_by)) => HeldContent::ErasedBy(erased_by),
+            (None, None) => HeldContent::Missing,
+        };
         Ok(found
             .into_iter()
-            .map(|piece| {
+            .map(|stored| {
                 (
-                    projections::content::Commitment(piece.commitment),
-                    piece.text,
+                    projections::content::Commitment(stored.commitment),
+                    held(stored),
                 )
             })
             .collect())
@@ -631,6 +648,7 @@ fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError>
         bytes: sealed.bytes,
         hash: sealed.event.hash,
         content: Vec::new(),
+        erases: None,
     };
     // Nodes starting together race to begin a new log: under the append lock only the
     // first writes genesis, and the others fold in what it wrote.

@@ -98,10 +98,11 @@ fn stored_entry(entry: &SealedEntry, content: &[CheckedPiece]) -> StoredEntry {
             .map(|checked| crate::store::StoredContent {
                 position,
                 commitment: checked.commitment.0,
-                salt: checked.piece.salt,
-                text: checked.piece.text.clone(),
+                piece: Some((checked.piece.salt, checked.piece.text.clone())),
+                erased_by: None,
             })
             .collect(),
+        erases: entry.event.command.action.erased_entry(),
     }
 }
 
@@ -953,6 +954,7 @@ mod tests {
                 bytes: sealed.bytes,
                 hash: sealed.event.hash,
                 content: Vec::new(),
+                erases: None,
             });
         }
         (entries, ledger)

@@ -87,6 +87,10 @@ pub enum Action {
     /// System: the digest of the ledger every entry before this one folds to. Written just
     /// before a start-up snapshot of that state, so the log itself proves the snapshot.
     AttestState(StateAttestation),
+    /// The author erases the content one of their entries commits to.
+    EraseContent(ContentReference),
+    /// A moderator redacts the content of any entry, with a public reason.
+    RedactContent(Redaction),
 }
 
 impl Action {
@@ -123,11 +127,13 @@ impl Action {
             Action::WithdrawProposal(_) => "withdraw_proposal",
             Action::ExpireProposal(_) => "expire_proposal",
             Action::AttestState(_) => "attest_state",
+            Action::EraseContent(_) => "erase_content",
+            Action::RedactContent(_) => "redact_content",
         }
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 31] = [
+    pub const NAMES: [&'static str; 33] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -159,6 +165,8 @@ impl Action {
         "withdraw_proposal",
         "expire_proposal",
         "attest_state",
+        "erase_content",
+        "redact_content",
     ];
 
     /// The complaint a lifecycle action (not the filing) is about.
@@ -599,6 +607,30 @@ pub struct ProposalAnswer {
     pub proposal: u64,
     pub outcome: ProposalOutcome,
     pub answer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentReference {
+    /// The position of the entry whose committed content is erased.
+    pub entry: u64,
+}
+
+/// Why a moderator redacts content: a public code, never free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionReason {
+    ThirdPartyPersonalData,
+    IllegalContent,
+    Spam,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// The position of the entry whose committed content is redacted.
+    pub entry: u64,
+    pub reason: RedactionReason,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]

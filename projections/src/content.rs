@@ -129,6 +129,15 @@ fn attachment_fields(attachments: &[Attachment], fields: &mut Vec<(Field, Commit
 }
 
 impl Action {
+    /// The entry whose content this action erases or redacts.
+    pub fn erased_entry(&self) -> Option<u64> {
+        match self {
+            Action::EraseContent(reference) => Some(reference.entry),
+            Action::RedactContent(redaction) => Some(redaction.entry),
+            _ => None,
+        }
+    }
+
     /// Every commitment this action carries, with its field, in the order of the payload.
     pub fn committed_fields(&self) -> Vec<(Field, Commitment)> {
         let mut fields = Vec::new();
@@ -177,7 +186,9 @@ impl Action {
             | Action::WithdrawProposal(_)
             | Action::ExpireProposal(_)
             | Action::RevokeKey(_)
-            | Action::AttestState(_) => {}
+            | Action::AttestState(_)
+            | Action::EraseContent(_)
+            | Action::RedactContent(_) => {}
         }
         fields
     }

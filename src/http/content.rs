@@ -8,29 +8,34 @@ use serde::{Serialize, Serializer};
 use crate::http::off_worker;
 use crate::http::page::{Listed, Page};
 use crate::http::problem::ApiError;
-use crate::node::Node;
+use crate::node::{HeldContent, Node};
 
 /// A committed field as a view serves it: the text when the store holds it.
 #[derive(Clone, Debug)]
 pub struct Served {
     commitment: Commitment,
-    text: Option<String>,
+    held: Option<HeldContent>,
 }
 
 impl Served {
     pub fn of(commitment: Commitment) -> Served {
         Served {
             commitment,
-            text: None,
+            held: None,
         }
     }
 }
 
 impl Serialize for Served {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.text {
-            Some(text) => serializer.serialize_str(text),
-            None => serializer.serialize_str(&placeholder(self.commitment)),
+        match &self.held {
+            Some(HeldContent::Text(text)) => serializer.serialize_str(text),
+            Some(HeldContent::ErasedBy(entry)) => {
+                serializer.serialize_str(&format!("[erased by entry {entry}]"))
+            }
+            Some(HeldContent::Missing) | None => {
+                serializer.serialize_str(&placeholder(self.commitment))
+            }
         }
     }
 }
@@ -76,7 +81,7 @@ pub async fn filled<View: HoldsContent>(
     let reader = node.clone();
     let texts = off_worker(move || reader.content(&commitments)).await?;
     for served in view.served() {
-        served.text = texts.get(&served.commitment).cloned();
+        served.held = texts.get(&served.commitment).cloned();
     }
     Ok(view)
 }

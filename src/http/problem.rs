@@ -196,8 +196,10 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         Refusal::UnknownPoll
         | Refusal::UnknownCategory
         | Refusal::UnknownComplaint
-        | Refusal::UnknownProposal => StatusCode::NOT_FOUND,
+        | Refusal::UnknownProposal
+        | Refusal::UnknownContent => StatusCode::NOT_FOUND,
         Refusal::ReplayedNonce
+        | Refusal::ContentAlreadyErased
         | Refusal::KeyAlreadyRegistered
         | Refusal::RoleAlreadyHeld
         | Refusal::RoleNotHeld

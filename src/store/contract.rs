@@ -8,6 +8,7 @@ fn entry(position: u64) -> StoredEntry {
         bytes: format!("entry {position}").into_bytes(),
         hash: [position as u8; 32],
         content: Vec::new(),
+        erases: None,
     }
 }
 
@@ -62,8 +63,8 @@ fn entry_with_content(position: u64, pieces: u8) -> StoredEntry {
             StoredContent {
                 position,
                 commitment,
-                salt: [piece; 16],
-                text: format!("content {piece} of entry {position}"),
+                piece: Some(([piece; 16], format!("content {piece} of entry {position}"))),
+                erased_by: None,
             }
         })
         .collect();
@@ -94,6 +95,18 @@ pub fn content_is_kept_beside_its_entry_and_a_refused_batch_keeps_none(store: &d
     assert!(appended.is_ok());
     let following = following.unwrap();
     let commitment = [following.content[0].commitment];
+    assert_eq!(store.read_content(&commitment).unwrap(), following.content);
+    // An erasure deletes the salt and text of every piece of the entry it names, with it.
+    let erasure = StoredEntry {
+        erases: Some(0),
+        ..entry(2)
+    };
+    assert!(store.append(&[erasure]).is_ok());
+    let erased = store.read_content(&commitments).unwrap();
+    assert_eq!(erased.len(), 2);
+    assert!(erased
+        .iter()
+        .all(|piece| piece.piece.is_none() && piece.erased_by == Some(2)));
     assert_eq!(store.read_content(&commitment).unwrap(), following.content);
 }
 

@@ -41,6 +41,15 @@ impl MemoryStore {
             for piece in std::mem::take(&mut entry.content) {
                 content.insert(piece.commitment, piece);
             }
+            if let Some(erased) = entry.erases {
+                let pieces = content
+                    .values_mut()
+                    .filter(|piece| piece.position == erased);
+                for piece in pieces {
+                    piece.piece = None;
+                    piece.erased_by = Some(entry.position);
+                }
+            }
             entries.push(entry);
         }
         Ok(())

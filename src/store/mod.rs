@@ -26,6 +26,9 @@ pub struct StoredEntry {
     /// The erasable content the entry commits to, written beside it in the same transaction
     /// (never part of `bytes`, the hash chain or the tiles). Reads of the log leave it empty.
     pub content: Vec<StoredContent>,
+    /// The entry whose content this one erases (an `erase_content` or `redact_content`): its
+    /// text and salt are deleted in the same transaction as this entry is appended.
+    pub erases: Option<u64>,
 }
 
 /// One piece of erasable content, kept in the content table beside the log.
@@ -34,8 +37,10 @@ pub struct StoredContent {
     /// The position of the entry whose payload commits to it.
     pub position: u64,
     pub commitment: [u8; 32],
-    pub salt: [u8; projections::content::SALT_BYTES],
-    pub text: String,
+    /// The salt and text, until an erasure deletes them.
+    pub piece: Option<([u8; projections::content::SALT_BYTES], String)>,
+    /// The position of the entry that erased the piece.
+    pub erased_by: Option<u64>,
 }
 
 /// One full Merkle hash tile (C2SP tlog-tiles): 256 concatenated 32-byte hashes.
@@ -117,7 +122,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Number of entries, which is also the next position.
     fn size(&self) -> Result<u64, StoreError>;
 
-    /// The content still stored for these commitments (erased or never stored pieces are absent).
+    /// The content stored for these commitments: erased pieces without their salt and text, and
+    /// the entry that erased them; pieces never stored are absent.
     fn read_content(&self, commitments: &[[u8; 32]]) -> Result<Vec<StoredContent>, StoreError>;
 
     /// Stores full Merkle hash tiles. Tiles are derived from the log and never change once

@@ -38,8 +38,10 @@ CREATE TRIGGER merkle_tiles_are_never_changed BEFORE UPDATE OR DELETE OR TRUNCAT
 CREATE TABLE IF NOT EXISTS content (
     commitment BYTEA PRIMARY KEY CHECK (length(commitment) = 32),
     position   BIGINT NOT NULL,
-    salt       BYTEA NOT NULL CHECK (length(salt) = 16),
-    text       TEXT NOT NULL
+    salt       BYTEA CHECK (length(salt) = 16),
+    text       TEXT,
+    erased_by  BIGINT,
+    CHECK ((salt IS NULL) = (text IS NULL) AND (text IS NULL) = (erased_by IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS content_by_position ON content (position);
 CREATE TABLE IF NOT EXISTS signed_checkpoints (
@@ -399,13 +401,29 @@ fn insert_batch(
     if !pieces.is_empty() {
         let commitments: Vec<&[u8]> = pieces.iter().map(|piece| &piece.commitment[..]).collect();
         let positions: Vec<i64> = pieces.iter().map(|piece| piece.position as i64).collect();
-        let salts: Vec<&[u8]> = pieces.iter().map(|piece| &piece.salt[..]).collect();
-        let texts: Vec<&str> = pieces.iter().map(|piece| piece.text.as_str()).collect();
+        let salts: Vec<Option<&[u8]>> = pieces
+            .iter()
+            .map(|piece| piece.piece.as_ref().map(|(salt, _)| &salt[..]))
+            .collect();
+        let texts: Vec<Option<&str>> = pieces
+            .iter()
+            .map(|piece| piece.piece.as_ref().map(|(_, text)| text.as_str()))
+            .collect();
         transaction.execute(
             "INSERT INTO content (commitment, position, salt, text) \
              SELECT * FROM unnest($1::BYTEA[], $2::BIGINT[], $3::BYTEA[], $4::TEXT[])",
             &[&commitments, &positions, &salts, &texts],
         )?;
+    }
+    // An erasure deletes the text and salt in the entry's own transaction: every node shares the
+    // table, so once the erasure is durable no node can serve the content.
+    for entry in entries {
+        if let Some(erased) = entry.erases {
+            transaction.execute(
+                "UPDATE content SET salt = NULL, text = NULL, erased_by = $2 WHERE position = $1",
+                &[&(erased as i64), &(entry.position as i64)],
+            )?;
+        }
     }
     Ok(())
 }
@@ -419,7 +437,8 @@ fn read_content_rows(
         .map(|commitment| &commitment[..])
         .collect();
     let rows = client.query(
-        "SELECT commitment, position, salt, text FROM content WHERE commitment = ANY($1)",
+        "SELECT commitment, position, salt, text, erased_by FROM content \
+         WHERE commitment = ANY($1)",
         &[&wanted],
     )?;
     rows.into_iter()
@@ -427,12 +446,19 @@ fn read_content_rows(
             let position: i64 = row.get(1);
             let corrupt = || StoreError::Corrupt(format!("content at position {position}"));
             let commitment: Vec<u8> = row.get(0);
-            let salt: Vec<u8> = row.get(2);
+            let salt: Option<Vec<u8>> = row.get(2);
+            let text: Option<String> = row.get(3);
+            let erased_by: Option<i64> = row.get(4);
+            let piece = match (salt, text) {
+                (Some(salt), Some(text)) => Some((salt.try_into().map_err(|_| corrupt())?, text)),
+                (None, None) => None,
+                _ => return Err(corrupt()),
+            };
             Ok(StoredContent {
                 position: position as u64,
                 commitment: commitment.try_into().map_err(|_| corrupt())?,
-                salt: salt.try_into().map_err(|_| corrupt())?,
-                text: row.get(3),
+                piece,
+                erased_by: erased_by.map(|erased_by| erased_by as u64),
             })
         })
         .collect()
@@ -461,6 +487,7 @@ fn read_page(
                 bytes: row.get(1),
                 hash,
                 content: Vec::new(),
+                erases: None,
             })
         })
         .collect()

@@ -38,8 +38,10 @@ BEGIN SELECT RAISE(ABORT, 'veche hash tiles are derived from the log and never r
 CREATE TABLE IF NOT EXISTS content (
     commitment BLOB PRIMARY KEY CHECK (length(commitment) = 32),
     position   INTEGER NOT NULL,
-    salt       BLOB NOT NULL CHECK (length(salt) = 16),
-    text       TEXT NOT NULL
+    salt       BLOB CHECK (length(salt) = 16),
+    text       TEXT,
+    erased_by  INTEGER,
+    CHECK ((salt IS NULL) = (text IS NULL) AND (text IS NULL) = (erased_by IS NOT NULL))
 ) STRICT;
 CREATE INDEX IF NOT EXISTS content_by_position ON content (position);
 ";
@@ -65,6 +67,8 @@ impl SqliteStore {
         // returned append survives power loss.
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
+        // Erased content is overwritten with zeros in the file, not only unlinked.
+        writer.pragma_update(None, "secure_delete", "ON")?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
         writer.execute_batch(TILE_UPDATE_TRIGGER)?;
@@ -113,12 +117,35 @@ fn insert_rows(connection: &Connection, entries: &[StoredEntry]) -> Result<(), S
     )?;
     for piece in entries.iter().flat_map(|entry| &entry.content) {
         let position = piece.position as i64;
-        insert.execute(params![
-            piece.commitment.as_slice(),
-            position,
-            piece.salt.as_slice(),
-            piece.text
-        ])?;
+        let (salt, text) = match &piece.piece {
+            Some((salt, text)) => (Some(salt.as_slice()), Some(text.as_str())),
+            None => (None, None),
+        };
+        insert.execute(params![piece.commitment.as_slice(), position, salt, text])?;
+    }
+    // An erasure deletes the text and salt in the entry's own transaction: once the erasure is
+    // durable, the content is gone (`secure_delete` overwrites the freed bytes in the file).
+    let mut erase = connection.prepare_cached(
+        "UPDATE content SET salt = NULL, text = NULL, erased_by = ?2 WHERE position = ?1",
+    )?;
+    for entry in entries {
+        if let Some(erased) = entry.erases {
+            erase.execute(params![erased as i64, entry.position as i64])?;
+        }
+    }
+    Ok(())
+}
+
+/// After a batch that erased content: the write-ahead log still holds the pages as they were
+/// before, text included, so they are copied into the database (whose freed bytes
+/// `secure_delete` zeroed) and the write-ahead log is truncated to nothing.
+fn forget_erased(connection: &Connection, batch: &[StoredEntry]) -> Result<(), StoreError> {
+    if batch.iter().any(|entry| entry.erases.is_some()) {
+        let busy: i64 =
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            tracing::warn!("a reader held the write-ahead log; erased text stays in it until the next checkpoint");
+        }
     }
     Ok(())
 }
@@ -128,28 +155,32 @@ fn read_content_rows(
     commitments: &[[u8; 32]],
 ) -> Result<Vec<StoredContent>, StoreError> {
     let mut select = connection.prepare_cached(
-        "SELECT commitment, position, salt, text FROM content WHERE commitment = ?1",
+        "SELECT position, salt, text, erased_by FROM content WHERE commitment = ?1",
     )?;
     let mut found = Vec::new();
     for commitment in commitments {
         let row = select
             .query_row(params![commitment.as_slice()], |row| {
                 Ok((
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<Vec<u8>>>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
                 ))
             })
             .optional()?;
-        if let Some((position, salt, text)) = row {
-            let salt = salt
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("content salt at {position}")))?;
+        if let Some((position, salt, text, erased_by)) = row {
+            let corrupt = || StoreError::Corrupt(format!("content at {position}"));
+            let piece = match (salt, text) {
+                (Some(salt), Some(text)) => Some((salt.try_into().map_err(|_| corrupt())?, text)),
+                (None, None) => None,
+                _ => return Err(corrupt()),
+            };
             found.push(StoredContent {
                 position: position as u64,
                 commitment: *commitment,
-                salt,
-                text,
+                piece,
+                erased_by: erased_by.map(|erased_by| erased_by as u64),
             });
         }
     }
@@ -184,6 +215,7 @@ fn read_rows(
             bytes,
             hash,
             content: Vec::new(),
+            erases: None,
         });
     }
     Ok(entries)
@@ -196,7 +228,7 @@ impl EventStore for SqliteStore {
         super::check_contiguous(next_position(&transaction)?, entries)?;
         insert_rows(&transaction, entries)?;
         transaction.commit()?;
-        Ok(())
+        forget_erased(&connection, entries)
     }
 
     fn append_following(
@@ -213,7 +245,7 @@ impl EventStore for SqliteStore {
         super::check_contiguous(next_position(&transaction)?, &batch)?;
         insert_rows(&transaction, &batch)?;
         transaction.commit()?;
-        Ok(())
+        forget_erased(&connection, &batch)
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {

@@ -1,7 +1,9 @@
 //! Content beside the log: the signed payload carries commitments, the text travels beside it,
 //! reads serve the text, and content that does not match its commitments stores nothing.
 
-use projections::command::{ComplaintFiling, ProposalSubmission};
+use projections::command::{
+    ComplaintFiling, ContentReference, ProposalSubmission, Redaction, RedactionReason, Role,
+};
 use projections::Action;
 
 use crate::harness::{
@@ -24,15 +26,16 @@ fn content_rows(directory: &std::path::Path) -> i64 {
         .unwrap()
 }
 
-fn log_rows_mentioning(directory: &std::path::Path, text: &str) -> i64 {
+/// Rows of `table` whose `column` holds `text`, read from the data directory's database.
+fn rows_holding(directory: &std::path::Path, table: &str, column: &str, text: &str) -> i64 {
     let connection = rusqlite::Connection::open(directory.join(veche::server::LOG_FILE)).unwrap();
-    connection
-        .query_row(
-            "SELECT count(*) FROM events WHERE instr(entry, ?1) > 0",
-            [text.as_bytes()],
-            |row| row.get(0),
-        )
-        .unwrap()
+    let query = format!("SELECT count(*) FROM {table} WHERE instr({column}, ?1) > 0");
+    let count = connection.query_row(&query, [text.as_bytes()], |row| row.get(0));
+    count.unwrap()
+}
+
+fn log_rows_mentioning(directory: &std::path::Path, text: &str) -> i64 {
+    rows_holding(directory, "events", "entry", text)
 }
 
 /// A server on a data directory of its own, with the street-lighting category and a citizen.
@@ -47,19 +50,34 @@ async fn city() -> (tempfile::TempDir, TestApp, ed25519_dalek::SigningKey) {
     (directory, app, citizen)
 }
 
-#[actix_web::test]
-async fn a_complaints_personal_details_are_served_from_beside_the_log_and_never_enter_it() {
-    let (directory, app, citizen) = city().await;
-    let complaint = app
-        .act_ok(&citizen, Action::FileComplaint(personal_filing()))
-        .await;
+/// The personal complaint and a proposal with `title` and `body`, both by `citizen`: their ids.
+async fn file_both(
+    app: &TestApp,
+    citizen: &ed25519_dalek::SigningKey,
+    title: &str,
+    body: &str,
+) -> (u64, u64) {
+    let complaint = Action::FileComplaint(personal_filing());
+    let complaint = app.act_ok(citizen, complaint).await;
     let proposal = Action::SubmitProposal(ProposalSubmission {
-        title: commit("A lamp on every porch"),
-        body: commit("Asked for by Ivan Petrov of flat 14."),
+        title: commit(title),
+        body: commit(body),
         category: "street-lighting".into(),
         district: None,
     });
-    let proposal = app.act_ok(&citizen, proposal).await;
+    (complaint, app.act_ok(citizen, proposal).await)
+}
+
+#[actix_web::test]
+async fn a_complaints_personal_details_are_served_from_beside_the_log_and_never_enter_it() {
+    let (directory, app, citizen) = city().await;
+    let (complaint, proposal) = file_both(
+        &app,
+        &citizen,
+        "A lamp on every porch",
+        "Asked for by Ivan Petrov of flat 14.",
+    )
+    .await;
 
     let served = app.get(&format!("/v1/complaints/{complaint}")).await.body;
     assert_eq!(served["description"], PERSONAL);
@@ -143,4 +161,74 @@ async fn the_same_text_committed_twice_gives_two_commitments() {
     let second = commit(PERSONAL);
     assert_ne!(first, second);
     assert_eq!(CONTENT.text(&first), CONTENT.text(&second));
+}
+
+#[actix_web::test]
+async fn an_author_erases_and_a_moderator_redacts_and_only_a_placeholder_and_the_numbers_remain() {
+    let (directory, app, citizen) = city().await;
+    let moderator = app.citizen().await;
+    app.grant(&moderator, Role::Moderator, None).await;
+    let title = "Lamps for the courtyard of Olga Ivanova";
+    let (complaint, proposal) = file_both(
+        &app,
+        &citizen,
+        title,
+        "She lives at 3 Tverskaya St, flat 9.",
+    )
+    .await;
+    let statistics = app.get_text("/v1/statistics/complaints").await;
+
+    let erase = Action::EraseContent(ContentReference { entry: complaint });
+    let erasure = app.act_ok(&citizen, erase).await;
+    let redact = Action::RedactContent(Redaction {
+        entry: proposal,
+        reason: RedactionReason::ThirdPartyPersonalData,
+    });
+    let stranger = app.act(&citizen, redact.clone()).await;
+    assert_eq!(stranger.problem_type(), "urn:veche:problem:not-moderator");
+    let redaction = app.act_ok(&moderator, redact).await;
+    let again = Action::EraseContent(ContentReference { entry: complaint });
+    let again = app.act(&citizen, again).await;
+    assert_eq!(
+        again.problem_type(),
+        "urn:veche:problem:content-already-erased"
+    );
+
+    let served = app.get(&format!("/v1/complaints/{complaint}")).await.body;
+    let placeholder = format!("[erased by entry {erasure}]");
+    assert_eq!(served["description"], placeholder.as_str());
+    assert_eq!(served["location"]["address"], placeholder.as_str());
+    let open311 = app
+        .get(&format!("/open311/v2/requests/{complaint}.json"))
+        .await
+        .body;
+    assert_eq!(open311[0]["description"], placeholder.as_str());
+    let served = app.get(&format!("/v1/proposals/{proposal}")).await.body;
+    assert_eq!(
+        served["body"],
+        format!("[erased by entry {redaction}]").as_str()
+    );
+    assert_eq!(app.get_text("/v1/statistics/complaints").await, statistics);
+    app.stop().await;
+
+    for text in ["Petrov", "Tverskaya", "Ivanova"] {
+        let stored = rows_holding(directory.path(), "content", "CAST(text AS BLOB)", text);
+        assert_eq!(stored, 0, "{text} is still stored");
+        assert_eq!(log_rows_mentioning(directory.path(), text), 0);
+    }
+    let file = std::fs::read(directory.path().join(veche::server::LOG_FILE)).unwrap();
+    let mut wal = directory
+        .path()
+        .join(veche::server::LOG_FILE)
+        .into_os_string();
+    wal.push("-wal");
+    let wal = std::fs::read(wal).unwrap_or_default();
+    for bytes in [&file, &wal] {
+        let found = bytes.windows(6).any(|window| window == b"Petrov");
+        assert!(
+            !found,
+            "the data directory's files still hold the erased text"
+        );
+    }
+    assert_data_directory_verifies(directory.path());
 }

@@ -51,7 +51,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 9] = [
+const TESTED_ELSEWHERE: [&str; 11] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -64,6 +64,9 @@ const TESTED_ELSEWHERE: [&str; 9] = [
     "attest_state",
     // A key's lifecycle: tests/api/key_lifecycle.rs, and the keys rule table in projections.
     "revoke_key",
+    // Erasure and redaction: tests/api/content.rs, and the erasures rule table in projections.
+    "erase_content",
+    "redact_content",
 ];
 
 /// The lifecycle's system events; every other lifecycle action is a client's, with a state, and

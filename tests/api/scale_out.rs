@@ -340,6 +340,30 @@ async fn content_filed_through_one_node_is_stored_once_beside_the_shared_log_and
     .join()
     .unwrap();
     assert_eq!((in_content, in_events), (1, 0));
+
+    // The author erases through node 0: node 1 serves the placeholder at once, the shared table
+    // holds the text no longer.
+    let started = std::time::Instant::now();
+    let erase = Action::EraseContent(projections::command::ContentReference { entry: complaint });
+    let (status, receipt) = cluster.post(0, erase, &citizen).await;
+    assert_eq!(status, 201, "{receipt}");
+    let erasure = receipt["position"].as_u64().unwrap();
+    let served = cluster.get(1, &path).await;
+    let placeholder = format!("[erased by entry {erasure}]");
+    assert_eq!(served["description"], placeholder.as_str());
+    tracing::info!(
+        erasure_to_both_nodes_ms = started.elapsed().as_millis() as u64,
+        "content erased on the shared store"
+    );
+    let (url, schema) = (cluster.database_url.clone(), cluster.schema.clone());
+    let left = std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let query = format!("SELECT count(*) FROM {schema}.content WHERE text IS NOT NULL");
+        client.query_one(&query, &[]).unwrap().get::<_, i64>(0)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(left, 0, "the shared content table still holds text");
     cluster.verify_chain();
     cluster.stop().await;
 }

@@ -131,6 +131,8 @@ pub fn endpoint_for(action: &Action) -> String {
         }
         // The admin office has no resource of its own to route to.
         Action::HandOverAdmin(_) | Action::ApproveRecovery(_) => "/v1/commands".into(),
+        // Erasures name an entry of any kind: they have no collection of their own.
+        Action::EraseContent(_) | Action::RedactContent(_) => "/v1/commands".into(),
     }
 }
 

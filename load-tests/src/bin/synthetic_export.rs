@@ -95,6 +95,7 @@ impl Log {
                 bytes: sealed.bytes,
                 hash: sealed.event.hash,
                 content: Vec::new(),
+                erases: None,
             });
             if self.pending.len() >= 8_192 {
                 self.flush()?;

@@ -20,6 +20,7 @@ use crate::time::Timestamp;
 mod arithmetic;
 pub mod catalogue;
 pub mod complaints;
+pub mod erasures;
 pub mod event;
 pub mod keys;
 pub mod polls;
@@ -33,6 +34,7 @@ pub mod state;
 
 pub use catalogue::{Catalogue, CatalogueAction, CategoryRecord};
 pub use complaints::{ComplaintAction, ComplaintReads, Complaints};
+pub use erasures::{ContentRecord, ErasureAction, Erasures};
 pub use event::{Attempt, Event};
 pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity, Resident};
 pub use polls::{ChoiceSet, ClosedPoll, Poll, PollAction, PollStatus, Polls};
@@ -51,6 +53,7 @@ pub enum Addressed<'a> {
     Proposals(ProposalAction<'a>),
     /// What the ledger decides itself, about the whole state rather than one aggregate.
     Ledger(&'a StateAttestation),
+    Erasures(ErasureAction<'a>),
 }
 
 /// The one place that knows which aggregate each action belongs to. Exhaustive, so a new action
@@ -113,6 +116,8 @@ pub fn address(action: &Action) -> Addressed<'_> {
             To::Proposals(ProposalAction::ExpireProposal(reference))
         }
         Action::AttestState(attestation) => To::Ledger(attestation),
+        Action::EraseContent(reference) => To::Erasures(ErasureAction::EraseContent(reference)),
+        Action::RedactContent(redaction) => To::Erasures(ErasureAction::RedactContent(redaction)),
     }
 }
 
@@ -128,6 +133,9 @@ pub struct Ledger {
     pub categories: Catalogue,
     pub complaints: Complaints,
     pub proposals: Proposals,
+    /// Entries that commit to content, and which entry erased it.
+    #[serde(default)]
+    pub erasures: Erasures,
     #[serde(skip)]
     pub(crate) replay: ReplayProtection,
     /// Entries folded in so far; the next position.
@@ -220,6 +228,7 @@ impl Ledger {
                 self.proposals.decide(action, &attempt, reads)
             }
             Addressed::Ledger(attestation) => self.check_attestation(attestation),
+            Addressed::Erasures(action) => self.erasures.decide(keys, attempt.author, action),
         }
     }
 
@@ -303,7 +312,9 @@ impl Ledger {
             }
             // An attestation changes nothing but the log's head: it only states what was.
             Addressed::Ledger(_) => {}
+            Addressed::Erasures(action) => self.erasures.evolve(action, event),
         }
+        self.erasures.record(event);
         self.size = arithmetic::increment(event.position, "the log size");
         self.head_hash = event.hash;
         self.merkle.push(event.leaf_hash);

@@ -98,6 +98,10 @@ pub enum Refusal {
     ThresholdReached,
     #[error("the system event is not due")]
     EventNotDue,
+    #[error("no entry at that position commits to content")]
+    UnknownContent,
+    #[error("that entry's content is already erased")]
+    ContentAlreadyErased,
     #[error("invalid admin change: {0}")]
     InvalidAdminChange(String),
     #[error("only a recovery key named at genesis may do this")]
@@ -192,7 +196,9 @@ impl Refusal {
             Refusal::StateDigestMismatch => Some(Refusal::KeyRevoked),
             Refusal::KeyRevoked => Some(Refusal::ResidentAlreadyAttested),
             Refusal::ResidentAlreadyAttested => Some(Refusal::NotAttestedResident),
-            Refusal::NotAttestedResident => None,
+            Refusal::NotAttestedResident => Some(Refusal::UnknownContent),
+            Refusal::UnknownContent => Some(Refusal::ContentAlreadyErased),
+            Refusal::ContentAlreadyErased => None,
         }
     }
 
@@ -245,6 +251,8 @@ impl Refusal {
             Refusal::NotSupported => "not-supported",
             Refusal::ThresholdReached => "threshold-reached",
             Refusal::EventNotDue => "event-not-due",
+            Refusal::UnknownContent => "unknown-content",
+            Refusal::ContentAlreadyErased => "content-already-erased",
             Refusal::InvalidAdminChange(_) => "invalid-admin-change",
             Refusal::NotRecoveryKey => "not-recovery-key",
             Refusal::RecoveryAlreadyApproved => "recovery-already-approved",

@@ -3,7 +3,7 @@
 
 use super::support::{accepted_actions, refusal_codes, Row};
 use super::{
-    catalogue_tests, complaints_tests, keys_tests, polls_tests, proposals_tests,
+    catalogue_tests, complaints_tests, erasures_tests, keys_tests, polls_tests, proposals_tests,
     replay_protection_tests, state_tests,
 };
 use crate::command::Action;
@@ -15,13 +15,14 @@ fn every_row() -> Vec<Row> {
     rows.extend(polls_tests::rows());
     rows.extend(complaints_tests::rows());
     rows.extend(proposals_tests::rows());
+    rows.extend(erasures_tests::rows());
     rows.extend(replay_protection_tests::rows());
     rows.extend(state_tests::rows());
     rows
 }
 
 /// The variants `Refusal::examples` chains, one each.
-const LISTED: usize = 54;
+const LISTED: usize = 56;
 
 #[test]
 fn the_refusal_list_names_every_variant_once() {

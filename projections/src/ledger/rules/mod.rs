@@ -5,6 +5,7 @@
 mod catalogue_tests;
 mod complaints_tests;
 mod coverage_tests;
+mod erasures_tests;
 mod keys_tests;
 mod polls_tests;
 mod proposals_tests;
