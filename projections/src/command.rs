@@ -794,19 +794,20 @@ mod tests {
         assert_eq!(Command::parse(payload.as_bytes()), Ok(command));
     }
 
+    /// `payload` does not read as a command: its shape is wrong.
+    fn assert_malformed(payload: &str) {
+        let parsed = Command::parse(payload.as_bytes());
+        assert!(
+            matches!(parsed, Err(ParseError::Malformed(_))),
+            "{payload}: {parsed:?}"
+        );
+    }
+
     #[test]
     fn unknown_fields_and_actions_are_refused() {
         let payload = String::from_utf8(ballot().to_payload()).unwrap();
-        let extra_field = payload.replacen("\"choices\"", "\"extra\":1,\"choices\"", 1);
-        assert!(matches!(
-            Command::parse(extra_field.as_bytes()),
-            Err(ParseError::Malformed(_))
-        ));
-        let extra_top = payload.replacen("{", "{\"x\":1,", 1);
-        assert!(matches!(
-            Command::parse(extra_top.as_bytes()),
-            Err(ParseError::Malformed(_))
-        ));
+        assert_malformed(&payload.replacen("\"choices\"", "\"extra\":1,\"choices\"", 1));
+        assert_malformed(&payload.replacen("{", "{\"x\":1,", 1));
         let unknown = payload.replacen("cast_ballot", "stuff_ballot_box", 1);
         assert_eq!(
             Command::parse(unknown.as_bytes()),
@@ -819,10 +820,7 @@ mod tests {
         let payload = String::from_utf8(ballot().to_payload()).unwrap();
         let twice = payload.replacen("\"choices\":[1]", "\"choices\":[0],\"choices\":[1]", 1);
         assert_ne!(twice, payload);
-        assert!(matches!(
-            Command::parse(twice.as_bytes()),
-            Err(ParseError::Malformed(_))
-        ));
+        assert_malformed(&twice);
     }
 
     #[test]
@@ -895,10 +893,6 @@ mod tests {
     #[test]
     fn nonces_must_be_sixteen_bytes_of_lowercase_hex() {
         let payload = String::from_utf8(ballot().to_payload()).unwrap();
-        let short = payload.replacen("00112233445566778899aabbccddeeff", "0011", 1);
-        assert!(matches!(
-            Command::parse(short.as_bytes()),
-            Err(ParseError::Malformed(_))
-        ));
+        assert_malformed(&payload.replacen("00112233445566778899aabbccddeeff", "0011", 1));
     }
 }

@@ -119,6 +119,12 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// `nodes` nodes on the PostgreSQL and Redis the environment names.
+    async fn from_environment(nodes: usize) -> Cluster {
+        let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
+        Cluster::start(nodes, database_url, &redis_url).await
+    }
+
     async fn start(nodes: usize, database_url: String, redis_url: &str) -> Cluster {
         let directory = tempfile::tempdir().unwrap();
         let mut unique = [0u8; 8];
@@ -181,10 +187,20 @@ impl Cluster {
         let path = veche::client::endpoint_for(&action);
         let envelope = veche::client::signed_envelope(key, action, self.clock_now(), &self.entropy);
         let envelope = crate::harness::CONTENT.attach(envelope);
+        self.post_envelope(node, &path, &envelope).await
+    }
+
+    /// Sends `envelope` as it is to `path` on `node`: the status and the JSON answer.
+    async fn post_envelope(
+        &self,
+        node: usize,
+        path: &str,
+        envelope: &veche::envelope::Envelope,
+    ) -> (u16, Value) {
         let response = self
             .http
             .post(format!("{}{path}", self.addresses[node]))
-            .json(&envelope)
+            .json(envelope)
             .send()
             .await
             .unwrap();
@@ -290,8 +306,7 @@ const CITIZENS: usize = 150;
 #[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
 #[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
 async fn content_filed_through_one_node_is_stored_once_beside_the_shared_log_and_served_by_both() {
-    let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
-    let cluster = Cluster::start(2, database_url, &redis_url).await;
+    let cluster = Cluster::from_environment(2).await;
     let category = Action::DefineCategory(crate::harness::lighting());
     assert_eq!(cluster.post(0, category, &cluster.admin).await.0, 201);
     let citizen = generate_key(&cluster.entropy);
@@ -372,8 +387,7 @@ async fn content_filed_through_one_node_is_stored_once_beside_the_shared_log_and
 #[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
 #[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
 async fn three_nodes_share_one_chain_count_each_citizen_once_and_converge_within_a_second() {
-    let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
-    let cluster = Arc::new(Cluster::start(3, database_url, &redis_url).await);
+    let cluster = Arc::new(Cluster::from_environment(3).await);
     let official = cluster.official(1, "transport").await;
     let poll = cluster.open_poll(2, &official, 3).await;
 
@@ -639,8 +653,7 @@ async fn a_cut_database_connection_gives_503s_without_hanging_and_the_node_recov
 #[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
 #[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
 async fn an_envelope_taken_by_one_node_and_sent_again_to_another_gets_the_original_receipt() {
-    let (database_url, redis_url) = (service_url("DATABASE_URL"), service_url("REDIS_URL"));
-    let cluster = Cluster::start(2, database_url, &redis_url).await;
+    let cluster = Cluster::from_environment(2).await;
     // A client whose answer from node 0 was lost sends the same envelope to node 1 at once,
     // before node 1 has necessarily folded node 0's entry in.
     for _ in 0..20 {
@@ -650,15 +663,7 @@ async fn an_envelope_taken_by_one_node_and_sent_again_to_another_gets_the_origin
             veche::client::signed_envelope(&key, action, cluster.clock_now(), &cluster.entropy);
         let mut receipts = Vec::new();
         for node in [0, 1] {
-            let response = cluster
-                .http
-                .post(format!("{}/v1/keys", cluster.addresses[node]))
-                .json(&envelope)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            receipts.push((status, response.json::<Value>().await.unwrap()));
+            receipts.push(cluster.post_envelope(node, "/v1/keys", &envelope).await);
         }
         assert_eq!(receipts[0].0, 201, "{:?}", receipts[0].1);
         assert_eq!(receipts[1].0, 200, "{:?}", receipts[1].1);
