@@ -3,6 +3,7 @@
 use actix_web::{get, post, web, HttpResponse};
 use projections::complaints::{Complaint, ComplaintStatus, TimelineStep};
 use projections::statistics::{complaint_statistics, StatisticsReport};
+use projections::PublicKey;
 use projections::{Action, Command, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -79,7 +80,47 @@ pub struct ComplaintView {
     #[schema(value_type = Vec<Object>)]
     pub evidence: Vec<AttachmentView>,
     #[schema(value_type = Vec<Object>)]
-    pub timeline: Vec<TimelineStep>,
+    pub timeline: Vec<TimelineStepView>,
+}
+
+/// One step of a complaint's timeline as served: its note is an official's or moderator's public
+/// words, or the author's own words (a supplement, a dispute) filled in from the content store.
+#[derive(Serialize)]
+pub struct TimelineStepView {
+    pub position: u64,
+    pub at: Timestamp,
+    pub action: String,
+    pub actor: PublicKey,
+    pub status: ComplaintStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
+}
+
+/// A timeline note: in the clear in the log, or committed and served beside it.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Note {
+    Clear(String),
+    Committed(Served),
+}
+
+impl TimelineStepView {
+    fn of(step: &TimelineStep) -> TimelineStepView {
+        let note = match (&step.note, step.committed_note) {
+            (None, Some(commitment)) => Some(Note::Committed(Served::of(commitment))),
+            (Some(text), None) => Some(Note::Clear(text.clone())),
+            (None, None) => None,
+            (Some(_), Some(_)) => unreachable!("a timeline step's note is committed or clear"),
+        };
+        TimelineStepView {
+            position: step.position,
+            at: step.at,
+            action: step.action.to_string(),
+            actor: step.actor,
+            status: step.status,
+            note,
+        }
+    }
 }
 
 impl HoldsContent for ComplaintView {
@@ -87,6 +128,14 @@ impl HoldsContent for ComplaintView {
         let mut served = vec![&mut self.description, &mut self.location.address];
         let attachments = self.attachments.iter_mut().chain(&mut self.evidence);
         served.extend(attachments.map(|attachment| &mut attachment.url));
+        served.extend(
+            self.timeline
+                .iter_mut()
+                .filter_map(|step| match &mut step.note {
+                    Some(Note::Committed(note)) => Some(note),
+                    Some(Note::Clear(_)) | None => None,
+                }),
+        );
         served
     }
 }
@@ -158,7 +207,11 @@ impl ComplaintView {
             merged_from: complaint.merged_from.clone(),
             answer: complaint.answer.clone(),
             evidence: AttachmentView::all(&complaint.evidence),
-            timeline: complaint.timeline.clone(),
+            timeline: complaint
+                .timeline
+                .iter()
+                .map(TimelineStepView::of)
+                .collect(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use projections::command::{
     ComplaintFiling, ContentReference, ProposalSubmission, Redaction, RedactionReason, Role,
+    Supplement, Triage, TriageDecision,
 };
 use projections::Action;
 
@@ -231,4 +232,55 @@ async fn an_author_erases_and_a_moderator_redacts_and_only_a_placeholder_and_the
         );
     }
     assert_data_directory_verifies(directory.path());
+}
+
+#[actix_web::test]
+async fn a_supplements_words_show_in_the_timeline_until_their_author_erases_them() {
+    let (_directory, app, citizen) = city().await;
+    let moderator = app.citizen().await;
+    app.grant(&moderator, Role::Moderator, None).await;
+    let complaint = app
+        .act_ok(&citizen, Action::FileComplaint(personal_filing()))
+        .await;
+    let question = Action::TriageComplaint(Triage {
+        complaint,
+        decision: TriageDecision::NeedsInfo {
+            question: "Which lamp exactly?".into(),
+        },
+    });
+    app.act_ok(&moderator, question).await;
+    let words = "The one by flat 14, where Ivan Petrov lives.";
+    let supplement = Action::SupplementComplaint(Supplement {
+        complaint,
+        text: commit(words),
+        attachments: Vec::new(),
+    });
+    let supplemented = app.act_ok(&citizen, supplement).await;
+
+    let note_of = |served: &serde_json::Value, position: u64| {
+        let steps = served["timeline"].as_array().unwrap().clone();
+        let step = steps.into_iter().find(|step| step["position"] == position);
+        step.expect("the step is in the timeline")["note"].clone()
+    };
+    let path = format!("/v1/complaints/{complaint}");
+    let served = app.get(&path).await.body;
+    assert_eq!(note_of(&served, supplemented), words);
+    let asked = served["timeline"][1]["note"].clone();
+    assert_eq!(
+        asked, "Which lamp exactly?",
+        "a moderator's question is clear"
+    );
+
+    let erase = Action::EraseContent(ContentReference {
+        entry: supplemented,
+    });
+    let erasure = app.act_ok(&citizen, erase).await;
+    let served = app.get(&path).await.body;
+    let placeholder = format!("[erased by entry {erasure}]");
+    assert_eq!(note_of(&served, supplemented), placeholder.as_str());
+    assert_eq!(
+        served["description"], PERSONAL,
+        "only the supplement was erased"
+    );
+    app.stop().await;
 }

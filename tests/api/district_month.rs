@@ -896,8 +896,9 @@ impl World {
                     complaint: complaint.id,
                     reason: crate::harness::commit(&reason),
                 });
-                // The author's reason is content beside the log: the timeline step names none.
-                let expected = Expected::new(index, "dispute_resolution", Status::InProgress);
+                // Content beside the log, served as the step's note.
+                let expected =
+                    Expected::new(index, "dispute_resolution", Status::InProgress).noted(&reason);
                 let now = self.complaint_command(&author, action, expected).await;
                 let complaint = &mut self.complaints[index];
                 complaint.disputes += 1;
@@ -1011,8 +1012,8 @@ impl World {
             text: crate::harness::commit(&text),
             attachments: attachments.clone(),
         });
-        // The author's words are content beside the log: the timeline step names none.
-        let expected = Expected::new(index, "supplement_complaint", Status::Filed);
+        // Content beside the log, served as the step's note.
+        let expected = Expected::new(index, "supplement_complaint", Status::Filed).noted(&text);
         let now = self.complaint_command(&author, action, expected).await;
         let complaint = &mut self.complaints[index];
         complaint.supplemented = true;

@@ -20,7 +20,7 @@ use crate::command::{
     RejectionReason, Resolution, Supplement, Triage, TriageDecision,
 };
 use crate::limits;
-use crate::protocol::PublicKey;
+use crate::protocol::{Commitment, PublicKey};
 use crate::text::{check_field, Lines};
 use crate::time::{Timestamp, DAY_MS};
 
@@ -113,6 +113,10 @@ pub struct TimelineStep {
     pub status: ComplaintStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The note when it is the author's own words (a supplement's text, a dispute's reason):
+    /// content beside the log, which views fill in from the content store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_note: Option<Commitment>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +239,7 @@ struct Change {
     complaint: u64,
     status: Option<ComplaintStatus>,
     note: Option<String>,
+    committed_note: Option<Commitment>,
 }
 
 impl Change {
@@ -243,6 +248,15 @@ impl Change {
             complaint,
             status: Some(status),
             note,
+            committed_note: None,
+        }
+    }
+
+    /// The status change, with the author's committed words as its note.
+    fn with_committed_note(self, note: Commitment) -> Change {
+        Change {
+            committed_note: Some(note),
+            ..self
         }
     }
 }
@@ -403,8 +417,9 @@ impl Complaints {
                 let complaint = self.complaint_mut(supplement.complaint);
                 let added = supplement.attachments.iter().cloned();
                 complaint.filing.attachments.extend(added);
-                // The author's words are content beside the log; the step names no text.
+                // The author's words are content beside the log: the step names their commitment.
                 Change::to(supplement.complaint, ComplaintStatus::Filed, None)
+                    .with_committed_note(supplement.text)
             }
             ComplaintAction::StartWork(reference) => {
                 Change::to(reference.complaint, ComplaintStatus::InProgress, None)
@@ -427,6 +442,7 @@ impl Complaints {
                     complaint: reference.complaint,
                     status: None,
                     note: None,
+                    committed_note: None,
                 }
             }
             ComplaintAction::CloseUnconfirmed(reference) => Change::to(
@@ -450,6 +466,7 @@ impl Complaints {
             actor: event.command.author,
             status: complaint.status,
             note: change.note,
+            committed_note: change.committed_note,
         });
     }
 
@@ -480,6 +497,7 @@ impl Complaints {
             complaint: event.position,
             status: None,
             note: None,
+            committed_note: None,
         }
     }
 
@@ -539,6 +557,7 @@ impl Complaints {
         complaint.resolved_at = None;
         complaint.confirmation_deadline = None;
         Change::to(dispute.complaint, ComplaintStatus::InProgress, None)
+            .with_committed_note(dispute.reason)
     }
 
     /// System actions about complaints that are due at `now`.
