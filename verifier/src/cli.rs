@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::published::fetch_published;
+use crate::served_content::check_served_content;
 use crate::verification::{
     hash_from_base64, hash_tiles_of, verify_export, Options, Published, Report, SavedState,
     VerifyError,
@@ -76,6 +77,13 @@ impl VerifyArguments {
         // With a server, its hash tiles must be the ones the entries give.
         if let (true, Some(server), Some(state)) = (report.ok, &self.server, &report.state) {
             if let Err(error) = check_served_tiles(&client, server, &state.leaf_hashes) {
+                report.ok = false;
+                report.failure = Some(error.into());
+            }
+        }
+        // With a server, the content it keeps must be the signed one, or erased by an entry.
+        if let (true, Some(server), Some(size)) = (report.ok, &self.server, report.tree_size) {
+            if let Err(error) = check_served_content(&client, server, &report.committed, size) {
                 report.ok = false;
                 report.failure = Some(error.into());
             }
