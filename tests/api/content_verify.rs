@@ -55,16 +55,18 @@ async fn city_with_erasures(directory: &Path) -> (TestApp, Entries) {
     (app, entries)
 }
 
-/// Runs `veche verify --server` against `app`: whether it passed, and its stderr.
-async fn verify_server(app: &TestApp) -> (bool, String) {
-    let log_key = app.get("/v1/log").await.body["verifier_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let address = app.address.clone();
+/// The log's verifier key, as `/v1/log` publishes it.
+async fn log_key(app: &TestApp) -> String {
+    let log = app.get("/v1/log").await.body;
+    log["verifier_key"].as_str().unwrap().to_string()
+}
+
+/// Runs `veche verify` with `arguments`: whether it passed, and its stderr.
+async fn verify(arguments: Vec<String>) -> (bool, String) {
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_veche"))
-            .args(["verify", "--server", &address, "--log-key", &log_key])
+            .arg("verify")
+            .args(arguments)
             .output()
             .unwrap()
     })
@@ -72,6 +74,12 @@ async fn verify_server(app: &TestApp) -> (bool, String) {
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.success(), stderr)
+}
+
+/// Runs `veche verify --server` against `app`: whether it passed, and its stderr.
+async fn verify_server(app: &TestApp) -> (bool, String) {
+    let arguments = ["--server", &app.address, "--log-key", &log_key(app).await];
+    verify(arguments.map(str::to_string).to_vec()).await
 }
 
 /// Runs `veche verify --server`, which must fail naming `position` and `reason`; stops `app`.
@@ -154,4 +162,75 @@ async fn a_server_serving_altered_content_fails_verification_at_its_entry() {
         .ends_with("Fixed."));
 
     fails_at(app, entries.kept, "content altered").await;
+}
+
+/// `veche verify --export` on `export` with the content `bundle` (when given).
+async fn verify_export(export: &Path, bundle: Option<&Path>, key: &str) -> (bool, String) {
+    let mut arguments = vec!["--export".into(), export.display().to_string()];
+    arguments.extend(["--log-key".into(), key.to_string()]);
+    if let Some(bundle) = bundle {
+        arguments.extend(["--content".into(), bundle.display().to_string()]);
+    }
+    verify(arguments).await
+}
+
+#[actix_web::test]
+async fn an_export_and_its_content_bundle_verify_each_on_its_own_and_a_changed_bundle_fails_at_its_entry(
+) {
+    let directory = tempfile::tempdir().unwrap();
+    let (app, entries) = city_with_erasures(directory.path()).await;
+    let (export, bundle) = (
+        directory.path().join("log.export"),
+        directory.path().join("content.json"),
+    );
+    let exported = reqwest::get(format!("{}/v1/log/export", app.address)).await;
+    std::fs::write(&export, exported.unwrap().bytes().await.unwrap()).unwrap();
+    let key = log_key(&app).await;
+    let saving = [
+        "--server",
+        &app.address,
+        "--log-key",
+        &key,
+        "--save-content",
+    ];
+    let mut saving = saving.map(str::to_string).to_vec();
+    saving.push(bundle.display().to_string());
+    let (passed, stderr) = verify(saving).await;
+    assert!(passed, "{stderr}");
+    app.stop().await;
+
+    let (passed, stderr) = verify_export(&export, None, &key).await;
+    assert!(passed, "the log alone: {stderr}");
+    let (passed, stderr) = verify_export(&export, Some(&bundle), &key).await;
+    assert!(passed, "the log and its content: {stderr}");
+
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let kept = |entry: &serde_json::Value| entry["position"] == entries.kept;
+    let mut altered = saved.clone();
+    let entry = altered["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|entry| kept(entry))
+        .unwrap();
+    entry["pieces"][1]["text"] = "14 Tverskaya St".into();
+    std::fs::write(&bundle, altered.to_string()).unwrap();
+    let (passed, stderr) = verify_export(&export, Some(&bundle), &key).await;
+    assert!(
+        !passed && stderr.contains(&format!("position {}: content altered", entries.kept)),
+        "{stderr}"
+    );
+
+    let mut withheld = saved;
+    withheld["entries"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|entry| !kept(entry));
+    std::fs::write(&bundle, withheld.to_string()).unwrap();
+    let (passed, stderr) = verify_export(&export, Some(&bundle), &key).await;
+    assert!(
+        !passed && stderr.contains(&format!("position {}: content withheld", entries.kept)),
+        "{stderr}"
+    );
 }

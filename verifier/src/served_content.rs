@@ -13,24 +13,54 @@ use crate::verification::{CommittedEntry, VerifyError};
 const PAGE_POSITIONS: usize = projections::limits::CONTENT_PAGE_POSITIONS_MAX;
 
 /// Reads `/v1/content` over the first `size` positions and checks it against `committed`, what
-/// the verified log commits to. Returns how many pieces were hashed.
+/// the verified log commits to. Returns how many pieces were hashed, and with `keep` every served
+/// entry, for a content bundle.
 pub fn check_served_content(
     client: &reqwest::blocking::Client,
     server: &str,
     committed: &BTreeMap<u64, CommittedEntry>,
     size: u64,
-) -> Result<u64, VerifyError> {
+    keep: bool,
+) -> Result<(u64, Vec<Value>), VerifyError> {
     let base = server.trim_end_matches('/');
-    let mut hashed = 0;
-    let mut from = 0;
-    while from < size {
+    let fetch = |from: u64| {
         let url = format!("{base}/v1/content?from={from}&limit={PAGE_POSITIONS}");
-        let page: Value = client
+        client
             .get(&url)
             .send()
             .and_then(reqwest::blocking::Response::error_for_status)
             .and_then(reqwest::blocking::Response::json)
-            .map_err(|error| VerifyError::ServedContent(format!("cannot be fetched: {error}")))?;
+            .map_err(|error| VerifyError::ServedContent(format!("cannot be fetched: {error}")))
+    };
+    check_pages(fetch, committed, size, keep)
+}
+
+/// Checks a content bundle (one `/v1/content` page without `next_from`, covering the whole log)
+/// against `committed`. Returns how many pieces were hashed.
+pub fn check_content_bundle(
+    bundle: &Value,
+    committed: &BTreeMap<u64, CommittedEntry>,
+    size: u64,
+) -> Result<u64, VerifyError> {
+    if bundle.get("next_from").is_some() {
+        return Err(VerifyError::ServedContent(
+            "bundle is one page of several, not the whole log's".into(),
+        ));
+    }
+    let (hashed, _) = check_pages(|_| Ok(bundle.clone()), committed, size, false)?;
+    Ok(hashed)
+}
+
+/// Walks the pages `page_from` gives for each start position up to `size`.
+fn check_pages(
+    mut page_from: impl FnMut(u64) -> Result<Value, VerifyError>,
+    committed: &BTreeMap<u64, CommittedEntry>,
+    size: u64,
+    keep: bool,
+) -> Result<(u64, Vec<Value>), VerifyError> {
+    let (mut hashed, mut kept, mut from) = (0, Vec::new(), 0);
+    while from < size {
+        let page = page_from(from)?;
         let served = served_entries(&page)?;
         // A page covers every position up to the next one's start; the last, the rest.
         let end = page["next_from"].as_u64().unwrap_or(size).min(size);
@@ -42,9 +72,17 @@ pub fn check_served_content(
         for (position, entry) in committed.range(from..end) {
             hashed += check_entry(*position, entry, served.get(position))?;
         }
+        if keep {
+            let entries = page["entries"].as_array().into_iter().flatten();
+            kept.extend(
+                entries
+                    .filter(|entry| entry["position"].as_u64() < Some(end))
+                    .cloned(),
+            );
+        }
         from = end;
     }
-    Ok(hashed)
+    Ok((hashed, kept))
 }
 
 /// The page's entries by position, each its pieces.
