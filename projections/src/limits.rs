@@ -54,6 +54,9 @@ pub const RECOVERY_THRESHOLD_CREATED: u32 = 2;
 pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;
 /// Items one page of any other list may hold.
 pub const LIST_PAGE_ITEMS_MAX: usize = 100;
+/// Log positions one page of `/v1/content` covers: each may carry a proposal body and ten
+/// attachment URLs, so a page stays a few megabytes.
+pub const CONTENT_PAGE_POSITIONS_MAX: usize = 256;
 
 /// Commands the single writer takes into one group commit.
 pub const WRITER_BATCH_COMMANDS_MAX: usize = 2_048;

@@ -1,13 +1,20 @@
 //! Content beside the log in the views: each committed field is served as its stored text, or as
 //! a placeholder when this node holds none, never as anything the commitment does not bind.
 
-use actix_web::web;
+use std::collections::BTreeMap;
+
+use actix_web::{get, web};
 use projections::content::Commitment;
-use serde::{Serialize, Serializer};
+use projections::protocol::Entry;
+use projections::Command;
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::off_worker;
-use crate::http::page::{Listed, Page};
-use crate::http::problem::ApiError;
+use crate::http::page::{Listed, Listing, Page};
+use crate::http::problem::{ApiError, ProblemStatus};
+use crate::http::reads::page_size;
+use crate::http::Reply;
 use crate::node::{HeldContent, Node};
 
 /// A committed field as a view serves it: the text when the store holds it.
@@ -84,4 +91,119 @@ pub async fn filled<View: HoldsContent>(
         served.held = texts.get(&served.commitment).cloned();
     }
     Ok(view)
+}
+
+/// Which log positions one page of `/v1/content` covers.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ContentQuery {
+    /// Positions per page, 1 to 256 (default 100).
+    #[param(minimum = 1, maximum = 256)]
+    pub limit: Option<usize>,
+    /// First position to cover (default 0), 0 to 2^64 − 1.
+    #[param(format = "uint64", minimum = 0)]
+    pub from: Option<u64>,
+}
+
+impl Listed for ContentEntry {
+    const LISTING: Listing = Listing::new("ContentPage", "entries", "next_from");
+}
+
+pub type ContentPage = Page<ContentEntry>;
+
+/// One committed field of an entry as the content store holds it: the salt and text while they
+/// are kept, the erasing entry once they are deleted, neither when the store lost them.
+#[derive(Serialize, ToSchema)]
+pub struct HeldPiece {
+    /// The commitment in the entry's payload, 64 lowercase hexadecimal characters.
+    pub commitment: String,
+    /// The salt, 32 lowercase hexadecimal characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The position of the `erase_content` or `redact_content` entry that deleted the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased_by: Option<u64>,
+}
+
+/// An entry whose payload commits to content, with every commitment in payload order.
+#[derive(Serialize, ToSchema)]
+pub struct ContentEntry {
+    pub position: u64,
+    pub pieces: Vec<HeldPiece>,
+}
+
+/// The content held beside the log, with salts, for a range of positions: anyone can hash each
+/// piece against the signed commitment and check that every missing one was erased by an entry.
+#[utoipa::path(tag = "log", params(ContentQuery),
+    responses((status = 200, body = ContentPage), ProblemStatus<400>, ProblemStatus<503>))]
+#[get("/v1/content")]
+pub async fn held_content(
+    node: web::Data<Node>,
+    web::Query(range): web::Query<ContentQuery>,
+) -> Reply<ContentPage> {
+    let positions_max = projections::limits::CONTENT_PAGE_POSITIONS_MAX;
+    let size = page_size(range.limit, 100, positions_max)?;
+    let reader = node.clone();
+    let from = range.from.unwrap_or(0);
+    Ok(web::Json(
+        off_worker(move || content_page(&reader, from, size)).await?,
+    ))
+}
+
+/// The page of `size` positions from `from`, never past the published size (as the log's pages).
+fn content_page(node: &Node, from: u64, size: usize) -> Result<ContentPage, ApiError> {
+    let published = node.ledger().size;
+    let end = from.saturating_add(size as u64).min(published).max(from);
+    let limit = usize::try_from(end - from).unwrap_or(size);
+    Ok(Page {
+        items: content_of_range(node, from, limit)?,
+        next: (end < published).then_some(end),
+    })
+}
+
+/// The entries among `limit` positions from `from` that commit to content, with what is held.
+fn content_of_range(node: &Node, from: u64, limit: usize) -> Result<Vec<ContentEntry>, ApiError> {
+    let mut committed: Vec<(u64, Vec<Commitment>)> = Vec::new();
+    for stored in node.store().read(from, limit)? {
+        let unreadable = |error: String| {
+            ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
+        };
+        let entry = Entry::decode(&stored.bytes).map_err(|error| unreadable(error.to_string()))?;
+        let command =
+            Command::parse(&entry.payload).map_err(|error| unreadable(error.to_string()))?;
+        let fields = command.action.committed_fields();
+        if !fields.is_empty() {
+            let commitments = fields.into_iter().map(|(_, commitment)| commitment);
+            committed.push((stored.position, commitments.collect()));
+        }
+    }
+    let wanted: Vec<[u8; 32]> = committed
+        .iter()
+        .flat_map(|(_, commitments)| commitments.iter().map(|commitment| commitment.0))
+        .collect();
+    let mut found = BTreeMap::new();
+    if !wanted.is_empty() {
+        for held in node.store().read_content(&wanted)? {
+            found.insert(held.commitment, held);
+        }
+    }
+    let piece = |commitment: Commitment| {
+        let held = found.get(&commitment.0);
+        let kept = held.and_then(|held| held.piece.as_ref());
+        HeldPiece {
+            commitment: commitment.to_string(),
+            salt: kept.map(|(salt, _)| hex::encode(salt)),
+            text: kept.map(|(_, text)| text.clone()),
+            erased_by: held.and_then(|held| held.erased_by),
+        }
+    };
+    Ok(committed
+        .into_iter()
+        .map(|(position, commitments)| ContentEntry {
+            position,
+            pieces: commitments.into_iter().map(piece).collect(),
+        })
+        .collect())
 }

@@ -249,6 +249,7 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(reads::log_head)
         .service(reads::log_entries)
         .service(reads::export_log)
+        .service(content::held_content)
         .service(reads::healthz)
         .service(reads::readyz)
         .service(transparency::latest_checkpoint)

@@ -4,6 +4,7 @@
 mod admin_recovery;
 mod audit;
 mod content;
+mod content_verify;
 mod crash;
 mod defects;
 mod district_month;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::published::fetch_published;
+use crate::served_content::{check_content_bundle, check_served_content};
 use crate::verification::{
     hash_from_base64, hash_tiles_of, verify_export, Options, Published, Report, SavedState,
     VerifyError,
@@ -25,6 +26,13 @@ pub struct VerifyArguments {
     /// An export file saved from `/v1/log/export`.
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// A content bundle saved with --save-content: checked against the export's commitments and
+    /// erasures. Without it, an export is checked without its content.
+    #[arg(long, requires = "export")]
+    pub content: Option<PathBuf>,
+    /// With --server, where to save the content it serves as a bundle for --content.
+    #[arg(long, requires = "server")]
+    pub save_content: Option<PathBuf>,
     /// The log's verifier key (C2SP vkey, `<origin>+<key id>+<key>`), obtained from a source
     /// you trust; required with --server and --export.
     #[arg(long, env = "VECHE_LOG_KEY")]
@@ -80,6 +88,13 @@ impl VerifyArguments {
                 report.failure = Some(error.into());
             }
         }
+        // The content kept beside the log must be the signed one, or erased by an entry.
+        if let (true, Some(size)) = (report.ok, report.tree_size) {
+            if let Err(error) = self.check_content(&client, &report, size)? {
+                report.ok = false;
+                report.failure = Some(error.into());
+            }
+        }
         if let (true, Some(path), Some(state)) = (report.ok, &self.save_checkpoint, &report.state) {
             std::fs::write(path, state.encode())
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -89,6 +104,38 @@ impl VerifyArguments {
             Some(failure) => bail!("verification failed at {failure}"),
             None => Ok(()),
         }
+    }
+
+    /// Checks the server's content, or the content bundle given with an export; saves what the
+    /// server served as a bundle when asked. The outer error is a file that cannot be used.
+    fn check_content(
+        &self,
+        client: &reqwest::blocking::Client,
+        report: &Report,
+        size: u64,
+    ) -> anyhow::Result<Result<(), VerifyError>> {
+        if let Some(server) = &self.server {
+            let keep = self.save_content.is_some();
+            let (_, entries) =
+                match check_served_content(client, server, &report.committed, size, keep) {
+                    Ok(checked) => checked,
+                    Err(error) => return Ok(Err(error)),
+                };
+            if let Some(path) = &self.save_content {
+                let bundle = serde_json::json!({ "entries": entries });
+                std::fs::write(path, serde_json::to_vec(&bundle)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        } else if let Some(path) = &self.content {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bundle: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a content bundle", path.display()))?;
+            if let Err(error) = check_content_bundle(&bundle, &report.committed, size) {
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(()))
     }
 
     fn options(&self) -> anyhow::Result<Options> {

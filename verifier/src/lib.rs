@@ -5,7 +5,8 @@
 //! - `pipeline`: the one replay pipeline (read ahead, check in parallel, fold in order), which
 //!   the server's start-up and snapshot audit run over their store as well;
 //! - `verification`: the export reader, checkpoint and saved-state checks, the recount diff;
-//! - `published` (http): the server reader;
+//! - `published` (http): the server reader; `served_content` (http): the server's content
+//!   against the log's commitments and erasures;
 //! - `envelope`, `keys`, `client`: the citizen side (signing, key files, sending commands);
 //! - `cli` (http): `veche verify`, shared by `veche-verify` and the server binary.
 
@@ -17,4 +18,6 @@ pub mod keys;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod published;
+#[cfg(feature = "http")]
+pub mod served_content;
 pub mod verification;

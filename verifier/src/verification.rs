@@ -12,6 +12,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use projections::checkpoint::{open_note, Checkpoint, NoteVerifier};
+use projections::content::Commitment;
 use projections::limits::REPLAY_PAGE_ENTRIES;
 use projections::{Hash, Ledger, ReplayFailure, Replayer};
 use serde::Serialize;
@@ -104,6 +105,20 @@ pub enum VerifyError {
     ServedConsistency(String),
     #[error("the served hash tile {path} {reason}")]
     ServedTile { path: String, reason: String },
+    #[error("the served content {0}")]
+    ServedContent(String),
+    #[error(
+        "content withheld: the server serves no text for commitment {commitment}, and no \
+         erase_content or redact_content entry of the log erased it"
+    )]
+    ContentWithheld { position: u64, commitment: String },
+    #[error(
+        "content altered: the served salt and text do not hash to the signed commitment \
+         {commitment}"
+    )]
+    ContentAltered { position: u64, commitment: String },
+    #[error("content kept: the server still serves text that entry {erased_by} erased")]
+    ContentKeptAfterErasure { position: u64, erased_by: u64 },
 }
 
 impl VerifyError {
@@ -116,7 +131,10 @@ impl VerifyError {
             | VerifyError::BeyondCheckpoint { position, .. }
             | VerifyError::EndsEarly { position, .. }
             | VerifyError::ForkedEntry { position, .. }
-            | VerifyError::ForkedRoot { position, .. } => Some(*position),
+            | VerifyError::ForkedRoot { position, .. }
+            | VerifyError::ContentWithheld { position, .. }
+            | VerifyError::ContentAltered { position, .. }
+            | VerifyError::ContentKeptAfterErasure { position, .. } => Some(*position),
             VerifyError::ForeignGenesis { .. } | VerifyError::NoGenesis => Some(0),
             _ => None,
         }
@@ -312,6 +330,46 @@ pub struct Report {
     pub failure: Option<Failure>,
     #[serde(skip)]
     pub state: Option<SavedState>,
+    /// Every entry that commits to content, by position, for checking a server's content.
+    #[serde(skip)]
+    pub committed: BTreeMap<u64, CommittedEntry>,
+}
+
+/// What the log says of one entry's content: its commitments in payload order, and the
+/// `erase_content` or `redact_content` entry that erased them, if one did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedEntry {
+    pub commitments: Vec<Commitment>,
+    pub erased_by: Option<u64>,
+}
+
+/// Notes the commitments of `event`, when it has any.
+fn note_content(committed: &mut BTreeMap<u64, Vec<Commitment>>, event: &projections::Event) {
+    let fields = event.command.action.committed_fields();
+    if !fields.is_empty() {
+        let commitments = fields.into_iter().map(|(_, commitment)| commitment);
+        committed.insert(event.position, commitments.collect());
+    }
+}
+
+/// The noted commitments with the erasures the whole log holds.
+fn with_erasures(
+    committed: BTreeMap<u64, Vec<Commitment>>,
+    ledger: &Ledger,
+) -> BTreeMap<u64, CommittedEntry> {
+    committed
+        .into_iter()
+        .map(|(position, commitments)| {
+            let erased_by = ledger.erasures.erased_by(position);
+            (
+                position,
+                CommittedEntry {
+                    commitments,
+                    erased_by,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Reads one length-prefixed record; `Ok(None)` at a clean end of input.
@@ -403,6 +461,7 @@ pub fn verify_export(
         published_numbers_compared: 0,
         failure: None,
         state: None,
+        committed: BTreeMap::new(),
     };
     let outcome = run(input, options, published, progress, &mut report);
     report.seconds = started.elapsed().as_secs_f64();
@@ -456,9 +515,10 @@ fn run(
     };
     let pipeline = options.pipeline(checkpoint.size);
     let mut compared = 0;
-    let mut consistent = None;
+    let (mut consistent, mut committed) = (None, BTreeMap::new());
     let outcome = replay(&mut reader, &mut replayer, pipeline, |folded| {
         let position = folded.event.position;
+        note_content(&mut committed, folded.event);
         let leaf = folded.event.leaf_hash;
         if let Some(previous) = &options.previous {
             if compare_with_previous(previous, position, &leaf, folded.ledger)? {
@@ -492,6 +552,7 @@ fn run(
         return Err(VerifyError::PublishedBeyondExport { size: *size });
     }
     report.polls_recounted = replayer.ledger.polls.len() as u64;
+    report.committed = with_erasures(committed, &replayer.ledger);
     if options.keep_leaf_hashes {
         report.state = Some(SavedState {
             note,
