@@ -85,6 +85,7 @@ fn payload_signed_by_the_fixed_key(data: &[u8]) {
     let envelope = Envelope {
         payload: payload.to_owned(),
         signature: hex_of(&signature),
+        content: Vec::new(),
     };
     let parsed: Result<Command, ParseError> = Command::parse(data);
     let opened = envelope.open();
