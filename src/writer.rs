@@ -223,7 +223,7 @@ impl RecentCommands {
     /// its original receipt. Reads at most `RECENT_COMMAND_POSITIONS_MAX` entries, and only
     /// those inside the freshness window of the last one.
     pub fn recover(store: &dyn EventStore, size: u64) -> Result<RecentCommands, StoreError> {
-        let mut kept: Vec<StoredEntry> = Vec::new();
+        let mut kept: Vec<projections::protocol::Entry> = Vec::new();
         let mut end = size;
         let mut horizon = None;
         while end > 0 && kept.len() < projections::limits::RECENT_COMMAND_POSITIONS_MAX {
@@ -235,7 +235,7 @@ impl RecentCommands {
                 if entry.server_time < horizon {
                     return Self::of_entries(kept);
                 }
-                kept.push(stored);
+                kept.push(entry);
             }
             end = from;
         }
@@ -243,10 +243,11 @@ impl RecentCommands {
     }
 
     /// Records `newest_first` in log order.
-    fn of_entries(newest_first: Vec<StoredEntry>) -> Result<RecentCommands, StoreError> {
+    fn of_entries(
+        newest_first: Vec<projections::protocol::Entry>,
+    ) -> Result<RecentCommands, StoreError> {
         let mut recent = RecentCommands::default();
-        for stored in newest_first.iter().rev() {
-            let entry = decode_verified(&stored.bytes)?;
+        for entry in newest_first.into_iter().rev() {
             let command = projections::Command::parse(&entry.payload).map_err(|error| {
                 StoreError::Corrupt(format!(
                     "the verified entry at position {} does not parse: {error}",
