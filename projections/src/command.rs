@@ -479,8 +479,15 @@ pub struct ComplaintReference {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RejectionReason {
-    Spam,
-    DuplicateOf { complaint: u64 },
+    /// Spam; the moderator may redact the complaint's filed content in the same step, so that
+    /// taking spam down is one public act rather than two.
+    Spam {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redact_content: bool,
+    },
+    DuplicateOf {
+        complaint: u64,
+    },
     OutOfScope,
     InsufficientInfo,
 }
@@ -489,7 +496,7 @@ impl RejectionReason {
     /// The reason's name on the wire (its `reason` tag), as the complaint's timeline notes it.
     pub fn name(&self) -> &'static str {
         match self {
-            RejectionReason::Spam => "spam",
+            RejectionReason::Spam { .. } => "spam",
             RejectionReason::DuplicateOf { .. } => "duplicate_of",
             RejectionReason::OutOfScope => "out_of_scope",
             RejectionReason::InsufficientInfo => "insufficient_info",
@@ -515,6 +522,20 @@ pub enum TriageDecision {
 pub struct Triage {
     pub complaint: u64,
     pub decision: TriageDecision,
+}
+
+impl Triage {
+    /// Does this triage reject the complaint as spam and redact its filed content with it?
+    pub fn redacts_content(&self) -> bool {
+        matches!(
+            self.decision,
+            TriageDecision::Reject {
+                rejection: RejectionReason::Spam {
+                    redact_content: true
+                }
+            }
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -751,7 +772,12 @@ mod tests {
     #[test]
     fn a_rejection_reason_is_named_as_its_wire_tag() {
         for reason in [
-            RejectionReason::Spam,
+            RejectionReason::Spam {
+                redact_content: false,
+            },
+            RejectionReason::Spam {
+                redact_content: true,
+            },
             RejectionReason::DuplicateOf { complaint: 7 },
             RejectionReason::OutOfScope,
             RejectionReason::InsufficientInfo,
@@ -759,6 +785,29 @@ mod tests {
             let wire = serde_json::to_value(&reason).unwrap();
             assert_eq!(wire["reason"], reason.name(), "{reason:?}");
         }
+    }
+
+    #[test]
+    fn a_spam_rejection_redacts_only_when_it_says_so_and_keeps_its_old_bytes_otherwise() {
+        let plain: RejectionReason = serde_json::from_str(r#"{"reason":"spam"}"#).unwrap();
+        let keeps = RejectionReason::Spam {
+            redact_content: false,
+        };
+        assert_eq!(plain, keeps);
+        assert_eq!(
+            serde_json::to_string(&keeps).unwrap(),
+            r#"{"reason":"spam"}"#
+        );
+        let redacting = r#"{"reason":"spam","redact_content":true}"#;
+        let parsed: RejectionReason = serde_json::from_str(redacting).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), redacting);
+        let triage = |rejection| Triage {
+            complaint: 4,
+            decision: TriageDecision::Reject { rejection },
+        };
+        assert!(triage(parsed).redacts_content());
+        assert!(!triage(keeps).redacts_content());
+        assert!(!triage(RejectionReason::OutOfScope).redacts_content());
     }
 
     fn key() -> PublicKey {

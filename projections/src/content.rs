@@ -134,6 +134,7 @@ impl Action {
         match self {
             Action::EraseContent(reference) => Some(reference.entry),
             Action::RedactContent(redaction) => Some(redaction.entry),
+            Action::TriageComplaint(triage) if triage.redacts_content() => Some(triage.complaint),
             _ => None,
         }
     }

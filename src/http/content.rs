@@ -122,7 +122,8 @@ pub struct HeldPiece {
     pub salt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// The position of the `erase_content` or `redact_content` entry that deleted the text.
+    /// The position of the `erase_content`, `redact_content` or redacting `triage_complaint`
+    /// entry that deleted the text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erased_by: Option<u64>,
 }

@@ -61,6 +61,19 @@ async fn log_key(app: &TestApp) -> String {
     log["verifier_key"].as_str().unwrap().to_string()
 }
 
+/// Runs `veche verify --server address`, content included, with the key `address` publishes.
+pub(crate) async fn verify_address(address: &str) -> (bool, String) {
+    let log: serde_json::Value = reqwest::get(format!("{address}/v1/log"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = log["verifier_key"].as_str().unwrap();
+    let arguments = ["--server", address, "--log-key", key];
+    verify(arguments.map(str::to_string).to_vec()).await
+}
+
 /// Runs `veche verify` with `arguments`: whether it passed, and its stderr.
 async fn verify(arguments: Vec<String>) -> (bool, String) {
     let output = tokio::task::spawn_blocking(move || {

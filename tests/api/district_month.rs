@@ -922,7 +922,9 @@ impl World {
         let id = self.complaints[index].id;
         let roll = self.rng.percent();
         let rejection = match roll {
-            0..=7 => Some(RejectionReason::Spam),
+            0..=7 => Some(RejectionReason::Spam {
+                redact_content: false,
+            }),
             8..=11 => Some(RejectionReason::OutOfScope),
             12..=15 => Some(RejectionReason::InsufficientInfo),
             16..=21 => self

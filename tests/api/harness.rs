@@ -417,3 +417,30 @@ pub async fn refusal_mismatch(
         )
     })
 }
+
+/// Every file under `directory` (the database, its write-ahead log, snapshots, keys) whose bytes
+/// hold `needle`.
+pub fn files_holding(directory: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut holding = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let path = file.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                // SQLite removes its `-shm` and `-wal` files when the last connection closes,
+                // which may fall between listing and reading: a removed file holds nothing.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => panic!("{}: {error}", path.display()),
+            };
+            if bytes.windows(needle.len()).any(|window| window == needle) {
+                holding.push(path);
+            }
+        }
+    }
+    holding
+}

@@ -330,8 +330,13 @@ async fn fixture(app: TestApp) -> Fixture {
     let in_progress = walked(&app, &author, &[accept, (&roads, Complaint::start)]).await;
     let resolved = walked(&app, &author, &[accept, resolve]).await;
     let rejected = Complaint(app.act_ok(&author, filing()).await);
-    app.act_ok(&moderator, rejected.reject(RejectionReason::Spam))
-        .await;
+    app.act_ok(
+        &moderator,
+        rejected.reject(RejectionReason::Spam {
+            redact_content: false,
+        }),
+    )
+    .await;
     let merged = Complaint(app.act_ok(&author, filing()).await);
     app.act_ok(&moderator, merged.merge_into(accepted)).await;
     let cannot_resolve = walked(&app, &author, &[accept, (&roads, Complaint::cannot)]).await;

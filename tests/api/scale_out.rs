@@ -302,85 +302,236 @@ async fn converged_tally(cluster: &Cluster, poll: u64, within_ms: u64) -> Value 
 
 const CITIZENS: usize = 150;
 
+/// The personal texts the two-node erasure test files, one per way content goes.
+const ERASED: &str = "Anna Sidorova, flat 3, +7 900 765 43 21: the courtyard lamp is out.";
+const REDACTED: &str = "Lamps for the porch of Boris Kuznetsov, 5 Arbat St.";
+const SPAM: &str = "Cheap watches from Sergei Orlov, call +7 900 555 00 11.";
+
+/// Rows of the shared `table` whose `column` (a bytes expression) holds `text`.
+fn shared_rows_holding(cluster: &Cluster, table: &str, column: &str, text: &str) -> i64 {
+    let (url, schema) = (cluster.database_url.clone(), cluster.schema.clone());
+    let query = format!("SELECT count(*) FROM {schema}.{table} WHERE position($1 IN {column}) > 0");
+    let text = text.to_string();
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .query_one(&query, &[&text.as_bytes()])
+            .unwrap()
+            .get(0)
+    })
+    .join()
+    .unwrap()
+}
+
+/// Reads `path` on `node` until the value at `pointer` is `expected`, for at most a second: a
+/// follower applies the shared log a few milliseconds after the node that appended.
+async fn served_eventually(
+    cluster: &Cluster,
+    node: usize,
+    path: &str,
+    pointer: &str,
+    expected: &Value,
+) {
+    let mut served = Value::Null;
+    for _ in 0..50 {
+        served = cluster.get(node, path).await;
+        if served.pointer(pointer) == Some(expected) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("node {node} serves {served} at {path}, not {expected} at {pointer}");
+}
+
+/// Posts `action` by `key` through `node`, which must accept it: its position.
+async fn accepted(
+    cluster: &Cluster,
+    node: usize,
+    action: Action,
+    key: &ed25519_dalek::SigningKey,
+) -> u64 {
+    let (status, receipt) = cluster.post(node, action, key).await;
+    assert_eq!(status, 201, "{receipt}");
+    receipt["position"].as_u64().unwrap()
+}
+
+/// The street-lighting category, a citizen and a moderator, through both nodes.
+async fn content_cast(cluster: &Cluster) -> (ed25519_dalek::SigningKey, ed25519_dalek::SigningKey) {
+    let category = Action::DefineCategory(crate::harness::lighting());
+    accepted(cluster, 0, category, &cluster.admin).await;
+    let citizen = generate_key(&cluster.entropy);
+    accepted(cluster, 0, Action::RegisterKey(RegisterKey {}), &citizen).await;
+    let moderator = generate_key(&cluster.entropy);
+    accepted(cluster, 1, Action::RegisterKey(RegisterKey {}), &moderator).await;
+    let grant = Action::GrantRole(projections::command::RoleChange {
+        subject: crate::harness::public(&moderator),
+        role: projections::command::Role::Moderator,
+        department: None,
+    });
+    accepted(cluster, 0, grant, &cluster.admin).await;
+    (citizen, moderator)
+}
+
+/// Files the complaint to erase through node 1, the proposal to redact through node 0 and the
+/// spam through node 1: their positions, in that order.
+async fn file_personal(cluster: &Cluster, citizen: &ed25519_dalek::SigningKey) -> [u64; 3] {
+    let complaint = |text: &str, district: &str| {
+        Action::FileComplaint(projections::command::ComplaintFiling {
+            description: crate::harness::commit(text),
+            ..crate::harness::streetlight_filing(district)
+        })
+    };
+    let erased = accepted(cluster, 1, complaint(ERASED, "Tverskoy"), citizen).await;
+    let proposal = Action::SubmitProposal(projections::command::ProposalSubmission {
+        title: crate::harness::commit("Porch lamps"),
+        body: crate::harness::commit(REDACTED),
+        category: "street-lighting".into(),
+        district: None,
+    });
+    let redacted = accepted(cluster, 0, proposal, citizen).await;
+    let spam = accepted(cluster, 1, complaint(SPAM, "Arbat"), citizen).await;
+    [erased, redacted, spam]
+}
+
+/// The complaint statistics as each node serves them, once both have applied the same log.
+async fn statistics_of_both(cluster: &Cluster) -> [String; 2] {
+    let size = cluster.get(0, "/v1/log").await["size"].clone();
+    served_eventually(cluster, 1, "/v1/log", "/size", &size).await;
+    let mut served = [String::new(), String::new()];
+    for (node, served) in served.iter_mut().enumerate() {
+        let url = format!("{}/v1/statistics/complaints", cluster.addresses[node]);
+        *served = cluster
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    served
+}
+
 #[actix_web::test]
 #[cfg_attr(no_database, ignore = "DATABASE_URL is not set")]
 #[cfg_attr(all(no_redis, not(no_database)), ignore = "REDIS_URL is not set")]
-async fn content_filed_through_one_node_is_stored_once_beside_the_shared_log_and_served_by_both() {
+async fn on_two_postgres_nodes_erased_redacted_and_spam_content_is_gone_from_both_and_the_numbers_stand(
+) {
     let cluster = Cluster::from_environment(2).await;
-    let category = Action::DefineCategory(crate::harness::lighting());
-    assert_eq!(cluster.post(0, category, &cluster.admin).await.0, 201);
-    let citizen = generate_key(&cluster.entropy);
-    let registered = cluster
-        .post(0, Action::RegisterKey(RegisterKey {}), &citizen)
+    let (citizen, moderator) = content_cast(&cluster).await;
+    let [erased, redacted, spam] = file_personal(&cluster, &citizen).await;
+    let complaint_path = format!("/v1/complaints/{erased}");
+    for node in 0..2 {
+        served_eventually(
+            &cluster,
+            node,
+            &complaint_path,
+            "/description",
+            &ERASED.into(),
+        )
         .await;
-    assert_eq!(registered.0, 201);
-    let personal = "Anna Sidorova, flat 3, +7 900 765 43 21: the courtyard lamp is out.";
-    let filing = projections::command::ComplaintFiling {
-        description: crate::harness::commit(personal),
-        ..crate::harness::streetlight_filing("Tverskoy")
-    };
-    let (status, receipt) = cluster
-        .post(1, Action::FileComplaint(filing), &citizen)
-        .await;
-    assert_eq!(status, 201, "{receipt}");
-    let complaint = receipt["position"].as_u64().unwrap();
-    let path = format!("/v1/complaints/{complaint}");
-    let mut served = cluster.get(0, &path).await;
-    for _ in 0..50 {
-        if served["description"] == personal {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        served = cluster.get(0, &path).await;
     }
-    assert_eq!(
-        served["description"], personal,
-        "node 0 serves node 1's content"
-    );
-    assert_eq!(cluster.get(1, &path).await["description"], personal);
-    let (url, schema) = (cluster.database_url.clone(), cluster.schema.clone());
-    let (in_content, in_events) = std::thread::spawn(move || {
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        let count = |client: &mut ::postgres::Client, table: &str, column: &str| -> i64 {
-            let query =
-                format!("SELECT count(*) FROM {schema}.{table} WHERE position($1 IN {column}) > 0");
-            client
-                .query_one(&query, &[&"Sidorova".as_bytes()])
-                .unwrap()
-                .get(0)
-        };
-        let in_content = count(&mut client, "content", "convert_to(text, 'UTF8')");
-        (in_content, count(&mut client, "events", "entry"))
-    })
-    .join()
-    .unwrap();
-    assert_eq!((in_content, in_events), (1, 0));
+    for text in [ERASED, REDACTED, SPAM] {
+        let held = shared_rows_holding(&cluster, "content", "convert_to(text, 'UTF8')", text);
+        assert_eq!(held, 1, "the shared content table holds {text} once");
+        assert_eq!(shared_rows_holding(&cluster, "events", "entry", text), 0);
+    }
+    let rejection = Action::TriageComplaint(projections::command::Triage {
+        complaint: spam,
+        decision: projections::command::TriageDecision::Reject {
+            rejection: projections::command::RejectionReason::Spam {
+                redact_content: true,
+            },
+        },
+    });
+    let rejection = accepted(&cluster, 0, rejection, &moderator).await;
+    let statistics = statistics_of_both(&cluster).await;
+    assert_eq!(statistics[0], statistics[1], "both nodes count alike");
 
-    // The author erases through node 0: node 1 serves the placeholder at once, the shared table
-    // holds the text no longer.
+    // The author erases through node 0, the moderator redacts through node 1: each node serves
+    // the other's placeholder within the stated bound.
     let started = std::time::Instant::now();
-    let erase = Action::EraseContent(projections::command::ContentReference { entry: complaint });
-    let (status, receipt) = cluster.post(0, erase, &citizen).await;
-    assert_eq!(status, 201, "{receipt}");
-    let erasure = receipt["position"].as_u64().unwrap();
-    let served = cluster.get(1, &path).await;
-    let placeholder = format!("[erased by entry {erasure}]");
-    assert_eq!(served["description"], placeholder.as_str());
+    let erase = Action::EraseContent(projections::command::ContentReference { entry: erased });
+    let erasure = accepted(&cluster, 0, erase, &citizen).await;
+    let placeholder = format!("[erased by entry {erasure}]").into();
+    served_eventually(&cluster, 1, &complaint_path, "/description", &placeholder).await;
     tracing::info!(
         erasure_to_both_nodes_ms = started.elapsed().as_millis() as u64,
         "content erased on the shared store"
     );
-    let (url, schema) = (cluster.database_url.clone(), cluster.schema.clone());
-    let left = std::thread::spawn(move || {
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        let query = format!("SELECT count(*) FROM {schema}.content WHERE text IS NOT NULL");
-        client.query_one(&query, &[]).unwrap().get::<_, i64>(0)
-    })
-    .join()
-    .unwrap();
-    assert_eq!(left, 0, "the shared content table still holds text");
+    let redact = Action::RedactContent(projections::command::Redaction {
+        entry: redacted,
+        reason: projections::command::RedactionReason::ThirdPartyPersonalData,
+    });
+    let redaction = accepted(&cluster, 1, redact, &moderator).await;
+    placeholders_on_both(
+        &cluster,
+        [erased, redacted, spam],
+        [erasure, redaction, rejection],
+    )
+    .await;
+    assert_eq!(
+        statistics_of_both(&cluster).await,
+        statistics,
+        "statistics unchanged"
+    );
+    gone_from_every_store(&cluster).await;
+    let (passed, stderr) = crate::content_verify::verify_address(&cluster.addresses[1]).await;
+    assert!(passed, "veche verify --server fails on node 1: {stderr}");
     cluster.verify_chain();
     cluster.stop().await;
+}
+
+/// Reads, Open311 and the content listing of both nodes show the placeholder for each of
+/// `entries`, naming the entry at the same index of `erasing`.
+async fn placeholders_on_both(cluster: &Cluster, entries: [u64; 3], erasing: [u64; 3]) {
+    let [erased, redacted, spam] = entries;
+    for node in 0..2 {
+        let placeholder =
+            |index: usize| Value::from(format!("[erased by entry {}]", erasing[index]));
+        let complaint = format!("/v1/complaints/{erased}");
+        served_eventually(
+            cluster,
+            node,
+            &complaint,
+            "/location/address",
+            &placeholder(0),
+        )
+        .await;
+        let proposal = format!("/v1/proposals/{redacted}");
+        served_eventually(cluster, node, &proposal, "/body", &placeholder(1)).await;
+        let open311 = format!("/open311/v2/requests/{spam}.json");
+        served_eventually(cluster, node, &open311, "/0/description", &placeholder(2)).await;
+        served_eventually(cluster, node, &open311, "/0/status", &"closed".into()).await;
+        for (index, entry) in entries.into_iter().enumerate() {
+            let held = cluster
+                .get(node, &format!("/v1/content?from={entry}&limit=1"))
+                .await;
+            let pieces = held["entries"][0]["pieces"].as_array().unwrap().clone();
+            let erased =
+                |piece: &Value| piece["erased_by"] == erasing[index] && piece.get("text").is_none();
+            assert!(
+                pieces.iter().all(erased),
+                "node {node} still lists {entry}: {held}"
+            );
+        }
+    }
+}
+
+/// No shared table and no file of the nodes' data directory holds any of the texts; each node
+/// writes its snapshot first, as it does when stopped.
+async fn gone_from_every_store(cluster: &Cluster) {
+    for node in &cluster.nodes {
+        node.write_snapshot().await.unwrap();
+    }
+    for text in [ERASED, REDACTED, SPAM] {
+        let held = shared_rows_holding(cluster, "content", "convert_to(text, 'UTF8')", text);
+        assert_eq!(held, 0, "the shared content table still holds {text}");
+        assert_eq!(shared_rows_holding(cluster, "events", "entry", text), 0);
+        let holding = crate::harness::files_holding(cluster._directory.path(), text.as_bytes());
+        assert!(holding.is_empty(), "{text} is still in {holding:?}");
+    }
 }
 
 #[actix_web::test]

@@ -259,7 +259,9 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 let decision = match random.below(4) {
                     0 | 1 => TriageDecision::Accept,
                     2 => TriageDecision::Reject {
-                        rejection: RejectionReason::Spam,
+                        rejection: RejectionReason::Spam {
+                            redact_content: false,
+                        },
                     },
                     _ => TriageDecision::NeedsInfo {
                         question: "Which corner?".into(),

@@ -1,6 +1,6 @@
 //! The content a server keeps beside its log, checked against the log: every piece it serves must
 //! hash to its entry's signed commitment, and every piece it does not serve must have been erased
-//! by an `erase_content` or `redact_content` entry of the log.
+//! by an `erase_content` or `redact_content` entry of the log, or a spam rejection that redacts.
 
 use std::collections::BTreeMap;
 

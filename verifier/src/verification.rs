@@ -109,7 +109,7 @@ pub enum VerifyError {
     ServedContent(String),
     #[error(
         "content withheld: the server serves no text for commitment {commitment}, and no \
-         erase_content or redact_content entry of the log erased it"
+         erasure, redaction or spam rejection of the log erased it"
     )]
     ContentWithheld { position: u64, commitment: String },
     #[error(
@@ -336,7 +336,7 @@ pub struct Report {
 }
 
 /// What the log says of one entry's content: its commitments in payload order, and the
-/// `erase_content` or `redact_content` entry that erased them, if one did.
+/// `erase_content`, `redact_content` or redacting spam rejection that erased them, if one did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedEntry {
     pub commitments: Vec<Commitment>,

@@ -28,6 +28,21 @@ pub type Erasures = State<BTreeMap<u64, ContentRecord>>;
 pub enum ErasureAction<'a> {
     EraseContent(&'a ContentReference),
     RedactContent(&'a Redaction),
+    /// A moderator's spam rejection that redacts the complaint filed at this position with it.
+    RejectAsSpam {
+        complaint: u64,
+    },
+}
+
+impl ErasureAction<'_> {
+    /// The entry whose content the action erases.
+    fn entry(&self) -> u64 {
+        match self {
+            ErasureAction::EraseContent(reference) => reference.entry,
+            ErasureAction::RedactContent(redaction) => redaction.entry,
+            ErasureAction::RejectAsSpam { complaint } => *complaint,
+        }
+    }
 }
 
 impl Erasures {
@@ -54,15 +69,12 @@ impl Erasures {
         author: PublicKey,
         action: ErasureAction<'_>,
     ) -> Result<(), Refusal> {
-        let (entry, allowed, refusal) = match action {
-            ErasureAction::EraseContent(reference) => {
-                let record = self.find(reference.entry, Refusal::UnknownContent)?;
-                (record, record.author == author, Refusal::NotAuthor)
-            }
-            ErasureAction::RedactContent(redaction) => {
-                let record = self.find(redaction.entry, Refusal::UnknownContent)?;
+        let entry = self.find(action.entry(), Refusal::UnknownContent)?;
+        let (allowed, refusal) = match action {
+            ErasureAction::EraseContent(_) => (entry.author == author, Refusal::NotAuthor),
+            ErasureAction::RedactContent(_) | ErasureAction::RejectAsSpam { .. } => {
                 let moderator = keys.holds_role(author, Role::Moderator);
-                (record, moderator, Refusal::NotModerator)
+                (moderator, Refusal::NotModerator)
             }
         };
         match (allowed, entry.erased_by) {
@@ -73,10 +85,6 @@ impl Erasures {
     }
 
     pub fn evolve(&mut self, action: ErasureAction<'_>, event: &Event) {
-        let entry = match action {
-            ErasureAction::EraseContent(reference) => reference.entry,
-            ErasureAction::RedactContent(redaction) => redaction.entry,
-        };
-        self.found_mut(entry, "content").erased_by = Some(event.position);
+        self.found_mut(action.entry(), "content").erased_by = Some(event.position);
     }
 }

@@ -121,6 +121,19 @@ pub fn address(action: &Action) -> Addressed<'_> {
     }
 }
 
+/// A spam rejection that redacts in the same step is one entry decided by two aggregates: the
+/// complaint's rules reject it, the erasure rules redact its filed content.
+fn spam_redaction(action: &Action) -> Option<ErasureAction<'_>> {
+    match action {
+        Action::TriageComplaint(triage) if triage.redacts_content() => {
+            Some(ErasureAction::RejectAsSpam {
+                complaint: triage.complaint,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Everything the log says so far.
 /// Serialised (as JSON, by `snapshot`) without its large collections (key records, ballots,
 /// nonces), which snapshots pack in a compact binary form of their own.
@@ -221,7 +234,11 @@ impl Ledger {
             }
             Addressed::Complaints(action) => {
                 let reads = ComplaintReads { keys, catalogue };
-                self.complaints.decide(action, &attempt, reads)
+                self.complaints.decide(action, &attempt, reads)?;
+                match spam_redaction(&command.action) {
+                    Some(redaction) => self.erasures.decide(keys, attempt.author, redaction),
+                    None => Ok(()),
+                }
             }
             Addressed::Proposals(action) => {
                 let reads = ProposalReads { keys, catalogue };
@@ -302,7 +319,12 @@ impl Ledger {
             Addressed::Keys(action) => self.keys.evolve(action, event),
             Addressed::Catalogue(action) => self.categories.evolve(action, event),
             Addressed::Polls(action) => self.polls.evolve(action, event, &self.keys),
-            Addressed::Complaints(action) => self.complaints.evolve(action, event, catalogue),
+            Addressed::Complaints(action) => {
+                self.complaints.evolve(action, event, catalogue);
+                if let Some(redaction) = spam_redaction(&event.command.action) {
+                    self.erasures.evolve(redaction, event);
+                }
+            }
             Addressed::Proposals(action) => {
                 let reads = ProposalReads {
                     keys: &self.keys,

@@ -54,7 +54,9 @@ fn reject_as_spam(complaint: u64) -> Action {
     triage(
         complaint,
         TriageDecision::Reject {
-            rejection: RejectionReason::Spam,
+            rejection: RejectionReason::Spam {
+                redact_content: false,
+            },
         },
     )
 }

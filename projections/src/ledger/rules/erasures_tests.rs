@@ -4,8 +4,10 @@
 use super::support::*;
 use crate::command::{
     Action, ComplaintFiling, ContentReference, Degrees, Location, Redaction, RedactionReason,
+    RejectionReason, Triage, TriageDecision,
 };
 use crate::content::Commitment;
+use crate::ledger::complaints::ComplaintStatus;
 use crate::ledger::Ledger;
 
 fn filed() -> Step {
@@ -48,6 +50,35 @@ fn redact(seed: u8) -> Step {
             reason: RedactionReason::ThirdPartyPersonalData,
         })
     })
+}
+
+/// The moderator rejects the last filing as spam, redacting its content or not.
+fn reject_as_spam(redact_content: bool) -> Step {
+    Step::by_with(MODERATOR, move |ledger| {
+        Action::TriageComplaint(Triage {
+            complaint: last_content(ledger),
+            decision: TriageDecision::Reject {
+                rejection: RejectionReason::Spam { redact_content },
+            },
+        })
+    })
+}
+
+fn rejected(ledger: &Ledger, complaint: u64) -> bool {
+    let status = ledger
+        .complaints
+        .get(&complaint)
+        .map(|complaint| complaint.status);
+    status == Some(ComplaintStatus::Rejected)
+}
+
+fn rejected_and_erased(ledger: &Ledger) -> bool {
+    rejected(ledger, last_content(ledger)) && erased(ledger)
+}
+
+fn rejected_and_kept(ledger: &Ledger) -> bool {
+    let complaint = last_content(ledger);
+    rejected(ledger, complaint) && ledger.erasures.erased_by(complaint).is_none()
 }
 
 fn erased(ledger: &Ledger) -> bool {
@@ -106,6 +137,22 @@ pub(super) fn rows() -> Vec<Row> {
         after_erasure(
             "content its author erased is not redacted again",
             redact(MODERATOR),
+        ),
+        row(
+            "a moderator rejects a complaint as spam and redacts it in the same entry",
+            base_and(vec![filed()]),
+            reject_as_spam(true),
+            Then::AcceptedAnd(rejected_and_erased),
+        ),
+        row(
+            "a spam rejection that does not ask to redact keeps the content",
+            base_and(vec![filed()]),
+            reject_as_spam(false),
+            Then::AcceptedAnd(rejected_and_kept),
+        ),
+        after_erasure(
+            "a spam rejection does not redact what its author already erased",
+            reject_as_spam(true),
         ),
     ]
 }
