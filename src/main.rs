@@ -670,9 +670,12 @@ impl Verify {
         let total = store.size()?;
         let ledger = &veche::node::verify_stored_log(&store)
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
+        let hashed = veche::http::content::verify_stored_content(&store, ledger)
+            .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
         println!(
             "verified {total} entries: every hash link, signature and decision, the stored hash \
-             tiles and the largest signed checkpoint hold"
+             tiles and the largest signed checkpoint hold; {hashed} pieces of content hash to \
+             their commitments and every other was erased by an entry"
         );
         println!("head hash: {}", hex::encode(ledger.head_hash));
         for poll in ledger.polls.values() {

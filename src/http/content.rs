@@ -16,6 +16,7 @@ use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::page_size;
 use crate::http::Reply;
 use crate::node::{HeldContent, Node};
+use crate::store::EventStore;
 
 /// A committed field as a view serves it: the text when the store holds it.
 #[derive(Clone, Debug)]
@@ -159,15 +160,20 @@ fn content_page(node: &Node, from: u64, size: usize) -> Result<ContentPage, ApiE
     let end = from.saturating_add(size as u64).min(published).max(from);
     let limit = usize::try_from(end - from).unwrap_or(size);
     Ok(Page {
-        items: content_of_range(node, from, limit)?,
+        items: content_of_range(node.store(), from, limit)?,
         next: (end < published).then_some(end),
     })
 }
 
-/// The entries among `limit` positions from `from` that commit to content, with what is held.
-fn content_of_range(node: &Node, from: u64, limit: usize) -> Result<Vec<ContentEntry>, ApiError> {
+/// The entries among `limit` positions from `from` that commit to content, with what `store`
+/// holds: what `/v1/content` serves, and what `veche verify --data-dir` checks.
+pub fn content_of_range(
+    store: &dyn EventStore,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<ContentEntry>, ApiError> {
     let mut committed: Vec<(u64, Vec<Commitment>)> = Vec::new();
-    for stored in node.store().read(from, limit)? {
+    for stored in store.read(from, limit)? {
         let unreadable = |error: String| {
             ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
         };
@@ -186,7 +192,7 @@ fn content_of_range(node: &Node, from: u64, limit: usize) -> Result<Vec<ContentE
         .collect();
     let mut found = BTreeMap::new();
     if !wanted.is_empty() {
-        for held in node.store().read_content(&wanted)? {
+        for held in store.read_content(&wanted)? {
             found.insert(held.commitment, held);
         }
     }
@@ -207,4 +213,65 @@ fn content_of_range(node: &Node, from: u64, limit: usize) -> Result<Vec<ContentE
             pieces: commitments.into_iter().map(piece).collect(),
         })
         .collect())
+}
+
+/// Why a data directory's content does not agree with its verified log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredContentError {
+    #[error("the content store cannot be read: {0:?}")]
+    Unreadable(ApiError),
+    #[error("entry {position} names a commitment that is not 32 bytes of hex")]
+    Malformed { position: u64 },
+    /// Rendered as the verifier renders it, with the entry's position.
+    #[error("{}", at_position(.0))]
+    Disagrees(#[from] veche_verifier::verification::VerifyError),
+}
+
+/// A content failure as `veche verify` names it: the entry's position first.
+fn at_position(error: &veche_verifier::verification::VerifyError) -> String {
+    match error.position() {
+        Some(position) => format!("position {position}: {error}"),
+        None => error.to_string(),
+    }
+}
+
+/// Checks the content `store` keeps against `ledger`, the state its verified log folds to, page
+/// by page as `veche verify --server` checks `/v1/content`: every piece held hashes to its
+/// signed commitment, and every piece missing was erased by an entry. Returns the pieces hashed.
+pub fn verify_stored_content(
+    store: &dyn EventStore,
+    ledger: &projections::Ledger,
+) -> Result<u64, StoredContentError> {
+    use veche_verifier::verification::CommittedEntry;
+    let positions_max = projections::limits::CONTENT_PAGE_POSITIONS_MAX;
+    let (mut hashed, mut from) = (0, 0);
+    while from < ledger.size {
+        let entries =
+            content_of_range(store, from, positions_max).map_err(StoredContentError::Unreadable)?;
+        let mut committed = BTreeMap::new();
+        for entry in &entries {
+            let malformed = || StoredContentError::Malformed {
+                position: entry.position,
+            };
+            let commitments = entry.pieces.iter().map(|piece| {
+                let bytes = hex::decode(&piece.commitment).map_err(|_| malformed())?;
+                let bytes: [u8; 32] = bytes.try_into().map_err(|_| malformed())?;
+                Ok::<_, StoredContentError>(Commitment(bytes))
+            });
+            let commitments = commitments.collect::<Result<Vec<Commitment>, _>>()?;
+            let erased_by = ledger.erasures.erased_by(entry.position);
+            committed.insert(
+                entry.position,
+                CommittedEntry {
+                    commitments,
+                    erased_by,
+                },
+            );
+        }
+        let bundle = serde_json::json!({ "entries": entries });
+        hashed +=
+            veche_verifier::served_content::check_content_bundle(&bundle, &committed, ledger.size)?;
+        from = from.saturating_add(positions_max as u64);
+    }
+    Ok(hashed)
 }

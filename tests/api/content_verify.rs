@@ -95,13 +95,21 @@ async fn verify_server(app: &TestApp) -> (bool, String) {
     verify(arguments.map(str::to_string).to_vec()).await
 }
 
-/// Runs `veche verify --server`, which must fail naming `position` and `reason`; stops `app`.
-async fn fails_at(app: TestApp, position: u64, reason: &str) {
+/// Runs `veche verify --server`, then, once `app` is stopped, `veche verify --data-dir` on its
+/// `directory`: each must fail naming `position` and `reason`.
+async fn fails_at(app: TestApp, directory: &Path, position: u64, reason: &str) {
     let (passed, stderr) = verify_server(&app).await;
     assert!(!passed, "verify passed a server with {reason}");
     let expected = format!("position {position}: {reason}");
     assert!(stderr.contains(&expected), "{stderr}");
     app.stop().await;
+    let offline = crate::harness::verify_data_directory(directory);
+    let stderr = String::from_utf8_lossy(&offline.stderr);
+    assert!(
+        !offline.status.success(),
+        "verify --data-dir passed {reason}"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
 }
 
 /// The city with `statement` run on the kept entry's content rows behind the running server's
@@ -159,14 +167,14 @@ async fn an_honest_server_with_an_erased_and_a_redacted_entry_verifies_and_serve
 
 #[actix_web::test]
 async fn a_server_whose_content_lost_a_piece_without_an_erasure_fails_verification_at_its_entry() {
-    let (_directory, app, entries) = tampered_city("DELETE FROM content WHERE position = ?1").await;
+    let (directory, app, entries) = tampered_city("DELETE FROM content WHERE position = ?1").await;
 
-    fails_at(app, entries.kept, "content withheld").await;
+    fails_at(app, directory.path(), entries.kept, "content withheld").await;
 }
 
 #[actix_web::test]
 async fn a_server_serving_altered_content_fails_verification_at_its_entry() {
-    let (_directory, app, entries) =
+    let (directory, app, entries) =
         tampered_city("UPDATE content SET text = text || ' Fixed.' WHERE position = ?1").await;
     let served = app.get(&format!("/v1/complaints/{}", entries.kept)).await;
     assert!(served.body["description"]
@@ -174,7 +182,7 @@ async fn a_server_serving_altered_content_fails_verification_at_its_entry() {
         .unwrap()
         .ends_with("Fixed."));
 
-    fails_at(app, entries.kept, "content altered").await;
+    fails_at(app, directory.path(), entries.kept, "content altered").await;
 }
 
 /// `veche verify --export` on `export` with the content `bundle` (when given).
