@@ -733,6 +733,11 @@ const NOT_LIMITS: &[(&str, &str)] = &[
         "the entry header's layout (PROTOCOL.md)",
     ),
     ("HASH_BYTES", "SHA-256's output size"),
+    ("RANDOMIZER_BYTES", "RFC 9474's message randomizer length"),
+    (
+        "PUBLIC_EXPONENT",
+        "the RSA public exponent issuer keys use (PROTOCOL.md)",
+    ),
     (
         "SALT_BYTES",
         "a content commitment's fixed salt length (PROTOCOL.md)",

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod command;
 pub mod content;
+pub mod credential;
 pub mod keyed_map;
 pub mod ledger;
 pub mod limits;

@@ -165,3 +165,6 @@ pub const TREE_RECENT_LEAVES_MAX: u64 = 4_096;
 /// reference accepts 100, which leaves room for many witnesses while bounding the work an
 /// attacker can make a verifier do.
 pub const NOTE_SIGNATURES_MAX: usize = 100;
+/// An anonymous poll's issuer keys are RSA keys of this many modulus bits: RFC 9474's floor, as
+/// every ballot carries one signature of this length per issuer.
+pub const ISSUER_KEY_BITS: usize = 2_048;
