@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod coordination;
 pub mod http;
+pub mod issuer;
 pub mod metrics;
 pub mod node;
 pub mod registrar;

@@ -16,6 +16,8 @@ use crate::node::{Node, NodeConfig, StartError};
 use crate::store::{EventStore, SqliteStore, StoreError};
 
 pub const SERVER_KEY_FILE: &str = "server.key";
+/// The registrar role's credential issuer key for anonymous polls (see `issuer.rs`).
+pub const ISSUER_KEY_FILE: &str = "issuer.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const LOG_FILE: &str = "log.sqlite";
 

@@ -98,11 +98,16 @@ pub fn read_key_file(path: &Path) -> Result<SigningKey, KeyFileError> {
 
 /// Writes a new key file readable by its owner only; refuses to overwrite an existing one.
 pub fn write_key_file(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    use std::io::Write;
-    let error = |source| KeyFileError::Write {
+    let line = format!("{}\n", hex::encode(key.to_bytes()));
+    write_private_file(path, line.as_bytes()).map_err(|source| KeyFileError::Write {
         path: path.display().to_string(),
         source,
-    };
+    })
+}
+
+/// Writes `contents` to a new file that only its owner can read, synced; never overwrites.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -110,9 +115,9 @@ pub fn write_key_file(path: &Path, key: &SigningKey) -> Result<(), KeyFileError>
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(error)?;
-    writeln!(file, "{}", hex::encode(key.to_bytes())).map_err(error)?;
-    file.sync_all().map_err(error)
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Reads the key at `path`, or creates it there if the file does not exist yet.

@@ -13,6 +13,7 @@
 #[cfg(feature = "http")]
 pub mod cli;
 pub mod client;
+pub mod credentials;
 pub mod envelope;
 pub mod keys;
 pub mod pipeline;
