@@ -86,10 +86,6 @@ impl IssuerKey {
         })
     }
 
-    pub fn der(&self) -> &[u8] {
-        &self.der
-    }
-
     /// The key as the blind-signature library takes it, for clients and issuers.
     pub fn key(&self) -> &blind_rsa_signatures::PublicKey {
         &self.key

@@ -172,7 +172,17 @@ pub fn content_of_range(
     from: u64,
     limit: usize,
 ) -> Result<Vec<ContentEntry>, ApiError> {
-    let mut committed: Vec<(u64, Vec<Commitment>)> = Vec::new();
+    held_pieces(store, committed_in_range(store, from, limit)?)
+}
+
+/// The entries among `limit` positions from `from` that commit to content, each with its
+/// commitments in payload order.
+fn committed_in_range(
+    store: &dyn EventStore,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<Commitment>)>, ApiError> {
+    let mut committed = Vec::new();
     for stored in store.read(from, limit)? {
         let unreadable = |error: String| {
             ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
@@ -186,6 +196,14 @@ pub fn content_of_range(
             committed.push((stored.position, commitments.collect()));
         }
     }
+    Ok(committed)
+}
+
+/// What `store` holds for each of the `committed` entries' commitments.
+fn held_pieces(
+    store: &dyn EventStore,
+    committed: Vec<(u64, Vec<Commitment>)>,
+) -> Result<Vec<ContentEntry>, ApiError> {
     let wanted: Vec<[u8; 32]> = committed
         .iter()
         .flat_map(|(_, commitments)| commitments.iter().map(|commitment| commitment.0))
@@ -220,8 +238,6 @@ pub fn content_of_range(
 pub enum StoredContentError {
     #[error("the content store cannot be read: {0:?}")]
     Unreadable(ApiError),
-    #[error("entry {position} names a commitment that is not 32 bytes of hex")]
-    Malformed { position: u64 },
     /// Rendered as the verifier renders it, with the entry's position.
     #[error("{}", at_position(.0))]
     Disagrees(#[from] veche_verifier::verification::VerifyError),
@@ -246,28 +262,21 @@ pub fn verify_stored_content(
     let positions_max = projections::limits::CONTENT_PAGE_POSITIONS_MAX;
     let (mut hashed, mut from) = (0, 0);
     while from < ledger.size {
-        let entries =
-            content_of_range(store, from, positions_max).map_err(StoredContentError::Unreadable)?;
-        let mut committed = BTreeMap::new();
-        for entry in &entries {
-            let malformed = || StoredContentError::Malformed {
-                position: entry.position,
-            };
-            let commitments = entry.pieces.iter().map(|piece| {
-                let bytes = hex::decode(&piece.commitment).map_err(|_| malformed())?;
-                let bytes: [u8; 32] = bytes.try_into().map_err(|_| malformed())?;
-                Ok::<_, StoredContentError>(Commitment(bytes))
-            });
-            let commitments = commitments.collect::<Result<Vec<Commitment>, _>>()?;
-            let erased_by = ledger.erasures.erased_by(entry.position);
-            committed.insert(
-                entry.position,
-                CommittedEntry {
+        let in_range = committed_in_range(store, from, positions_max)
+            .map_err(StoredContentError::Unreadable)?;
+        let committed = in_range
+            .iter()
+            .map(|(position, commitments)| {
+                let erased_by = ledger.erasures.erased_by(*position);
+                let commitments = commitments.clone();
+                let entry = CommittedEntry {
                     commitments,
                     erased_by,
-                },
-            );
-        }
+                };
+                (*position, entry)
+            })
+            .collect();
+        let entries = held_pieces(store, in_range).map_err(StoredContentError::Unreadable)?;
         let bundle = serde_json::json!({ "entries": entries });
         hashed +=
             veche_verifier::served_content::check_content_bundle(&bundle, &committed, ledger.size)?;
