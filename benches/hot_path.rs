@@ -60,6 +60,7 @@ fn ballots(count: usize) -> (Replayer, Vec<veche::envelope::Envelope>) {
         closes_at: NOW.plus_milliseconds(3_600_000),
         vote_changes_allowed: false,
         tally_visibility: projections::command::TallyVisibility::Public,
+        anonymous: None,
     };
     definition.description = "A poll for benchmarks".into();
     append(&mut replayer, open(&official, Action::OpenPoll(definition)));

@@ -539,6 +539,7 @@ impl OpenPoll {
             } else {
                 TallyVisibility::Public
             },
+            anonymous: None,
         };
         send(&self.server, &self.key, Action::OpenPoll(definition))
     }

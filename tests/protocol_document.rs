@@ -220,6 +220,7 @@ fn official_opens_poll() -> Command {
             closes_at: at("2026-11-30T18:00:00.000Z"),
             vote_changes_allowed: true,
             tally_visibility: TallyVisibility::Public,
+            anonymous: None,
         }),
     )
 }

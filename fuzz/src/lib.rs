@@ -145,6 +145,7 @@ pub fn seed_commands() -> Vec<Command> {
                 closes_at: Timestamp(1_795_600_000_000),
                 vote_changes_allowed: true,
                 tally_visibility: TallyVisibility::Sealed,
+                anonymous: None,
             }),
         ),
         command(

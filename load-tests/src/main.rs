@@ -831,6 +831,7 @@ async fn set_up_poll(
         ),
         vote_changes_allowed: false,
         tally_visibility: TallyVisibility::Public,
+        anonymous: None,
     };
     let receipt = post_one(http, base, official, Action::OpenPoll(definition), &[])
         .await

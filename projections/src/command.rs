@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::credential::{BlindedMessage, Credential, IssuerKey};
 use crate::limits;
 use crate::protocol::{Commitment, PublicKey};
 use crate::time::Timestamp;
@@ -37,6 +38,12 @@ pub enum Action {
     OpenPoll(PollDefinition),
     /// A citizen casts (or, where allowed, replaces) a ballot.
     CastBallot(CastBallot),
+    /// An eligible citizen asks an anonymous poll's issuers to blind-sign their credential
+    /// messages: once per resident per poll, naming the citizen's key.
+    RequestCredentials(CredentialRequest),
+    /// A ballot in an anonymous poll, signed by a per-poll ballot key that the issuers'
+    /// credentials cover, naming nothing of the citizen's own key.
+    CastAnonymousBallot(AnonymousBallot),
     /// System: the first entry, naming the server key and the admin keys.
     Genesis(Genesis),
     /// System: a poll's close, carrying its final tally.
@@ -103,6 +110,8 @@ impl Action {
             Action::ApproveRecovery(_) => "approve_recovery",
             Action::OpenPoll(_) => "open_poll",
             Action::CastBallot(_) => "cast_ballot",
+            Action::RequestCredentials(_) => "request_credentials",
+            Action::CastAnonymousBallot(_) => "cast_anonymous_ballot",
             Action::Genesis(_) => "genesis",
             Action::ClosePoll(_) => "close_poll",
             Action::AttestResident(_) => "attest_resident",
@@ -133,7 +142,7 @@ impl Action {
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 33] = [
+    pub const NAMES: [&'static str; 35] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -141,6 +150,8 @@ impl Action {
         "approve_recovery",
         "open_poll",
         "cast_ballot",
+        "request_credentials",
+        "cast_anonymous_ballot",
         "genesis",
         "close_poll",
         "attest_resident",
@@ -291,6 +302,24 @@ pub struct PollDefinition {
     /// Whether a citizen may cast a new ballot that replaces their earlier one before close.
     pub vote_changes_allowed: bool,
     pub tally_visibility: TallyVisibility,
+    /// Present for an anonymous poll: ballots are signed by per-poll keys that these issuers'
+    /// credentials cover, not by the citizens' own keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<Anonymity>,
+}
+
+/// Who issues an anonymous poll's credentials (RFC 9474 blind signatures).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anonymity {
+    /// The node's issuer keys, held for the registrar role: one for the whole audience, or, for
+    /// a district audience, one per district in the audience's order, so that each ballot's
+    /// credential says which district's residents it counts among and nothing more.
+    pub issuer_keys: Vec<IssuerKey>,
+    /// An independent co-issuer's key (an observers' organisation): when present, every ballot
+    /// also carries its credential, so stuffing takes both issuers colluding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co_issuer_key: Option<IssuerKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +329,37 @@ pub struct CastBallot {
     pub poll: u64,
     /// Indices into the poll's options, counted from zero.
     pub choices: Vec<u32>,
+}
+
+/// A citizen's request for an anonymous poll's credentials: blinded credential messages, which
+/// the issuers sign without learning the ballot key inside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRequest {
+    pub poll: u64,
+    /// For the node's issuer key of the author's district (the poll's only key otherwise).
+    pub blinded_message: BlindedMessage,
+    /// For the co-issuer's key: present exactly when the poll names a co-issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co_issuer_blinded_message: Option<BlindedMessage>,
+}
+
+/// A ballot in an anonymous poll. Its author is the per-poll ballot key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousBallot {
+    pub poll: u64,
+    /// Indices into the poll's options, counted from zero.
+    pub choices: Vec<u32>,
+    /// The district whose issuer key the credential is under: present exactly when the poll's
+    /// audience is a list of districts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    /// The node issuer's credential over this ballot key in this poll.
+    pub credential: Credential,
+    /// The co-issuer's credential: present exactly when the poll names a co-issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co_issuer_credential: Option<Credential>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,6 +169,8 @@ impl Action {
             | Action::ApproveRecovery(_)
             | Action::OpenPoll(_)
             | Action::CastBallot(_)
+            | Action::RequestCredentials(_)
+            | Action::CastAnonymousBallot(_)
             | Action::Genesis(_)
             | Action::ClosePoll(_)
             | Action::AttestResident(_)

@@ -59,6 +59,15 @@ pub enum CredentialError {
     },
     #[error("the credential does not verify under the issuer key")]
     DoesNotVerify,
+    #[error(
+        "the blinded message is {length_bytes} bytes, not the issuer modulus's {expected_bytes}"
+    )]
+    BlindedMessageLength {
+        length_bytes: usize,
+        expected_bytes: usize,
+    },
+    #[error("the blinded message is not below the issuer key's modulus")]
+    BlindedMessageNotBelowModulus,
 }
 
 /// An issuer's RSA public key, kept as the DER SubjectPublicKeyInfo the poll definition names.
@@ -112,6 +121,31 @@ impl<'de> Deserialize<'de> for IssuerKey {
     }
 }
 
+/// A blinded credential message as a citizen sends it to one issuer: lowercase hex on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BlindedMessage(#[serde(with = "hex::serde")] pub Vec<u8>);
+
+impl BlindedMessage {
+    /// Checks that `issuer` can sign this message: exactly the modulus's length, and below the
+    /// modulus as a big-endian number (RSA signs residues; anything else has no signature).
+    pub fn check(&self, issuer: &IssuerKey) -> Result<(), CredentialError> {
+        use rsa::PublicKeyParts;
+        let expected_bytes = issuer.modulus_bytes();
+        if self.0.len() != expected_bytes {
+            return Err(CredentialError::BlindedMessageLength {
+                length_bytes: self.0.len(),
+                expected_bytes,
+            });
+        }
+        // Equal lengths, big-endian: byte order is numeric order.
+        if self.0 >= issuer.key.0.n().to_bytes_be() {
+            return Err(CredentialError::BlindedMessageNotBelowModulus);
+        }
+        Ok(())
+    }
+}
+
 /// One issuer's credential over a ballot key: the citizen's randomizer and the unblinded
 /// signature, both lowercase hex on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,20 +183,21 @@ impl Credential {
     }
 }
 
+/// Issuers and credentials for the tests of this crate: a blind signer holds a secret key.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use rsa::pkcs8::EncodePublicKey;
 
     /// A fresh 2048-bit issuer: its secret key and its public key as a poll names it.
-    fn issuer() -> (blind_rsa_signatures::SecretKey, IssuerKey) {
+    pub fn issuer() -> (blind_rsa_signatures::SecretKey, IssuerKey) {
         let pair = blind_rsa_signatures::KeyPair::generate(&mut rand::thread_rng(), 2_048).unwrap();
         let der = pair.pk.0.to_public_key_der().unwrap();
         (pair.sk, IssuerKey::from_der(der.as_bytes()).unwrap())
     }
 
     /// What a citizen does: blind the message, have `secret` sign it blindly, unblind.
-    fn credential(
+    pub fn credential(
         secret: &blind_rsa_signatures::SecretKey,
         issuer: &IssuerKey,
         poll: u64,
@@ -194,6 +229,12 @@ mod tests {
             signature: signature.0,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{credential, issuer};
+    use super::*;
 
     #[test]
     fn a_credential_verifies_only_for_its_issuer_poll_and_ballot_key() {

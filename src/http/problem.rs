@@ -192,6 +192,8 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotRecoveryKey
         | Refusal::KeyRevoked
         | Refusal::NotAttestedResident
+        | Refusal::InvalidCredential(_)
+        | Refusal::MissingCredential(_)
         | Refusal::SeparationOfDuties(_) => StatusCode::FORBIDDEN,
         Refusal::UnknownPoll
         | Refusal::UnknownCategory
@@ -213,6 +215,10 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotSupported
         | Refusal::ThresholdReached
         | Refusal::ResidentAlreadyAttested
+        | Refusal::PollNotAnonymous
+        | Refusal::PollIsAnonymous
+        | Refusal::CredentialsAlreadyRequested
+        | Refusal::CredentialsExhausted
         | Refusal::RecoveryAlreadyApproved => StatusCode::CONFLICT,
         Refusal::WeakKey
         | Refusal::KeyNotRegistered
@@ -226,6 +232,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::InvalidAttestation(_)
         | Refusal::InvalidComplaint(_)
         | Refusal::InvalidProposal(_)
+        | Refusal::InvalidBlindedMessage(_)
         | Refusal::InvalidAdminChange(_) => StatusCode::UNPROCESSABLE_ENTITY,
         // Only system events can meet these; a client never should.
         Refusal::MisplacedGenesis

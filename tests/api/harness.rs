@@ -389,6 +389,7 @@ pub fn poll_definition(now: Timestamp, options: usize) -> PollDefinition {
         closes_at: now.plus_milliseconds(60 * MINUTE_MS),
         vote_changes_allowed: false,
         tally_visibility: TallyVisibility::Public,
+        anonymous: None,
     }
 }
 

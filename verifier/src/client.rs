@@ -114,6 +114,10 @@ pub fn endpoint_for(action: &Action) -> String {
         Action::OpenPoll(_) => "/v1/polls".into(),
         Action::ResolveComplaint(_) | Action::CannotResolve(_) => complaint_events(action),
         Action::CastBallot(ballot) => format!("/v1/polls/{}/ballots", ballot.poll),
+        Action::RequestCredentials(request) => format!("/v1/polls/{}/credentials", request.poll),
+        Action::CastAnonymousBallot(ballot) => {
+            format!("/v1/polls/{}/anonymous-ballots", ballot.poll)
+        }
         Action::ConfirmResolution(_) | Action::DisputeResolution(_) => complaint_events(action),
         Action::AttestResident(_) => "/v1/attestations".into(),
         Action::RevokeKey(_) => "/v1/revocations".into(),

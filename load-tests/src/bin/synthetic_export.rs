@@ -184,6 +184,7 @@ fn main() -> anyhow::Result<()> {
             closes_at: START.plus_milliseconds(300 * 24 * 60 * 60 * 1000),
             vote_changes_allowed: false,
             tally_visibility: TallyVisibility::Public,
+            anonymous: None,
         };
         log.append(signed(
             &official,

@@ -37,7 +37,7 @@ pub use complaints::{ComplaintAction, ComplaintReads, Complaints};
 pub use erasures::{ContentRecord, ErasureAction, Erasures};
 pub use event::{Attempt, Event};
 pub use keys::{KeyAction, KeyRecord, Keys, LogIdentity, Resident};
-pub use polls::{ChoiceSet, ClosedPoll, Poll, PollAction, PollStatus, Polls};
+pub use polls::{ChoiceSet, ClosedPoll, CredentialCounts, Poll, PollAction, PollStatus, Polls};
 pub use proposals::{ProposalAction, ProposalReads, Proposals};
 pub use refusal::Refusal;
 pub use replay_protection::ReplayProtection;
@@ -74,6 +74,8 @@ pub fn address(action: &Action) -> Addressed<'_> {
         }
         Action::OpenPoll(definition) => To::Polls(PollAction::OpenPoll(definition)),
         Action::CastBallot(ballot) => To::Polls(PollAction::CastBallot(ballot)),
+        Action::RequestCredentials(request) => To::Polls(PollAction::RequestCredentials(request)),
+        Action::CastAnonymousBallot(ballot) => To::Polls(PollAction::CastAnonymousBallot(ballot)),
         Action::ClosePoll(close) => To::Polls(PollAction::ClosePoll(close)),
         Action::FileComplaint(filing) => To::Complaints(ComplaintAction::FileComplaint(filing)),
         Action::TriageComplaint(triage) => To::Complaints(ComplaintAction::TriageComplaint(triage)),

@@ -13,8 +13,8 @@ use super::keys::Keys;
 use super::refusal::Refusal;
 use super::state::State;
 use crate::command::{
-    Action, Audience, CastBallot, CheckpointReference, ChoiceKind, ClosePoll, PollDefinition, Role,
-    Tally,
+    Action, AnonymousBallot, Audience, CastBallot, CheckpointReference, ChoiceKind, ClosePoll,
+    CredentialRequest, PollDefinition, Role, Tally,
 };
 use crate::keyed_map::KeyedMap;
 use crate::limits;
@@ -22,11 +22,17 @@ use crate::protocol::PublicKey;
 use crate::text::{self, check_field, Lines};
 use crate::time::Timestamp;
 
+pub mod anonymous;
+
+pub use anonymous::CredentialCounts;
+
 /// The actions whose rules live here.
 #[derive(Clone, Copy, Debug)]
 pub enum PollAction<'a> {
     OpenPoll(&'a PollDefinition),
     CastBallot(&'a CastBallot),
+    RequestCredentials(&'a CredentialRequest),
+    CastAnonymousBallot(&'a AnonymousBallot),
     ClosePoll(&'a ClosePoll),
 }
 
@@ -66,6 +72,9 @@ pub struct Poll {
     pub ballots: KeyedMap<u64, ChoiceSet>,
     pub tally: Tally,
     pub closed: Option<ClosedPoll>,
+    /// An anonymous poll's credentials issued and ballot keys counted; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialCounts>,
 }
 
 impl Poll {
@@ -81,6 +90,10 @@ impl Poll {
                 ..Tally::default()
             },
             closed: None,
+            credentials: definition
+                .anonymous
+                .as_ref()
+                .map(CredentialCounts::for_poll),
         }
     }
 
@@ -175,6 +188,14 @@ impl Polls {
                 check_poll_definition(definition, at)
             }
             PollAction::CastBallot(ballot) => self.decide_ballot(author, ballot, at, keys),
+            PollAction::RequestCredentials(request) => {
+                let poll = self.find(request.poll, Refusal::UnknownPoll)?;
+                anonymous::decide_request(poll, author, request, at, keys)
+            }
+            PollAction::CastAnonymousBallot(ballot) => {
+                let poll = self.find(ballot.poll, Refusal::UnknownPoll)?;
+                anonymous::decide_ballot(poll, author, ballot, at)
+            }
             PollAction::ClosePoll(close) => self.decide_close(close, at, checkpoint),
         }
     }
@@ -187,6 +208,9 @@ impl Polls {
         keys: &Keys,
     ) -> Result<(), Refusal> {
         let poll = self.find(ballot.poll, Refusal::UnknownPoll)?;
+        if poll.definition.anonymous.is_some() {
+            return Err(Refusal::PollIsAnonymous);
+        }
         match poll.status(at) {
             PollStatus::Scheduled => return Err(Refusal::PollNotOpenYet),
             PollStatus::Closing | PollStatus::Closed => return Err(Refusal::PollClosed),
@@ -240,6 +264,13 @@ impl Polls {
                 };
                 count_ballot(self.poll_mut(ballot.poll), voter, &ballot.choices);
             }
+            PollAction::RequestCredentials(request) => self.evolve_request(request, event, keys),
+            PollAction::CastAnonymousBallot(ballot) => {
+                let poll = self.poll_mut(ballot.poll);
+                let author = event.command.author;
+                let number = anonymous::ballot_number(poll, author, ballot, event.position);
+                count_ballot(poll, number, &ballot.choices);
+            }
             PollAction::ClosePoll(close) => {
                 self.poll_mut(close.poll).closed = Some(ClosedPoll {
                     position: event.position,
@@ -248,6 +279,19 @@ impl Polls {
                 });
             }
         }
+    }
+
+    fn evolve_request(&mut self, request: &CredentialRequest, event: &Event, keys: &Keys) {
+        let author = event.command.author;
+        let Some(voter) = keys.voter_number(author) else {
+            unreachable!(
+                "a credential request in poll {} from an unregistered key",
+                request.poll
+            )
+        };
+        let poll = self.poll_mut(request.poll);
+        let index = anonymous::requester_index(&poll.definition, keys, author);
+        anonymous::count_request(poll, voter, index, event.position);
     }
 
     fn poll_mut(&mut self, id: u64) -> &mut Poll {
@@ -280,8 +324,13 @@ impl Polls {
 
 /// The ballot `voter` has counted in `poll`, if any: for an attested key, the ballot of its
 /// resident, whichever of their keys cast it.
+/// In an anonymous poll, `voter` is a per-poll ballot key.
 pub fn ballot_of(keys: &Keys, poll: &Poll, voter: PublicKey) -> Option<ChoiceSet> {
-    poll.ballots.get(&keys.voter_number(voter)?).copied()
+    let number = match &poll.credentials {
+        Some(counts) => *counts.ballot_keys.get(&voter)?,
+        None => keys.voter_number(voter)?,
+    };
+    poll.ballots.get(&number).copied()
 }
 
 /// Whether `voter` belongs to `audience` now.
@@ -301,7 +350,7 @@ pub fn in_audience(keys: &Keys, voter: PublicKey, audience: &Audience) -> bool {
     }
 }
 
-fn check_choices(poll: &Poll, choices: &[u32]) -> Result<(), Refusal> {
+pub(super) fn check_choices(poll: &Poll, choices: &[u32]) -> Result<(), Refusal> {
     if choices.is_empty() {
         return Err(Refusal::EmptyBallot);
     }
@@ -375,6 +424,7 @@ fn check_poll_definition(
     check_poll_texts(definition)
         .and_then(|()| check_choice_kind(definition))
         .and_then(|()| check_audience(&definition.audience))
+        .and_then(|()| anonymous::check_anonymity(definition))
         .and_then(|()| check_poll_times(definition, server_time))
         .map_err(Refusal::InvalidPoll)
 }

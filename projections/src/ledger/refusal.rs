@@ -118,6 +118,22 @@ pub enum Refusal {
     ResidentAlreadyAttested,
     #[error("only a key attested as a verified resident may support proposals in this category")]
     NotAttestedResident,
+    #[error("the poll is not anonymous: it has no credentials to issue and takes ballots signed by citizens' own keys")]
+    PollNotAnonymous,
+    #[error(
+        "the poll is anonymous: its ballots are signed by per-poll keys and carry credentials"
+    )]
+    PollIsAnonymous,
+    #[error("this resident already requested credentials for this poll")]
+    CredentialsAlreadyRequested,
+    #[error("invalid blinded message: {0}")]
+    InvalidBlindedMessage(String),
+    #[error("invalid credential: {0}")]
+    InvalidCredential(String),
+    #[error("the ballot lacks a credential the poll requires: {0}")]
+    MissingCredential(String),
+    #[error("as many ballot keys are counted under this issuer key as credentials were requested: a further one was never issued on the log")]
+    CredentialsExhausted,
 }
 
 impl Refusal {
@@ -135,6 +151,7 @@ impl Refusal {
         all
     }
 
+    // long-function: one arm per refusal, the exhaustive chain that makes a new one take a place.
     /// The example listed after this refusal's. The match is exhaustive, so a new variant does
     /// not compile until it is given a place in the chain (whose length the coverage tests
     /// check).
@@ -198,7 +215,16 @@ impl Refusal {
             Refusal::ResidentAlreadyAttested => Some(Refusal::NotAttestedResident),
             Refusal::NotAttestedResident => Some(Refusal::UnknownContent),
             Refusal::UnknownContent => Some(Refusal::ContentAlreadyErased),
-            Refusal::ContentAlreadyErased => None,
+            Refusal::ContentAlreadyErased => Some(Refusal::PollNotAnonymous),
+            Refusal::PollNotAnonymous => Some(Refusal::PollIsAnonymous),
+            Refusal::PollIsAnonymous => Some(Refusal::CredentialsAlreadyRequested),
+            Refusal::CredentialsAlreadyRequested => {
+                Some(Refusal::InvalidBlindedMessage(String::new()))
+            }
+            Refusal::InvalidBlindedMessage(_) => Some(Refusal::InvalidCredential(String::new())),
+            Refusal::InvalidCredential(_) => Some(Refusal::MissingCredential(String::new())),
+            Refusal::MissingCredential(_) => Some(Refusal::CredentialsExhausted),
+            Refusal::CredentialsExhausted => None,
         }
     }
 
@@ -261,6 +287,13 @@ impl Refusal {
             Refusal::KeyRevoked => "key-revoked",
             Refusal::ResidentAlreadyAttested => "resident-already-attested",
             Refusal::NotAttestedResident => "not-attested-resident",
+            Refusal::PollNotAnonymous => "poll-not-anonymous",
+            Refusal::PollIsAnonymous => "poll-is-anonymous",
+            Refusal::CredentialsAlreadyRequested => "credentials-already-requested",
+            Refusal::InvalidBlindedMessage(_) => "invalid-blinded-message",
+            Refusal::InvalidCredential(_) => "invalid-credential",
+            Refusal::MissingCredential(_) => "missing-credential",
+            Refusal::CredentialsExhausted => "credentials-exhausted",
         }
     }
 }

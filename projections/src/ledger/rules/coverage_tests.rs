@@ -3,8 +3,8 @@
 
 use super::support::{accepted_actions, refusal_codes, Row};
 use super::{
-    catalogue_tests, complaints_tests, erasures_tests, keys_tests, polls_tests, proposals_tests,
-    replay_protection_tests, state_tests,
+    anonymous_polls_tests, catalogue_tests, complaints_tests, erasures_tests, keys_tests,
+    polls_tests, proposals_tests, replay_protection_tests, state_tests,
 };
 use crate::command::Action;
 use crate::ledger::Refusal;
@@ -18,11 +18,12 @@ fn every_row() -> Vec<Row> {
     rows.extend(erasures_tests::rows());
     rows.extend(replay_protection_tests::rows());
     rows.extend(state_tests::rows());
+    rows.extend(anonymous_polls_tests::rows());
     rows
 }
 
 /// The variants `Refusal::examples` chains, one each.
-const LISTED: usize = 56;
+const LISTED: usize = 63;
 
 #[test]
 fn the_refusal_list_names_every_variant_once() {

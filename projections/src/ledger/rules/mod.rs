@@ -2,6 +2,7 @@
 //! prior commands, decides one more at a server time, and expects it accepted or refused with
 //! one `Refusal` code; a refused command must leave the ledger as it was.
 
+mod anonymous_polls_tests;
 mod catalogue_tests;
 mod complaints_tests;
 mod coverage_tests;

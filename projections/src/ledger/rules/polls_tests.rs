@@ -21,6 +21,7 @@ fn definition() -> PollDefinition {
         closes_at: after_days(1),
         vote_changes_allowed: false,
         tally_visibility: TallyVisibility::Public,
+        anonymous: None,
     }
 }
 
