@@ -3,7 +3,8 @@
 //! credential messages (RFC 9474) and never enters the log; its public half does, in the
 //! definitions of the polls it issues for.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use blind_rsa_signatures::SecretKey;
 use projections::credential::{padding_options, IssuerKey};
@@ -34,6 +35,103 @@ pub enum IssuerError {
         length_bytes: usize,
         expected_bytes: usize,
     },
+}
+
+/// The directory, inside the data directory, of the issuer keys for districts.
+pub const DISTRICT_ISSUER_DIRECTORY: &str = "issuer-keys";
+
+/// The node's issuers: `issuer.key` for audiences without districts, and one key per district
+/// in `issuer-keys/`, each created the first time an official asks for it. A poll for districts
+/// names one key per district, so each ballot's credential tells which district's residents it
+/// counts among, and the log can show counted ≤ issued for every district.
+pub struct IssuerRing {
+    data_directory: PathBuf,
+    /// Every issuer read or created so far, by the district it issues for.
+    held: Mutex<Vec<(Option<String>, Arc<Issuer>)>>,
+}
+
+impl IssuerRing {
+    /// The ring of the data directory at `data_directory`, with every issuer key already there
+    /// read and checked.
+    pub fn open(data_directory: &Path) -> Result<IssuerRing, IssuerError> {
+        let ring = IssuerRing {
+            data_directory: data_directory.to_path_buf(),
+            held: Mutex::new(Vec::new()),
+        };
+        let mut held = Vec::new();
+        let main = data_directory.join(crate::server::ISSUER_KEY_FILE);
+        if main.exists() {
+            held.push((None, Arc::new(Issuer::read(&main)?)));
+        }
+        let directory = data_directory.join(DISTRICT_ISSUER_DIRECTORY);
+        if let Ok(files) = std::fs::read_dir(&directory) {
+            for file in files.flatten() {
+                let path = file.path();
+                if path.extension().is_some_and(|extension| extension == "key") {
+                    let district = std::fs::read_to_string(path.with_extension("district"))
+                        .map_err(|source| IssuerError::Read {
+                            path: path.with_extension("district").display().to_string(),
+                            source,
+                        })?;
+                    held.push((Some(district), Arc::new(Issuer::read(&path)?)));
+                }
+            }
+        }
+        *ring.lock() = held;
+        Ok(ring)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Option<String>, Arc<Issuer>)>> {
+        // A panic while holding the lock left the list whole: each push is one step.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The issuer for `district` (for audiences without districts when `None`), created on
+    /// first use.
+    pub fn for_district(&self, district: Option<&str>) -> Result<Arc<Issuer>, IssuerError> {
+        let mut held = self.lock();
+        if let Some((_, issuer)) = held.iter().find(|(named, _)| named.as_deref() == district) {
+            return Ok(issuer.clone());
+        }
+        let path = match district {
+            None => self.data_directory.join(crate::server::ISSUER_KEY_FILE),
+            Some(district) => self.district_key_path(district)?,
+        };
+        let (issuer, created) = Issuer::read_or_create(&path)?;
+        if created {
+            tracing::info!(file = %path.display(), district = district.unwrap_or(""), "created an issuer key");
+        }
+        let issuer = Arc::new(issuer);
+        held.push((district.map(str::to_string), issuer.clone()));
+        Ok(issuer)
+    }
+
+    /// The path of `district`'s key: named by a digest, since district names are any text; the
+    /// name itself is written beside it.
+    fn district_key_path(&self, district: &str) -> Result<PathBuf, IssuerError> {
+        use sha2::Digest;
+        let directory = self.data_directory.join(DISTRICT_ISSUER_DIRECTORY);
+        let write_error = |path: &Path, source| IssuerError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&directory).map_err(|source| write_error(&directory, source))?;
+        let name = hex::encode(&sha2::Sha256::digest(district.as_bytes())[..16]);
+        let path = directory.join(format!("{name}.key"));
+        let named = path.with_extension("district");
+        std::fs::write(&named, district).map_err(|source| write_error(&named, source))?;
+        Ok(path)
+    }
+
+    /// The held issuer whose public key is `key`, if this node holds it.
+    pub fn holding(&self, key: &IssuerKey) -> Option<Arc<Issuer>> {
+        self.lock()
+            .iter()
+            .find(|(_, issuer)| issuer.public_key() == key)
+            .map(|(_, issuer)| issuer.clone())
+    }
 }
 
 /// The node's issuer: its secret key and the public key polls name.

@@ -4,6 +4,7 @@
 //! holds the effects: storage, the writer thread, the clock, HTTP and the command-line client.
 
 pub mod clock;
+pub mod co_issuer;
 pub mod coordination;
 pub mod http;
 pub mod issuer;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use projections::command::{
-    AdminHandOver, Attestation, Audience, CastBallot, ChoiceKind, KeyRevocation, PollDefinition,
-    RecoveryApproval, RegisterKey, Role, RoleChange, TallyVisibility,
+    AdminHandOver, Anonymity, Attestation, Audience, CastBallot, ChoiceKind, KeyRevocation,
+    PollDefinition, RecoveryApproval, RegisterKey, Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::public_key_of;
 use projections::{Action, PublicKey, Timestamp};
@@ -19,6 +19,7 @@ use veche::clock::{Clock, SystemClock};
 use veche::keys::{generate_key, read_key_file, write_key_file, OsEntropy};
 use veche::server::{Application, DataDirectory, Settings, LOG_FILE};
 use veche::store::{EventStore, SqliteStore};
+use veche_verifier::wallet::wallet_path;
 
 #[derive(Parser)]
 #[command(
@@ -84,8 +85,13 @@ enum Commands {
     RevokeKey(RevokeKey),
     /// Open a poll (official key). Prints the receipt; the poll id is its position.
     OpenPoll(OpenPoll),
-    /// Cast a ballot.
+    /// Cast a ballot (`--anonymous` in an anonymous poll).
     Vote(Vote),
+    /// Obtain an anonymous poll's credentials into the wallet beside the key, to cast later.
+    Credentials(Credentials),
+    /// Run an independent co-issuer of anonymous polls: its own key, answering only the
+    /// requests it finds eligible and first in the node's log, which it follows and checks.
+    CoIssuer(CoIssuerCommand),
     /// Print a poll's tally.
     Tally(Tally),
     /// Sign an action and print the envelope, for sending with curl.
@@ -114,6 +120,8 @@ fn main() -> anyhow::Result<()> {
         Commands::RevokeKey(command) => command.run(),
         Commands::OpenPoll(command) => command.run(),
         Commands::Vote(command) => command.run(),
+        Commands::Credentials(command) => command.run(),
+        Commands::CoIssuer(command) => command.run(),
         Commands::Tally(command) => command.run(),
         Commands::Sign(command) => command.run(),
         Commands::Verify(command) => command.run(),
@@ -511,6 +519,21 @@ struct OpenPoll {
     /// Withhold the running tally until close.
     #[arg(long)]
     sealed: bool,
+    /// Only keys a registrar attested as verified residents of these districts may vote;
+    /// repeat for several.
+    #[arg(long = "district")]
+    districts: Vec<String>,
+    /// Only keys a registrar attested as verified residents may vote.
+    #[arg(long, conflicts_with = "districts")]
+    verified_only: bool,
+    /// An anonymous poll: ballots are signed by per-poll keys carrying the node's credentials
+    /// (one issuer key per district), asked of the server as the poll is opened.
+    #[arg(long)]
+    anonymous: bool,
+    /// The co-issuer's public key (hex DER, as `veche co-issuer --print-key` prints it): every
+    /// ballot then needs its credential too.
+    #[arg(long, requires = "anonymous")]
+    co_issuer_key: Option<String>,
 }
 
 impl OpenPoll {
@@ -520,6 +543,8 @@ impl OpenPoll {
                 .with_context(|| format!("--opens-at {text:?} is not RFC 3339"))?,
             None => SystemClock.now(),
         };
+        let audience = self.audience();
+        let anonymous = self.anonymity()?;
         let definition = PollDefinition {
             title: self.title,
             description: self.description,
@@ -530,7 +555,7 @@ impl OpenPoll {
                 ChoiceKind::SingleChoice
             },
             max_choices: self.max_choices,
-            audience: Audience::Everyone,
+            audience,
             opens_at,
             closes_at: opens_at.plus_milliseconds(self.duration_minutes.saturating_mul(60_000)),
             vote_changes_allowed: self.allow_changes,
@@ -539,10 +564,121 @@ impl OpenPoll {
             } else {
                 TallyVisibility::Public
             },
-            anonymous: None,
+            anonymous,
         };
         send(&self.server, &self.key, Action::OpenPoll(definition))
     }
+
+    fn audience(&self) -> Audience {
+        if !self.districts.is_empty() {
+            Audience::Districts {
+                districts: self.districts.clone(),
+            }
+        } else if self.verified_only {
+            Audience::Verified
+        } else {
+            Audience::Everyone
+        }
+    }
+
+    /// The node's issuer keys for the audience (one per district, or one), and the co-issuer's.
+    fn anonymity(&self) -> anyhow::Result<Option<Anonymity>> {
+        if !self.anonymous {
+            return Ok(None);
+        }
+        let client = Client::new(&self.server.server)?;
+        let districts: Vec<Option<&str>> = if self.districts.is_empty() {
+            vec![None]
+        } else {
+            self.districts
+                .iter()
+                .map(|district| Some(district.as_str()))
+                .collect()
+        };
+        let mut issuer_keys = Vec::new();
+        for district in districts {
+            let path = match district {
+                Some(district) => {
+                    let escaped: String =
+                        form_urlencoded::byte_serialize(district.as_bytes()).collect();
+                    format!("/v1/issuer-keys?district={escaped}")
+                }
+                None => "/v1/issuer-keys".to_string(),
+            };
+            let answer = client.get(&path)?;
+            issuer_keys.push(serde_json::from_value(answer["issuer_key"].clone())?);
+        }
+        let co_issuer_key = match &self.co_issuer_key {
+            Some(hex) => Some(
+                serde_json::from_value(serde_json::Value::String(hex.clone())).context(
+                    "--co-issuer-key is not an issuer key (hex DER of a 2048-bit RSA key)",
+                )?,
+            ),
+            None => None,
+        };
+        Ok(Some(Anonymity {
+            issuer_keys,
+            co_issuer_key,
+        }))
+    }
+}
+
+#[derive(clap::Args)]
+struct CoIssuerCommand {
+    /// The co-issuer's RSA key file (PKCS #8 PEM), created on first use; keep it off the node.
+    #[arg(long, default_value = "co-issuer.key")]
+    key: PathBuf,
+    #[command(flatten)]
+    server: ServerArgument,
+    /// Address to listen on; port 0 picks a free one. The first line on stdout names it.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// Print the public key (what a poll names as its co-issuer key) and exit.
+    #[arg(long)]
+    print_key: bool,
+}
+
+impl CoIssuerCommand {
+    fn run(self) -> anyhow::Result<()> {
+        let (co_issuer, created) =
+            veche::co_issuer::CoIssuer::open(&self.key, &self.server.server)?;
+        if created {
+            tracing::info!(file = %self.key.display(), "created the co-issuer key");
+        }
+        if self.print_key {
+            println!("{}", hex::encode(co_issuer.public_key().der()));
+            return Ok(());
+        }
+        let co_issuer = Arc::new(co_issuer);
+        spawn_follower(co_issuer.clone());
+        let listener = TcpListener::bind(&self.listen)
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        println!("listening on {}", listener.local_addr()?);
+        tracing::info!(address = %listener.local_addr()?, "the co-issuer is serving");
+        veche::http::block_on(
+            async move { veche::http::co_issuer::bind(co_issuer, listener)?.await },
+        )?;
+        Ok(())
+    }
+}
+
+/// Follows the node's log once a second for as long as the process lives; a failed round is
+/// logged and retried.
+fn spawn_follower(co_issuer: Arc<veche::co_issuer::CoIssuer>) {
+    std::thread::spawn(move || loop {
+        match co_issuer.follow() {
+            Ok(0) => {}
+            Ok(entries) => tracing::info!(
+                entries,
+                size = co_issuer.followed_size(),
+                "followed the log"
+            ),
+            Err(error) => tracing::warn!(%error, "following the log failed; will retry"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(
+            projections::limits::CO_ISSUER_FOLLOW_INTERVAL_MS,
+        ));
+    });
 }
 
 #[derive(clap::Args)]
@@ -556,15 +692,107 @@ struct Vote {
     /// Option index, counted from zero; repeat for multiple choice.
     #[arg(long = "choice", required = true)]
     choices: Vec<u32>,
+    /// The poll is anonymous: obtain its credentials first if the wallet beside the key has
+    /// none (see `veche credentials`), then cast with the wallet's per-poll key.
+    #[arg(long)]
+    anonymous: bool,
+    #[command(flatten)]
+    co_issuer: CoIssuerArgument,
+}
+
+#[derive(clap::Args)]
+struct CoIssuerArgument {
+    /// Base URL of the poll's co-issuer, when it names one.
+    #[arg(long = "co-issuer", env = "VECHE_CO_ISSUER")]
+    url: Option<String>,
+}
+
+/// Obtain an anonymous poll's credentials now, to cast later (perhaps from elsewhere): casting
+/// long after requesting keeps the two apart in time. Kept in `<key file>.wallet.json`; whoever
+/// loses that file cannot vote again in the poll.
+#[derive(clap::Args)]
+struct Credentials {
+    #[command(flatten)]
+    key: KeyArgument,
+    #[command(flatten)]
+    server: ServerArgument,
+    #[arg(long)]
+    poll: u64,
+    #[command(flatten)]
+    co_issuer: CoIssuerArgument,
+}
+
+impl Credentials {
+    fn run(self) -> anyhow::Result<()> {
+        let secrets = obtain(&self.key, &self.server, &self.co_issuer, self.poll)?;
+        println!(
+            "credentials for poll {} are in {}; ballot key {}",
+            self.poll,
+            wallet_path(&self.key.key).display(),
+            secrets.ballot_public_key()
+        );
+        Ok(())
+    }
+}
+
+fn obtain(
+    key: &KeyArgument,
+    server: &ServerArgument,
+    co_issuer: &CoIssuerArgument,
+    poll: u64,
+) -> anyhow::Result<veche_verifier::wallet::PollSecrets> {
+    let signing = read_key_file(&key.key)?;
+    let server = Client::new(&server.server)?;
+    let co_issuer = co_issuer.url.as_deref().map(Client::new).transpose()?;
+    let wallet = wallet_path(&key.key);
+    Ok(veche_verifier::wallet::obtain_credentials(
+        &server,
+        co_issuer.as_ref(),
+        &signing,
+        poll,
+        &wallet,
+        SystemClock.now(),
+        &OsEntropy,
+    )?)
 }
 
 impl Vote {
     fn run(self) -> anyhow::Result<()> {
+        if self.anonymous {
+            return self.cast_anonymously();
+        }
         let ballot = CastBallot {
             poll: self.poll,
             choices: self.choices,
         };
         send(&self.server, &self.key, Action::CastBallot(ballot))
+    }
+
+    fn cast_anonymously(self) -> anyhow::Result<()> {
+        obtain(&self.key, &self.server, &self.co_issuer, self.poll)?;
+        let server = Client::new(&self.server.server)?;
+        let wallet = wallet_path(&self.key.key);
+        let cast = veche_verifier::wallet::cast_anonymous_ballot(
+            &server,
+            &wallet,
+            self.poll,
+            self.choices,
+            SystemClock.now(),
+            &OsEntropy,
+        );
+        match cast {
+            Ok(receipt) => {
+                println!("{}", serde_json::to_string_pretty(&receipt)?);
+                Ok(())
+            }
+            Err(veche_verifier::wallet::FlowError::Client(
+                veche::client::ClientError::Refused { status, body },
+            )) => {
+                eprintln!("{}", serde_json::to_string_pretty(&body)?);
+                bail!("the server refused the ballot ({status})")
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

@@ -152,6 +152,9 @@ pub struct Node {
     snapshot: Option<PathBuf>,
     /// A `SnapshotStanding` as its index, shared with the audit thread.
     snapshot_standing: Arc<AtomicU8>,
+    /// The registrar role's credential issuers, held in the data directory; unset for a node
+    /// started without one (some tests), which then issues no credentials.
+    issuers: std::sync::OnceLock<crate::issuer::IssuerRing>,
 }
 
 const STANDINGS: [SnapshotStanding; 3] = [
@@ -303,7 +306,20 @@ impl Node {
             writer_thread,
             snapshot: config.snapshot,
             snapshot_standing,
+            issuers: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives this node its credential issuers; the first ring given stays.
+    pub fn hold_issuers(&self, ring: crate::issuer::IssuerRing) {
+        if self.issuers.set(ring).is_err() {
+            tracing::warn!("the node already holds its issuers; a second ring was ignored");
+        }
+    }
+
+    /// The node's credential issuers, if it holds any.
+    pub fn issuers(&self) -> Option<&crate::issuer::IssuerRing> {
+        self.issuers.get()
     }
 
     /// Whether this node's state is proven to be the fold of its log.

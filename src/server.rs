@@ -75,6 +75,8 @@ pub enum ServeError {
     Listen(#[from] std::io::Error),
     #[error("cannot use redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Issuer(#[from] crate::issuer::IssuerError),
 }
 
 /// The keys and store of a data directory, created on first use.
@@ -149,7 +151,7 @@ impl DataDirectory {
         clock: Arc<dyn Clock>,
         log_origin: &str,
     ) -> Result<Node, ServeError> {
-        Ok(Node::start(NodeConfig {
+        let node = Node::start(NodeConfig {
             store,
             clock,
             server_key: self.server_key.clone(),
@@ -157,7 +159,9 @@ impl DataDirectory {
             recovery: self.recovery_quorum(),
             log_origin: log_origin.to_string(),
             snapshot: Some(self.path.join(crate::snapshot::SNAPSHOT_FILE)),
-        })?)
+        })?;
+        node.hold_issuers(crate::issuer::IssuerRing::open(&self.path)?);
+        Ok(node)
     }
 }
 

@@ -1054,6 +1054,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::BodyTooLarge(0),
         ApiError::NotFound(String::new()),
         ApiError::TallySealed,
+        ApiError::IssuerKeyNotHeld(String::new()),
         ApiError::StoreUnavailable(String::new()),
         ApiError::RateLimited {
             subject: "key",
@@ -1078,6 +1079,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::BodyTooLarge(_)
             | ApiError::NotFound(_)
             | ApiError::TallySealed
+            | ApiError::IssuerKeyNotHeld(_)
             | ApiError::StoreUnavailable(_)
             | ApiError::BeyondTreeSize { .. }
             | ApiError::ImpossibleProof(_)

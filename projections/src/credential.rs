@@ -95,6 +95,11 @@ impl IssuerKey {
         })
     }
 
+    /// The DER SubjectPublicKeyInfo, as the poll definition names it (in hex).
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
     /// The key as the blind-signature library takes it, for clients and issuers.
     pub fn key(&self) -> &blind_rsa_signatures::PublicKey {
         &self.key

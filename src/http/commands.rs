@@ -49,6 +49,7 @@ async fn accept(
     }
     let content = check_content(&signed.command.action, pieces)?;
     let location = location(&signed.command)?;
+    crate::http::credentials::check_answerable(node, &signed.command)?;
     // Stale and replayed commands are refused before the author is charged: anyone can copy a
     // published entry, and sending it again must not spend its author's limits.
     match node.check_fresh_and_unseen(&signed) {

@@ -4,9 +4,11 @@
 //! `problem` is the one place errors become responses.
 
 pub mod catalogue;
+pub mod co_issuer;
 pub mod commands;
 pub mod complaints;
 pub mod content;
+pub mod credentials;
 pub mod live;
 pub mod open311;
 pub mod page;
@@ -221,6 +223,10 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(commands::change_role)
         .service(commands::open_poll)
         .service(commands::cast_ballot)
+        .service(credentials::node_issuer_key)
+        .service(credentials::request_credentials)
+        .service(credentials::blind_signature)
+        .service(credentials::cast_anonymous_ballot)
         .service(commands::submit_command)
         .service(catalogue::attest_resident)
         .service(catalogue::revoke_key)

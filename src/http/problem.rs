@@ -105,6 +105,8 @@ pub enum ApiError {
     StreamsFull(usize),
     #[error("this path answers only {0}")]
     MethodNotAllowed(String),
+    #[error("no credentials can be issued here: {0}")]
+    IssuerKeyNotHeld(String),
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -120,6 +122,9 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
+            ApiError::IssuerKeyNotHeld(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "issuer-key-not-held")
+            }
             ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-streams"),
@@ -352,6 +357,21 @@ mod tests {
             assert!(!detail.contains("FATAL"), "{detail}");
             assert_eq!(detail, STORE_UNAVAILABLE_DETAIL);
             assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+}
+
+/// The co-issuer's failures, answered as the API's problems.
+impl From<crate::co_issuer::CoIssuerError> for ApiError {
+    fn from(error: crate::co_issuer::CoIssuerError) -> ApiError {
+        match error {
+            crate::co_issuer::CoIssuerError::NoRequest { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            crate::co_issuer::CoIssuerError::Follow(why) => ApiError::StoreUnavailable(why),
+            crate::co_issuer::CoIssuerError::Issuer(issuer) => {
+                ApiError::Faulted(issuer.to_string())
+            }
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct PollView {
     pub status: PollStatus,
     /// Log position of the close event, once closed.
     pub closed_at_position: Option<u64>,
+    /// For an anonymous poll: its issuer keys with the credentials issued and the ballot keys
+    /// counted under each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<crate::http::credentials::AnonymityView>,
 }
 
 pub type PollPage = Page<PollView>;
@@ -68,6 +72,7 @@ impl PollView {
             tally_visibility: definition.tally_visibility,
             status: poll.status(now),
             closed_at_position: poll.closed.as_ref().map(|closed| closed.position),
+            anonymous: crate::http::credentials::AnonymityView::of(poll),
         }
     }
 }
@@ -174,6 +179,12 @@ pub struct TallyView {
     pub is_final: bool,
     /// The number of log entries this tally is computed from.
     pub log_size: u64,
+    /// An anonymous poll's credential requests in the log, per issuer key (district) in the
+    /// definition's order; `null` for other polls.
+    pub credentials_issued: Option<Vec<u64>>,
+    /// An anonymous poll's distinct ballot keys counted per issuer key: never more than
+    /// `credentials_issued`; `null` for other polls.
+    pub ballot_keys_counted: Option<Vec<u64>>,
 }
 
 /// A poll's tally: live while open (unless sealed), final once closed.
@@ -209,6 +220,14 @@ pub(crate) fn tally_view(
         leading_options: poll.leading_options(),
         is_final: poll.closed.is_some(),
         log_size: ledger.size,
+        credentials_issued: poll
+            .credentials
+            .as_ref()
+            .map(|counts| counts.issued.clone()),
+        ballot_keys_counted: poll
+            .credentials
+            .as_ref()
+            .map(|counts| counts.counted.clone()),
     })
 }
 

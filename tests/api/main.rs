@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_recovery;
+mod anonymous_polls;
 mod audit;
 mod content;
 mod content_verify;

@@ -8,6 +8,7 @@
 //! - `published` (http): the server reader; `served_content` (http): the server's content
 //!   against the log's commitments and erasures;
 //! - `envelope`, `keys`, `client`: the citizen side (signing, key files, sending commands);
+//! - `credentials`, `wallet`: anonymous polls' credentials, and the wallet that keeps them;
 //! - `cli` (http): `veche verify`, shared by `veche-verify` and the server binary.
 
 #[cfg(feature = "http")]
@@ -22,3 +23,4 @@ pub mod published;
 #[cfg(feature = "http")]
 pub mod served_content;
 pub mod verification;
+pub mod wallet;

@@ -740,6 +740,8 @@ fn compare_tally(tally: &Value, size: u64, ledger: &Ledger) -> Result<u64, Verif
         "superseded_ballots": poll.tally.superseded_ballots,
         "leading_options": poll.leading_options(),
         "is_final": poll.closed.is_some(),
+        "credentials_issued": poll.credentials.as_ref().map(|counts| &counts.issued),
+        "ballot_keys_counted": poll.credentials.as_ref().map(|counts| &counts.counted),
     });
     let fields = [
         "counts",
@@ -747,6 +749,8 @@ fn compare_tally(tally: &Value, size: u64, ledger: &Ledger) -> Result<u64, Verif
         "superseded_ballots",
         "leading_options",
         "is_final",
+        "credentials_issued",
+        "ballot_keys_counted",
     ];
     compare_fields(&format!("poll {poll_id}"), tally, &recount, &fields, size)
 }

@@ -24,7 +24,7 @@ use crate::time::Timestamp;
 
 pub mod anonymous;
 
-pub use anonymous::CredentialCounts;
+pub use anonymous::{CredentialCounts, IssuedRequest};
 
 /// The actions whose rules live here.
 #[derive(Clone, Copy, Debug)]

@@ -28,12 +28,20 @@ pub struct CredentialCounts {
     pub issued: Vec<u64>,
     /// Distinct ballot keys counted, per issuer key: never more than `issued`.
     pub counted: Vec<u64>,
-    /// Each requesting resident (their voter number) with their request's position: public, as
-    /// the log that names them is.
-    pub requests: BTreeMap<u64, u64>,
+    /// Each requesting resident (their voter number) with their request: public, as the log
+    /// that names them is.
+    pub requests: BTreeMap<u64, IssuedRequest>,
     /// Each counted ballot key with the position of its first ballot, which numbers its ballot
     /// among the poll's ballots.
     pub ballot_keys: BTreeMap<PublicKey, u64>,
+}
+
+/// Where a resident's credential request is, and which issuer key it was issued under (the
+/// resident's district's when they requested).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRequest {
+    pub position: u64,
+    pub issuer_index: usize,
 }
 
 impl CredentialCounts {
@@ -219,7 +227,11 @@ fn check_credential(
 pub(super) fn count_request(poll: &mut Poll, voter: u64, index: usize, position: u64) {
     let counts = counts_mut(poll);
     counts.issued[index] = increment(counts.issued[index], "credentials issued");
-    counts.requests.insert(voter, position);
+    let issued = IssuedRequest {
+        position,
+        issuer_index: index,
+    };
+    counts.requests.insert(voter, issued);
 }
 
 /// The number a decided anonymous ballot is counted under: its key's first ballot's position,
