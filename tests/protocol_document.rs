@@ -669,6 +669,13 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
             .unwrap()
             .to_owned(),
     );
+    // So is the anonymous ballot's randomizer: a citizen's random prefix, 32 bytes as any is.
+    known.push(
+        doc.json("body-cast_anonymous_ballot")["credential"]["randomizer"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
     for name in Action::NAMES {
         let body = doc.block(&format!("body-{name}"));
         let tokens = body.split(|c: char| !c.is_ascii_hexdigit());
@@ -714,8 +721,14 @@ fn the_documented_endpoints_are_where_the_client_sends_each_action_and_exist() {
             "{name}: the API has no POST {template}"
         );
         let mut path = template.to_string();
-        if let Action::CastBallot(ballot) = &action {
-            path = path.replace("{poll}", &ballot.poll.to_string());
+        let poll = match &action {
+            Action::CastBallot(ballot) => Some(ballot.poll),
+            Action::RequestCredentials(request) => Some(request.poll),
+            Action::CastAnonymousBallot(ballot) => Some(ballot.poll),
+            _ => None,
+        };
+        if let Some(poll) = poll {
+            path = path.replace("{poll}", &poll.to_string());
         }
         if let Some(complaint) = action.complaint() {
             path = path.replace("{complaint}", &complaint.to_string());
