@@ -342,6 +342,21 @@ impl From<crate::transparency::TreeError> for ApiError {
     }
 }
 
+/// The co-issuer's failures, answered as the API's problems.
+impl From<crate::co_issuer::CoIssuerError> for ApiError {
+    fn from(error: crate::co_issuer::CoIssuerError) -> ApiError {
+        match error {
+            crate::co_issuer::CoIssuerError::NoRequest { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            crate::co_issuer::CoIssuerError::Follow(why) => ApiError::StoreUnavailable(why),
+            crate::co_issuer::CoIssuerError::Issuer(issuer) => {
+                ApiError::Faulted(issuer.to_string())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,21 +372,6 @@ mod tests {
             assert!(!detail.contains("FATAL"), "{detail}");
             assert_eq!(detail, STORE_UNAVAILABLE_DETAIL);
             assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
-        }
-    }
-}
-
-/// The co-issuer's failures, answered as the API's problems.
-impl From<crate::co_issuer::CoIssuerError> for ApiError {
-    fn from(error: crate::co_issuer::CoIssuerError) -> ApiError {
-        match error {
-            crate::co_issuer::CoIssuerError::NoRequest { .. } => {
-                ApiError::NotFound(error.to_string())
-            }
-            crate::co_issuer::CoIssuerError::Follow(why) => ApiError::StoreUnavailable(why),
-            crate::co_issuer::CoIssuerError::Issuer(issuer) => {
-                ApiError::Faulted(issuer.to_string())
-            }
         }
     }
 }

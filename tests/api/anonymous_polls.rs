@@ -74,8 +74,7 @@ async fn obtain(
     poll: u64,
     directory: &Path,
 ) -> Result<PollSecrets, FlowError> {
-    let (address, key, wallet_file) =
-        (app.address.clone(), key.clone(), wallet_of(directory, &key));
+    let (address, key, wallet_file) = (app.address.clone(), key.clone(), wallet_of(directory, key));
     let now = app.now();
     tokio::task::spawn_blocking(move || {
         let server = Client::new(&address).unwrap();
