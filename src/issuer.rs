@@ -37,6 +37,9 @@ pub enum IssuerError {
     },
 }
 
+/// The registrar role's credential issuer key for anonymous polls (see `issuer.rs`).
+pub const ISSUER_KEY_FILE: &str = "issuer.key";
+
 /// The directory, inside the data directory, of the issuer keys for districts.
 pub const DISTRICT_ISSUER_DIRECTORY: &str = "issuer-keys";
 
@@ -59,7 +62,7 @@ impl IssuerRing {
             held: Mutex::new(Vec::new()),
         };
         let mut held = Vec::new();
-        let main = data_directory.join(crate::server::ISSUER_KEY_FILE);
+        let main = data_directory.join(ISSUER_KEY_FILE);
         if main.exists() {
             held.push((None, Arc::new(Issuer::read(&main)?)));
         }
@@ -96,7 +99,7 @@ impl IssuerRing {
             return Ok(issuer.clone());
         }
         let path = match district {
-            None => self.data_directory.join(crate::server::ISSUER_KEY_FILE),
+            None => self.data_directory.join(ISSUER_KEY_FILE),
             Some(district) => self.district_key_path(district)?,
         };
         let (issuer, created) = Issuer::read_or_create(&path)?;
@@ -208,7 +211,7 @@ mod tests {
     #[test]
     fn an_issuer_key_is_created_once_private_to_its_owner_and_read_back_the_same() {
         let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join(crate::server::ISSUER_KEY_FILE);
+        let path = directory.path().join(ISSUER_KEY_FILE);
         let (created, was_created) = Issuer::read_or_create(&path).unwrap();
         assert!(was_created);
         let (read, was_created) = Issuer::read_or_create(&path).unwrap();
@@ -230,7 +233,7 @@ mod tests {
     #[test]
     fn a_citizen_blinds_the_issuer_signs_and_the_unblinded_credential_verifies_unlinkably() {
         let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join(crate::server::ISSUER_KEY_FILE);
+        let path = directory.path().join(ISSUER_KEY_FILE);
         let (issuer, _) = Issuer::read_or_create(&path).unwrap();
         let ballot_key = PublicKey([5; 32]);
         let pending = PendingCredential::blind(issuer.public_key(), 40, ballot_key).unwrap();

@@ -16,8 +16,7 @@ use crate::node::{Node, NodeConfig, StartError};
 use crate::store::{EventStore, SqliteStore, StoreError};
 
 pub const SERVER_KEY_FILE: &str = "server.key";
-/// The registrar role's credential issuer key for anonymous polls (see `issuer.rs`).
-pub const ISSUER_KEY_FILE: &str = "issuer.key";
+pub use crate::issuer::ISSUER_KEY_FILE;
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const LOG_FILE: &str = "log.sqlite";
 

@@ -49,7 +49,6 @@ async fn accept(
     }
     let content = check_content(&signed.command.action, pieces)?;
     let location = location(&signed.command)?;
-    crate::http::credentials::check_answerable(node, &signed.command)?;
     // Stale and replayed commands are refused before the author is charged: anyone can copy a
     // published entry, and sending it again must not spend its author's limits.
     match node.check_fresh_and_unseen(&signed) {
@@ -125,6 +124,7 @@ async fn charge_author(
     if node.ledger().keys.is_revoked(command.author) {
         return Err(refused(Refusal::KeyRevoked));
     }
+    crate::http::issuance::check_answerable(node, command)?;
     admit(node, RateLimit::KeyPerMinute, author, "key").await?;
     match &command.action {
         Action::FileComplaint(_) => {

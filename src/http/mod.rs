@@ -9,6 +9,7 @@ pub mod commands;
 pub mod complaints;
 pub mod content;
 pub mod credentials;
+pub mod issuance;
 pub mod live;
 pub mod open311;
 pub mod page;

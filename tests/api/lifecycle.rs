@@ -51,7 +51,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 11] = [
+const TESTED_ELSEWHERE: [&str; 13] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -67,6 +67,9 @@ const TESTED_ELSEWHERE: [&str; 11] = [
     // Erasure and redaction: tests/api/content.rs, and the erasures rule table in projections.
     "erase_content",
     "redact_content",
+    // Anonymous polls: tests/api/anonymous_polls.rs, and their rule table in projections.
+    "request_credentials",
+    "cast_anonymous_ballot",
 ];
 
 /// The lifecycle's system events; every other lifecycle action is a client's, with a state, and
