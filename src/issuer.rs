@@ -30,6 +30,11 @@ pub enum IssuerError {
     Malformed { path: String },
     #[error("an issuer key could not be generated")]
     Generation,
+    #[error(
+        "this node already holds {} issuer keys, the most it keeps",
+        limits::ISSUER_KEYS_MAX
+    )]
+    TooManyKeys,
     #[error("the blinded message is {length_bytes} bytes, not the issuer modulus's {expected_bytes}, or not below it")]
     BlindedMessage {
         length_bytes: usize,
@@ -97,6 +102,10 @@ impl IssuerRing {
         let mut held = self.lock();
         if let Some((_, issuer)) = held.iter().find(|(named, _)| named.as_deref() == district) {
             return Ok(issuer.clone());
+        }
+        // Each new key costs a key generation and a file: asking for endless districts must not.
+        if held.len() >= limits::ISSUER_KEYS_MAX {
+            return Err(IssuerError::TooManyKeys);
         }
         let path = match district {
             None => self.data_directory.join(ISSUER_KEY_FILE),

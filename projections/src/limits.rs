@@ -127,6 +127,8 @@ pub const PROPOSAL_READ_ATTEMPTS_MAX: u32 = 5;
 pub const SYSTEM_EVENT_INTERVAL_MS: u64 = 200;
 /// How often an idle writer looks for entries other nodes appended.
 pub const WRITER_FOLLOW_INTERVAL_MS: u64 = 100;
+/// Issuer keys one node holds: one per district it issues for, and one for other audiences.
+pub const ISSUER_KEYS_MAX: usize = 1_024;
 /// How often a co-issuer reads the entries the node appended since it last looked.
 pub const CO_ISSUER_FOLLOW_INTERVAL_MS: u64 = 1_000;
 /// How many times a node with other nodes follows the shared log again, one follow interval
