@@ -9,9 +9,7 @@ use serde::Serialize;
 
 use crate::co_issuer::CoIssuer;
 use crate::http::credentials::BlindSignatureView;
-use crate::http::problem::ApiError;
 use crate::http::{off_worker, Reply, RunningHttpServer};
-use projections::PublicKey;
 
 #[derive(Serialize)]
 pub struct CoIssuerView {
@@ -35,9 +33,7 @@ async fn blind_signature(
     path: web::Path<(u64, String)>,
 ) -> Reply<BlindSignatureView> {
     let (poll, key) = path.into_inner();
-    let key = PublicKey::from_hex(&key).ok_or_else(|| {
-        ApiError::MalformedRequest("a key is 64 lowercase hexadecimal characters".into())
-    })?;
+    let key = crate::http::parse_key(&key)?;
     let signer = co_issuer.clone();
     let answer = off_worker(move || signer.answer(poll, key)).await?;
     Ok(web::Json(BlindSignatureView {

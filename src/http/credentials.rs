@@ -166,9 +166,7 @@ pub async fn blind_signature(
     path: web::Path<(u64, String)>,
 ) -> Reply<BlindSignatureView> {
     let (poll, key) = path.into_inner();
-    let key = PublicKey::from_hex(&key).ok_or_else(|| {
-        ApiError::MalformedRequest("a key is 64 lowercase hexadecimal characters".into())
-    })?;
+    let key = crate::http::parse_key(&key)?;
     let (position, issuer) = {
         let ledger = node.proven_ledger()?;
         let found = ledger

@@ -348,3 +348,10 @@ pub fn bind(
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     actix_web::rt::System::new().block_on(future)
 }
+
+/// A public key from a path segment: 64 lowercase hexadecimal characters.
+pub(crate) fn parse_key(text: &str) -> Result<projections::PublicKey, problem::ApiError> {
+    projections::PublicKey::from_hex(text).ok_or_else(|| {
+        problem::ApiError::MalformedRequest("a key is 64 lowercase hexadecimal characters".into())
+    })
+}

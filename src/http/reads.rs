@@ -6,7 +6,7 @@ use actix_web::{get, web, HttpResponse};
 use projections::command::{Audience, ChoiceKind, Role, TallyVisibility};
 use projections::ledger::PollStatus;
 use projections::protocol::Entry;
-use projections::{Ledger, Poll, PublicKey, Timestamp};
+use projections::{Ledger, Poll, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -240,12 +240,6 @@ pub struct BallotView {
     pub choices: Vec<u32>,
 }
 
-fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
-    PublicKey::from_hex(text).ok_or_else(|| {
-        ApiError::MalformedRequest("a key is 64 lowercase hexadecimal characters".into())
-    })
-}
-
 /// A voter's counted ballot. Ballots are public under the voter's pseudonymous key.
 #[utoipa::path(tag = "polls",
     params(("poll" = u64, Path, description = "Poll identifier"), ("voter" = String, Path, description = "Voter's public key, hex")),
@@ -257,7 +251,7 @@ pub async fn get_ballot(
     path: web::Path<(u64, String)>,
 ) -> Reply<BallotView> {
     let (poll, voter) = path.into_inner();
-    let voter = parse_key(&voter)?;
+    let voter = crate::http::parse_key(&voter)?;
     let ledger = node.proven_ledger()?;
     let poll = find_poll(&ledger, poll)?;
     if poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed {
@@ -314,7 +308,7 @@ pub struct KeyView {
     responses((status = 200, body = KeyView), ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/keys/{key}")]
 pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<KeyView> {
-    let key = parse_key(&key)?;
+    let key = crate::http::parse_key(&key)?;
     let ledger = node.proven_ledger()?;
     let record = ledger
         .keys

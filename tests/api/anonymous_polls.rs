@@ -79,7 +79,8 @@ async fn obtain(
     tokio::task::spawn_blocking(move || {
         let server = Client::new(&address).unwrap();
         let co_issuer = co_issuer.map(|url| Client::new(&url).unwrap());
-        let entropy = SeededEntropy::new(u64::from(key.to_bytes()[0]) + 1_000);
+        // Seeded by the whole key: citizens must not share a ballot key by a seed collision.
+        let entropy = SeededEntropy::new(seed_of(&key));
         wallet::obtain_credentials(
             &server,
             co_issuer.as_ref(),
@@ -94,6 +95,14 @@ async fn obtain(
     .unwrap()
 }
 
+/// A seed taken from the key's first eight bytes.
+fn seed_of(key: &SigningKey) -> u64 {
+    let bytes = key.to_bytes();
+    u64::from_le_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ])
+}
+
 fn wallet_of(directory: &Path, key: &SigningKey) -> PathBuf {
     directory.join(format!("{}.key.wallet.json", &public(key).to_hex()[..12]))
 }
@@ -101,7 +110,7 @@ fn wallet_of(directory: &Path, key: &SigningKey) -> PathBuf {
 /// Casts the wallet's ballot in `poll`: the server's answer.
 async fn cast(app: &TestApp, key: &SigningKey, poll: u64, choice: u32, directory: &Path) -> Value {
     let (address, wallet_file, now) = (app.address.clone(), wallet_of(directory, key), app.now());
-    let seed = u64::from(key.to_bytes()[1]) + u64::from(choice) * 7 + app.log_size().await;
+    let seed = seed_of(key) ^ (u64::from(choice) << 56) ^ app.log_size().await;
     tokio::task::spawn_blocking(move || {
         let server = Client::new(&address).unwrap();
         let entropy = SeededEntropy::new(seed);
