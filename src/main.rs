@@ -769,9 +769,22 @@ impl Vote {
     }
 
     fn cast_anonymously(self) -> anyhow::Result<()> {
-        obtain(&self.key, &self.server, &self.co_issuer, self.poll)?;
-        let server = Client::new(&self.server.server)?;
         let wallet = wallet_path(&self.key.key);
+        let ready = veche_verifier::wallet::Wallet::read(&wallet)?
+            .polls
+            .get(&self.poll)
+            .is_some_and(veche_verifier::wallet::PollSecrets::is_complete);
+        obtain(&self.key, &self.server, &self.co_issuer, self.poll)?;
+        if !ready {
+            // The request and the ballot land seconds apart: the public log alone pairs them.
+            eprintln!(
+                "warning: the credentials were requested just now, so this ballot follows your \
+                 request in the log within seconds and anyone can pair them; to keep the ballot \
+                 unlinkable, run `veche credentials --poll {}` early and vote later",
+                self.poll
+            );
+        }
+        let server = Client::new(&self.server.server)?;
         let cast = veche_verifier::wallet::cast_anonymous_ballot(
             &server,
             &wallet,

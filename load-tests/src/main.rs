@@ -16,14 +16,16 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use ed25519_dalek::SigningKey;
 use projections::command::{
-    Audience, CastBallot, CategoryDefinition, ChoiceKind, ComplaintFiling, Degrees, Location,
-    ModerationDecision, PollDefinition, ProposalModeration, ProposalReference, ProposalSubmission,
-    RegisterKey, Role, RoleChange, TallyVisibility,
+    Anonymity, Audience, CastBallot, CategoryDefinition, ChoiceKind, ComplaintFiling, Degrees,
+    Location, ModerationDecision, PollDefinition, ProposalModeration, ProposalReference,
+    ProposalSubmission, RegisterKey, Role, RoleChange, TallyVisibility,
 };
 use projections::protocol::public_key_of;
 use projections::{Action, Timestamp};
 use serde_json::{json, Value};
 use veche::client::{endpoint_for, signed_envelope, ContentBook};
+
+mod anonymous;
 
 /// The content this harness committed to, attached to each envelope that names it.
 static CONTENT: ContentBook = ContentBook::new();
@@ -90,14 +92,21 @@ struct Args {
     /// `ballots`: every citizen casts one ballot. `mixed`: citizen traffic in proportions like a
     /// city's busy day — 70 % ballots, 20 % supports of published proposals, 10 % complaints
     /// (add `--readers` for the reads).
+    /// `anonymous`: the poll is anonymous; every citizen requests credentials, fetches and
+    /// unblinds them, and casts with a fresh per-poll ballot key.
     #[arg(long, value_enum, default_value_t = Scenario::Ballots)]
     scenario: Scenario,
+    /// In the anonymous scenario, the address of a running `veche co-issuer`: the poll names its
+    /// key, and every ballot carries both credentials.
+    #[arg(long)]
+    co_issuer: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
     Ballots,
     Mixed,
+    Anonymous,
 }
 
 /// Published proposals the mixed scenario's supports are spread over.
@@ -328,7 +337,16 @@ async fn main() -> anyhow::Result<ExitCode> {
         );
     }
 
-    let setup = set_up_poll(&http, &base, &admin, &official, &args, options).await?;
+    let issuers = match args.scenario {
+        Scenario::Anonymous => Some(
+            anonymous::Issuers::fetch(&http, &base, args.co_issuer.as_deref())
+                .await
+                .context("reading the issuer keys")?,
+        ),
+        Scenario::Ballots | Scenario::Mixed => None,
+    };
+    let anonymity = issuers.as_ref().map(anonymous::Issuers::anonymity);
+    let setup = set_up_poll(&http, &base, &admin, &official, &args, options, anonymity).await?;
     progress(
         &args,
         format!("poll {} is open with {} options", setup.poll, setup.options),
@@ -340,42 +358,45 @@ async fn main() -> anyhow::Result<ExitCode> {
         Vec::new()
     };
 
-    // Pre-sign every command right before the timer starts: commands go stale after five minutes.
-    let started = Instant::now();
-    let poll = setup.poll;
-    let ballots = presign(
-        &citizens,
-        |key| {
-            let byte = usize::from(key.verifying_key().to_bytes()[1]);
-            // In the mixed scenario a key's second byte picks what it does: 70 / 20 / 10 %.
-            let share = byte * 100 / 256;
-            if args.scenario == Scenario::Mixed && share >= 70 && !proposals.is_empty() {
-                if share < 90 {
-                    let proposal = proposals[byte % proposals.len()];
-                    return (
-                        Action::SupportProposal(ProposalReference { proposal }),
-                        None,
-                    );
-                }
-                return (complaint_filing(byte), None);
-            }
-            let option = choice_of(key, setup.options);
-            let choice = u32::try_from(option).unwrap_or(0);
-            (
-                Action::CastBallot(CastBallot {
-                    poll,
-                    choices: vec![choice],
-                }),
-                Some(option),
+    let (issuance, ballots, presign_time) = match &issuers {
+        Some(issuers) => {
+            progress(
+                &args,
+                format!("requesting and unblinding {count} citizens' credentials"),
+            );
+            let issuance = anonymous::issue(
+                &http,
+                &base,
+                issuers,
+                &citizens,
+                setup.poll,
+                setup.options,
+                concurrency,
             )
-        },
-        &base,
-    )?;
-    let presign_time = started.elapsed();
+            .await?;
+            let presign_time = issuance.presign;
+            let measured = (
+                issuance.phases,
+                issuance.blinding,
+                issuance.credential_verifications_per_second,
+            );
+            (Some(measured), issuance.ballots, presign_time)
+        }
+        None => {
+            // Pre-sign every command right before the timer starts: commands go stale after
+            // five minutes.
+            let started = Instant::now();
+            let ballots = ballot_jobs(&args, &setup, &proposals, &citizens, &base)?;
+            (None, ballots, started.elapsed())
+        }
+    };
+    let ballot_bytes = anonymous::mean_body_bytes(&ballots);
+    let poll = setup.poll;
     progress(
         &args,
         format!(
-            "pre-signed {count} ballots in {:.2} s; firing at concurrency {concurrency}",
+            "pre-signed {} ballots in {:.2} s; firing at concurrency {concurrency}",
+            ballots.len(),
             presign_time.as_secs_f64()
         ),
     );
@@ -424,7 +445,16 @@ async fn main() -> anyhow::Result<ExitCode> {
             "keygen_seconds": round3(keygen_time.as_secs_f64()),
             "presign_seconds": round3(presign_time.as_secs_f64()),
             "registration": registration.to_json(),
+            "issuance": issuance.as_ref().map(|(phases, blinding, credential_rate)| json!({
+                "blinding_seconds": round3(blinding.as_secs_f64()),
+                "single_core_credential_verifications_per_second": round3(*credential_rate),
+                "phases": phases
+                    .iter()
+                    .map(|phase| (phase.name.to_string(), phase.to_json()))
+                    .collect::<serde_json::Map<String, Value>>(),
+            })),
             "ballots": voting.to_json(),
+            "ballot_envelope_bytes_mean": round3(ballot_bytes),
             "offered_rate_per_second": args.rate,
             "single_core_strict_verifications_per_second": round3(verify_rate),
             "acks_per_single_core_verification_rate": round3(voting.throughput() / verify_rate),
@@ -440,14 +470,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_table(
-            &args,
-            &base,
-            &setup,
-            keygen_time,
-            presign_time,
-            &[&registration, &voting],
-        );
+        let mut phases = vec![&registration];
+        if let Some((issuance, blinding, credential_rate)) = &issuance {
+            println!(
+                "blinding {count} credential messages: {:.2} s (outside the timed window); one \
+                 core verifies {credential_rate:.0} credentials/s",
+                blinding.as_secs_f64()
+            );
+            phases.extend(issuance);
+        }
+        phases.push(&voting);
+        print_table(&args, &base, &setup, keygen_time, presign_time, &phases);
+        println!("a ballot's signed envelope is {ballot_bytes:.0} bytes on average");
         print_tally(&tally);
         println!(
             "this machine verifies {verify_rate:.0} Ed25519 signatures/s on one core (strict); \
@@ -481,6 +515,45 @@ async fn main() -> anyhow::Result<ExitCode> {
     })
 }
 
+/// One command per citizen: a ballot, or in the mixed scenario by the key's second byte a
+/// support (20 %) or a complaint (10 %).
+fn ballot_jobs(
+    args: &Args,
+    setup: &Setup,
+    proposals: &[u64],
+    citizens: &[SigningKey],
+    base: &str,
+) -> anyhow::Result<Vec<Job>> {
+    let poll = setup.poll;
+    presign(
+        citizens,
+        |key| {
+            let byte = usize::from(key.verifying_key().to_bytes()[1]);
+            let share = byte * 100 / 256;
+            if args.scenario == Scenario::Mixed && share >= 70 && !proposals.is_empty() {
+                if share < 90 {
+                    let proposal = proposals[byte % proposals.len()];
+                    return (
+                        Action::SupportProposal(ProposalReference { proposal }),
+                        None,
+                    );
+                }
+                return (complaint_filing(byte), None);
+            }
+            let option = choice_of(key, setup.options);
+            let choice = u32::try_from(option).unwrap_or(0);
+            (
+                Action::CastBallot(CastBallot {
+                    poll,
+                    choices: vec![choice],
+                }),
+                Some(option),
+            )
+        },
+        base,
+    )
+}
+
 /// A line of progress on stderr, so `--json` output on stdout stays clean.
 fn progress(args: &Args, line: String) {
     if !args.json || std::env::var_os("VECHE_LOAD_VERBOSE").is_some() {
@@ -499,47 +572,49 @@ where
     F: Fn(&SigningKey) -> (Action, Option<usize>) + Sync,
 {
     let issued_at = SystemClock.now();
+    on_every_core(keys, |key| {
+        let (action, option) = make(key);
+        let url = format!("{base}{}", endpoint_for(&action));
+        let envelope = CONTENT.attach(signed_envelope(key, action, issued_at, &OsEntropy));
+        Ok(Job {
+            url,
+            body: serde_json::to_vec(&envelope)?,
+            option,
+        })
+    })
+}
+
+/// `work` over every item, the items split in one chunk per core; the results in item order.
+fn on_every_core<I, T, F>(items: &[I], work: F) -> anyhow::Result<Vec<T>>
+where
+    I: Sync,
+    T: Send,
+    F: Fn(&I) -> anyhow::Result<T> + Sync,
+{
     let threads = std::thread::available_parallelism()
         .map(|count| count.get())
         .unwrap_or(1);
-    let chunk = keys.len().div_ceil(threads).max(1);
-    let make = &make;
-    let parts: Vec<anyhow::Result<Vec<Job>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = keys
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    let parts: Vec<anyhow::Result<Vec<T>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|slice| {
-                scope.spawn(move || {
-                    slice
-                        .iter()
-                        .map(|key| {
-                            let (action, option) = make(key);
-                            let url = format!("{base}{}", endpoint_for(&action));
-                            let envelope =
-                                CONTENT.attach(signed_envelope(key, action, issued_at, &OsEntropy));
-                            Ok(Job {
-                                url,
-                                body: serde_json::to_vec(&envelope)?,
-                                option,
-                            })
-                        })
-                        .collect()
-                })
-            })
+            .map(|slice| scope.spawn(move || slice.iter().map(work).collect()))
             .collect();
         handles
             .into_iter()
             .map(|handle| {
                 handle
                     .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread panicked")))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
             })
             .collect()
     });
-    let mut jobs = Vec::with_capacity(keys.len());
+    let mut results = Vec::with_capacity(items.len());
     for part in parts {
-        jobs.extend(part?);
+        results.extend(part?);
     }
-    Ok(jobs)
+    Ok(results)
 }
 
 /// Sends every job from `concurrency` workers pulling from one shared queue; the clock runs from
@@ -787,6 +862,7 @@ async fn set_up_poll(
     official: &SigningKey,
     args: &Args,
     options: usize,
+    anonymous: Option<Anonymity>,
 ) -> anyhow::Result<Setup> {
     let official_public = public_key_of(official);
     post_one(
@@ -831,7 +907,7 @@ async fn set_up_poll(
         ),
         vote_changes_allowed: false,
         tally_visibility: TallyVisibility::Public,
-        anonymous: None,
+        anonymous,
     };
     let receipt = post_one(http, base, official, Action::OpenPoll(definition), &[])
         .await

@@ -18,6 +18,11 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
 pub const COMMAND_AGE_MS_MAX: i64 = 5 * 60 * 1000;
 /// How far ahead of the server's clock a command's `issued_at` may be (client clock skew).
 pub const COMMAND_FUTURE_MS_MAX: i64 = 60 * 1000;
+/// How far back veche's client moves an anonymous ballot's `issued_at`, uniformly at random, so
+/// a device clock's offset from the server does not pair the ballot with its request. Well
+/// inside `COMMAND_AGE_MS_MAX`, so a ballot from a device whose clock is a few minutes behind
+/// stays fresh.
+pub const ANONYMOUS_BALLOT_ISSUED_AT_BLUR_MS_MAX: i64 = 60 * 1000;
 /// Exact length of a command nonce, in hexadecimal characters (16 random bytes).
 pub const NONCE_HEX_CHARS: usize = 32;
 /// A registrar's resident tag: 64 lowercase hexadecimal characters (an HMAC-SHA-256, say).

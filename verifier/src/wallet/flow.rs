@@ -250,7 +250,8 @@ fn finish(
     Ok(secrets)
 }
 
-/// Casts (or, where the poll allows, changes) the ballot of the wallet's ballot key in `poll`.
+/// Casts (or, where the poll allows, changes) the ballot of the wallet's ballot key in `poll`,
+/// with its `issued_at` blurred.
 pub fn cast_anonymous_ballot(
     server: &Client,
     wallet_file: &Path,
@@ -277,6 +278,46 @@ pub fn cast_anonymous_ballot(
     };
     let action = Action::CastAnonymousBallot(ballot);
     let path = crate::client::endpoint_for(&action);
-    let envelope = signed_envelope(&secrets.ballot_key(), action, now, entropy);
+    let issued_at = blurred(now, entropy);
+    let envelope = signed_envelope(&secrets.ballot_key(), action, issued_at, entropy);
     Ok(server.post(&path, &envelope)?)
+}
+
+/// `now` moved back by a uniformly random amount of up to
+/// `ANONYMOUS_BALLOT_ISSUED_AT_BLUR_MS_MAX`: a device whose clock is off by an unusual amount
+/// would otherwise show the same offset from the server time on its request and on its ballot.
+fn blurred(now: Timestamp, entropy: &dyn Entropy) -> Timestamp {
+    let mut bytes = [0u8; 8];
+    entropy.fill(&mut bytes);
+    let span = projections::limits::ANONYMOUS_BALLOT_ISSUED_AT_BLUR_MS_MAX.unsigned_abs() + 1;
+    let back = u64::from_le_bytes(bytes) % span;
+    Timestamp(now.0.saturating_sub_unsigned(back))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SeededEntropy;
+
+    #[test]
+    fn a_blurred_issued_at_stays_within_the_blur_behind_now_and_varies() {
+        let now = Timestamp(1_800_000_000_000);
+        let entropy = SeededEntropy::new(7);
+        let blurred: Vec<i64> = (0..200).map(|_| blurred(now, &entropy).0).collect();
+        let earliest = now.0 - projections::limits::ANONYMOUS_BALLOT_ISSUED_AT_BLUR_MS_MAX;
+        assert!(
+            blurred.iter().all(|at| (earliest..=now.0).contains(at)),
+            "{blurred:?}"
+        );
+        let distinct: std::collections::BTreeSet<i64> = blurred.iter().copied().collect();
+        assert!(
+            distinct.len() > 190,
+            "only {} distinct values",
+            distinct.len()
+        );
+        // Spread over the whole span, not bunched at one end.
+        let span = projections::limits::ANONYMOUS_BALLOT_ISSUED_AT_BLUR_MS_MAX;
+        assert!(blurred.iter().any(|at| now.0 - at > span * 3 / 4));
+        assert!(blurred.iter().any(|at| now.0 - at < span / 4));
+    }
 }
