@@ -131,6 +131,7 @@ impl Observers {
             );
         }
         self.render_batch_histogram(&mut text);
+        render_process(&mut text);
         text
     }
 
@@ -201,5 +202,119 @@ impl Observers {
             self.entries_appended.load(Ordering::Relaxed)
         );
         let _ = writeln!(text, "veche_batch_entries_count {cumulative}");
+    }
+}
+
+/// The process collector's standard series: CPU seconds (user and system) and resident memory,
+/// and the peak resident memory, so a load test can divide the server's own CPU by the commands
+/// it acknowledged. Where /proc cannot be read, a comment line says why instead.
+#[cfg(target_os = "linux")]
+fn render_process(text: &mut String) {
+    let figures = match process_figures() {
+        Ok(figures) => figures,
+        Err(error) => {
+            let _ = writeln!(text, "# process metrics unavailable: {error}");
+            return;
+        }
+    };
+    let series = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            Some(figures.cpu_seconds),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            Some(figures.resident_bytes as f64),
+        ),
+        (
+            "veche_process_resident_memory_peak_bytes",
+            "gauge",
+            "The largest resident memory size so far, in bytes.",
+            figures.peak_bytes.map(|bytes| bytes as f64),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        if let Some(value) = value {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn render_process(text: &mut String) {
+    let _ = writeln!(
+        text,
+        "# process metrics unavailable: /proc exists on Linux only"
+    );
+}
+
+#[cfg(target_os = "linux")]
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    /// `VmHWM`, absent from kernels that do not report it.
+    peak_bytes: Option<u64>,
+}
+
+/// This process's CPU time and memory, from /proc/self.
+#[cfg(target_os = "linux")]
+fn process_figures() -> procfs::ProcResult<ProcessFigures> {
+    let myself = procfs::process::Process::myself()?;
+    let stat = myself.stat()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    Ok(ProcessFigures {
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        resident_bytes: stat.rss.saturating_mul(procfs::page_size()),
+        peak_bytes: myself
+            .status()?
+            .vmhwm
+            .map(|kibibytes| kibibytes.saturating_mul(1024)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the series `name` in a text exposition.
+    fn value_of(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_exposition_carries_the_process_cpu_time_and_memory_under_their_standard_names() {
+        let observers = Observers::new(0);
+        let before = value_of(&observers.render(0, None), "process_cpu_seconds_total").unwrap();
+        // Burn CPU until the counter (in clock ticks) moves; seconds of it would be a fault.
+        let started = std::time::Instant::now();
+        let (mut spin, mut after, mut text) = (0u64, before, String::new());
+        while after <= before && started.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                spin = std::hint::black_box(spin.wrapping_add(1));
+            }
+            text = observers.render(0, None);
+            after = value_of(&text, "process_cpu_seconds_total").unwrap();
+        }
+        assert!(after > before, "{before} then {after}");
+        let resident = value_of(&text, "process_resident_memory_bytes").unwrap();
+        let peak = value_of(&text, "veche_process_resident_memory_peak_bytes").unwrap();
+        assert!(
+            resident > 1_000_000.0 && peak >= resident,
+            "{resident} {peak}"
+        );
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter"),
+            "{text}"
+        );
     }
 }

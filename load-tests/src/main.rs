@@ -407,7 +407,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     let watcher = args
         .watch
         .then(|| tokio::spawn(watch_tally(http.clone(), base.clone(), poll, stop.clone())));
+    let cpu_before = ServerProcess::read(&http, &base).await?;
     let voting = fire(&http, ballots, concurrency, "ballots", args.rate).await?;
+    let cpu_after = ServerProcess::read(&http, &base).await?;
     // Give the live stream a moment to deliver the last ballots' effect.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -424,6 +426,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => None,
     };
     let verify_rate = single_core_verify_rate();
+    let cpu = CpuPerCommand::of(&cpu_before, &cpu_after, voting.acknowledged, verify_rate);
     if presign_time + voting.elapsed > FRESHNESS {
         progress(
             &args,
@@ -458,6 +461,12 @@ async fn main() -> anyhow::Result<ExitCode> {
             "offered_rate_per_second": args.rate,
             "single_core_strict_verifications_per_second": round3(verify_rate),
             "acks_per_single_core_verification_rate": round3(voting.throughput() / verify_rate),
+            "server_cpu_seconds": round3(cpu.seconds),
+            "server_cpu_microseconds_per_command": round3(cpu.microseconds_per_command),
+            "strict_verify_microseconds": round3(1e6 / verify_rate),
+            "server_cpu_per_command_per_strict_verify": round3(cpu.ratio),
+            "server_resident_memory_bytes": cpu_after.resident_bytes,
+            "server_resident_memory_peak_bytes": cpu_after.peak_bytes,
             "tally_reads": latency_json(&read_latencies_us),
             "live_stream_delay": live_latencies_us.as_deref().map(latency_json),
             "tally": {
@@ -487,6 +496,16 @@ async fn main() -> anyhow::Result<ExitCode> {
             "this machine verifies {verify_rate:.0} Ed25519 signatures/s on one core (strict); \
              the ballots went in at {:.3} × that rate",
             voting.throughput() / verify_rate
+        );
+        println!(
+            "the server spent {:.2} CPU seconds on them: {:.1} µs per acknowledged command, {:.2} × \
+             one strict verification ({:.1} µs); resident memory {:.0} MiB (peak {:.0} MiB)",
+            cpu.seconds,
+            cpu.microseconds_per_command,
+            cpu.ratio,
+            1e6 / verify_rate,
+            cpu_after.resident_bytes as f64 / 1_048_576.0,
+            cpu_after.peak_bytes as f64 / 1_048_576.0
         );
         if !read_latencies_us.is_empty() {
             println!(
@@ -552,6 +571,64 @@ fn ballot_jobs(
         },
         base,
     )
+}
+
+/// The server's own process figures from its `/metrics` (the Prometheus process collector's names).
+struct ServerProcess {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    peak_bytes: u64,
+}
+
+impl ServerProcess {
+    async fn read(http: &reqwest::Client, base: &str) -> anyhow::Result<ServerProcess> {
+        let url = format!("{base}/metrics");
+        let text = http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("cannot read {url}"))?
+            .text()
+            .await
+            .with_context(|| format!("cannot read {url}"))?;
+        let series = |name: &str| -> anyhow::Result<f64> {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+                .with_context(|| format!("{url} has no {name}"))
+        };
+        Ok(ServerProcess {
+            cpu_seconds: series("process_cpu_seconds_total")?,
+            resident_bytes: series("process_resident_memory_bytes")? as u64,
+            peak_bytes: series("veche_process_resident_memory_peak_bytes")? as u64,
+        })
+    }
+}
+
+/// The server's CPU over the timed phase, per acknowledged command and as a multiple of one
+/// strict signature verification on this machine.
+struct CpuPerCommand {
+    seconds: f64,
+    microseconds_per_command: f64,
+    ratio: f64,
+}
+
+impl CpuPerCommand {
+    fn of(
+        before: &ServerProcess,
+        after: &ServerProcess,
+        acknowledged: usize,
+        verify_rate: f64,
+    ) -> CpuPerCommand {
+        let seconds = after.cpu_seconds - before.cpu_seconds;
+        let microseconds_per_command = seconds * 1e6 / acknowledged.max(1) as f64;
+        CpuPerCommand {
+            seconds,
+            microseconds_per_command,
+            ratio: microseconds_per_command * verify_rate / 1e6,
+        }
+    }
 }
 
 /// A line of progress on stderr, so `--json` output on stdout stays clean.
