@@ -496,11 +496,7 @@ impl Node {
         if self.check_proven().is_err() {
             return Ok(Vec::new());
         }
-        let nothing_due = self
-            .ledger()
-            .due_system_actions(self.clock.now())
-            .is_empty();
-        if nothing_due {
+        if !self.ledger().has_due_system_actions(self.clock.now()) {
             return Ok(Vec::new());
         }
         self.writer.append_due_system_events().await

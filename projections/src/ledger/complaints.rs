@@ -560,18 +560,19 @@ impl Complaints {
             .with_committed_note(dispute.reason)
     }
 
-    /// System actions about complaints that are due at `now`.
-    pub fn due_actions(&self, now: Timestamp, due: &mut Vec<Action>) {
-        for complaint in self.0.values() {
-            let reference = ComplaintReference {
-                complaint: complaint.id,
-            };
-            if breach_is_due(complaint, now) {
-                due.push(Action::BreachSla(reference));
-            } else if silence_is_due(complaint, now) {
-                due.push(Action::CloseUnconfirmed(reference));
-            }
-        }
+    /// The SLA breach of complaint `id`, if it is owed at `now`.
+    pub fn breach_action(&self, id: u64, now: Timestamp) -> Option<Action> {
+        let complaint = self.0.get(&id)?;
+        breach_is_due(complaint, now)
+            .then_some(Action::BreachSla(ComplaintReference { complaint: id }))
+    }
+
+    /// The silent close of complaint `id`'s resolution, if it is owed at `now`.
+    pub fn silence_action(&self, id: u64, now: Timestamp) -> Option<Action> {
+        let complaint = self.0.get(&id)?;
+        silence_is_due(complaint, now).then_some(Action::CloseUnconfirmed(ComplaintReference {
+            complaint: id,
+        }))
     }
 }
 

@@ -20,6 +20,7 @@ use crate::time::Timestamp;
 mod arithmetic;
 pub mod catalogue;
 pub mod complaints;
+pub mod deadlines;
 pub mod erasures;
 pub mod event;
 pub mod keys;
@@ -136,6 +137,64 @@ fn spam_redaction(action: &Action) -> Option<ErasureAction<'_>> {
     }
 }
 
+/// The records whose deadlines an event may have changed.
+enum Changed {
+    Nothing,
+    Poll(u64),
+    /// A merge changes two.
+    Complaints([Option<u64>; 2]),
+    Proposal(u64),
+}
+
+/// What the event at `position` with this action may have changed. Ballots and credential
+/// requests change no deadline; neither do keys, the catalogue, attestations or erasures.
+fn changed_by(action: &Addressed<'_>, position: u64) -> Changed {
+    match action {
+        Addressed::Polls(action) => match action {
+            PollAction::OpenPoll(_) => Changed::Poll(position),
+            PollAction::ClosePoll(close) => Changed::Poll(close.poll),
+            PollAction::CastBallot(_)
+            | PollAction::RequestCredentials(_)
+            | PollAction::CastAnonymousBallot(_) => Changed::Nothing,
+        },
+        Addressed::Complaints(action) => Changed::Complaints(complaints_changed(action, position)),
+        Addressed::Proposals(action) => Changed::Proposal(proposal_changed(action, position)),
+        Addressed::Keys(_)
+        | Addressed::Catalogue(_)
+        | Addressed::Ledger(_)
+        | Addressed::Erasures(_) => Changed::Nothing,
+    }
+}
+
+fn complaints_changed(action: &ComplaintAction<'_>, position: u64) -> [Option<u64>; 2] {
+    let one = |id: u64| [Some(id), None];
+    match action {
+        ComplaintAction::FileComplaint(_) => one(position),
+        ComplaintAction::TriageComplaint(triage) => one(triage.complaint),
+        ComplaintAction::MergeComplaint(merge) => [Some(merge.complaint), Some(merge.into)],
+        ComplaintAction::SupplementComplaint(supplement) => one(supplement.complaint),
+        ComplaintAction::StartWork(reference)
+        | ComplaintAction::ConfirmResolution(reference)
+        | ComplaintAction::BreachSla(reference)
+        | ComplaintAction::CloseUnconfirmed(reference) => one(reference.complaint),
+        ComplaintAction::ResolveComplaint(resolution) => one(resolution.complaint),
+        ComplaintAction::CannotResolve(answer) => one(answer.complaint),
+        ComplaintAction::DisputeResolution(dispute) => one(dispute.complaint),
+    }
+}
+
+fn proposal_changed(action: &ProposalAction<'_>, position: u64) -> u64 {
+    match action {
+        ProposalAction::SubmitProposal(_) => position,
+        ProposalAction::ModerateProposal(moderation) => moderation.proposal,
+        ProposalAction::SupportProposal(reference)
+        | ProposalAction::WithdrawSupport(reference)
+        | ProposalAction::WithdrawProposal(reference)
+        | ProposalAction::ExpireProposal(reference) => reference.proposal,
+        ProposalAction::AnswerProposal(answer) => answer.proposal,
+    }
+}
+
 /// Everything the log says so far.
 /// Serialised (as JSON, by `snapshot`) without its large collections (key records, ballots,
 /// nonces), which snapshots pack in a compact binary form of their own.
@@ -153,6 +212,9 @@ pub struct Ledger {
     pub erasures: Erasures,
     #[serde(skip)]
     pub(crate) replay: ReplayProtection,
+    /// Derived from the state: kept by `evolve`, rebuilt when a snapshot is decoded.
+    #[serde(skip)]
+    pub(crate) deadlines: deadlines::Deadlines,
     /// Entries folded in so far; the next position.
     pub size: u64,
     /// Hash of the last entry, or zeros before the first.
@@ -301,14 +363,74 @@ impl Ledger {
     }
 
     /// Every system event the server owes at `now`: poll closes (with their final tallies), SLA
-    /// breaches, silent closes of resolved complaints and proposal expiries.
+    /// breaches, silent closes of resolved complaints and proposal expiries; polls first, then
+    /// complaints, then proposals, each by id. Read from the deadline index, so it costs what is
+    /// due, not what is open.
     pub fn due_system_actions(&self, now: Timestamp) -> Vec<Action> {
-        let mut due = Vec::new();
-        self.polls
-            .due_actions(now, &self.checkpoint_reference(), &mut due);
-        self.complaints.due_actions(now, &mut due);
-        self.proposals.due_actions(now, &mut due);
-        due
+        let mut subjects: Vec<deadlines::Subject> = self.deadlines.due(now).collect();
+        subjects.sort_unstable_by_key(|(kind, id)| (kind.aggregate_order(), *id));
+        let checkpoint = self.checkpoint_reference();
+        subjects
+            .into_iter()
+            .map(|subject| self.due_action(subject, now, &checkpoint))
+            .collect()
+    }
+
+    /// Whether any system event is due at `now`, without building it.
+    pub fn has_due_system_actions(&self, now: Timestamp) -> bool {
+        self.deadlines.due(now).next().is_some()
+    }
+
+    /// System events pending, due or not: what the deadline index holds.
+    pub fn pending_system_actions(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// The action the index lists as due; the aggregate's own rule must agree.
+    fn due_action(
+        &self,
+        (kind, id): deadlines::Subject,
+        now: Timestamp,
+        checkpoint: &CheckpointReference,
+    ) -> Action {
+        let action = match kind {
+            deadlines::DueEvent::ClosePoll => self.polls.close_action(id, now, checkpoint),
+            deadlines::DueEvent::BreachSla => self.complaints.breach_action(id, now),
+            deadlines::DueEvent::CloseUnconfirmed => self.complaints.silence_action(id, now),
+            deadlines::DueEvent::ExpireProposal => self.proposals.expiry_action(id, now),
+        };
+        action.unwrap_or_else(|| {
+            unreachable!("the deadline index lists {kind:?} of {id} as due at {now:?}, but its rules say it is not")
+        })
+    }
+
+    /// The deadline index as the state gives it, built afresh.
+    pub(crate) fn deadlines_rebuilt(&self) -> deadlines::Deadlines {
+        deadlines::Deadlines::of(&self.polls, &self.complaints, &self.proposals)
+    }
+
+    /// Rebuilds the deadline index from the state, as decoding a snapshot must.
+    pub(crate) fn rebuild_deadlines(&mut self) {
+        self.deadlines = self.deadlines_rebuilt();
+    }
+
+    /// Refreshes the deadline index for whatever `event` changed: the poll it opened or closed,
+    /// the complaint or proposal it moved. Ballots, keys and the catalogue change no deadline.
+    fn refresh_deadlines(&mut self, event: &Event) {
+        match changed_by(&address(&event.command.action), event.position) {
+            Changed::Nothing => {}
+            Changed::Poll(id) => self.deadlines.refresh_poll(self.polls.found(id, "poll")),
+            Changed::Complaints(ids) => {
+                for id in ids.into_iter().flatten() {
+                    let complaint = self.complaints.found(id, "complaint");
+                    self.deadlines.refresh_complaint(complaint);
+                }
+            }
+            Changed::Proposal(id) => {
+                let proposal = self.proposals.found(id, "proposal");
+                self.deadlines.refresh_proposal(proposal);
+            }
+        }
     }
 
     /// Folds one event in. The caller has decided it (the writer) or is replaying a log whose
@@ -338,6 +460,7 @@ impl Ledger {
             Addressed::Ledger(_) => {}
             Addressed::Erasures(action) => self.erasures.evolve(action, event),
         }
+        self.refresh_deadlines(event);
         self.erasures.record(event);
         self.size = arithmetic::increment(event.position, "the log size");
         self.head_hash = event.hash;

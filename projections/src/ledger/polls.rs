@@ -298,27 +298,22 @@ impl Polls {
         self.found_mut(id, "poll")
     }
 
-    /// Polls whose closing time has come by `now` and whose close event is not yet appended.
-    pub fn due_to_close(&self, now: Timestamp) -> impl Iterator<Item = &Poll> {
-        self.0
-            .values()
-            .filter(move |poll| poll.status(now) == PollStatus::Closing)
-    }
-
-    /// The close events owed at `now`, each with its final tally and `checkpoint`.
-    pub fn due_actions(
+    /// The close event of poll `id` with its final tally and `checkpoint`, if it is owed at
+    /// `now`: the closing time has come and the close is not yet in the log.
+    pub fn close_action(
         &self,
+        id: u64,
         now: Timestamp,
         checkpoint: &CheckpointReference,
-        due: &mut Vec<Action>,
-    ) {
-        due.extend(self.due_to_close(now).map(|poll| {
+    ) -> Option<Action> {
+        let poll = self.0.get(&id)?;
+        (poll.status(now) == PollStatus::Closing).then(|| {
             Action::ClosePoll(ClosePoll {
                 poll: poll.id,
                 final_tally: poll.tally.clone(),
                 checkpoint: checkpoint.clone(),
             })
-        }));
+        })
     }
 }
 

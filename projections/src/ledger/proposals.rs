@@ -442,15 +442,11 @@ impl Proposals {
         }
     }
 
-    /// System actions about proposals that are due at `now`.
-    pub fn due_actions(&self, now: Timestamp, due: &mut Vec<Action>) {
-        for proposal in self.0.values() {
-            if proposal.status == ProposalStatus::Published && proposal.lifetime_over(now) {
-                due.push(Action::ExpireProposal(ProposalReference {
-                    proposal: proposal.id,
-                }));
-            }
-        }
+    /// The expiry of proposal `id`, if it is owed at `now`: published, and its lifetime over.
+    pub fn expiry_action(&self, id: u64, now: Timestamp) -> Option<Action> {
+        let proposal = self.0.get(&id)?;
+        (proposal.status == ProposalStatus::Published && proposal.lifetime_over(now))
+            .then_some(Action::ExpireProposal(ProposalReference { proposal: id }))
     }
 }
 

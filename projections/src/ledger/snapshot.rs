@@ -117,6 +117,7 @@ pub fn decode(bytes: &[u8]) -> Result<Ledger, SnapshotError> {
     ledger.keys.records = read_keys(&mut reader)?;
     read_ballots(&mut reader, &mut ledger)?;
     ledger.replay.nonces = read_nonces(&mut reader)?;
+    ledger.rebuild_deadlines();
 
     let left = reader.bytes.len() - reader.offset;
     if left != 0 {

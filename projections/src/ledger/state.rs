@@ -25,6 +25,14 @@ impl<V> State<BTreeMap<u64, V>> {
         self.0.get(&id).ok_or(unknown)
     }
 
+    /// The record `id` that a folded event names: its absence is a fold bug.
+    pub(super) fn found(&self, id: u64, what: &str) -> &V {
+        match self.0.get(&id) {
+            Some(record) => record,
+            None => unreachable!("an event names {what} {id}, which decide found"),
+        }
+    }
+
     /// The record `id` that an event names, which `decide` found: its absence is a fold bug.
     pub(super) fn found_mut(&mut self, id: u64, what: &str) -> &mut V {
         match self.0.get_mut(&id) {

@@ -10,7 +10,7 @@ use crate::complaints::ComplaintStatus;
 use crate::ledger::Ledger;
 use crate::protocol::EntryKind;
 
-fn filing() -> ComplaintFiling {
+pub(super) fn filing() -> ComplaintFiling {
     ComplaintFiling {
         category: POTHOLES.into(),
         description: committed(1),
@@ -46,7 +46,7 @@ fn triage(complaint: u64, decision: TriageDecision) -> Action {
     })
 }
 
-fn accept(complaint: u64) -> Action {
+pub(super) fn accept(complaint: u64) -> Action {
     triage(complaint, TriageDecision::Accept)
 }
 

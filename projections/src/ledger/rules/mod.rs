@@ -6,6 +6,7 @@ mod anonymous_polls_tests;
 mod catalogue_tests;
 mod complaints_tests;
 mod coverage_tests;
+mod deadlines_tests;
 mod erasures_tests;
 mod keys_tests;
 mod polls_tests;

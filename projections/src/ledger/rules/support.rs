@@ -333,11 +333,21 @@ pub fn nth<V>(items: &std::collections::BTreeMap<u64, V>, index: usize) -> u64 {
 
 /// The ledger after a row's given steps, each signed, decided (`seal`) and folded (`evolve`).
 fn folded(row: &Row) -> Result<Ledger, String> {
-    let mut ledger = Ledger::new();
-    for (index, step) in row.given.iter().enumerate() {
-        let signed = step.signed(&ledger, index as u64);
+    fold_steps(&row.given)
+}
+
+/// The ledger after `steps`, each signed, decided (`seal`) and folded (`evolve`).
+pub fn fold_steps(steps: &[Step]) -> Result<Ledger, String> {
+    fold_onto(Ledger::new(), steps)
+}
+
+/// `ledger` after `steps` more, each with a nonce of its own position.
+pub fn fold_onto(mut ledger: Ledger, steps: &[Step]) -> Result<Ledger, String> {
+    for step in steps {
+        let index = ledger.size;
+        let signed = step.signed(&ledger, index);
         let sealed = seal(&ledger, signed, step.server_time)
-            .map_err(|refusal| format!("given step {index} was refused: {}", refusal.code()))?;
+            .map_err(|refusal| format!("the step at {index} was refused: {}", refusal.code()))?;
         ledger.evolve(&sealed.event);
     }
     Ok(ledger)
@@ -350,6 +360,7 @@ fn run_row(row: &Row) -> Result<(), String> {
     let at_writer = seal(&ledger, signed.clone(), row.when.server_time).map(|_| ());
     let at_replay = replay_one(&ledger, signed, row.when.server_time);
     let (replayed, replay_outcome) = at_replay?;
+    check_deadline_index(&replayed, row.when.server_time)?;
     if at_writer != replay_outcome {
         return Err(format!(
             "the writer says {at_writer:?} but replay says {replay_outcome:?}"
@@ -365,6 +376,47 @@ fn run_row(row: &Row) -> Result<(), String> {
         (Then::Refused(code), outcome) => Err(format!("expected {code}, got {outcome:?}")),
         (_, Err(refusal)) => Err(format!("expected acceptance, got {}", refusal.code())),
     }
+}
+
+/// The deadline index that `evolve` kept must equal one rebuilt from the state, and list, at the
+/// row's time and well after it, exactly what asking every poll, complaint and proposal gives.
+fn check_deadline_index(ledger: &Ledger, at: Timestamp) -> Result<(), String> {
+    if ledger.deadlines != ledger.deadlines_rebuilt() {
+        return Err(
+            "the deadline index kept by evolve differs from one rebuilt from the state".into(),
+        );
+    }
+    for days in [0, 1, 8, 40, 400] {
+        let now = at.plus_milliseconds(days * 24 * HOUR_MS);
+        let listed = ledger.due_system_actions(now);
+        let scanned = scanned_due(ledger, now);
+        if listed != scanned {
+            return Err(format!(
+                "{days} days on, the index lists {listed:?} but the records owe {scanned:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What every record owes at `now`, asked one by one: the scan the index replaces.
+pub fn scanned_due(ledger: &Ledger, now: Timestamp) -> Vec<Action> {
+    let checkpoint = ledger.checkpoint_reference();
+    let polls = ledger
+        .polls
+        .keys()
+        .filter_map(|&id| ledger.polls.close_action(id, now, &checkpoint));
+    let complaints = ledger.complaints.keys().filter_map(|&id| {
+        ledger
+            .complaints
+            .breach_action(id, now)
+            .or_else(|| ledger.complaints.silence_action(id, now))
+    });
+    let proposals = ledger
+        .proposals
+        .keys()
+        .filter_map(|&id| ledger.proposals.expiry_action(id, now));
+    polls.chain(complaints).chain(proposals).collect()
 }
 
 /// Lays `signed` at the next position without deciding it, as a faulty or hostile server
