@@ -177,6 +177,11 @@ struct Serve {
     #[arg(long, env = "VECHE_REGISTRATIONS_PER_ADDRESS_PER_HOUR",
           default_value_t = projections::limits::REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX)]
     registrations_per_address_per_hour: u64,
+    /// Entries between two periodic snapshots, made in the background so that a crash costs a
+    /// replay of the entries since the latest one; 0 makes a snapshot only when the server stops.
+    #[arg(long, env = "VECHE_SNAPSHOT_INTERVAL_ENTRIES",
+          default_value_t = projections::limits::SNAPSHOT_INTERVAL_ENTRIES_DEFAULT)]
+    snapshot_interval_entries: u64,
 }
 
 impl Serve {
@@ -202,6 +207,7 @@ impl Serve {
                 redis_url: self.redis.as_deref(),
                 commands_per_address_per_minute: self.commands_per_address_per_minute,
                 registrations_per_address_per_hour: self.registrations_per_address_per_hour,
+                snapshot_interval_entries: self.snapshot_interval_entries,
             })?;
             let running = application.running;
             tracing::info!(address = %running.address, data_dir = %self.data_dir.display(), "veche is serving");

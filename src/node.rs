@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// Where this node keeps its start-up snapshot (see `snapshot`); `None` keeps none and
     /// replays the whole log at every start.
     pub snapshot: Option<PathBuf>,
+    /// Entries between two periodic snapshots (`snapshot::periodic`); 0 makes them only when
+    /// the node stops.
+    pub snapshot_interval_entries: u64,
 }
 
 /// How far this node's state is proven to be the fold of the log.
@@ -150,6 +153,9 @@ pub struct Node {
     writer_thread: std::thread::JoinHandle<()>,
     signatures: crate::signature_pool::SignaturePool,
     snapshot: Option<PathBuf>,
+    /// When the next periodic snapshot is due; every snapshot file is written through it.
+    schedule: crate::snapshot::periodic::Schedule,
+    log_origin: String,
     /// A `SnapshotStanding` as its index, shared with the audit thread.
     snapshot_standing: Arc<AtomicU8>,
     /// The registrar role's credential issuers, held in the data directory; unset for a node
@@ -201,8 +207,16 @@ impl Node {
         let signed = config.store.largest_signed_checkpoint()?;
         let (mut replayer, mut tree, audit) = match load_snapshot(&config)? {
             Some(loaded) => {
+                // The digest of the state at the snapshot's size is the header's, checked
+                // against the bytes just decoded: a periodic snapshot's mark sits at that size,
+                // and its attestation, further on, is re-decided against it.
+                let marked = projections::replay::MarkedState {
+                    size: loaded.header.size,
+                    ledger_sha256: loaded.header.ledger_sha256,
+                };
                 let replayer = Replayer {
                     ledger: loaded.ledger,
+                    marked: Some(marked),
                 };
                 (replayer, loaded.tree, Some(loaded.header))
             }
@@ -276,6 +290,10 @@ impl Node {
             Some(_) => SnapshotStanding::Auditing as u8,
             None => SnapshotStanding::Verified as u8,
         }));
+        let schedule = crate::snapshot::periodic::Schedule::new(
+            config.snapshot_interval_entries,
+            audit.as_ref().map_or(0, |header| header.size),
+        );
         if let Some(header) = audit {
             spawn_audit(
                 config.store.clone(),
@@ -305,6 +323,8 @@ impl Node {
             writer,
             writer_thread,
             snapshot: config.snapshot,
+            schedule,
+            log_origin: config.log_origin,
             snapshot_standing,
             issuers: std::sync::OnceLock::new(),
         })
@@ -345,7 +365,79 @@ impl Node {
             return Ok(None);
         }
         let attested = self.writer.attest_state().await?;
-        crate::snapshot::write_attested(path, &attested, &self.server_key).map(Some)
+        self.schedule.write(path, &attested, &self.server_key)
+    }
+
+    /// Starts a periodic snapshot in the background when one is due, this node keeps
+    /// snapshots, its state is proven and no audit holds a ledger of its own.
+    pub fn start_periodic_snapshot_if_due(self: &Arc<Node>) {
+        let Some(path) = self.snapshot.clone() else {
+            return;
+        };
+        if self.snapshot_standing() != SnapshotStanding::Verified || self.fault().is_some() {
+            return;
+        }
+        let published_size = *self.observers.published_size.borrow();
+        if !self.schedule.claim(published_size) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = node.make_periodic_snapshot(path).await;
+            node.schedule.release();
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            match outcome {
+                Ok(Some(header)) => tracing::info!(
+                    entries = header.size,
+                    attestation_position = header.attestation_position,
+                    elapsed_ms,
+                    "wrote a periodic snapshot"
+                ),
+                Ok(None) => tracing::info!("a newer snapshot was written meanwhile; kept it"),
+                Err(error) => {
+                    tracing::warn!(%error, elapsed_ms, "no periodic snapshot was made; trying again at the next interval")
+                }
+            }
+        });
+    }
+
+    /// The periodic snapshot's steps: the mark, the fold off the writer, the attestation, the
+    /// file (only once the attestation is durable).
+    async fn make_periodic_snapshot(
+        self: &Arc<Node>,
+        path: PathBuf,
+    ) -> Result<Option<crate::snapshot::SnapshotHeader>, crate::snapshot::periodic::PeriodicError>
+    {
+        use crate::snapshot::periodic::{fold_to_mark, PeriodicError};
+        use crate::writer::StateRequest;
+        let stopped = |error: tokio::task::JoinError| PeriodicError::Stopped(error.to_string());
+        let mark = self.writer.append_state_entry(StateRequest::Mark).await?;
+        let node = self.clone();
+        let folding_path = path.clone();
+        let (mut state, marked) = tokio::task::spawn_blocking(move || {
+            fold_to_mark(
+                &*node.store,
+                &folding_path,
+                &node.server_key,
+                &node.log_origin,
+                &mark,
+            )
+        })
+        .await
+        .map_err(stopped)??;
+        let attestation = self
+            .writer
+            .append_state_entry(StateRequest::AttestMark(marked))
+            .await?;
+        state.attestation_position = attestation.position;
+        let node = self.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            node.schedule.write(&path, &state, &node.server_key)
+        })
+        .await
+        .map_err(stopped)??;
+        Ok(written)
     }
 
     /// Opens an envelope (parse and strict signature check) on the signature-check pool.

@@ -150,6 +150,18 @@ impl DataDirectory {
         clock: Arc<dyn Clock>,
         log_origin: &str,
     ) -> Result<Node, ServeError> {
+        let interval = projections::limits::SNAPSHOT_INTERVAL_ENTRIES_DEFAULT;
+        self.start_node_with(store, clock, log_origin, interval)
+    }
+
+    /// `start_node`, with periodic snapshots every `snapshot_interval_entries` (0: none).
+    pub fn start_node_with(
+        &self,
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        log_origin: &str,
+        snapshot_interval_entries: u64,
+    ) -> Result<Node, ServeError> {
         let node = Node::start(NodeConfig {
             store,
             clock,
@@ -158,6 +170,7 @@ impl DataDirectory {
             recovery: self.recovery_quorum(),
             log_origin: log_origin.to_string(),
             snapshot: Some(self.path.join(crate::snapshot::SNAPSHOT_FILE)),
+            snapshot_interval_entries,
         })?;
         node.hold_issuers(crate::issuer::IssuerRing::open(&self.path)?);
         Ok(node)
@@ -181,6 +194,8 @@ pub struct Settings<'a> {
     pub commands_per_address_per_minute: u64,
     /// Keys one client address may register per hour; 0 turns the limit off.
     pub registrations_per_address_per_hour: u64,
+    /// Entries between two periodic snapshots; 0 makes them only when the node stops.
+    pub snapshot_interval_entries: u64,
 }
 
 /// A serving node with its data directory's keys.
@@ -199,7 +214,12 @@ impl Application {
             Some(store) => store,
             None => data.open_store()?,
         };
-        let node = Arc::new(data.start_node(store, settings.clock, settings.log_origin)?);
+        let node = Arc::new(data.start_node_with(
+            store,
+            settings.clock,
+            settings.log_origin,
+            settings.snapshot_interval_entries,
+        )?);
         node.rate_limits.per_address_per_minute.store(
             settings.commands_per_address_per_minute,
             std::sync::atomic::Ordering::Relaxed,
@@ -258,6 +278,7 @@ fn spawn_poll_closer(node: Arc<Node>) {
         loop {
             interval.tick().await;
             let Some(node) = weak.upgrade() else { break };
+            node.start_periodic_snapshot_if_due();
             match node.append_due_system_events().await {
                 Ok(events) => {
                     for event in events {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use projections::content::CheckedPiece;
 use projections::protocol::public_key_of;
-use projections::replay::seal;
+use projections::replay::{seal, seal_knowing, MarkedState};
 use projections::{
     Action, Command, Event, Hash, Ledger, Refusal, SealedEntry, SignedCommand, Timestamp,
 };
@@ -63,12 +63,29 @@ pub enum Submission {
     /// Append an `attest_state` entry for the state every entry before it folds to, and hand
     /// back that state's snapshot parts (a stopping node's start-up snapshot).
     AttestState { reply: Reply<AttestedState> },
+    /// Append one entry of the periodic snapshot's protocol (`snapshot::periodic`).
+    State {
+        request: StateRequest,
+        reply: Reply<Appended>,
+    },
+}
+
+/// What the periodic snapshot asks the writer to append.
+#[derive(Clone, Copy, Debug)]
+pub enum StateRequest {
+    /// A `mark_state` of the state every entry before it folds to.
+    Mark,
+    /// The `attest_state` of the state at the latest mark, whose digest the background fold
+    /// of the durable log to that mark found.
+    AttestMark(MarkedState),
 }
 
 /// A state the log attests (the `attest_state` entry at position `size` names its ledger
 /// part's digest), in the encodings a start-up snapshot is made of.
 pub struct AttestedState {
     pub size: u64,
+    /// Where the attestation sits: `size` itself, or later, after a mark at `size`.
+    pub attestation_position: u64,
     pub head_hash: Hash,
     pub merkle_root: Hash,
     pub ledger_part: Vec<u8>,
@@ -158,6 +175,13 @@ impl WriterHandle {
         Self::wait_at_most(answer, projections::limits::STATE_ATTESTATION_MS_MAX).await
     }
 
+    /// Appends one entry of the periodic snapshot's protocol.
+    pub async fn append_state_entry(&self, request: StateRequest) -> Result<Appended, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Submission::State { request, reply })?;
+        Self::wait(answer).await
+    }
+
     /// Asks the writer to look for other nodes' entries now rather than at its next idle tick.
     pub fn follow_now(&self) {
         let _ = self.sender.try_send(Submission::Follow);
@@ -186,6 +210,10 @@ pub struct Writer {
     pending_tiles: Vec<crate::store::StoredTile>,
     /// Attestations of the batch being committed, by position; empty between batches.
     captures: Vec<Capture>,
+    /// The digest of the state at the latest mark another node appended, kept by the replay
+    /// that followed it (this node's own marks are attested with the digest its background
+    /// snapshot finds).
+    followed_mark: Option<MarkedState>,
     receiver: Receiver<Submission>,
 }
 
@@ -349,6 +377,7 @@ impl Writer {
             recent,
             pending_tiles: Vec::new(),
             captures: Vec::new(),
+            followed_mark: None,
             receiver,
         };
         let thread = std::thread::Builder::new()
@@ -431,6 +460,19 @@ impl Writer {
                     let attestation = sealed[start..].iter();
                     stored.extend(attestation.map(|entry| stored_entry(entry, &[])));
                 }
+                Submission::State { request, .. } => {
+                    match self.seal_state_entry(*request, server_time) {
+                        Ok(entry) => {
+                            self.working.evolve(&entry.event);
+                            stored.push(stored_entry(&entry, &[]));
+                            sealed.push(entry);
+                        }
+                        Err(refusal) => {
+                            outcomes.push(Outcome::Refused(refusal));
+                            continue;
+                        }
+                    }
+                }
             }
             outcomes.push(Outcome::Sealed(start..sealed.len()));
         }
@@ -500,6 +542,9 @@ impl Writer {
                 Submission::AttestState { reply } => {
                     let _ = reply.send(Err(failure()));
                 }
+                Submission::State { reply, .. } => {
+                    let _ = reply.send(Err(failure()));
+                }
                 Submission::Follow => {}
             }
         }
@@ -515,17 +560,12 @@ impl Writer {
     ) {
         for (submission, outcome) in batch.into_iter().zip(outcomes) {
             match (submission, outcome) {
-                (Submission::Command { reply, .. }, Outcome::Sealed(range)) => {
-                    let answer = match &sealed[range] {
-                        [entry] => Ok(Appended::of(&entry.event)),
-                        entries => {
-                            let fault =
-                                format!("one command sealed as {} entries, not one", entries.len());
-                            self.observers.record_fault(&fault);
-                            Err(SubmitError::Faulted(fault))
-                        }
-                    };
-                    let _ = reply.send(answer);
+                (Submission::Command { reply, .. }, Outcome::Sealed(range))
+                | (Submission::State { reply, .. }, Outcome::Sealed(range)) => {
+                    let _ = reply.send(self.the_one_appended(&sealed[range]));
+                }
+                (Submission::State { reply, .. }, Outcome::Refused(refusal)) => {
+                    let _ = reply.send(Err(refusal.into()));
                 }
                 (Submission::DueSystemEvents { reply }, Outcome::Sealed(range)) => {
                     let appended = sealed[range]
@@ -551,6 +591,47 @@ impl Writer {
                     let _ = reply.send(Err(refusal.into()));
                 }
                 (Submission::Follow, _) => {}
+            }
+        }
+    }
+
+    /// Where the one entry a submission sealed sits; more or fewer is a fault.
+    fn the_one_appended(&self, entries: &[SealedEntry]) -> Result<Appended, SubmitError> {
+        match entries {
+            [entry] => Ok(Appended::of(&entry.event)),
+            entries => {
+                let fault = format!(
+                    "one submission sealed as {} entries, not one",
+                    entries.len()
+                );
+                self.observers.record_fault(&fault);
+                Err(SubmitError::Faulted(fault))
+            }
+        }
+    }
+
+    /// Seals a mark of the working ledger, or the attestation of the state at the latest mark.
+    fn seal_state_entry(
+        &mut self,
+        request: StateRequest,
+        server_time: Timestamp,
+    ) -> Result<SealedEntry, Refusal> {
+        match request {
+            StateRequest::Mark => {
+                // This node's own mark: its digest comes from the background snapshot, so
+                // whatever a followed mark left is superseded.
+                self.followed_mark = None;
+                let mark = projections::command::StateMark {
+                    size: self.working.size,
+                };
+                self.seal_system(Action::MarkState(mark), server_time)
+            }
+            StateRequest::AttestMark(marked) => {
+                let action = Action::AttestState(projections::command::StateAttestation {
+                    size: marked.size,
+                    ledger_sha256: hex::encode(marked.ledger_sha256),
+                });
+                self.seal_system_knowing(action, server_time, Some(&marked))
             }
         }
     }
@@ -598,6 +679,7 @@ impl Writer {
         self.captures.push(Capture {
             state: AttestedState {
                 size: self.working.size,
+                attestation_position: self.working.size,
                 head_hash: self.working.head_hash,
                 merkle_root: self.working.merkle.root(),
                 ledger_part,
@@ -635,17 +717,23 @@ impl Writer {
     }
 
     fn seal_system(&self, action: Action, server_time: Timestamp) -> Result<SealedEntry, Refusal> {
+        self.seal_system_knowing(action, server_time, None)
+    }
+
+    fn seal_system_knowing(
+        &self,
+        action: Action,
+        server_time: Timestamp,
+        marked: Option<&MarkedState>,
+    ) -> Result<SealedEntry, Refusal> {
         let command = Command {
             author: public_key_of(&self.server_key),
             nonce: format!("{:032x}", self.working.size),
             issued_at: server_time,
             action,
         };
-        seal(
-            &self.working,
-            sign_system(&self.server_key, command),
-            server_time,
-        )
+        let signed = sign_system(&self.server_key, command);
+        seal_knowing(&self.working, signed, server_time, marked)
     }
 
     fn publish(&mut self, sealed: &[SealedEntry]) -> Result<(), StoreError> {
@@ -762,12 +850,14 @@ impl Writer {
     fn fold_stored(&mut self) {
         let mut replayer = projections::Replayer {
             ledger: std::mem::take(&mut self.working),
+            marked: self.followed_mark.take(),
         };
         let mut folded = Vec::new();
         let outcome = catch_up(&*self.store, &mut replayer, |event| {
             folded.push(event.clone())
         });
         self.working = replayer.ledger;
+        self.followed_mark = replayer.marked;
         match outcome {
             Ok(_) => {}
             // The store did not answer: nothing is wrong with the log, and the next follow reads on.
@@ -786,6 +876,7 @@ impl Writer {
     fn fold_entries(&mut self, entries: Vec<StoredEntry>) {
         let mut replayer = projections::Replayer {
             ledger: std::mem::take(&mut self.working),
+            marked: self.followed_mark.take(),
         };
         let mut folded = Vec::new();
         for stored in &entries {
@@ -798,6 +889,7 @@ impl Writer {
             }
         }
         self.working = replayer.ledger;
+        self.followed_mark = replayer.marked;
         self.publish_followed(&folded);
     }
 
@@ -870,16 +962,42 @@ pub fn catch_up_until(
     store: &dyn EventStore,
     replayer: &mut projections::Replayer,
     end: u64,
+    on_event: impl FnMut(&Event),
+) -> Result<u64, CatchUpError> {
+    let options = veche_verifier::pipeline::PipelineOptions {
+        end,
+        ..veche_verifier::pipeline::PipelineOptions::every_core()
+    };
+    catch_up_with(store, replayer, options, on_event)
+}
+
+/// Folds the stored log from the replayer's size to `end` on one thread, checking everything
+/// but the signatures, which this node checked on their way in: the periodic snapshot's fold,
+/// which must then find the hash it ends at where the writer's own mark says.
+pub fn refold_own_entries(
+    store: &dyn EventStore,
+    replayer: &mut projections::Replayer,
+    end: u64,
+    on_event: impl FnMut(&Event),
+) -> Result<u64, CatchUpError> {
+    let options = veche_verifier::pipeline::PipelineOptions {
+        threads: 1,
+        signatures: veche_verifier::pipeline::Signatures::CheckedOnTheWayIn,
+        end,
+    };
+    catch_up_with(store, replayer, options, on_event)
+}
+
+fn catch_up_with(
+    store: &dyn EventStore,
+    replayer: &mut projections::Replayer,
+    options: veche_verifier::pipeline::PipelineOptions,
     mut on_event: impl FnMut(&Event),
 ) -> Result<u64, CatchUpError> {
-    use veche_verifier::pipeline::{replay, PipelineError, PipelineOptions};
+    use veche_verifier::pipeline::{replay, PipelineError};
     let mut reader = StoreReader {
         store,
         next: replayer.ledger.size,
-    };
-    let options = PipelineOptions {
-        end,
-        ..PipelineOptions::every_core()
     };
     replay(&mut reader, replayer, options, |folded| {
         on_event(folded.event);

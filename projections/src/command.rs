@@ -91,9 +91,14 @@ pub enum Action {
     WithdrawProposal(ProposalReference),
     /// System: a published proposal's lifetime ended below the threshold.
     ExpireProposal(ProposalReference),
-    /// System: the digest of the ledger every entry before this one folds to. Written just
-    /// before a start-up snapshot of that state, so the log itself proves the snapshot.
+    /// System: the digest of the ledger at one size. Either every entry before this one folds
+    /// to it (written just before a stopping node's snapshot), or it is the state at the latest
+    /// `mark_state` (written once a background snapshot of that state is made), so the log
+    /// itself proves every snapshot.
     AttestState(StateAttestation),
+    /// System: the state every entry before this one folds to will be attested later, by an
+    /// `attest_state` naming this entry's position; every replay keeps that state's digest.
+    MarkState(StateMark),
     /// The author erases the content one of their entries commits to.
     EraseContent(ContentReference),
     /// A moderator redacts the content of any entry, with a public reason.
@@ -136,13 +141,14 @@ impl Action {
             Action::WithdrawProposal(_) => "withdraw_proposal",
             Action::ExpireProposal(_) => "expire_proposal",
             Action::AttestState(_) => "attest_state",
+            Action::MarkState(_) => "mark_state",
             Action::EraseContent(_) => "erase_content",
             Action::RedactContent(_) => "redact_content",
         }
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 35] = [
+    pub const NAMES: [&'static str; 36] = [
         "register_key",
         "grant_role",
         "revoke_role",
@@ -176,6 +182,7 @@ impl Action {
         "withdraw_proposal",
         "expire_proposal",
         "attest_state",
+        "mark_state",
         "erase_content",
         "redact_content",
     ];
@@ -220,6 +227,7 @@ impl Action {
                 | Action::CloseUnconfirmed(_)
                 | Action::ExpireProposal(_)
                 | Action::AttestState(_)
+                | Action::MarkState(_)
         )
     }
 }
@@ -424,10 +432,19 @@ pub struct ClosePoll {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateAttestation {
-    /// The entries folded: the attestation's own position.
+    /// The entries folded: the attestation's own position, or that of the latest
+    /// `mark_state`, not yet attested.
     pub size: u64,
     /// The digest, hex.
     pub ledger_sha256: String,
+}
+
+/// Where the server will attest the state later: the mark's own position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateMark {
+    /// The entries folded: the mark's own position.
+    pub size: u64,
 }
 
 /// A tree size and its Merkle root: what a signed checkpoint of this log commits to.

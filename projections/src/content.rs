@@ -190,6 +190,7 @@ impl Action {
             | Action::ExpireProposal(_)
             | Action::RevokeKey(_)
             | Action::AttestState(_)
+            | Action::MarkState(_)
             | Action::EraseContent(_)
             | Action::RedactContent(_) => {}
         }

@@ -44,6 +44,16 @@ pub struct SealedEntry {
     pub event: Event,
 }
 
+/// The digest of the state at a `mark_state` (the ledger just before the mark's position):
+/// what an `attest_state` naming that mark must name. A replayer computes it as it folds the
+/// mark; the writer is handed it by the node's background snapshot, which folds the same
+/// durable entries to the same state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkedState {
+    pub size: u64,
+    pub ledger_sha256: Hash,
+}
+
 /// Decides `signed` against `ledger` and, if accepted, lays it at the next position, linked to
 /// the current head. Does not fold it in: the caller evolves once the entry is durable.
 pub fn seal(
@@ -51,30 +61,50 @@ pub fn seal(
     signed: SignedCommand,
     server_time: Timestamp,
 ) -> Result<SealedEntry, Refusal> {
+    seal_knowing(ledger, signed, server_time, None)
+}
+
+/// `seal`, knowing the digest of the state at the latest mark (needed only to decide an
+/// attestation of that mark).
+pub fn seal_knowing(
+    ledger: &Ledger,
+    signed: SignedCommand,
+    server_time: Timestamp,
+    marked: Option<&MarkedState>,
+) -> Result<SealedEntry, Refusal> {
     decide(
         ledger,
         signed.kind,
         signed.signer,
         &signed.command,
         server_time,
+        marked,
     )?;
     Ok(lay(ledger, signed, server_time))
 }
 
 /// The one way an entry is decided, at the writer (`seal`) and on replay alike: the ledger's own
-/// rules, then, for a state attestation, the digest of the ledger's canonical encoding. That
-/// costs one encoding of the whole state, which is why the server attests only before a
-/// snapshot.
+/// rules, then, for a state attestation, the digest of the state it names: the ledger's
+/// canonical encoding now, which costs one encoding of the whole state (so a stopping server
+/// attests only before its snapshot), or the digest kept at the mark it names.
 fn decide(
     ledger: &Ledger,
     kind: EntryKind,
     signer: PublicKey,
     command: &Command,
     server_time: Timestamp,
+    marked: Option<&MarkedState>,
 ) -> Result<(), Refusal> {
     ledger.decide(kind, signer, command, server_time)?;
     if let Action::AttestState(attestation) = &command.action {
-        let digest = crate::ledger::snapshot::digest(ledger);
+        let digest = if attestation.size == ledger.size {
+            crate::ledger::snapshot::digest(ledger)
+        } else {
+            match marked {
+                Some(marked) if marked.size == attestation.size => marked.ledger_sha256,
+                _ => return Err(Refusal::StateDigestMismatch),
+            }
+        };
         if attestation.ledger_sha256 != hex::encode(digest) {
             return Err(Refusal::StateDigestMismatch);
         }
@@ -184,12 +214,21 @@ pub fn check_entry(
 #[derive(Clone, Debug, Default)]
 pub struct Replayer {
     pub ledger: Ledger,
+    /// The digest of the state at the latest mark folded (or, for a replay that starts at a
+    /// snapshot taken at a mark, at that mark, from the snapshot's checked digest).
+    pub marked: Option<MarkedState>,
 }
 
 impl Replayer {
     pub fn new() -> Replayer {
+        Replayer::resuming(Ledger::new())
+    }
+
+    /// A replay that goes on from `ledger`, knowing no mark.
+    pub fn resuming(ledger: Ledger) -> Replayer {
         Replayer {
-            ledger: Ledger::new(),
+            ledger,
+            marked: None,
         }
     }
 
@@ -233,8 +272,12 @@ impl Replayer {
             entry.signer,
             &command,
             entry.server_time,
+            self.marked.as_ref(),
         )
         .map_err(|refusal| fail(refusal.into()))?;
+        if let Action::MarkState(_) = &command.action {
+            self.keep_marked_state();
+        }
         let event = Event {
             position,
             server_time: entry.server_time,
@@ -245,5 +288,19 @@ impl Replayer {
         };
         self.ledger.evolve(&event);
         Ok(event)
+    }
+
+    /// Keeps the digest of the state as it stands, at a mark: one encoding of the whole state,
+    /// the replay's price for the attestation that will name it. A replay started from a
+    /// snapshot at this very mark already holds it.
+    fn keep_marked_state(&mut self) {
+        let size = self.ledger.size;
+        if self.marked.is_some_and(|marked| marked.size == size) {
+            return;
+        }
+        self.marked = Some(MarkedState {
+            size,
+            ledger_sha256: crate::ledger::snapshot::digest(&self.ledger),
+        });
     }
 }

@@ -23,6 +23,16 @@ pub(crate) struct Server {
 }
 
 pub(crate) fn start_server(directory: &std::path::Path, port: u16, store: Option<&str>) -> Server {
+    start_server_with(directory, port, store, &[])
+}
+
+/// `start_server` with more arguments for `veche serve`.
+fn start_server_with(
+    directory: &std::path::Path,
+    port: u16,
+    store: Option<&str>,
+    more: &[&str],
+) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_veche"));
     command
         .args([
@@ -35,6 +45,7 @@ pub(crate) fn start_server(directory: &std::path::Path, port: u16, store: Option
     if let Some(store) = store {
         command.args(["--store", store]);
     }
+    command.args(more);
     let child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -50,6 +61,15 @@ pub(crate) async fn start_on_free_port(
     directory: &std::path::Path,
     store: Option<&str>,
 ) -> (Server, u16, String, reqwest::Client) {
+    start_on_free_port_with(directory, store, &[]).await
+}
+
+/// `start_on_free_port` with more arguments for `veche serve`.
+async fn start_on_free_port_with(
+    directory: &std::path::Path,
+    store: Option<&str>,
+    more: &[&str],
+) -> (Server, u16, String, reqwest::Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,7 +77,7 @@ pub(crate) async fn start_on_free_port(
         .port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let server = start_server(directory, port, store);
+    let server = start_server_with(directory, port, store, more);
     wait_ready(&http, &base).await;
     (server, port, base, http)
 }
@@ -130,8 +150,48 @@ fn next_delay_ms(state: &mut u64) -> u64 {
 #[actix_web::test]
 async fn sigkill_at_random_moments_loses_no_acknowledged_command() {
     let directory = tempfile::tempdir().unwrap();
-    crash_under_load(directory.path(), None).await;
+    crash_under_load(directory.path(), None, &[]).await;
     assert_data_directory_verifies(directory.path());
+}
+
+#[actix_web::test]
+async fn sigkill_with_periodic_snapshots_restarts_from_the_latest_one_and_loses_no_command() {
+    let directory = tempfile::tempdir().unwrap();
+    // A snapshot every 40 entries: several are made, and some kills strike in the middle of
+    // one (between its mark and its attestation, or while its file is written).
+    let restarts = crash_under_load(
+        directory.path(),
+        None,
+        &["--snapshot-interval-entries", "40"],
+    )
+    .await;
+    let data = veche::server::DataDirectory::open_existing(directory.path()).unwrap();
+    let store = data.open_store().unwrap();
+    let loaded = veche::snapshot::load(
+        &directory.path().join(veche::snapshot::SNAPSHOT_FILE),
+        &data.server_key,
+        &*store,
+        "veche.localhost/log",
+    )
+    .unwrap()
+    .expect("the periodic snapshots left one that the log proves");
+    assert!(
+        loaded.header.attestation_position > loaded.header.size,
+        "a periodic snapshot, attested after its mark: {:?}",
+        loaded.header
+    );
+    // How close it is to the log's end depends on the kill schedule: after a start from a
+    // snapshot, none is made until that snapshot's audit ends, and kills come every 40-300 ms.
+    let log_size = veche::store::EventStore::size(&*store).unwrap();
+    drop(store);
+    assert_data_directory_verifies(directory.path());
+    let slowest = restarts.iter().max().unwrap();
+    eprintln!(
+        "periodic snapshots: {} restarts, slowest ready after {} ms, latest snapshot at {} of {log_size} entries",
+        restarts.len(),
+        slowest.as_millis(),
+        loaded.header.size
+    );
 }
 
 #[actix_web::test]
@@ -149,7 +209,7 @@ async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
     let separator = if url.contains('?') { '&' } else { '?' };
     let store_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let directory = tempfile::tempdir().unwrap();
-    crash_under_load(directory.path(), Some(&store_url)).await;
+    crash_under_load(directory.path(), Some(&store_url), &[]).await;
     std::thread::spawn(move || {
         let store = veche::store::PostgresStore::open(&url, Some(&schema)).unwrap();
         let mut replayer = projections::Replayer::new();
@@ -162,10 +222,15 @@ async fn sigkill_of_a_postgresql_node_loses_no_acknowledged_command() {
     .unwrap();
 }
 
-/// Runs signed load against the real binary, kills it with SIGKILL at seeded moments, restarts it
-/// each time, and checks every acknowledged entry is in the log and the tally equals a rebuild.
-async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
-    let (mut server, port, base, http) = start_on_free_port(directory, store).await;
+/// Runs signed load against the real binary (started with `more` arguments), kills it with
+/// SIGKILL at seeded moments, restarts it each time, and checks every acknowledged entry is in
+/// the log and the tally equals a rebuild. Returns how long each restart took to be ready.
+async fn crash_under_load(
+    directory: &std::path::Path,
+    store: Option<&str>,
+    more: &[&str],
+) -> Vec<Duration> {
+    let (mut server, port, base, http) = start_on_free_port_with(directory, store, more).await;
     let entropy = Arc::new(SeededEntropy::new(SEED));
 
     let admin = veche::keys::read_key_file(&directory.join("admin.key")).unwrap();
@@ -228,12 +293,15 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
     }
 
     let mut schedule = SEED;
+    let mut restarts = Vec::new();
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(next_delay_ms(&mut schedule))).await;
         server.child.kill().unwrap(); // SIGKILL: no shutdown hook runs
         server.child.wait().unwrap();
-        server = start_server(directory, port, store);
+        let started = Instant::now();
+        server = start_server_with(directory, port, store, more);
         wait_ready(&http, &base).await;
+        restarts.push(started.elapsed());
     }
     running.store(false, std::sync::atomic::Ordering::SeqCst);
     for worker in workers {
@@ -294,4 +362,5 @@ async fn crash_under_load(directory: &std::path::Path, store: Option<&str>) {
         acknowledged.len(),
         stored.len()
     );
+    restarts
 }

@@ -107,6 +107,8 @@ impl TestApp {
             // Off: every test registers its cast from one address, some of them hundreds of keys.
             // tests/api/key_lifecycle.rs turns it on before its first registration.
             registrations_per_address_per_hour: 0,
+            // The default, as `veche serve` has it: no test here reaches it unless it asks.
+            snapshot_interval_entries: projections::limits::SNAPSHOT_INTERVAL_ENTRIES_DEFAULT,
         })
         .unwrap();
         TestApp::from_application(application, clock)

@@ -51,7 +51,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 13] = [
+const TESTED_ELSEWHERE: [&str; 14] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -62,6 +62,8 @@ const TESTED_ELSEWHERE: [&str; 13] = [
     "approve_recovery",
     // Written before a snapshot: tests/api/snapshot.rs, and the state rule table in projections.
     "attest_state",
+    // Written before a periodic snapshot: tests/api/crash.rs, and the state rule table.
+    "mark_state",
     // A key's lifecycle: tests/api/key_lifecycle.rs, and the keys rule table in projections.
     "revoke_key",
     // Erasure and redaction: tests/api/content.rs, and the erasures rule table in projections.
@@ -1204,6 +1206,7 @@ impl BareNode {
             recovery: None,
             log_origin: "test.veche/log".into(),
             snapshot: None,
+            snapshot_interval_entries: 0,
         })
         .unwrap();
         BareNode {

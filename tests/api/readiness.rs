@@ -70,6 +70,7 @@ async fn readiness_fails_while_the_store_refuses_appends_and_returns_once_one_is
         commands_per_address_per_minute: projections::limits::COMMANDS_PER_ADDRESS_PER_MINUTE_MAX,
         registrations_per_address_per_hour:
             projections::limits::REGISTRATIONS_PER_ADDRESS_PER_HOUR_MAX,
+        snapshot_interval_entries: 0,
     })
     .unwrap();
     let app = TestApp::from_application(application, clock.clone());
@@ -117,6 +118,7 @@ fn a_start_up_whose_store_drops_out_mid_replay_starts_again_and_serves_the_whole
         recovery: None,
         log_origin: "test.veche/log".into(),
         snapshot: None,
+        snapshot_interval_entries: 0,
     };
     let first = veche::node::Node::start(config(store.clone())).unwrap();
     let size = first.ledger().size;

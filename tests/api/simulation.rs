@@ -157,6 +157,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
             recovery: None,
             log_origin: "simulation.veche/log".into(),
             snapshot: None,
+            snapshot_interval_entries: 0,
         });
         if let Ok(node) = started {
             break node;

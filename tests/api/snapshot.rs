@@ -129,6 +129,7 @@ async fn a_signed_snapshot_whose_tree_differs_from_the_log_is_refuted_by_the_aud
     tree_part[24] ^= 0x01;
     let state = veche::snapshot::AttestedState {
         size: loaded.header.size,
+        attestation_position: loaded.header.attestation_position,
         head_hash: loaded.header.head_hash,
         merkle_root: loaded.header.merkle_root,
         ledger_part,

@@ -160,6 +160,7 @@ mod postgres {
             recovery: None,
             log_origin: "test.veche/log".into(),
             snapshot: None,
+            snapshot_interval_entries: 0,
         })
     }
 

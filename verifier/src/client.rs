@@ -130,9 +130,8 @@ pub fn endpoint_for(action: &Action) -> String {
         Action::Genesis(_) | Action::ClosePoll(_) | Action::ExpireProposal(_) => {
             "/v1/commands".into()
         }
-        Action::BreachSla(_) | Action::CloseUnconfirmed(_) | Action::AttestState(_) => {
-            "/v1/commands".into()
-        }
+        Action::BreachSla(_) | Action::CloseUnconfirmed(_) => "/v1/commands".into(),
+        Action::AttestState(_) | Action::MarkState(_) => "/v1/commands".into(),
         // The admin office has no resource of its own to route to.
         Action::HandOverAdmin(_) | Action::ApproveRecovery(_) => "/v1/commands".into(),
         // Erasures name an entry of any kind: they have no collection of their own.

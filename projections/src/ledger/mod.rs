@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Action, CheckpointReference, Command, Role, StateAttestation};
+use crate::command::{Action, CheckpointReference, Command, Role, StateAttestation, StateMark};
 use crate::merkle::Frontier;
 use crate::protocol::{EntryKind, Hash, PublicKey, GENESIS_PREVIOUS_HASH};
 use crate::time::Timestamp;
@@ -53,8 +53,15 @@ pub enum Addressed<'a> {
     Complaints(ComplaintAction<'a>),
     Proposals(ProposalAction<'a>),
     /// What the ledger decides itself, about the whole state rather than one aggregate.
-    Ledger(&'a StateAttestation),
+    Ledger(LedgerAction<'a>),
     Erasures(ErasureAction<'a>),
+}
+
+/// The actions about the whole state: its attestations, and the marks that announce one.
+#[derive(Clone, Copy, Debug)]
+pub enum LedgerAction<'a> {
+    AttestState(&'a StateAttestation),
+    MarkState(&'a StateMark),
 }
 
 /// The one place that knows which aggregate each action belongs to. Exhaustive, so a new action
@@ -118,7 +125,8 @@ pub fn address(action: &Action) -> Addressed<'_> {
         Action::ExpireProposal(reference) => {
             To::Proposals(ProposalAction::ExpireProposal(reference))
         }
-        Action::AttestState(attestation) => To::Ledger(attestation),
+        Action::AttestState(attestation) => To::Ledger(LedgerAction::AttestState(attestation)),
+        Action::MarkState(mark) => To::Ledger(LedgerAction::MarkState(mark)),
         Action::EraseContent(reference) => To::Erasures(ErasureAction::EraseContent(reference)),
         Action::RedactContent(redaction) => To::Erasures(ErasureAction::RedactContent(redaction)),
     }
@@ -222,6 +230,10 @@ pub struct Ledger {
     pub last_server_time: Timestamp,
     /// The right edge of the Merkle tree over the log: O(log n) hashes.
     pub merkle: Frontier,
+    /// The position of the latest `mark_state` that no `attest_state` has followed yet: the one
+    /// size an attestation may name besides its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_mark: Option<u64>,
 }
 
 impl Ledger {
@@ -308,16 +320,23 @@ impl Ledger {
                 let reads = ProposalReads { keys, catalogue };
                 self.proposals.decide(action, &attempt, reads)
             }
-            Addressed::Ledger(attestation) => self.check_attestation(attestation),
+            Addressed::Ledger(action) => self.decide_about_state(&action),
             Addressed::Erasures(action) => self.erasures.decide(keys, attempt.author, action),
         }
     }
 
-    /// An attestation names this ledger's size. Its digest of the ledger's canonical encoding is
-    /// checked by `replay::decide`, the one caller of `decide`, which sits above the encoder:
-    /// the ledger cannot encode itself without an import cycle with `snapshot`.
-    fn check_attestation(&self, attestation: &StateAttestation) -> Result<(), Refusal> {
-        if attestation.size != self.size {
+    /// A mark names this ledger's size. An attestation names this ledger's size or the latest
+    /// mark's. Its digest of the ledger's canonical encoding is checked by `replay::decide`, the
+    /// one caller of `decide`, which sits above the encoder (the ledger cannot encode itself
+    /// without an import cycle with `snapshot`) and keeps the digest of the state at a mark.
+    fn decide_about_state(&self, action: &LedgerAction<'_>) -> Result<(), Refusal> {
+        let named = match action {
+            LedgerAction::AttestState(attestation) => {
+                attestation.size == self.size || Some(attestation.size) == self.state_mark
+            }
+            LedgerAction::MarkState(mark) => mark.size == self.size,
+        };
+        if !named {
             return Err(Refusal::StateDigestMismatch);
         }
         Ok(())
@@ -456,8 +475,10 @@ impl Ledger {
                 };
                 self.proposals.evolve(action, event, reads)
             }
-            // An attestation changes nothing but the log's head: it only states what was.
-            Addressed::Ledger(_) => {}
+            // A mark or an attestation changes no number: it only states what was. An
+            // attestation of either form ends the pending mark.
+            Addressed::Ledger(LedgerAction::AttestState(_)) => self.state_mark = None,
+            Addressed::Ledger(LedgerAction::MarkState(_)) => self.state_mark = Some(event.position),
             Addressed::Erasures(action) => self.erasures.evolve(action, event),
         }
         self.refresh_deadlines(event);

@@ -10,7 +10,8 @@ use crate::command::{
 use crate::ledger::{snapshot, Ledger};
 use crate::protocol::{public_key_of, EntryKind, PublicKey};
 use crate::replay::{
-    check_entry, lay, seal, ReplayFailure, Replayer, SignatureCheck, SignedCommand,
+    check_entry, lay, seal, seal_knowing, MarkedState, ReplayFailure, Replayer, SignatureCheck,
+    SignedCommand,
 };
 use crate::time::{Timestamp, DAY_MS};
 
@@ -331,9 +332,25 @@ pub fn nth<V>(items: &std::collections::BTreeMap<u64, V>, index: usize) -> u64 {
     }
 }
 
-/// The ledger after a row's given steps, each signed, decided (`seal`) and folded (`evolve`).
-fn folded(row: &Row) -> Result<Ledger, String> {
-    fold_steps(&row.given)
+/// The ledger after a row's given steps, each signed, decided (`seal`) and folded (`evolve`),
+/// with the digest of the state at the latest mark, as a node's background snapshot finds it.
+fn folded(row: &Row) -> Result<(Ledger, Option<MarkedState>), String> {
+    let mut ledger = Ledger::new();
+    let mut marked = None;
+    for step in &row.given {
+        let index = ledger.size;
+        let signed = step.signed(&ledger, index);
+        let sealed = seal_knowing(&ledger, signed, step.server_time, marked.as_ref())
+            .map_err(|refusal| format!("the step at {index} was refused: {}", refusal.code()))?;
+        if let Action::MarkState(_) = &sealed.event.command.action {
+            marked = Some(MarkedState {
+                size: ledger.size,
+                ledger_sha256: snapshot::digest(&ledger),
+            });
+        }
+        ledger.evolve(&sealed.event);
+    }
+    Ok((ledger, marked))
 }
 
 /// The ledger after `steps`, each signed, decided (`seal`) and folded (`evolve`).
@@ -355,10 +372,16 @@ pub fn fold_onto(mut ledger: Ledger, steps: &[Step]) -> Result<Ledger, String> {
 
 /// Runs one row; `Err` says how it went wrong.
 fn run_row(row: &Row) -> Result<(), String> {
-    let ledger = folded(row)?;
+    let (ledger, marked) = folded(row)?;
     let signed = row.when.signed(&ledger, row.given.len() as u64);
-    let at_writer = seal(&ledger, signed.clone(), row.when.server_time).map(|_| ());
-    let at_replay = replay_one(&ledger, signed, row.when.server_time);
+    let at_writer = seal_knowing(
+        &ledger,
+        signed.clone(),
+        row.when.server_time,
+        marked.as_ref(),
+    )
+    .map(|_| ());
+    let at_replay = replay_one(&ledger, marked, signed, row.when.server_time);
     let (replayed, replay_outcome) = at_replay?;
     check_deadline_index(&replayed, row.when.server_time)?;
     if at_writer != replay_outcome {
@@ -424,6 +447,7 @@ pub fn scanned_due(ledger: &Ledger, now: Timestamp) -> Vec<Action> {
 /// refused entry. Returns the ledger after the replay and the verdict.
 fn replay_one(
     ledger: &Ledger,
+    marked: Option<MarkedState>,
     signed: SignedCommand,
     server_time: Timestamp,
 ) -> Result<(Ledger, Result<(), crate::Refusal>), String> {
@@ -432,6 +456,7 @@ fn replay_one(
         .map_err(|failure| format!("the entry does not check: {failure}"))?;
     let mut replayer = Replayer {
         ledger: ledger.clone(),
+        marked,
     };
     let before = encoded(ledger);
     let verdict = match replayer.apply_checked(checked) {
@@ -497,7 +522,7 @@ pub fn accepted_actions(rows: &[Row]) -> Vec<&'static str> {
         .filter_map(|row| {
             folded(row)
                 .ok()
-                .map(|ledger| (row.when.action)(&ledger).name())
+                .map(|ledger| (row.when.action)(&ledger.0).name())
         })
         .collect()
 }

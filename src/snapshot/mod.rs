@@ -1,19 +1,23 @@
-//! Checked start-up snapshots: the ledger and Merkle state at one size, written when a node stops,
-//! so the next start folds only the entries after it instead of re-verifying every signature.
+//! Checked start-up snapshots: the ledger and Merkle state at one size, written when a node stops
+//! and periodically while it runs (`periodic`), so the next start folds only the entries after
+//! it instead of re-verifying every signature.
 //!
-//! The log proves each snapshot. Before writing one, the node appends an `attest_state` entry
-//! naming the size and the SHA-256 of the ledger part, and every replay, the verifier's included,
-//! re-decides that entry against the state it folded. A snapshot is used only when: the server
-//! key's signature over its header verifies, its bytes match the digests the header names, the
-//! state sits at the header's size, head hash and Merkle root, the log's entry just below that
-//! size hashes to the same head, and the log's entry at that size is the server's attestation of
-//! that very ledger digest. A snapshot that fails any of these (a forged count re-signed with
-//! the server key fails the last) is not used: the node replays the whole log. The fold then
-//! re-decides the attestation against the decoded state, a second check of the same claim.
-//! After the node is ready, [`audit`] folds the log up to that size again on its own thread and
-//! checks every stored tile; on a mismatch the node refuses writes and numbers until restarted.
+//! The log proves each snapshot. A stopping node appends an `attest_state` entry naming the size
+//! and the SHA-256 of the ledger part; a running node appends a `mark_state` entry, makes the
+//! snapshot of the state at the mark in the background, then appends an `attest_state` naming
+//! the mark's size and that digest. Every replay, the verifier's included, re-decides the
+//! attestation against the state it folded. A snapshot is used only when: the server key's
+//! signature over its header verifies, its bytes match the digests the header names, the state
+//! sits at the header's size, head hash and Merkle root, the log's entry just below that size
+//! hashes to the same head, and the log holds the server's attestation of that very ledger
+//! digest where the header says (at the size itself, or after the server's mark there). A
+//! snapshot that fails any of these (a forged count re-signed with the server key fails the
+//! last) is not used: the node replays the whole log. The fold then re-decides the attestation
+//! against the decoded state, a second check of the same claim. After the node is ready,
+//! [`audit`] folds the log up to that size again on its own thread and checks every stored
+//! tile; on a mismatch the node refuses writes and numbers until restarted.
 //!
-//! File layout: `veche snapshot v1\n`, one line of header JSON, the ledger part's length (`u64`
+//! File layout: `veche snapshot v2\n`, one line of header JSON, the ledger part's length (`u64`
 //! little-endian), the ledger part (`projections::ledger::snapshot`), the tree part
 //! (`TreeState::encode`).
 
@@ -31,16 +35,19 @@ use crate::store::{EventStore, StoreError};
 use crate::transparency::TreeState;
 pub use crate::writer::AttestedState;
 
+pub mod periodic;
+
 /// The snapshot's file name in a data directory.
 pub const SNAPSHOT_FILE: &str = "ledger.snapshot";
 
-const MAGIC: &[u8] = b"veche snapshot v1\n";
+/// Version 2 names where the attestation sits; a version 1 file is not used (one full replay).
+const MAGIC: &[u8] = b"veche snapshot v2\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotFileError {
     #[error("cannot read or write the snapshot: {0}")]
     Io(#[from] std::io::Error),
-    #[error("the snapshot is not a veche snapshot v1 file")]
+    #[error("the snapshot is not a veche snapshot v2 file")]
     NotASnapshot,
     #[error("the snapshot header does not read: {0}")]
     Header(String),
@@ -64,6 +71,8 @@ pub enum SnapshotFileError {
     LogDiffers(u64),
     #[error("the log's entry at position {0} is not the server's attestation of the snapshot's ledger digest")]
     Unattested(u64),
+    #[error("the log's entry at position {0} is not the server's mark of the snapshot's state")]
+    Unmarked(u64),
     #[error("the log did not take the state attestation: {0}")]
     Attestation(#[from] crate::writer::SubmitError),
     #[error(transparent)]
@@ -82,6 +91,9 @@ pub struct SnapshotHeader {
     pub ledger_sha256: Hash,
     #[serde(with = "hex::serde")]
     pub tree_sha256: Hash,
+    /// Where the log's `attest_state` of this state sits: `size` itself (a stopping node's), or
+    /// a later position, after the server's `mark_state` at `size` (a periodic snapshot's).
+    pub attestation_position: u64,
     pub server_key: PublicKey,
     /// Base64 Ed25519 signature by `server_key` over [`SnapshotHeader::signed_message`].
     pub signature: String,
@@ -90,12 +102,13 @@ pub struct SnapshotHeader {
 impl SnapshotHeader {
     fn signed_message(&self) -> Vec<u8> {
         format!(
-            "veche snapshot v1\n{}\n{}\n{}\n{}\n{}\n",
+            "veche snapshot v2\n{}\n{}\n{}\n{}\n{}\n{}\n",
             self.size,
             hex::encode(self.head_hash),
             hex::encode(self.merkle_root),
             hex::encode(self.ledger_sha256),
             hex::encode(self.tree_sha256),
+            self.attestation_position,
         )
         .into_bytes()
     }
@@ -131,14 +144,19 @@ pub fn write(
     key: &SigningKey,
 ) -> Result<SnapshotHeader, SnapshotFileError> {
     let (ledger_part, tree_part) = encode(ledger, tree);
-    let state = AttestedState {
+    write_attested(path, &state_of(ledger, ledger_part, tree_part), key)
+}
+
+/// The snapshot parts of `ledger`, attested (until told otherwise) at its own size.
+fn state_of(ledger: &Ledger, ledger_part: Vec<u8>, tree_part: Vec<u8>) -> AttestedState {
+    AttestedState {
         size: ledger.size,
+        attestation_position: ledger.size,
         head_hash: ledger.head_hash,
         merkle_root: ledger.merkle.root(),
         ledger_part,
         tree_part,
-    };
-    write_attested(path, &state, key)
+    }
 }
 
 /// Writes a snapshot of the `state` the log attests to `path`, atomically: a crash leaves the
@@ -154,6 +172,7 @@ pub fn write_attested(
         merkle_root: state.merkle_root,
         ledger_sha256: sha256(&state.ledger_part),
         tree_sha256: sha256(&state.tree_part),
+        attestation_position: state.attestation_position,
         server_key: public_key_of(key),
         signature: String::new(),
     };
@@ -264,15 +283,16 @@ fn parts<'a>(
     Ok((ledger_part, tree_part))
 }
 
-/// The stored log reaches past the snapshot's size, its entry just below hashes to the header's
-/// head, and its entry at that size is the server's attestation of the header's ledger digest.
+/// The stored log reaches past the snapshot's attestation, its entry just below the snapshot's
+/// size hashes to the header's head, and it holds the server's attestation of the header's
+/// ledger digest where the header says: at the size itself, or after the server's mark there.
 fn check_against_log(
     header: &SnapshotHeader,
     store: &dyn EventStore,
     key: &SigningKey,
 ) -> Result<(), SnapshotFileError> {
     let log_size = store.size()?;
-    let attested_size = header.size + 1;
+    let attested_size = header.attestation_position.max(header.size) + 1;
     if log_size < attested_size {
         return Err(SnapshotFileError::LogShorter {
             log_size,
@@ -287,32 +307,55 @@ fn check_against_log(
     if !matches {
         return Err(SnapshotFileError::LogDiffers(last));
     }
-    let attested = entries
-        .get(1)
-        .is_some_and(|entry| attests(&entry.bytes, header, key));
-    if !attested {
-        return Err(SnapshotFileError::Unattested(header.size));
+    let at_size = entries.get(1).map(|entry| entry.bytes.as_slice());
+    if header.attestation_position == header.size {
+        return match at_size {
+            Some(bytes) if attests(bytes, header, key) => Ok(()),
+            _ => Err(SnapshotFileError::Unattested(header.size)),
+        };
     }
-    Ok(())
+    if !at_size.is_some_and(|bytes| marks(bytes, header.size, key)) {
+        return Err(SnapshotFileError::Unmarked(header.size));
+    }
+    let attestation = store.read(header.attestation_position, 1)?;
+    match attestation.first() {
+        Some(entry) if attests(&entry.bytes, header, key) => Ok(()),
+        _ => Err(SnapshotFileError::Unattested(header.attestation_position)),
+    }
+}
+
+/// The system command in `bytes`, if it is an entry signed by this node's key.
+fn system_command(bytes: &[u8], key: &SigningKey) -> Option<Command> {
+    let entry = Entry::decode(bytes).ok()?;
+    let signed = entry.kind == EntryKind::System
+        && entry.signer == public_key_of(key)
+        && entry.verify_signature().is_ok();
+    signed
+        .then(|| Command::parse(&entry.payload).ok())
+        .flatten()
 }
 
 /// Whether `bytes` are a system entry, signed by this node's key, attesting the header's size
 /// and ledger digest.
 fn attests(bytes: &[u8], header: &SnapshotHeader, key: &SigningKey) -> bool {
-    let Ok(entry) = Entry::decode(bytes) else {
-        return false;
-    };
-    let signed = entry.kind == EntryKind::System
-        && entry.signer == public_key_of(key)
-        && entry.verify_signature().is_ok();
-    let claim = match Command::parse(&entry.payload) {
-        Ok(Command {
+    match system_command(bytes, key) {
+        Some(Command {
             action: Action::AttestState(claim),
             ..
-        }) => claim,
-        _ => return false,
-    };
-    signed && claim.size == header.size && claim.ledger_sha256 == hex::encode(header.ledger_sha256)
+        }) => claim.size == header.size && claim.ledger_sha256 == hex::encode(header.ledger_sha256),
+        _ => false,
+    }
+}
+
+/// Whether `bytes` are a system entry, signed by this node's key, marking the state at `size`.
+fn marks(bytes: &[u8], size: u64, key: &SigningKey) -> bool {
+    matches!(
+        system_command(bytes, key),
+        Some(Command {
+            action: Action::MarkState(mark),
+            ..
+        }) if mark.size == size
+    )
 }
 
 /// Why an audit refuted a snapshot.
