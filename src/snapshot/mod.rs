@@ -182,7 +182,8 @@ pub fn write_attested(
     header.signature = base64::engine::general_purpose::STANDARD.encode(signature.to_bytes());
     let header_line = serde_json::to_vec(&header)
         .map_err(|error| SnapshotFileError::Header(error.to_string()))?;
-    let temporary = path.with_extension("snapshot.partial");
+    // One temporary file per process: nodes sharing a data directory never write into one.
+    let temporary = path.with_extension(format!("snapshot.partial.{}", std::process::id()));
     {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
         file.write_all(MAGIC)?;

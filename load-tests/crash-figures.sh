@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Prints what a crash costs a node on a synthetic log of N entries (default 10,000,000: 10 ballots
+# per citizen over 100 polls): the first start's full replay; the first periodic snapshot, made
+# in the background (its fold, encoding and file, from the node's log line); then a load run
+# against the node, SIGKILLed part-way (no clean stop, so no stop-time snapshot); and the
+# restart from the periodic snapshot, until /readyz answers 200 and until the audit that follows
+# ends. Peak RSS (VmHWM) after each stage. Loopback only. Needs the release binaries:
+# cargo build --release -p veche -p veche-load
+# Usage: load-tests/crash-figures.sh [entries] [seconds of load before the kill, default 8]
+set -euo pipefail
+events="${1:-10000000}"
+load_seconds="${2:-8}"
+binaries="${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release"
+work="$(mktemp -d)"
+server=""
+trap '[ -n "$server" ] && kill -9 "$server" 2>/dev/null; rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+since() { awk -v end="$(now)" -v start="$1" 'BEGIN { printf "%.2f", end - start }'; }
+peak() { awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$server/status"; }
+
+# Starts the server on a free loopback port; sets `server` and `base`.
+start() {
+  "$binaries/veche" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
+    --commands-per-address-per-minute 0 --registrations-per-address-per-hour 0 \
+    >"$work/server-$1.log" 2>&1 &
+  server=$!
+  base=""
+  for _ in $(seq 1 60000); do
+    address=$(grep -o 'address=[0-9.:]*' "$work/server-$1.log" | head -1 | cut -d= -f2 || true)
+    if [ -n "$address" ]; then base="http://$address"; return; fi
+    sleep 0.01
+  done
+  echo "the server never said where it listens" >&2; cat "$work/server-$1.log" >&2; exit 1
+}
+
+# Waits until `path` answers 200 (and, with a third argument, until its body holds it).
+wait_for() {
+  for _ in $(seq 1 600000); do
+    body=$(curl -s -w '\n%{http_code}' "$base$1" || true)
+    if [ "${body##*$'\n'}" = 200 ] && { [ -z "${2:-}" ] || [[ "$body" == *"$2"* ]]; }; then return; fi
+    sleep 0.01
+  done
+  echo "$1 never answered 200 ${2:-}" >&2; exit 1
+}
+
+# Waits until the server's log holds `text`.
+wait_for_line() {
+  until grep -q "$2" "$work/server-$1.log"; do sleep 0.2; done
+}
+
+started=$(now)
+"$binaries/veche-synthetic-export" --events "$events" --ballots-per-citizen 10 \
+  --out "$work/export" --data-dir "$work/data" >/dev/null
+rm -f "$work/export"
+echo "synthetic log of $events entries written in $(since "$started") s"
+
+started=$(now); start first; wait_for /readyz
+echo "full replay: ready after $(since "$started") s, peak RSS $(peak)"
+wait_for_line first 'wrote a periodic snapshot'
+echo "first periodic snapshot: $(grep -o 'wrote a periodic snapshot.*' "$work/server-first.log" | head -1)"
+echo "  peak RSS so far $(peak)"
+
+"$binaries/veche-load" --server "$base" --admin-key "$work/data/admin.key" -n 1000000 -c 32 \
+  >"$work/load.txt" 2>&1 &
+load=$!
+sleep "$load_seconds"
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true
+server=""
+echo "SIGKILLed under load after $load_seconds s"
+
+started=$(now); start second; wait_for /readyz; ready=$(since "$started")
+echo "restart: ready after $ready s, peak RSS $(peak)"
+grep -o 'log in hand and checked.*' "$work/server-second.log" | head -1 || true
+wait_for /healthz '"verified"'
+echo "audit done after $(since "$started") s, peak RSS $(peak)"
