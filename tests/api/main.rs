@@ -7,6 +7,7 @@ mod audit;
 mod content;
 mod content_verify;
 mod crash;
+mod deadlines;
 mod defects;
 mod district_month;
 mod document_agreement;
