@@ -29,7 +29,7 @@ async fn two_thousand_polls_closing_at_one_instant_are_all_closed_at_it_and_none
     for index in 0..POLLS {
         // The official's own rate limit, timed by the node's clock (its registration counted
         // too): a minute on per batch below the limit.
-        if index > 0 && index as u64 % (COMMANDS_PER_KEY_PER_MINUTE_MAX - 10) == 0 {
+        if index > 0 && (index as u64).is_multiple_of(COMMANDS_PER_KEY_PER_MINUTE_MAX - 10) {
             app.clock.advance_milliseconds(MINUTE_MS);
         }
         let mut definition = poll_definition(app.now(), 2);
