@@ -6,10 +6,12 @@
 # restart from the periodic snapshot, until /readyz answers 200 and until the audit that follows
 # ends. Peak RSS (VmHWM) after each stage. Loopback only. Needs the release binaries:
 # cargo build --release -p veche -p veche-load
-# Usage: load-tests/crash-figures.sh [entries] [seconds of load before the kill, default 8]
+# Usage: load-tests/crash-figures.sh [entries] [seconds of load before the kill, default 40]
+#   [ballots the generator offers, default 300000; it first makes and registers their keys]
 set -euo pipefail
 events="${1:-10000000}"
-load_seconds="${2:-8}"
+load_seconds="${2:-40}"
+load_ballots="${3:-300000}"
 binaries="${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release"
 work="$(mktemp -d)"
 server=""
@@ -61,14 +63,15 @@ wait_for_line first 'wrote a periodic snapshot'
 echo "first periodic snapshot: $(grep -o 'wrote a periodic snapshot.*' "$work/server-first.log" | head -1)"
 echo "  peak RSS so far $(peak)"
 
-"$binaries/veche-load" --server "$base" --admin-key "$work/data/admin.key" -n 1000000 -c 32 \
+"$binaries/veche-load" --server "$base" --admin-key "$work/data/admin.key" -n "$load_ballots" -c 32 \
   >"$work/load.txt" 2>&1 &
 load=$!
 sleep "$load_seconds"
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true
 server=""
-echo "SIGKILLed under load after $load_seconds s"
+echo "SIGKILLed under load after $load_seconds s; the log's end then:"
+grep -o 'wrote a periodic snapshot.*' "$work/server-first.log" | tail -1
 
 started=$(now); start second; wait_for /readyz; ready=$(since "$started")
 echo "restart: ready after $ready s, peak RSS $(peak)"

@@ -11,12 +11,15 @@
 //! attestation sits. Every replay keeps the digest of the state at each mark and re-decides the
 //! attestation, so a snapshot is proven by the log exactly as a stopping node's is.
 //!
-//! **Invariant:** the writer never encodes the state for a periodic snapshot; the fold holds
-//! one extra ledger while it runs, never two (no fold while a start-up audit runs), and at most
-//! one fold runs at a time.
+//! **Invariant:** the writer never encodes the state for its own periodic snapshot; the fold
+//! holds one extra ledger while it runs, never two (no fold while a start-up audit runs), at
+//! most one fold runs at a time, and a failed one is tried again an interval later. Nodes
+//! sharing a PostgreSQL log each mark on their own schedule; a node's writer, following another
+//! node's mark, does encode the state (its replay must keep that mark's digest), and a mark
+//! replaces another node's pending one, whose attestation is then refused and retried.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
@@ -50,6 +53,9 @@ pub struct Schedule {
     /// The size of the newest snapshot this node started from or wrote, under the lock that
     /// keeps two writers (the periodic fold and a stopping node) from crossing.
     newest_size: Mutex<u64>,
+    /// The published size when the last snapshot was claimed: a snapshot that failed (another
+    /// node's mark replaced this one's, say) is tried again an interval later, not at once.
+    last_claimed_size: AtomicU64,
     running: AtomicBool,
 }
 
@@ -58,6 +64,7 @@ impl Schedule {
         Schedule {
             interval_entries,
             newest_size: Mutex::new(newest_size),
+            last_claimed_size: AtomicU64::new(newest_size),
             running: AtomicBool::new(false),
         }
     }
@@ -67,12 +74,19 @@ impl Schedule {
         let Ok(newest) = self.newest_size.lock().map(|size| *size) else {
             return false;
         };
+        let since = newest.max(self.last_claimed_size.load(Ordering::Acquire));
         let due = self.interval_entries > 0
-            && published_size >= newest.saturating_add(self.interval_entries);
-        due && self
-            .running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            && published_size >= since.saturating_add(self.interval_entries);
+        let claimed = due
+            && self
+                .running
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if claimed {
+            self.last_claimed_size
+                .store(published_size, Ordering::Release);
+        }
+        claimed
     }
 
     /// Ends the claimed snapshot, made or not.
@@ -161,4 +175,22 @@ fn check_reaches_mark(
         return Err(not_reached());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    #[test]
+    fn a_snapshot_is_claimed_once_an_interval_is_published_and_a_failed_one_waits_another() {
+        let schedule = Schedule::new(100, 40);
+        assert!(!schedule.claim(139), "not yet an interval after the newest snapshot");
+        assert!(schedule.claim(140));
+        assert!(!schedule.claim(500), "one runs at a time");
+        schedule.release();
+        assert!(!schedule.claim(239), "a failed snapshot is retried an interval later");
+        assert!(schedule.claim(240));
+        schedule.release();
+        assert!(!Schedule::new(0, 0).claim(u64::MAX), "an interval of 0 makes none");
+    }
 }
