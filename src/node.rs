@@ -309,6 +309,7 @@ impl Node {
             threads,
             projections::limits::SIGNATURE_QUEUE_ENVELOPES_MAX,
             observers.clone(),
+            published.clone(),
         )?;
         Ok(Node {
             rate_limits: crate::coordination::RateLimits::new(config.clock.clone()),

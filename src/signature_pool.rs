@@ -2,13 +2,19 @@
 //! their own, so the HTTP workers, which also serve reads, never hold a read behind a queue of
 //! 35 µs signature checks.
 //!
+//! An anonymous ballot's credentials (RSA, about five times an Ed25519 check) are verified here
+//! too, against the issuer keys of its poll in the published ledger, and the success is
+//! remembered beside each credential (`Credential::verify_and_remember`), so the single writer
+//! does not repeat them; a failure is left for the writer to refuse with its reason.
+//!
 //! Invariant: one thread per core, a bounded queue (`limits::SIGNATURE_QUEUE_ENVELOPES_MAX`); a
-//! full queue is refused at once as overload rather than waited on.
+//! full queue is refused at once as overload rather than waited on; the published ledger's lock
+//! is held only to copy a poll's issuer keys, never while verifying.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use projections::SignedCommand;
+use projections::{Action, Ledger, SignedCommand};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Envelope, EnvelopeError};
@@ -37,15 +43,17 @@ impl SignaturePool {
         threads: usize,
         queue_envelopes_max: usize,
         observers: Arc<Observers>,
+        published: Arc<RwLock<Ledger>>,
     ) -> std::io::Result<SignaturePool> {
         let (jobs, receiver) = sync_channel::<Job>(queue_envelopes_max);
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..threads.max(1) {
             let receiver = receiver.clone();
             let observers = observers.clone();
+            let published = published.clone();
             std::thread::Builder::new()
                 .name(format!("veche-signatures-{index}"))
-                .spawn(move || check_until_closed(&receiver, &observers))?;
+                .spawn(move || check_until_closed(&receiver, &observers, &published))?;
         }
         Ok(SignaturePool { jobs })
     }
@@ -66,7 +74,11 @@ impl SignaturePool {
     }
 }
 
-fn check_until_closed(receiver: &Mutex<Receiver<Job>>, observers: &Observers) {
+fn check_until_closed(
+    receiver: &Mutex<Receiver<Job>>,
+    observers: &Observers,
+    published: &RwLock<Ledger>,
+) {
     loop {
         // The lock is held only to take one job, never while checking it.
         let job = match receiver.lock() {
@@ -77,7 +89,10 @@ fn check_until_closed(receiver: &Mutex<Receiver<Job>>, observers: &Observers) {
             return;
         };
         let started = std::time::Instant::now();
-        let opened = envelope.open();
+        let mut opened = envelope.open();
+        if let Ok(signed) = &mut opened {
+            check_credentials_ahead(published, signed);
+        }
         Observers::count(&observers.signature_checks, 1);
         Observers::count(
             &observers.signature_check_microseconds,
@@ -85,6 +100,33 @@ fn check_until_closed(receiver: &Mutex<Receiver<Job>>, observers: &Observers) {
         );
         // The request may have gone (client closed the connection): nothing to answer then.
         let _ = answer.send(opened);
+    }
+}
+
+/// Verifies an anonymous ballot's credentials against its poll's issuer keys, remembering each
+/// success; does nothing for any other command, or when the poll is unknown here (the writer
+/// decides, and refuses, in full).
+fn check_credentials_ahead(published: &RwLock<Ledger>, signed: &mut SignedCommand) {
+    let Action::CastAnonymousBallot(ballot) = &mut signed.command.action else {
+        return;
+    };
+    let issuers = match published.read() {
+        Ok(ledger) => ledger.polls.get(&ballot.poll).and_then(|poll| {
+            projections::ledger::polls::anonymous::credential_issuers(poll, ballot)
+        }),
+        // A poisoned lock is the node's fault to report elsewhere; the writer checks in full.
+        Err(_) => None,
+    };
+    let Some((issuer, co_issuer)) = issuers else {
+        return;
+    };
+    let (poll, ballot_key) = (ballot.poll, signed.command.author);
+    // A failure is not remembered: the writer verifies again and refuses with the reason.
+    let _ = ballot
+        .credential
+        .verify_and_remember(&issuer, poll, &ballot_key);
+    if let (Some(key), Some(credential)) = (co_issuer, ballot.co_issuer_credential.as_mut()) {
+        let _ = credential.verify_and_remember(&key, poll, &ballot_key);
     }
 }
 
@@ -113,7 +155,7 @@ mod tests {
     fn the_pool_opens_good_envelopes_refuses_forged_ones_and_counts_every_check() {
         futures::executor::block_on(async {
             let observers = Arc::new(Observers::new(0));
-            let pool = SignaturePool::start(2, 16, observers.clone()).unwrap();
+            let pool = SignaturePool::start(2, 16, observers.clone(), Default::default()).unwrap();
             let good = pool.open(envelope(1)).await.unwrap().unwrap();
             assert_eq!(good.command.nonce, format!("{:032x}", 1));
             let mut forged = envelope(2);

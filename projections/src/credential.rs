@@ -160,9 +160,61 @@ pub struct Credential {
     pub randomizer: [u8; RANDOMIZER_BYTES],
     #[serde(with = "hex::serde")]
     pub signature: Vec<u8>,
+    /// A check this process already made, kept beside the credential (never written, never
+    /// read: a credential parsed from bytes has none).
+    #[serde(skip)]
+    checked: CheckedUnder,
 }
 
+/// What a credential was verified under, by `Credential::verify_and_remember`: the issuer key,
+/// the poll and the ballot key. A memo, not part of the credential's value: two credentials
+/// with the same bytes are equal whatever either remembers.
+#[derive(Clone, Debug, Default)]
+struct CheckedUnder(Option<Box<(IssuerKey, u64, PublicKey)>>);
+
+impl PartialEq for CheckedUnder {
+    fn eq(&self, _: &CheckedUnder) -> bool {
+        true
+    }
+}
+
+impl Eq for CheckedUnder {}
+
 impl Credential {
+    /// A credential of these bytes, unchecked.
+    pub fn new(randomizer: [u8; RANDOMIZER_BYTES], signature: Vec<u8>) -> Credential {
+        Credential {
+            randomizer,
+            signature,
+            checked: CheckedUnder::default(),
+        }
+    }
+
+    /// `verify`, remembering a success beside the credential: the server checks credentials on
+    /// its signature threads, so that its single writer, deciding the ballot, need not check
+    /// them again (`verified_before`). Replays parse the bytes and check in full.
+    pub fn verify_and_remember(
+        &mut self,
+        issuer: &IssuerKey,
+        poll: u64,
+        ballot_key: &PublicKey,
+    ) -> Result<(), CredentialError> {
+        self.verify(issuer, poll, ballot_key)?;
+        self.checked = CheckedUnder(Some(Box::new((issuer.clone(), poll, *ballot_key))));
+        Ok(())
+    }
+
+    /// Whether `verify_and_remember` found this credential good for exactly this issuer key,
+    /// poll and ballot key.
+    pub fn verified_before(&self, issuer: &IssuerKey, poll: u64, ballot_key: &PublicKey) -> bool {
+        self.checked
+            .0
+            .as_deref()
+            .is_some_and(|(key, checked_poll, checked_ballot_key)| {
+                key == issuer && *checked_poll == poll && checked_ballot_key == ballot_key
+            })
+    }
+
     /// Checks the credential under `issuer` for `ballot_key` in `poll`: an RSASSA-PSS (SHA-384,
     /// MGF1-SHA-384, 48-byte salt) signature over the randomizer followed by the message.
     pub fn verify(
@@ -229,10 +281,7 @@ pub(crate) mod testing {
                 &options,
             )
             .unwrap();
-        Credential {
-            randomizer: randomizer.0,
-            signature: signature.0,
-        }
+        Credential::new(randomizer.0, signature.0)
     }
 }
 
@@ -263,6 +312,40 @@ mod tests {
             expected_bytes: 256,
         });
         assert_eq!(short.verify(&key, 12, &ballot_key), length);
+    }
+
+    #[test]
+    fn a_remembered_check_holds_only_for_its_key_poll_and_ballot_key_and_never_travels() {
+        let (secret, key) = issuer();
+        let (_, other_issuer) = issuer();
+        let ballot_key = PublicKey([7; 32]);
+        let mut issued = credential(&secret, &key, 12, &ballot_key);
+        assert!(
+            !issued.verified_before(&key, 12, &ballot_key),
+            "nothing checked yet"
+        );
+        let mut forged = issued.clone();
+        forged.signature[0] ^= 1;
+        assert!(forged.verify_and_remember(&key, 12, &ballot_key).is_err());
+        assert!(
+            !forged.verified_before(&key, 12, &ballot_key),
+            "a failure is not remembered"
+        );
+        assert_eq!(issued.verify_and_remember(&key, 12, &ballot_key), Ok(()));
+        assert!(issued.verified_before(&key, 12, &ballot_key));
+        assert!(!issued.verified_before(&other_issuer, 12, &ballot_key));
+        assert!(!issued.verified_before(&key, 13, &ballot_key));
+        assert!(!issued.verified_before(&key, 12, &PublicKey([8; 32])));
+        let wire = serde_json::to_string(&issued).unwrap();
+        let parsed: Credential = serde_json::from_str(&wire).unwrap();
+        assert_eq!(
+            parsed, issued,
+            "the memo is not part of the credential's value"
+        );
+        assert!(
+            !parsed.verified_before(&key, 12, &ballot_key),
+            "a credential read from bytes remembers no check"
+        );
     }
 
     #[test]

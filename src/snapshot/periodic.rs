@@ -184,13 +184,22 @@ mod tests {
     #[test]
     fn a_snapshot_is_claimed_once_an_interval_is_published_and_a_failed_one_waits_another() {
         let schedule = Schedule::new(100, 40);
-        assert!(!schedule.claim(139), "not yet an interval after the newest snapshot");
+        assert!(
+            !schedule.claim(139),
+            "not yet an interval after the newest snapshot"
+        );
         assert!(schedule.claim(140));
         assert!(!schedule.claim(500), "one runs at a time");
         schedule.release();
-        assert!(!schedule.claim(239), "a failed snapshot is retried an interval later");
+        assert!(
+            !schedule.claim(239),
+            "a failed snapshot is retried an interval later"
+        );
         assert!(schedule.claim(240));
         schedule.release();
-        assert!(!Schedule::new(0, 0).claim(u64::MAX), "an interval of 0 makes none");
+        assert!(
+            !Schedule::new(0, 0).claim(u64::MAX),
+            "an interval of 0 makes none"
+        );
     }
 }

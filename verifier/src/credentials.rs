@@ -90,9 +90,6 @@ impl PendingCredential {
                 &padding_options(),
             )
             .map_err(|_| BlindingError::DoesNotVerify)?;
-        Ok(Credential {
-            randomizer: self.randomizer,
-            signature: signature.0,
-        })
+        Ok(Credential::new(self.randomizer, signature.0))
     }
 }

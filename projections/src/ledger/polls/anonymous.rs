@@ -67,6 +67,19 @@ fn anonymity_of(poll: &Poll) -> Result<(&Anonymity, &CredentialCounts), Refusal>
     }
 }
 
+/// The issuer keys whose credentials `ballot` must carry, if its poll is anonymous and its
+/// district names one: the node's issuer key and the co-issuer's. Cloned, so a caller can
+/// verify the credentials without holding the ledger.
+pub fn credential_issuers(
+    poll: &Poll,
+    ballot: &AnonymousBallot,
+) -> Option<(IssuerKey, Option<IssuerKey>)> {
+    let anonymity = poll.definition.anonymous.as_ref()?;
+    let index = issuer_index(&poll.definition, ballot.district.as_deref())?;
+    let issuer = anonymity.issuer_keys.get(index)?.clone();
+    Some((issuer, anonymity.co_issuer_key.clone()))
+}
+
 /// Which of the poll's issuer keys covers `district`'s residents: the one key, or the district's.
 pub fn issuer_index(definition: &PollDefinition, district: Option<&str>) -> Option<usize> {
     match (&definition.audience, district) {
@@ -218,6 +231,11 @@ fn check_credential(
     ballot_key: &PublicKey,
     whose: &str,
 ) -> Result<(), Refusal> {
+    // Checked on the server's signature threads against the very key, poll and ballot key this
+    // decision names: the same verification, not repeated on the single writer.
+    if credential.verified_before(issuer, poll, ballot_key) {
+        return Ok(());
+    }
     credential
         .verify(issuer, poll, ballot_key)
         .map_err(|problem| Refusal::InvalidCredential(format!("{whose}{problem}")))
