@@ -36,32 +36,72 @@ pub enum SnapshotError {
 
 /// The SHA-256 of `ledger`'s canonical snapshot form: what an `attest_state` entry names, and
 /// what a start-up snapshot's ledger part must hash to for the log to prove it.
+/// Streamed through the hash a block at a time: a replay computes one at every `mark_state`,
+/// and the encoding of millions of ballots must not cost their size in memory again.
 pub fn digest(ledger: &Ledger) -> crate::protocol::Hash {
     use sha2::Digest;
-    let mut bytes = Vec::new();
-    encode(ledger, &mut bytes);
-    sha2::Sha256::digest(&bytes).into()
+    let mut hashing = Hashing {
+        hasher: sha2::Sha256::new(),
+        block: Vec::with_capacity(HASHED_BLOCK_BYTES),
+    };
+    encode_into(ledger, &mut hashing);
+    hashing.hasher.update(&hashing.block);
+    hashing.hasher.finalize().into()
+}
+
+/// How much of the encoding `digest` holds before handing it to the hash.
+const HASHED_BLOCK_BYTES: usize = 1 << 16;
+
+/// Where the encoder writes: a byte vector, or the hash of `digest`.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+struct Hashing {
+    hasher: sha2::Sha256,
+    block: Vec<u8>,
+}
+
+impl Sink for Hashing {
+    fn put(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.block.extend_from_slice(bytes);
+        if self.block.len() >= HASHED_BLOCK_BYTES {
+            self.hasher.update(&self.block);
+            self.block.clear();
+        }
+    }
 }
 
 /// Writes `ledger` in its canonical snapshot form.
 pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
+    encode_into(ledger, out);
+}
+
+fn encode_into(ledger: &Ledger, out: &mut impl Sink) {
     let small = plain_json(ledger);
     put_u64(out, small.len() as u64);
-    out.extend_from_slice(&small);
+    out.put(&small);
 
     put_u64(out, ledger.keys.len() as u64);
     // `KeyedMap` walks in key order: the canonical order needs no sort here.
     for (key, record) in ledger.keys.iter() {
-        out.extend_from_slice(&key.0);
+        out.put(&key.0);
         put_u64(out, record.registered_at_position);
-        out.extend_from_slice(&record.registered_at.0.to_le_bytes());
+        out.put(&record.registered_at.0.to_le_bytes());
         let standing = record
             .standing
             .as_deref()
             .map(plain_json)
             .unwrap_or_default();
-        out.extend_from_slice(&(standing.len() as u32).to_le_bytes());
-        out.extend_from_slice(&standing);
+        out.put(&(standing.len() as u32).to_le_bytes());
+        out.put(&standing);
     }
 
     for poll in ledger.polls.values() {
@@ -79,7 +119,7 @@ pub fn encode(ledger: &Ledger, out: &mut Vec<u8>) {
     let mut previous = i64::MIN;
     for (issued_at, digest) in nonces {
         put_varint(out, issued_at.0.wrapping_sub(previous) as u64);
-        out.extend_from_slice(digest);
+        out.put(digest);
         previous = issued_at.0;
     }
 }
@@ -209,16 +249,20 @@ fn read_nonces(reader: &mut Reader<'_>) -> Result<NonceWindow, SnapshotError> {
     Ok(window)
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
+fn put_u64(out: &mut impl Sink, value: u64) {
+    out.put(&value.to_le_bytes());
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+fn put_varint(out: &mut impl Sink, mut value: u64) {
+    let mut bytes = [0u8; 10];
+    let mut length = 0;
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        bytes[length] = (value as u8) | 0x80;
         value >>= 7;
+        length += 1;
     }
-    out.push(value as u8);
+    bytes[length] = value as u8;
+    out.put(&bytes[..=length]);
 }
 
 struct Reader<'bytes> {
@@ -328,6 +372,34 @@ mod tests {
             );
         }
         ledger
+    }
+
+    #[test]
+    fn the_streamed_digest_is_the_sha256_of_the_encoding_across_many_blocks() {
+        use sha2::Digest;
+        let mut ledger = sample_ledger(false);
+        // About 260 KB of key records: several of the digest's blocks, and a partial last one.
+        for number in 0..5_000u64 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&number.to_be_bytes());
+            key[31] = 0xff;
+            let record = KeyRecord::new(100 + number, Timestamp(number as i64));
+            ledger.keys.records.insert(PublicKey(key), record);
+        }
+        let mut bytes = Vec::new();
+        encode(&ledger, &mut bytes);
+        assert!(
+            bytes.len() > 3 * HASHED_BLOCK_BYTES,
+            "{} bytes",
+            bytes.len()
+        );
+        let whole: crate::protocol::Hash = sha2::Sha256::digest(&bytes).into();
+        assert_eq!(digest(&ledger), whole);
+        assert_eq!(digest(&sample_ledger(false)), {
+            let mut small = Vec::new();
+            encode(&sample_ledger(false), &mut small);
+            <[u8; 32]>::from(sha2::Sha256::digest(&small))
+        });
     }
 
     #[test]
