@@ -19,7 +19,7 @@ trap 'for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -
 
 admin_url="postgres://postgres@$host/postgres"
 fresh_database() {
-  psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+  PGOPTIONS=--client-min-messages=warning psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
 }
 wait_for() {
   for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return; sleep 0.1; done
@@ -41,7 +41,7 @@ veche_rate() {
   local nodes=$1 database="veche_figures_$1"
   fresh_database "$database"
   rm -rf "$work/data"
-  "$binaries/veche" init --data-dir "$work/data" >/dev/null
+  "$binaries/veche" init --data-dir "$work/data" >/dev/null 2>&1
   servers=()
   local ports=()
   for node in $(seq 1 "$nodes"); do
