@@ -884,10 +884,15 @@ impl Writer {
         };
         let mut folded = Vec::new();
         let mut in_hand = InHand(entries.into_iter());
-        let outcome = replay(&mut in_hand, &mut replayer, PipelineOptions::every_core(), |each| {
-            folded.push(each.event.clone());
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let outcome = replay(
+            &mut in_hand,
+            &mut replayer,
+            PipelineOptions::every_core(),
+            |each| {
+                folded.push(each.event.clone());
+                Ok::<(), std::convert::Infallible>(())
+            },
+        );
         if let Err(error) = outcome {
             tracing::error!(%error, "an entry in the shared log does not verify; not following past it");
         }

@@ -317,10 +317,8 @@ async fn fetch_one(http: &reqwest::Client, url: &str) -> (Outcome, Option<Vec<u8
             };
         }
         if status != reqwest::StatusCode::NOT_FOUND || Instant::now() > deadline {
-            let code = body["type"].as_str().map_or_else(
-                || format!("http-{}", status.as_u16()),
-                |kind| kind.rsplit(':').next().unwrap_or(kind).to_string(),
-            );
+            let code = crate::problem_code_of(&body)
+                .unwrap_or_else(|| format!("http-{}", status.as_u16()));
             return (Outcome::Rejected(code), None);
         }
         tokio::time::sleep(NOT_YET_SEEN_RETRY).await;

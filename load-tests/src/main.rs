@@ -813,6 +813,11 @@ fn transport_kind(error: &reqwest::Error) -> String {
 /// The code of an RFC 9457 problem document's `type`, without the `urn:veche:problem:` prefix.
 fn problem_code(body: &[u8]) -> Option<String> {
     let problem: Value = serde_json::from_slice(body).ok()?;
+    problem_code_of(&problem)
+}
+
+/// The stable code of a problem document already parsed.
+fn problem_code_of(problem: &Value) -> Option<String> {
     let kind = problem.get("type")?.as_str()?;
     Some(
         kind.strip_prefix(PROBLEM_PREFIX)
