@@ -618,9 +618,9 @@ impl Writer {
     ) -> Result<SealedEntry, Refusal> {
         match request {
             StateRequest::Mark => {
-                // This node's own mark: its digest comes from the background snapshot, so
-                // whatever a followed mark left is superseded.
-                self.followed_mark = None;
+                // This node's own mark: its digest comes from the background snapshot. A
+                // followed mark's digest stays: if this batch fails, that mark is still the
+                // pending one, and once this mark is durable the digest no longer matches.
                 let mark = projections::command::StateMark {
                     size: self.working.size,
                 };
