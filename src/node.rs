@@ -290,10 +290,7 @@ impl Node {
             Some(_) => SnapshotStanding::Auditing as u8,
             None => SnapshotStanding::Verified as u8,
         }));
-        let schedule = crate::snapshot::periodic::Schedule::new(
-            config.snapshot_interval_entries,
-            audit.as_ref().map_or(0, |header| header.size),
-        );
+        let newest_snapshot_size = audit.as_ref().map_or(0, |header| header.size);
         if let Some(header) = audit {
             spawn_audit(
                 config.store.clone(),
@@ -304,13 +301,7 @@ impl Node {
                 config.snapshot.clone(),
             )?;
         }
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let signatures = crate::signature_pool::SignaturePool::start(
-            threads,
-            projections::limits::SIGNATURE_QUEUE_ENVELOPES_MAX,
-            observers.clone(),
-            published.clone(),
-        )?;
+        let signatures = start_signature_pool(&observers, &published)?;
         Ok(Node {
             rate_limits: crate::coordination::RateLimits::new(config.clock.clone()),
             signatures,
@@ -324,7 +315,10 @@ impl Node {
             writer,
             writer_thread,
             snapshot: config.snapshot,
-            schedule,
+            schedule: crate::snapshot::periodic::Schedule::new(
+                config.snapshot_interval_entries,
+                newest_snapshot_size,
+            ),
             log_origin: config.log_origin,
             snapshot_standing,
             issuers: std::sync::OnceLock::new(),
@@ -701,6 +695,20 @@ impl Node {
         drop(writer);
         let _ = writer_thread.join();
     }
+}
+
+/// One signature-check thread per core, reading poll issuer keys from the published ledger.
+fn start_signature_pool(
+    observers: &Arc<crate::metrics::Observers>,
+    published: &Arc<RwLock<Ledger>>,
+) -> std::io::Result<crate::signature_pool::SignaturePool> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    crate::signature_pool::SignaturePool::start(
+        threads,
+        projections::limits::SIGNATURE_QUEUE_ENVELOPES_MAX,
+        observers.clone(),
+        published.clone(),
+    )
 }
 
 /// The checked start-up snapshot, if the configuration names one and every check passes; a

@@ -124,6 +124,8 @@ pub const STATE_ATTESTATION_MS_MAX: u64 = 120_000;
 /// rate of about 90,000 entries/s on two cores; each snapshot costs one fold of this many
 /// entries without signatures and one encoding of the state, in the background.
 pub const SNAPSHOT_INTERVAL_ENTRIES_DEFAULT: u64 = 250_000;
+/// How much of the state's encoding the state digest holds before handing it to SHA-256.
+pub const STATE_DIGEST_BLOCK_BYTES: usize = 1 << 16;
 
 /// Entries a replay (start-up, audit, `veche verify`) reads and checks at a time: big enough to
 /// keep every core busy with batch verification, small enough to bound memory on any log size.

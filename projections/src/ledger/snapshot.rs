@@ -42,15 +42,12 @@ pub fn digest(ledger: &Ledger) -> crate::protocol::Hash {
     use sha2::Digest;
     let mut hashing = Hashing {
         hasher: sha2::Sha256::new(),
-        block: Vec::with_capacity(HASHED_BLOCK_BYTES),
+        block: Vec::with_capacity(crate::limits::STATE_DIGEST_BLOCK_BYTES),
     };
     encode_into(ledger, &mut hashing);
     hashing.hasher.update(&hashing.block);
     hashing.hasher.finalize().into()
 }
-
-/// How much of the encoding `digest` holds before handing it to the hash.
-const HASHED_BLOCK_BYTES: usize = 1 << 16;
 
 /// Where the encoder writes: a byte vector, or the hash of `digest`.
 trait Sink {
@@ -72,7 +69,7 @@ impl Sink for Hashing {
     fn put(&mut self, bytes: &[u8]) {
         use sha2::Digest;
         self.block.extend_from_slice(bytes);
-        if self.block.len() >= HASHED_BLOCK_BYTES {
+        if self.block.len() >= crate::limits::STATE_DIGEST_BLOCK_BYTES {
             self.hasher.update(&self.block);
             self.block.clear();
         }
@@ -389,7 +386,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&ledger, &mut bytes);
         assert!(
-            bytes.len() > 3 * HASHED_BLOCK_BYTES,
+            bytes.len() > 3 * crate::limits::STATE_DIGEST_BLOCK_BYTES,
             "{} bytes",
             bytes.len()
         );
