@@ -17,33 +17,15 @@ work="$(mktemp -d)"
 server=""
 trap '[ -n "$server" ] && kill -9 "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-now() { date +%s.%N; }
-since() { awk -v end="$(now)" -v start="$1" 'BEGIN { printf "%.2f", end - start }'; }
+# shellcheck source=figures-lib.sh
+. "$(dirname "$0")/figures-lib.sh"
+
 peak() { awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$server/status"; }
 
-# Starts the server on a free loopback port; sets `server` and `base`.
+# Starts the node logging to server-NAME.log, with per-address limits off for one generator.
 start() {
-  "$binaries/veche" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
-    --commands-per-address-per-minute 0 --registrations-per-address-per-hour 0 \
-    >"$work/server-$1.log" 2>&1 &
-  server=$!
-  base=""
-  for _ in $(seq 1 60000); do
-    address=$(grep -o 'address=[0-9.:]*' "$work/server-$1.log" | head -1 | cut -d= -f2 || true)
-    if [ -n "$address" ]; then base="http://$address"; return; fi
-    sleep 0.01
-  done
-  echo "the server never said where it listens" >&2; cat "$work/server-$1.log" >&2; exit 1
-}
-
-# Waits until `path` answers 200 (and, with a third argument, until its body holds it).
-wait_for() {
-  for _ in $(seq 1 600000); do
-    body=$(curl -s -w '\n%{http_code}' "$base$1" || true)
-    if [ "${body##*$'\n'}" = 200 ] && { [ -z "${2:-}" ] || [[ "$body" == *"$2"* ]]; }; then return; fi
-    sleep 0.01
-  done
-  echo "$1 never answered 200 ${2:-}" >&2; exit 1
+  start_node "$work/server-$1.log" \
+    --commands-per-address-per-minute 0 --registrations-per-address-per-hour 0
 }
 
 # Waits until the server's log holds `text`.

@@ -12,40 +12,17 @@ work="$(mktemp -d)"
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-now() { date +%s.%N; }
-since() { awk -v end="$(now)" -v start="$1" 'BEGIN { printf "%.2f", end - start }'; }
-
-# Starts the server on a free loopback port; sets `server` and `base`.
-start() {
-  "$binaries/veche" serve --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
-  server=$!
-  base=""
-  for _ in $(seq 1 6000); do
-    address=$(grep -o 'address=[0-9.:]*' "$work/server.log" | head -1 | cut -d= -f2 || true)
-    if [ -n "$address" ]; then base="http://$address"; return; fi
-    sleep 0.01
-  done
-  echo "the server never said where it listens" >&2; cat "$work/server.log" >&2; exit 1
-}
-
-# Waits until `path` answers 200 (and, with a third argument, until its body holds it).
-wait_for() {
-  for _ in $(seq 1 60000); do
-    body=$(curl -s -w '\n%{http_code}' "$base$1" || true)
-    if [ "${body##*$'\n'}" = 200 ] && { [ -z "${2:-}" ] || [[ "$body" == *"$2"* ]]; }; then return; fi
-    sleep 0.01
-  done
-  echo "$1 never answered 200 ${2:-}" >&2; exit 1
-}
+# shellcheck source=figures-lib.sh
+. "$(dirname "$0")/figures-lib.sh"
 
 "$binaries/veche-synthetic-export" --events "$events" --out "$work/export" --data-dir "$work/data" >/dev/null
 
-started=$(now); start; wait_for /readyz
+started=$(now); start_node "$work/server.log"; wait_for /readyz
 echo "full replay of $events entries: ready after $(since "$started") s"
 kill -TERM "$server"; wait "$server" || true; server=""
 grep -o 'wrote the start-up snapshot.*' "$work/server.log" | head -1 || true
 
-started=$(now); start
+started=$(now); start_node "$work/server.log"
 wait_for /readyz; ready=$(since "$started")
 wait_for /v1/polls; numbers=$(since "$started")
 wait_for /healthz '"verified"'; audited=$(since "$started")

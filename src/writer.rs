@@ -612,7 +612,7 @@ impl Writer {
 
     /// Seals a mark of the working ledger, or the attestation of the state at the latest mark.
     fn seal_state_entry(
-        &mut self,
+        &self,
         request: StateRequest,
         server_time: Timestamp,
     ) -> Result<SealedEntry, Refusal> {
