@@ -3,6 +3,7 @@
 //! Invariant: only this module knows actix-web. Handlers translate between HTTP and `Node`, and
 //! `problem` is the one place errors become responses.
 
+pub mod board;
 pub mod catalogue;
 pub mod co_issuer;
 pub mod commands;
@@ -273,6 +274,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     routes(&mut DocumentedRoutes::new(config));
     config
         .route("/openapi.json", web::get().to(openapi_document))
+        .configure(board::configure)
         // The UI's scripts are compiled into the binary (the `vendored` feature): it works offline.
         // Its validator badge would send the document to validator.swagger.io: "none" turns it off.
         .service(

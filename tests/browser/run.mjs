@@ -1,0 +1,354 @@
+// The board's browser tests, in Debian's Chromium driven by playwright-core. Starts its own
+// release servers on loopback (a populated one, a second divergent log under the same key on the
+// same port for the fork, and a synthetic 100-poll log for the load-time budget), runs every
+// check, saves a screenshot of every page, and exits non-zero if any check failed.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { adminKey, Client, freePort, Key, startServer } from "./lib.mjs";
+import { populate } from "./populate.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const binary = process.env.VECHE_BIN ?? join(root, "target/release/veche");
+const synthetic = process.env.VECHE_SYNTHETIC_BIN ?? join(root, "target/release/veche-synthetic-export");
+const shots = process.env.BOARD_SCREENSHOTS ?? join(root, "target/board-screenshots");
+const bigEvents = process.env.BOARD_BIG_EVENTS ?? "200000";
+const work = mkdtempSync(join(tmpdir(), "veche-board-"));
+const axeSource = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "node_modules/axe-core/axe.min.js"), "utf8");
+mkdirSync(shots, { recursive: true });
+
+const results = [];
+async function test(name, body) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push({ name, ok: true });
+    console.log(`ok    ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, ok: false });
+    console.log(`FAIL  ${name}: ${error instanceof Error ? error.stack : error}`);
+  }
+}
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const context = await browser.newContext({ locale: "en-US", viewport: { width: 1200, height: 900 } });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on("console", (message) => {
+  if (message.type() === "error") consoleErrors.push(message.text());
+});
+const outside = [];
+
+async function open(base, hash) {
+  await page.goto(`${base}/${hash}`);
+  await page.waitForSelector("main[data-ready]", { timeout: 15000 });
+}
+
+async function cleanup(servers) {
+  for (const server of servers) await server.stop().catch(() => {});
+  await browser.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const port = await freePort();
+const dataA = join(work, "a");
+let server = await startServer(binary, dataA, port, join(work, "a.log"));
+const client = new Client(server.base);
+const admin = adminKey(dataA);
+const city = await populate(client, admin);
+const base = server.base;
+const servers = [server];
+await context.route(/.*/, (route) => {
+  const url = route.request().url();
+  if (!url.startsWith("http://127.0.0.1:")) {
+    outside.push(url);
+    return route.abort();
+  }
+  return route.continue();
+});
+
+const pages = [
+  ["polls", "#/polls"],
+  ["poll-open", `#/poll/${city.polls.open}`],
+  ["poll-districts", `#/poll/${city.polls.district}`],
+  ["poll-sealed", `#/poll/${city.polls.sealed}`],
+  ["poll-closed", `#/poll/${city.polls.closed}`],
+  ["complaint-statistics", "#/complaints"],
+  ["complaint-list", "#/complaints/list"],
+  ["complaint-list-queue", "#/complaints/list?status=filed"],
+  ["complaint-redacted", `#/complaint/${city.complaints[5]}`],
+  ["complaint-erased", `#/complaint/${city.complaints[8]}`],
+  ["complaint-resolved", `#/complaint/${city.complaints[0]}`],
+  ["proposals", "#/proposals"],
+  ["proposal", `#/proposal/${city.proposals[0]}`],
+  ["record", "#/record"],
+  ["check", "#/check"],
+];
+
+await test("every page renders, has no serious or critical axe violation, and is saved as a screenshot", async () => {
+  const problems = [];
+  for (const [name, hash] of pages) {
+    await open(base, hash);
+    await page.addScriptTag({ content: axeSource });
+    const violations = await page.evaluate(async () => {
+      const report = await window.axe.run(document, { resultTypes: ["violations"] });
+      return report.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+    });
+    if (violations.length) problems.push(`${name}: ${violations.join("; ")}`);
+    await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  }
+  assert(problems.length === 0, problems.join("\n"));
+});
+
+await test("a closed poll shows its final result and its close checkpoint; a sealed one no counts", async () => {
+  await open(base, `#/poll/${city.polls.closed}`);
+  const tally = await client.get(`/v1/polls/${city.polls.closed}/tally`);
+  assert(tally.is_final, "the short poll is not closed yet");
+  const counts = await page.getAttribute("[data-testid=tally]", "data-counts");
+  assert(counts === tally.counts.join(","), `drawn ${counts}, published ${tally.counts}`);
+  assert(await page.isVisible("#close-heading"), "no close checkpoint");
+  await open(base, `#/poll/${city.polls.sealed}`);
+  assert(await page.isVisible("[data-testid=sealed]"), "the sealed notice is missing");
+  assert((await page.$("[data-testid=tally]")) === null, "a sealed poll shows counts");
+});
+
+async function drawnCounts() {
+  return page.evaluate(() => {
+    const table = document.querySelector("[data-testid=counts]");
+    if (!table) return null;
+    return [...table.querySelectorAll("tbody tr td")].map((cell) => Number(cell.textContent.replace(/[^0-9]/g, "")));
+  });
+}
+
+await test("a poll page follows the live tally: drawn counts equal /v1/polls/{id}/tally within a second", async () => {
+  const id = city.polls.open;
+  await open(base, `#/poll/${id}`);
+  const voters = Array.from({ length: 240 }, () => new Key());
+  let done = false;
+  const lags = [];
+  const casting = (async () => {
+    const queue = [...voters.entries()];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const [i, key] = next;
+          await client.send("/v1/keys", key, "register_key", {});
+          await client.send(`/v1/polls/${id}/ballots`, key, "cast_ballot", { poll: id, choices: [i % 3] });
+        }
+      }),
+    );
+    done = true;
+  })();
+  while (!done) {
+    const published = await client.get(`/v1/polls/${id}/tally`);
+    const asked = Date.now();
+    let caught = false;
+    while (Date.now() - asked < 1000) {
+      const turnout = Number(await page.getAttribute("[data-testid=tally]", "data-turnout"));
+      if (turnout >= published.turnout) {
+        caught = true;
+        break;
+      }
+      await sleep(25);
+    }
+    lags.push(Date.now() - asked);
+    assert(caught, `the page did not reach turnout ${published.turnout} within a second`);
+    await sleep(150);
+  }
+  await casting;
+  const final = await client.get(`/v1/polls/${id}/tally`);
+  const asked = Date.now();
+  let drawn = null;
+  while (Date.now() - asked < 1000) {
+    drawn = await drawnCounts();
+    if (drawn && drawn.join(",") === final.counts.join(",")) break;
+    await sleep(25);
+  }
+  assert(drawn && drawn.join(",") === final.counts.join(","), `drawn ${drawn}, published ${final.counts}`);
+  const turnoutText = await page.textContent("[data-testid=turnout]");
+  assert(Number(turnoutText.replace(/[^0-9]/g, "")) === final.turnout, `turnout ${turnoutText} vs ${final.turnout}`);
+  console.log(`      live: ${voters.length} ballots while open; ${lags.length} samples, worst lag ${Math.max(...lags)} ms, final ${final.counts}`);
+});
+
+await test("the statistics page's numbers equal /v1/statistics/complaints", async () => {
+  await open(base, "#/complaints");
+  const report = await client.get("/v1/statistics/complaints");
+  const fields = ["filed", "accepted", "resolved", "confirmed", "disputed"];
+  const read = (testid) =>
+    page.evaluate(
+      ([testid, fields]) =>
+        Object.fromEntries(
+          [...document.querySelectorAll(`[data-testid=${testid}] tbody tr`)].map((row) => [
+            row.querySelector("th").textContent,
+            Object.fromEntries(fields.map((f) => [f, Number(row.querySelector(`[data-field=${f}]`).textContent.replace(/[^0-9]/g, ""))])),
+          ]),
+        ),
+      [testid, fields],
+    );
+  const overall = Object.values(await read("stats-overall"))[0];
+  for (const f of fields) assert(overall[f] === report.overall[f], `overall ${f}: drawn ${overall[f]}, published ${report.overall[f]}`);
+  for (const [testid, group] of [["stats-district", "by_district"], ["stats-category", "by_category"], ["stats-month", "by_month"]]) {
+    const drawn = await read(testid);
+    assert(Object.keys(drawn).length === Object.keys(report[group]).length, `${group}: ${Object.keys(drawn)} vs ${Object.keys(report[group])}`);
+    for (const [name, stats] of Object.entries(report[group])) for (const f of fields) assert(drawn[name]?.[f] === stats[f], `${group} ${name} ${f}: drawn ${drawn[name]?.[f]}, published ${stats[f]}`);
+  }
+  assert(report.overall.resolved !== report.overall.confirmed, "the data should tell resolved and confirmed apart");
+});
+
+async function checkReceipt(receipt) {
+  await open(base, "#/check");
+  await page.fill("[data-testid=receipt-input]", typeof receipt === "string" ? receipt : JSON.stringify(receipt));
+  await page.click("[data-testid=check-button]");
+  await page.waitForSelector("[data-testid=verdict]", { timeout: 10000 });
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll("[data-step]")].map((li) => [li.dataset.step, li.dataset.status])));
+}
+
+function changeChar(text, at) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const old = text[at];
+  return text.slice(0, at) + alphabet[(alphabet.indexOf(old) + 1) % 64] + text.slice(at + 1);
+}
+
+await test("the receipt check: a genuine receipt passes every step; a changed signature, proof hash or leaf fails its step, by name", async () => {
+  const genuine = city.receipt;
+  const steps = await checkReceipt(genuine);
+  assert(steps.signature === "passed" && steps.inclusion === "passed" && steps.consistency === "passed", `genuine: ${JSON.stringify(steps)}`);
+  const signatureAt = genuine.checkpoint.lastIndexOf(" ") + 20;
+  const badSignature = { ...genuine, checkpoint: changeChar(genuine.checkpoint, signatureAt) };
+  const s1 = await checkReceipt(badSignature);
+  assert(s1.signature === "failed" && s1.inclusion === "passed", `changed signature: ${JSON.stringify(s1)}`);
+  assert((await page.textContent("[data-testid=verdict]")).includes("Checkpoint signature"), "the verdict does not name the signature step");
+  assert(genuine.inclusion_proof.length > 0, "the receipt's proof is empty");
+  const badProof = { ...genuine, inclusion_proof: [changeChar(genuine.inclusion_proof[0], 5), ...genuine.inclusion_proof.slice(1)] };
+  const s2 = await checkReceipt(badProof);
+  assert(s2.signature === "passed" && s2.inclusion === "failed" && s2.consistency === "passed", `changed proof hash: ${JSON.stringify(s2)}`);
+  assert((await page.textContent("[data-testid=verdict]")).includes("Inclusion proof"), "the verdict does not name the inclusion step");
+  const badLeaf = { ...genuine, leaf_hash: changeChar(genuine.leaf_hash, 3) };
+  const s3 = await checkReceipt(badLeaf);
+  assert(s3.signature === "passed" && s3.inclusion === "failed", `changed leaf: ${JSON.stringify(s3)}`);
+  // By position: the server's current receipt for the same entry.
+  await open(base, "#/check");
+  await page.fill("[data-testid=position-input]", String(genuine.position));
+  await page.click("[data-testid=check-button]");
+  await page.waitForSelector("[data-testid=verdict].passed", { timeout: 10000 });
+});
+
+await test("switching the language gives a fully translated page, with numbers in the locale's format", async () => {
+  for (const hash of ["#/complaints", "#/check", "#/polls", `#/poll/${city.polls.open}`]) {
+    await open(base, hash);
+    if ((await page.getAttribute("html", "lang")) !== "ru") {
+      await page.click("[data-testid=language]");
+      await page.waitForSelector("html[lang=ru] main[data-ready]");
+    }
+    const leftovers = await page.evaluate(() => {
+      const { dictionary, englishWords } = window.veche;
+      const en = dictionary("en");
+      const ru = dictionary("ru");
+      const text = document.body.innerText;
+      const phrases = [...Object.keys(en).filter((k) => en[k] !== ru[k]).map((k) => en[k].split("{")[0].trim()), ...englishWords()].filter((p) => p.length >= 3);
+      return phrases.filter((p) => new RegExp(`(^|[^\\p{L}])${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}($|[^\\p{L}])`, "u").test(text));
+    });
+    assert(leftovers.length === 0, `${hash} still shows English: ${leftovers.join(" | ")}`);
+    if (hash === "#/polls") await page.screenshot({ path: join(shots, "polls-ru.png"), fullPage: true });
+    if (hash.startsWith("#/poll/")) await page.screenshot({ path: join(shots, "poll-open-ru.png"), fullPage: true });
+  }
+  await page.click("[data-testid=language]");
+  await page.waitForSelector("html[lang=en] main[data-ready]");
+});
+
+await test("the board is keyboard navigable: the skip link and every menu item take the focus in order", async () => {
+  await open(base, "#/polls");
+  await page.keyboard.press("Tab");
+  assert((await page.evaluate(() => document.activeElement.className)) === "skip", "the first Tab does not reach the skip link");
+  const visited = [];
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press("Tab");
+    visited.push(await page.evaluate(() => document.activeElement.getAttribute("href")));
+  }
+  assert(visited.join(" ") === "#/polls #/complaints #/complaints/list #/proposals #/record #/check", `focus went ${visited}`);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("[data-testid=receipt-input]");
+});
+
+await test("the budgets: at most 250 KB of JavaScript and CSS (gzip)", async () => {
+  const dist = join(root, "board/dist");
+  const sizes = ["board.js", "board.css"].map((f) => gzipSync(readFileSync(join(dist, f)), { level: 9 }).length);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  console.log(`      budget: board.js ${(sizes[0] / 1024).toFixed(1)} KB + board.css ${(sizes[1] / 1024).toFixed(1)} KB gzip = ${(total / 1024).toFixed(1)} KB (limit 250 KB)`);
+  assert(total <= 250 * 1024, `${total} bytes gzip`);
+});
+
+await test("gossip: the browser witnesses the log, and raises the alarm when the same key serves a divergent log at the same address", async () => {
+  await open(base, "#/polls");
+  await page.waitForSelector("[data-testid=witness][data-state=ok]", { timeout: 10000 });
+  const seenBefore = await (await fetch(`${base}/v1/log/checkpoint`)).text();
+  await open(base, "#/polls");
+  await page.waitForSelector("[data-testid=witness][data-state=ok]", { timeout: 10000 });
+  const sizeA = (await client.get("/v1/log")).size;
+  await server.stop();
+  const dataB = join(work, "b");
+  mkdirSync(dataB);
+  for (const file of ["server.key", "admin.key"]) copyFileSync(join(dataA, file), join(dataB, file));
+  server = await startServer(binary, dataB, port, join(work, "b.log"));
+  servers.push(server);
+  const clientB = new Client(server.base);
+  assert((await clientB.get("/v1/log")).verifier_key === (await page.evaluate(() => fetch("/v1/log").then((r) => r.json()))).verifier_key, "the second log has another key");
+  await open(base, "#/polls");
+  await page.waitForSelector("[data-testid=witness][data-state=rewound]", { timeout: 10000 });
+  await page.screenshot({ path: join(shots, "alarm-rewound.png"), fullPage: true });
+  // Grow the divergent log past the first one: now it is a fork, not a rewind.
+  const keys = Array.from({ length: sizeA + 5 }, () => new Key());
+  await Promise.all(Array.from({ length: 16 }, async (_, w) => {
+    for (let i = w; i < keys.length; i += 16) await clientB.send("/v1/keys", keys[i], "register_key", {});
+  }));
+  await open(base, "#/polls");
+  await page.waitForSelector("[data-testid=witness][data-state=forked]", { timeout: 10000 });
+  const before = await page.inputValue("[data-testid=note-before]");
+  const now = await page.inputValue("[data-testid=note-now]");
+  assert(before === seenBefore || before.split("\n")[0] === seenBefore.split("\n")[0], "the alarm does not show the checkpoint seen before");
+  assert(now !== before && now.split("\n")[1] !== before.split("\n")[1], "the alarm's two checkpoints are the same");
+  await page.screenshot({ path: join(shots, "alarm-forked.png"), fullPage: true });
+});
+
+await test("a poll page is ready in under a second on loopback with 100 polls and 100,000 ballots", async () => {
+  const bigDir = join(work, "big");
+  execFileSync(synthetic, ["--events", bigEvents, "--out", join(work, "big.export"), "--data-dir", bigDir], { stdio: "ignore" });
+  const big = await startServer(binary, bigDir, await freePort(), join(work, "big.log"));
+  servers.push(big);
+  const bigClient = new Client(big.base);
+  const polls = (await bigClient.get("/v1/polls?limit=100")).polls;
+  const tally = await bigClient.get(`/v1/polls/${polls[0].id}/tally`);
+  const times = [];
+  for (const poll of [polls[0], polls[50], polls[99] ?? polls[1]]) {
+    await page.goto(`${big.base}/#/poll/${poll.id}`);
+    await page.waitForSelector("main[data-ready] [data-testid=tally]", { timeout: 15000 });
+    times.push(await page.evaluate(() => Math.round(performance.now())));
+  }
+  const logSize = (await bigClient.get("/v1/log")).size;
+  await page.screenshot({ path: join(shots, "poll-100k.png"), fullPage: true });
+  console.log(`      budget: poll page ready in ${times.join(", ")} ms (limit 1000) with ${polls.length} polls, log size ${logSize}, first poll turnout ${tally.turnout}`);
+  assert(Math.max(...times) < 1000, `ready after ${times} ms`);
+});
+
+await test("nothing was fetched from outside and no script error was logged", async () => {
+  assert(outside.length === 0, `fetched: ${outside.join(", ")}`);
+  const relevant = consoleErrors.filter((e) => !e.includes("404") && !e.includes("ERR_CONNECTION_REFUSED") && !e.includes("Failed to load resource"));
+  assert(relevant.length === 0, relevant.join("\n"));
+});
+
+await cleanup(servers);
+writeFileSync(join(shots, "results.json"), JSON.stringify(results, null, 2));
+const failed = results.filter((r) => !r.ok);
+console.log(`${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${shots}`);
+process.exit(failed.length ? 1 : 0);
