@@ -3,7 +3,7 @@
 // deficiency, and series also differ by dash, so no meaning rests on colour alone.
 import uPlot from "uplot";
 import { h, table } from "./dom";
-import { num, t } from "./i18n";
+import { date, num, t } from "./i18n";
 
 export const palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
 
@@ -61,7 +61,7 @@ export function lineChart(times: number[], series: Series[], width = 640): { ele
     legend: { show: true },
     cursor: { show: false },
     series: [
-      {},
+      { label: t("time"), value: (_u: uPlot, v: number) => (v === null ? "—" : date(new Date(v * 1000).toISOString())) },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: palette[i % palette.length],

@@ -46,9 +46,10 @@ export interface LogKey {
 }
 
 export function parseVerifierKey(text: string): LogKey {
-  const parts = text.trim().split("+");
-  if (parts.length !== 3) throw new Error("a verifier key has three parts");
-  const [name, idHex, encoded] = parts;
+  // The name holds no "+", the key id is hex; the base64 key itself may hold "+".
+  const [name, idHex, ...rest] = text.trim().split("+");
+  const encoded = rest.join("+");
+  if (!name || !idHex || !encoded) throw new Error("a verifier key has three parts");
   const material = fromBase64(encoded);
   if (material.length !== 33 || material[0] !== 1) throw new Error("not an Ed25519 verifier key");
   const publicKey = material.slice(1);

@@ -58,7 +58,8 @@ function groupTable(caption: string, groups: Record<string, Stats>, testid: stri
     hours(s.resolution_hours_median),
     hours(s.resolution_hours_p90),
   ]);
-  return h("div", { class: "wide" }, table(caption, headers, rows, testid));
+  // A wide table scrolls on its own; it takes the focus so a keyboard can scroll it too.
+  return h("div", { class: "wide", tabindex: 0, role: "region", "aria-label": caption }, table(caption, headers, rows, testid));
 }
 
 function monthChart(months: Record<string, Stats>): HTMLElement {
