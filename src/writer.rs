@@ -878,6 +878,12 @@ impl Writer {
     /// each, which every other node's writer spends while holding the shared append lock.
     fn fold_entries(&mut self, entries: Vec<StoredEntry>) {
         use veche_verifier::pipeline::{replay, PipelineOptions};
+        // The common case on one node, once per batch: setting up the pipeline asks the kernel
+        // for the machine's cores (cgroup files), which the ingest profile showed at 3 % of the
+        // server's CPU for nothing to fold.
+        if entries.is_empty() {
+            return;
+        }
         let mut replayer = projections::Replayer {
             ledger: std::mem::take(&mut self.working),
             marked: self.followed_mark.take(),

@@ -465,6 +465,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             "server_cpu_microseconds_per_command": round3(cpu.microseconds_per_command),
             "strict_verify_microseconds": round3(1e6 / verify_rate),
             "server_cpu_per_command_per_strict_verify": round3(cpu.ratio),
+            "server_cpu_split_per_command_per_strict_verify": cpu.split_ratios,
             "server_resident_memory_bytes": cpu_after.resident_bytes,
             "server_resident_memory_peak_bytes": cpu_after.peak_bytes,
             "tally_reads": latency_json(&read_latencies_us),
@@ -507,6 +508,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             cpu_after.resident_bytes as f64 / 1_048_576.0,
             cpu_after.peak_bytes as f64 / 1_048_576.0
         );
+        if !cpu.split_ratios.is_empty() {
+            let parts: Vec<String> = cpu
+                .split_ratios
+                .iter()
+                .map(|(name, ratio)| format!("{name} {ratio:.3}"))
+                .collect();
+            println!(
+                "the server's CPU per command by mode and thread group, × one strict \
+                 verification: {}",
+                parts.join(", ")
+            );
+        }
         if !read_latencies_us.is_empty() {
             println!(
                 "tally reads under the write load: {} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -578,6 +591,9 @@ struct ServerProcess {
     cpu_seconds: f64,
     resident_bytes: u64,
     peak_bytes: u64,
+    /// CPU seconds by mode (`user`, `system`) and by thread group and mode (`writer.system`),
+    /// from the server's own series; empty from a server that does not publish them.
+    split: std::collections::BTreeMap<String, f64>,
 }
 
 impl ServerProcess {
@@ -602,8 +618,40 @@ impl ServerProcess {
             cpu_seconds: series("process_cpu_seconds_total")?,
             resident_bytes: series("process_resident_memory_bytes")? as u64,
             peak_bytes: series("veche_process_resident_memory_peak_bytes")? as u64,
+            split: cpu_split(&text),
         })
     }
+}
+
+/// The labelled CPU series of an exposition, named by their label values joined with dots:
+/// `veche_process_cpu_mode_seconds_total{mode="user"}` is `user`, and
+/// `veche_thread_cpu_seconds_total{group="writer",mode="system"}` is `writer.system`.
+fn cpu_split(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let prefixes = [
+        "veche_process_cpu_mode_seconds_total{",
+        "veche_thread_cpu_seconds_total{",
+    ];
+    let mut split = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = prefixes.iter().find_map(|prefix| line.strip_prefix(prefix)) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let name: Vec<&str> = labels
+            .split(',')
+            .filter_map(|label| {
+                label
+                    .split_once('=')
+                    .map(|(_, value)| value.trim_matches('"'))
+            })
+            .collect();
+        if let Ok(value) = value.trim().parse::<f64>() {
+            split.insert(name.join("."), value);
+        }
+    }
+    split
 }
 
 /// The server's CPU over the timed phase, per acknowledged command and as a multiple of one
@@ -612,6 +660,9 @@ struct CpuPerCommand {
     seconds: f64,
     microseconds_per_command: f64,
     ratio: f64,
+    /// Each part of the split (see [`cpu_split`]) per acknowledged command, as a multiple of
+    /// one strict verification.
+    split_ratios: std::collections::BTreeMap<String, f64>,
 }
 
 impl CpuPerCommand {
@@ -621,12 +672,23 @@ impl CpuPerCommand {
         acknowledged: usize,
         verify_rate: f64,
     ) -> CpuPerCommand {
+        let per_verification = |seconds: f64| seconds * verify_rate / acknowledged.max(1) as f64;
         let seconds = after.cpu_seconds - before.cpu_seconds;
         let microseconds_per_command = seconds * 1e6 / acknowledged.max(1) as f64;
+        let split_ratios = after
+            .split
+            .iter()
+            .map(|(name, &then)| {
+                // A thread group absent before (a thread started since) counts from zero.
+                let spent = then - before.split.get(name).copied().unwrap_or(0.0);
+                (name.clone(), round3(per_verification(spent)))
+            })
+            .collect();
         CpuPerCommand {
             seconds,
             microseconds_per_command,
-            ratio: microseconds_per_command * verify_rate / 1e6,
+            ratio: per_verification(seconds),
+            split_ratios,
         }
     }
 }
