@@ -3,7 +3,7 @@
 // deficiency, and series also differ by dash, so no meaning rests on colour alone.
 import uPlot from "uplot";
 import { h, table } from "./dom";
-import { date, num, t } from "./i18n";
+import { date, language, num, t } from "./i18n";
 
 export const palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
 
@@ -47,6 +47,15 @@ export function barFigure(caption: string, header: string, labels: string[], val
   );
 }
 
+/** Time axis labels in the reader's locale (uPlot's own are English): seconds for a live
+ * span, dates for months. */
+function timeTicks(ticks: number[]): string[] {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+  const options: Intl.DateTimeFormatOptions = span < 3600 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : span < 5 * 86400 ? { day: "numeric", hour: "2-digit", minute: "2-digit" } : { year: "numeric", month: "short", day: "numeric" };
+  const format = new Intl.DateTimeFormat(language, options);
+  return ticks.map((v) => format.format(new Date(v * 1000)));
+}
+
 export interface Series {
   label: string;
   values: (number | null)[];
@@ -58,7 +67,7 @@ export function lineChart(times: number[], series: Series[], width = 640): { ele
   const options: uPlot.Options = {
     width,
     height: 240,
-    legend: { show: true },
+    legend: { show: series.length > 1 },
     cursor: { show: false },
     series: [
       { label: t("time"), value: (_u: uPlot, v: number) => (v === null ? "—" : date(new Date(v * 1000).toISOString())) },
@@ -70,7 +79,7 @@ export function lineChart(times: number[], series: Series[], width = 640): { ele
         points: { show: times.length < 40 },
       })),
     ],
-    axes: [{}, { values: (_u: uPlot, ticks: number[]) => ticks.map((v) => num(v)) }],
+    axes: [{ values: (_u: uPlot, ticks: number[]) => timeTicks(ticks) }, { values: (_u: uPlot, ticks: number[]) => ticks.map((v) => num(v)) }],
   };
   const plot = new uPlot(options, [times, ...series.map((s) => s.values)] as uPlot.AlignedData, element);
   return {

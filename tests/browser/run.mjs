@@ -21,6 +21,12 @@ const work = mkdtempSync(join(tmpdir(), "veche-board-"));
 const axeSource = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "node_modules/axe-core/axe.min.js"), "utf8");
 mkdirSync(shots, { recursive: true });
 
+// With BOARD_DOC_SHOTS=DIR, the README's few screenshots too: the top of a page, 1100 × 760.
+async function docShot(name) {
+  const dir = process.env.BOARD_DOC_SHOTS;
+  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), clip: { x: 0, y: 0, width: 1100, height: 760 } });
+}
+
 const results = [];
 async function test(name, body) {
   const started = Date.now();
@@ -183,6 +189,7 @@ await test("a poll page follows the live tally: drawn counts equal /v1/polls/{id
     await sleep(25);
   }
   assert(drawn && drawn.join(",") === final.counts.join(","), `drawn ${drawn}, published ${final.counts}`);
+  await docShot("poll");
   const turnoutText = await page.textContent("[data-testid=turnout]");
   assert(Number(turnoutText.replace(/[^0-9]/g, "")) === final.turnout, `turnout ${turnoutText} vs ${final.turnout}`);
   console.log(`      live: ${voters.length} ballots while open; ${lags.length} samples, worst lag ${Math.max(...lags)} ms, final ${final.counts}`);
@@ -190,6 +197,7 @@ await test("a poll page follows the live tally: drawn counts equal /v1/polls/{id
 
 await test("the statistics page's numbers equal /v1/statistics/complaints", async () => {
   await open(base, "#/complaints");
+  await docShot("complaint-statistics");
   const report = await client.get("/v1/statistics/complaints");
   const fields = ["filed", "accepted", "resolved", "confirmed", "disputed"];
   const read = (testid) =>
@@ -231,11 +239,14 @@ await test("the receipt check: a genuine receipt passes every step; a changed si
   const genuine = city.receipt;
   const steps = await checkReceipt(genuine);
   assert(steps.signature === "passed" && steps.inclusion === "passed" && steps.consistency === "passed", `genuine: ${JSON.stringify(steps)}`);
+  await page.screenshot({ path: join(shots, "check-passed.png"), fullPage: true });
   const signatureAt = genuine.checkpoint.lastIndexOf(" ") + 20;
   const badSignature = { ...genuine, checkpoint: changeChar(genuine.checkpoint, signatureAt) };
   const s1 = await checkReceipt(badSignature);
   assert(s1.signature === "failed" && s1.inclusion === "passed", `changed signature: ${JSON.stringify(s1)}`);
   assert((await page.textContent("[data-testid=verdict]")).includes("Checkpoint signature"), "the verdict does not name the signature step");
+  await page.screenshot({ path: join(shots, "check-failed.png"), fullPage: true });
+  await docShot("check");
   assert(genuine.inclusion_proof.length > 0, "the receipt's proof is empty");
   const badProof = { ...genuine, inclusion_proof: [changeChar(genuine.inclusion_proof[0], 5), ...genuine.inclusion_proof.slice(1)] };
   const s2 = await checkReceipt(badProof);
@@ -326,6 +337,7 @@ await test("gossip: the browser witnesses the log, and raises the alarm when the
   assert(before === seenBefore || before.split("\n")[0] === seenBefore.split("\n")[0], "the alarm does not show the checkpoint seen before");
   assert(now !== before && now.split("\n")[1] !== before.split("\n")[1], "the alarm's two checkpoints are the same");
   await page.screenshot({ path: join(shots, "alarm-forked.png"), fullPage: true });
+  await docShot("alarm");
 });
 
 if (!process.env.BOARD_SKIP_BIG) await test("a poll page is ready in under a second on loopback with 100 polls and 100,000 ballots", async () => {

@@ -1,6 +1,6 @@
 // Polls: the list (open and closed) and one poll's page, whose chart follows the live tally
 // over Server-Sent Events.
-import { json, NotAvailable, type Poll, type Tally } from "../api";
+import { json, type Poll, type Tally } from "../api";
 import { barFigure, lineChart } from "../chart";
 import { h, link, table } from "../dom";
 import { date, num, percent, t, word } from "../i18n";
@@ -55,21 +55,25 @@ async function closeCheckpoint(position: number): Promise<HTMLElement> {
   );
 }
 
-interface DistrictTurnout {
-  district: string;
-  turnout: number;
-  eligible?: number | null;
+interface TurnoutView {
+  districts: { district: string; turnout: number }[];
+  unattested: number;
 }
 
 async function districtTurnout(poll: number): Promise<HTMLElement> {
   const section = h("section", { "aria-labelledby": "district-heading" }, h("h2", { id: "district-heading" }, t("turnout_by_district")));
-  try {
-    const answer = await json<{ districts?: DistrictTurnout[] } | DistrictTurnout[]>(`/v1/polls/${poll}/turnout`);
-    const rows = Array.isArray(answer) ? answer : (answer.districts ?? []);
-    if (rows.length === 0) section.append(h("p", {}, t("none")));
-    else section.append(barFigure(t("turnout_by_district"), t("district"), rows.map((r) => r.district), rows.map((r) => r.turnout), "district-turnout"));
-  } catch (error) {
-    section.append(h("p", { class: "unavailable" }, error instanceof NotAvailable ? t("not_available") : t("failed", String(error))));
+  const response = await fetch(`/v1/polls/${poll}/turnout`);
+  if (response.status === 403) {
+    section.append(h("p", { class: "sealed" }, t("sealed")));
+  } else if (response.status === 404 || response.status === 405) {
+    section.append(h("p", { class: "unavailable" }, t("not_available")));
+  } else if (!response.ok) {
+    section.append(h("p", { class: "unavailable" }, t("failed", response.status)));
+  } else {
+    const view = (await response.json()) as TurnoutView;
+    const labels = [...view.districts.map((d) => d.district), t("no_district")];
+    const values = [...view.districts.map((d) => d.turnout), view.unattested];
+    section.append(barFigure(t("turnout_by_district"), t("district"), labels, values, "district-turnout"));
   }
   return section;
 }

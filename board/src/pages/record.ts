@@ -49,7 +49,7 @@ async function explorer(params: URLSearchParams): Promise<HTMLElement> {
     });
     location.hash = `#/record?${chosen}`;
   });
-  const rows = entries.map((e) => [num(e.position), date(e.server_time), word(e.kind), action(e), short(e.signer), h("details", {}, h("summary", {}, t("payload")), h("pre", {}, e.payload))]);
+  const rows = entries.map((e) => [num(e.position), date(e.server_time), word(e.kind), h("code", {}, action(e)), short(e.signer), h("details", {}, h("summary", {}, t("payload")), h("pre", {}, e.payload))]);
   const next = page.next_from ?? null;
   return h(
     "section",
@@ -61,14 +61,11 @@ async function explorer(params: URLSearchParams): Promise<HTMLElement> {
   );
 }
 
-interface Holder {
-  key: string;
+interface RoleView {
   role: string;
   department?: string | null;
-  since?: string | null;
-  since_position?: number | null;
-  granted_at?: string | null;
-  granted_at_position?: number | null;
+  granted_at_position: number;
+  granted_at: string;
 }
 
 async function guarded(heading: string, id: string, build: () => Promise<HTMLElement>): Promise<HTMLElement> {
@@ -82,27 +79,47 @@ async function guarded(heading: string, id: string, build: () => Promise<HTMLEle
 }
 
 async function roles(): Promise<HTMLElement> {
-  const answer = await json<Holder[] | { roles?: Holder[]; holders?: Holder[] }>("/v1/roles");
-  const holders = Array.isArray(answer) ? answer : (answer.roles ?? answer.holders ?? []);
-  const rows = holders.map((r) => [word(r.role), r.department ?? "—", short(r.key), date(r.since ?? r.granted_at), num(r.since_position ?? r.granted_at_position ?? 0)]);
+  const holders: { key: string; roles: RoleView[] }[] = [];
+  let after: string | null | undefined = undefined;
+  do {
+    const page: { holders: { key: string; roles: RoleView[] }[]; next_after?: string | null } = await json(`/v1/roles?limit=100${after ? `&after=${after}` : ""}`);
+    holders.push(...page.holders);
+    after = page.next_after;
+  } while (after && holders.length < 5000);
+  const rows = holders.flatMap((holder) => holder.roles.map((r) => [word(r.role), r.department ?? "—", short(holder.key), date(r.granted_at), link(`#/record?from=${r.granted_at_position}`, num(r.granted_at_position))]));
   return rows.length ? table(t("roles"), [t("role"), t("department"), t("key"), t("since"), t("position")], rows, "roles") : h("p", {}, t("none"));
 }
 
 interface ActionView {
   position: number;
-  server_time?: string;
-  at?: string;
+  server_time: string;
   action: string;
-  author?: string;
-  signer?: string;
-  summary?: string;
-  body?: unknown;
+  author: string;
+  subject: Record<string, string | number>;
+  decision?: string | null;
+  reason?: string | null;
+  role?: string | null;
+  department?: string | null;
+  district?: string | null;
+  related_complaint?: number | null;
+  successor?: string | null;
+  redacts_content?: boolean;
 }
 
-async function actions(kind: "moderation" | "admin"): Promise<HTMLElement> {
-  const answer = await json<ActionView[] | { actions?: ActionView[]; entries?: ActionView[] }>(`/v1/log/actions?kind=${kind}`);
-  const list = Array.isArray(answer) ? answer : (answer.actions ?? answer.entries ?? []);
-  const rows = list.map((a) => [link(`#/record?from=${a.position}`, num(a.position)), date(a.server_time ?? a.at), word(a.action), short(a.author ?? a.signer ?? ""), a.summary ?? (a.body ? JSON.stringify(a.body) : "")]);
+/** What an action did, in words: its subject, then its decision, reason and other details. */
+function summary(a: ActionView): string {
+  const parts = Object.entries(a.subject).map(([kind, value]) => `${word(kind)} ${typeof value === "number" ? num(value) : String(value).slice(0, 16)}`);
+  for (const code of [a.decision, a.reason, a.role]) if (code) parts.push(word(code));
+  for (const name of [a.department, a.district]) if (name) parts.push(name);
+  if (a.related_complaint !== undefined && a.related_complaint !== null) parts.push(`→ ${word("complaint")} ${num(a.related_complaint)}`);
+  if (a.successor) parts.push(`→ ${a.successor.slice(0, 16)}…`);
+  if (a.redacts_content) parts.push(word("redacts_content"));
+  return parts.join(" · ");
+}
+
+async function actions(kind: "moderation" | "admin" | "registrar"): Promise<HTMLElement> {
+  const page = await json<{ actions: ActionView[]; next_from?: number | null }>(`/v1/log/actions?kind=${kind}&limit=100`);
+  const rows = page.actions.map((a) => [link(`#/record?from=${a.position}`, num(a.position)), date(a.server_time), word(a.action), short(a.author), summary(a)]);
   return rows.length ? table(t(kind), [t("position"), t("time"), t("action"), t("by"), t("note")], rows, `actions-${kind}`) : h("p", {}, t("none"));
 }
 
@@ -111,4 +128,5 @@ export async function recordPage(main: HTMLElement, params: URLSearchParams): Pr
   main.append(await guarded(t("roles"), "roles-heading", roles));
   main.append(await guarded(t("moderation"), "moderation-heading", () => actions("moderation")));
   main.append(await guarded(t("admin"), "admin-heading", () => actions("admin")));
+  main.append(await guarded(t("registrar"), "registrar-heading", () => actions("registrar")));
 }
