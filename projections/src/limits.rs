@@ -59,6 +59,10 @@ pub const RECOVERY_THRESHOLD_CREATED: u32 = 2;
 pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;
 /// Items one page of any other list may hold.
 pub const LIST_PAGE_ITEMS_MAX: usize = 100;
+/// Log entries one page of `/v1/log/actions` reads to find the moderation and admin actions it
+/// lists: the list is filtered from the log as it stands, never from an index, so this bounds the
+/// work of one request (a page that reaches it ends early, and its cursor continues the scan).
+pub const ACTION_SCAN_ENTRIES_MAX: usize = 10_000;
 /// Log positions one page of `/v1/content` covers: each may carry a proposal body and ten
 /// attachment URLs, so a page stays a few megabytes.
 pub const CONTENT_PAGE_POSITIONS_MAX: usize = 256;

@@ -17,8 +17,10 @@ pub mod page;
 pub mod problem;
 pub mod proposals;
 pub mod reads;
+pub mod record;
 pub mod schemas;
 pub mod transparency;
+pub mod turnout;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -250,12 +252,15 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(reads::list_polls)
         .service(reads::get_poll)
         .service(reads::get_tally)
+        .service(turnout::get_turnout)
         .service(live::tally_stream)
         .service(live::metrics)
         .service(reads::get_ballot)
         .service(reads::get_key)
+        .service(record::list_roles)
         .service(reads::log_head)
         .service(reads::log_entries)
+        .service(record::log_actions)
         .service(reads::export_log)
         .service(content::held_content)
         .service(reads::healthz)

@@ -4,6 +4,7 @@
 
 use actix_web::{get, web, HttpResponse};
 use projections::command::{Audience, ChoiceKind, Role, TallyVisibility};
+use projections::ledger::keys::HeldRole;
 use projections::ledger::PollStatus;
 use projections::protocol::Entry;
 use projections::{Ledger, Poll, Timestamp};
@@ -269,13 +270,30 @@ pub async fn get_ballot(
 
 #[derive(Serialize, ToSchema)]
 pub struct RoleView {
-    /// `official`, `moderator` or `registrar`.
+    /// `official`, `moderator` or `registrar` (and, in `/v1/roles`, `admin`).
     pub role: String,
     pub department: Option<String>,
+    /// Log position of the entry the role is held since: its `grant_role` (for an admin key, the
+    /// genesis, the hand-over or the recovery approval that made it one).
+    pub granted_at_position: u64,
+    /// Server time of that entry.
+    #[schema(value_type = String, format = DateTime)]
+    pub granted_at: Timestamp,
+}
+
+impl RoleView {
+    pub(crate) fn of(role: Role, held: &HeldRole) -> RoleView {
+        RoleView {
+            role: role_name(role).into(),
+            department: held.department.clone(),
+            granted_at_position: held.granted.position,
+            granted_at: held.granted.server_time,
+        }
+    }
 }
 
 /// A role as the `grant_role` payload names it.
-fn role_name(role: Role) -> &'static str {
+pub(crate) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Official => "official",
         Role::Moderator => "moderator",
@@ -314,13 +332,11 @@ pub async fn get_key(node: web::Data<Node>, key: web::Path<String>) -> Reply<Key
         .keys
         .get(&key)
         .ok_or_else(|| ApiError::NotFound(format!("key {key}")))?;
-    let roles = record
-        .roles()
+    let roles = ledger
+        .keys
+        .roles_of(key)
         .iter()
-        .map(|(role, department)| RoleView {
-            role: role_name(*role).into(),
-            department: department.clone(),
-        })
+        .map(|(role, held)| RoleView::of(*role, held))
         .collect();
     Ok(web::Json(KeyView {
         key: key.to_hex(),

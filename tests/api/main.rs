@@ -19,6 +19,7 @@ mod key_lifecycle;
 mod lifecycle;
 mod open311_and_audiences;
 mod polls;
+mod public_record;
 mod readiness;
 mod refusals;
 mod scale_out;

@@ -52,18 +52,41 @@ pub struct PendingRecovery {
     pub approvers: std::collections::BTreeSet<PublicKey>,
 }
 
+/// Where in the log a key took an office: the granting entry's position and server time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub position: u64,
+    pub server_time: Timestamp,
+}
+
+impl Grant {
+    fn of(event: &Event) -> Grant {
+        Grant {
+            position: event.position,
+            server_time: event.server_time,
+        }
+    }
+}
+
+/// A role a key holds: an official's department, and the grant it holds the role since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRole {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    pub granted: Grant,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRecord {
     pub registered_at_position: u64,
     pub registered_at: Timestamp,
-    /// Roles and attestation, boxed: most keys are citizens with neither, and a record without
-    /// them takes 24 bytes instead of 72 (a million records in every ledger copy).
+    /// The attestation, boxed: most keys are citizens without one, and a record without it
+    /// takes 24 bytes instead of 72 (a million records in every ledger copy).
     pub(super) standing: Option<Box<KeyStanding>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct KeyStanding {
-    pub(super) roles: BTreeMap<Role, Option<String>>,
     pub(super) district: Option<String>,
     pub(super) verified: bool,
     /// The resident tag of the key's attestation; kept after revocation, so the resident's
@@ -85,7 +108,7 @@ pub struct Resident {
     pub active_key: Option<PublicKey>,
 }
 
-static NO_ROLES: BTreeMap<Role, Option<String>> = BTreeMap::new();
+static NO_ROLES: BTreeMap<Role, HeldRole> = BTreeMap::new();
 
 impl KeyRecord {
     pub(super) fn new(registered_at_position: u64, registered_at: Timestamp) -> KeyRecord {
@@ -94,13 +117,6 @@ impl KeyRecord {
             registered_at,
             standing: None,
         }
-    }
-
-    /// Roles held now; officials carry their department.
-    pub fn roles(&self) -> &BTreeMap<Role, Option<String>> {
-        self.standing
-            .as_ref()
-            .map_or(&NO_ROLES, |standing| &standing.roles)
     }
 
     /// The district a registrar attested, if any.
@@ -138,8 +154,9 @@ impl KeyRecord {
 /// The keys aggregate. Read access to the records goes through `Deref` (a key-ordered
 /// `KeyedMap`); only `evolve` changes them.
 ///
-/// Serialised (inside the ledger's JSON, flattened) as its identity alone: the records are many,
-/// and snapshots pack them in a binary form of their own.
+/// Serialised (inside the ledger's JSON, flattened) without its records: they are many, and
+/// snapshots pack them in a binary form of their own. The roles and the admins' grants, few,
+/// stay in the JSON.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keys {
     identity: Option<LogIdentity>,
@@ -153,6 +170,14 @@ pub struct Keys {
     /// it takes about half the memory of an ordered map; walked only in key order.
     #[serde(skip)]
     pub(super) records: KeyedMap<PublicKey, KeyRecord>,
+    /// The roles each key holds now, with their grants. Kept apart from the records: role
+    /// holders are the city's few staff, and listing them must not walk a million citizens.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) roles: BTreeMap<PublicKey, BTreeMap<Role, HeldRole>>,
+    /// Each admin key with the entry that made it one: the genesis, a hand-over or the
+    /// recovery approval that reached the threshold. Its keys are the identity's admin keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    admins_since: BTreeMap<PublicKey, Grant>,
 }
 
 impl Deref for Keys {
@@ -227,19 +252,29 @@ impl Keys {
         record.resident_tag()
     }
 
+    /// The roles `key` holds now (none for an unknown key); officials carry their department.
+    pub fn roles_of(&self, key: PublicKey) -> &BTreeMap<Role, HeldRole> {
+        self.roles.get(&key).unwrap_or(&NO_ROLES)
+    }
+
+    /// Every key holding a role now, in key order, with its roles.
+    pub fn role_holders(&self) -> &BTreeMap<PublicKey, BTreeMap<Role, HeldRole>> {
+        &self.roles
+    }
+
+    /// Every admin key, in key order, with the entry that made it one.
+    pub fn admins_since(&self) -> &BTreeMap<PublicKey, Grant> {
+        &self.admins_since
+    }
+
     pub fn holds_role(&self, key: PublicKey, role: Role) -> bool {
-        self.records
-            .get(&key)
-            .is_some_and(|record| record.roles().contains_key(&role))
+        self.roles_of(key).contains_key(&role)
     }
 
     pub fn is_official_of(&self, key: PublicKey, department: &str) -> bool {
-        self.records.get(&key).is_some_and(|record| {
-            record
-                .roles()
-                .get(&Role::Official)
-                .is_some_and(|held| held.as_deref() == Some(department))
-        })
+        self.roles_of(key)
+            .get(&Role::Official)
+            .is_some_and(|held| held.department.as_deref() == Some(department))
     }
 
     /// The refusal for `author` acting on something `department` answers for: none when they
@@ -299,11 +334,11 @@ impl Keys {
                 "an admin key holds no other role: grant it to a key of its own".into(),
             ));
         }
-        let Some(record) = self.records.get(&change.subject) else {
+        if !self.records.contains_key(&change.subject) {
             return Err(Refusal::KeyNotRegistered);
-        };
+        }
         check_role_department(change, grant)?;
-        let held = record.roles().contains_key(&change.role);
+        let held = self.holds_role(change.subject, change.role);
         match (grant, held) {
             (true, true) => Err(Refusal::RoleAlreadyHeld),
             (false, false) => Err(Refusal::RoleNotHeld),
@@ -402,7 +437,7 @@ impl Keys {
         if !self.holds_role(author, Role::Registrar) {
             return Err(Refusal::NotRegistrar);
         }
-        if !record.roles().is_empty() {
+        if !self.roles_of(subject).is_empty() {
             return Err(Refusal::SeparationOfDuties(
                 "a registrar revokes residents' keys; an office holder's roles are the admin's"
                     .into(),
@@ -422,11 +457,7 @@ impl Keys {
                 "the successor is already an admin key".into(),
             ));
         }
-        let holds_role = self
-            .records
-            .get(&successor)
-            .is_some_and(|record| !record.roles().is_empty());
-        if holds_role || self.is_recovery_key(successor) {
+        if !self.roles_of(successor).is_empty() || self.is_recovery_key(successor) {
             return Err(Refusal::SeparationOfDuties(
                 "an admin key holds no role and is no recovery key".into(),
             ));
@@ -470,26 +501,46 @@ impl Keys {
                     admin_keys: genesis.admin_keys.iter().copied().collect(),
                     recovery: genesis.recovery.clone(),
                 });
+                let grant = Grant::of(event);
+                self.admins_since = genesis.admin_keys.iter().map(|key| (*key, grant)).collect();
             }
             KeyAction::RegisterKey(_) => {
                 let record = KeyRecord::new(event.position, event.server_time);
                 self.records.insert(author, record);
             }
-            KeyAction::GrantRole(change) => {
-                let roles = &mut self.standing_mut(change.subject, "a granted role").roles;
-                roles.insert(change.role, change.department.clone());
-            }
+            KeyAction::GrantRole(change) => self.grant(change, Grant::of(event)),
             KeyAction::RevokeRole(change) => {
-                let roles = &mut self.standing_mut(change.subject, "a revoked role").roles;
+                let subject = change.subject;
+                let Some(roles) = self.roles.get_mut(&subject) else {
+                    unreachable!("a revoked role of key {subject:?}, which decide found held")
+                };
                 roles.remove(&change.role);
+                if roles.is_empty() {
+                    self.roles.remove(&subject);
+                }
             }
             KeyAction::HandOverAdmin(hand_over) => {
-                self.replace_admin(author, hand_over.successor);
+                self.replace_admin(author, hand_over.successor, Grant::of(event));
             }
-            KeyAction::ApproveRecovery(approval) => self.approve_recovery(author, approval),
+            KeyAction::ApproveRecovery(approval) => self.approve_recovery(author, approval, event),
             KeyAction::AttestResident(attestation) => self.attest(attestation),
             KeyAction::RevokeKey(revocation) => self.revoke(revocation.subject),
         }
+    }
+
+    fn grant(&mut self, change: &RoleChange, granted: Grant) {
+        let subject = change.subject;
+        if !self.records.contains_key(&subject) {
+            unreachable!("a granted role names key {subject:?}, which decide found registered");
+        }
+        let held = HeldRole {
+            department: change.department.clone(),
+            granted,
+        };
+        self.roles
+            .entry(subject)
+            .or_default()
+            .insert(change.role, held);
     }
 
     fn attest(&mut self, attestation: &Attestation) {
@@ -518,26 +569,33 @@ impl Keys {
         standing.revoked = true;
         standing.verified = false;
         standing.district = None;
-        standing.roles.clear();
         let tag = standing.resident_tag.clone();
         if let Some(resident) = tag.and_then(|tag| self.residents.get_mut(&tag)) {
             resident.active_key = None;
         }
+        self.roles.remove(&subject);
     }
 
     /// `successor` takes `revoked`'s place among the admin keys; recoveries aimed at `revoked`
     /// lapse with it.
-    fn replace_admin(&mut self, revoked: PublicKey, successor: PublicKey) {
+    fn replace_admin(&mut self, revoked: PublicKey, successor: PublicKey, granted: Grant) {
         let Some(identity) = self.identity.as_mut() else {
             unreachable!("an admin change before genesis, which decide refuses");
         };
         identity.admin_keys.remove(&revoked);
         identity.admin_keys.insert(successor);
+        self.admins_since.remove(&revoked);
+        self.admins_since.insert(successor, granted);
         self.pending_recoveries
             .retain(|pending| pending.revoked != revoked);
     }
 
-    fn approve_recovery(&mut self, approver: PublicKey, approval: &RecoveryApproval) {
+    fn approve_recovery(
+        &mut self,
+        approver: PublicKey,
+        approval: &RecoveryApproval,
+        event: &Event,
+    ) {
         let threshold = self
             .identity
             .as_ref()
@@ -562,7 +620,7 @@ impl Keys {
         let pending = &mut self.pending_recoveries[index];
         pending.approvers.insert(approver);
         if pending.approvers.len() >= threshold {
-            self.replace_admin(approval.revoked, approval.successor);
+            self.replace_admin(approval.revoked, approval.successor, Grant::of(event));
         }
     }
 

@@ -8,7 +8,8 @@
 //! - `u64` length, then the ledger as JSON without its three large collections (small, rich and
 //!   rarely read: polls' definitions, complaints, proposals, the catalogue);
 //! - keys: `u64` count, then per key in byte order: 32-byte key, `u64` registration position,
-//!   `i64` registration time, `u32` length and JSON of its roles and attestation (0: none);
+//!   `i64` registration time, `u32` length and JSON of its attestation (0: none); the roles,
+//!   held by few keys, are in the ledger part with the grant each is held since;
 //! - ballots: per poll in id order, `u64` count, then ascending voter positions as varint gaps,
 //!   each followed by its choice set as a varint (about 2 bytes a ballot instead of 16);
 //! - nonces: `u64` count, then in issue-time order the time as a varint gap after the previous
@@ -330,6 +331,7 @@ impl<'bytes> Reader<'bytes> {
 mod tests {
     use super::*;
     use crate::command::Role;
+    use crate::ledger::keys::{Grant, HeldRole};
 
     fn sample_ledger(reverse: bool) -> Ledger {
         let mut ledger = Ledger::new();
@@ -343,8 +345,16 @@ mod tests {
         for byte in &order {
             let mut record = KeyRecord::new(u64::from(*byte), Timestamp(i64::from(*byte) * 1_000));
             if byte % 5 == 0 {
+                let held = HeldRole {
+                    department: Some("roads".into()),
+                    granted: Grant {
+                        position: u64::from(*byte) + 100,
+                        server_time: Timestamp(i64::from(*byte) * 2_000),
+                    },
+                };
+                let roles = ledger.keys.roles.entry(PublicKey([*byte; 32])).or_default();
+                roles.insert(Role::Official, held);
                 let standing = record.standing_mut();
-                standing.roles.insert(Role::Official, Some("roads".into()));
                 standing.district = Some("north".into());
                 standing.verified = true;
             }

@@ -15,7 +15,9 @@ pub(super) fn rows() -> Vec<Row> {
             vec![],
             genesis(),
             Then::AcceptedAnd(|ledger| {
-                ledger.server_key() == Some(public(SERVER)) && ledger.is_admin(public(ADMIN))
+                ledger.server_key() == Some(public(SERVER))
+                    && ledger.is_admin(public(ADMIN))
+                    && admin_since(ledger, ADMIN) == Some(0)
             }),
         ),
         row(
@@ -88,7 +90,10 @@ pub(super) fn rows() -> Vec<Row> {
             "the admin grants a moderator role to a registered key",
             base(),
             Step::by(ADMIN, grant(NEIGHBOUR, Role::Moderator, None)),
-            Then::AcceptedAnd(|ledger| ledger.holds_role(public(NEIGHBOUR), Role::Moderator)),
+            Then::AcceptedAnd(|ledger| {
+                ledger.holds_role(public(NEIGHBOUR), Role::Moderator)
+                    && granted_at(ledger, NEIGHBOUR, Role::Moderator) == Some(ledger.size - 1)
+            }),
         ),
         row(
             "the admin makes a registered key an official of a department",
@@ -136,7 +141,11 @@ pub(super) fn rows() -> Vec<Row> {
             "the admin revokes a role the key holds",
             base(),
             Step::by(ADMIN, revoke(MODERATOR, Role::Moderator)),
-            Then::AcceptedAnd(|ledger| !ledger.holds_role(public(MODERATOR), Role::Moderator)),
+            Then::AcceptedAnd(|ledger| {
+                // A key left with no role is no longer listed among the holders.
+                !ledger.holds_role(public(MODERATOR), Role::Moderator)
+                    && !ledger.keys.role_holders().contains_key(&public(MODERATOR))
+            }),
         ),
         row(
             "a role the key does not hold cannot be revoked",
@@ -151,10 +160,12 @@ pub(super) fn rows() -> Vec<Row> {
             Then::Refused("not-admin"),
         ),
         row(
-            "a revoked role can be granted again",
+            "a revoked role can be granted again, and is held since the new grant",
             base_and(vec![Step::by(ADMIN, revoke(MODERATOR, Role::Moderator))]),
             Step::by(ADMIN, grant(MODERATOR, Role::Moderator, None)),
-            Then::Accepted,
+            Then::AcceptedAnd(|ledger| {
+                granted_at(ledger, MODERATOR, Role::Moderator) == Some(ledger.size - 1)
+            }),
         ),
         row(
             "a registrar attests a registered key's district",
@@ -196,7 +207,10 @@ pub(super) fn rows() -> Vec<Row> {
             base(),
             Step::by(ADMIN, hand_over(SUCCESSOR)),
             Then::AcceptedAnd(|ledger| {
-                ledger.is_admin(public(SUCCESSOR)) && !ledger.is_admin(public(ADMIN))
+                ledger.is_admin(public(SUCCESSOR))
+                    && !ledger.is_admin(public(ADMIN))
+                    && admin_since(ledger, SUCCESSOR) == Some(ledger.size - 1)
+                    && admin_since(ledger, ADMIN).is_none()
             }),
         ),
         row(
@@ -264,6 +278,7 @@ pub(super) fn rows() -> Vec<Row> {
                 ledger.is_admin(public(SUCCESSOR))
                     && !ledger.is_admin(public(ADMIN))
                     && ledger.keys.pending_recoveries().is_empty()
+                    && admin_since(ledger, SUCCESSOR) == Some(ledger.size - 1)
             }),
         ),
         row(
@@ -330,6 +345,18 @@ pub(super) fn rows() -> Vec<Row> {
     rows.extend(revocation_rows());
     rows.extend(resident_tag_rows());
     rows
+}
+
+/// The position of the grant `seed`'s key holds `role` since, if it holds it.
+fn granted_at(ledger: &crate::Ledger, seed: u8, role: Role) -> Option<u64> {
+    let held = ledger.keys.roles_of(public(seed)).get(&role)?;
+    Some(held.granted.position)
+}
+
+/// The position of the entry that made `seed`'s key an admin, if it is one.
+fn admin_since(ledger: &crate::Ledger, seed: u8) -> Option<u64> {
+    let grant = ledger.keys.admins_since().get(&public(seed))?;
+    Some(grant.position)
 }
 
 /// The citizen's replacement for a lost key.
