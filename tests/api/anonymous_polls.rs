@@ -286,6 +286,23 @@ async fn assert_district_figures(app: &TestApp, poll: u64, issued: [u64; 2], cou
     let expected = [(NORTH, 0), (SOUTH, 1)]
         .map(|(district, index)| json!([district, issued[index], counted[index]]));
     assert_eq!(published, expected, "the poll page's issuers");
+    // The turnout by district is the ballot keys counted under each district's issuer key.
+    let turnout = app.get(&format!("/v1/polls/{poll}/turnout")).await.body;
+    assert_eq!(turnout["basis"], "issuer_key", "{turnout}");
+    let by_district: Vec<Value> = turnout["districts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{turnout}"))
+        .iter()
+        .map(|district| {
+            json!([
+                district["district"],
+                district["credentials_issued"],
+                district["turnout"]
+            ])
+        })
+        .collect();
+    assert_eq!(by_district, expected, "the turnout by district");
+    assert_eq!(turnout["unattested"], 0, "{turnout}");
     let counts = tally(app, poll).await;
     assert_eq!(counts["credentials_issued"], json!(issued), "{counts}");
     assert_eq!(counts["ballot_keys_counted"], json!(counted), "{counts}");
