@@ -13,18 +13,19 @@ import { adminKey, Client, freePort, Key, startServer } from "./lib.mjs";
 import { populate } from "./populate.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const binary = process.env.VECHE_BIN ?? join(root, "target/release/veche");
-const synthetic = process.env.VECHE_SYNTHETIC_BIN ?? join(root, "target/release/veche-synthetic-export");
-const shots = process.env.BOARD_SCREENSHOTS ?? join(root, "target/board-screenshots");
+const target = resolve(root, process.env.CARGO_TARGET_DIR ?? "target");
+const binary = process.env.VECHE_BIN ?? join(target, "release/veche");
+const synthetic = process.env.VECHE_SYNTHETIC_BIN ?? join(target, "release/veche-synthetic-export");
+const shots = process.env.BOARD_SCREENSHOTS ?? join(target, "board-screenshots");
 const bigEvents = process.env.BOARD_BIG_EVENTS ?? "200000";
 const work = mkdtempSync(join(tmpdir(), "veche-board-"));
 const axeSource = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "node_modules/axe-core/axe.min.js"), "utf8");
 mkdirSync(shots, { recursive: true });
 
-// With BOARD_DOC_SHOTS=DIR, the README's few screenshots too: the top of a page, 1100 × 760.
+// With BOARD_DOC_SHOTS=DIR, the README's few screenshots too: the top of a page, 1200 × 760.
 async function docShot(name) {
   const dir = process.env.BOARD_DOC_SHOTS;
-  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), clip: { x: 0, y: 0, width: 1100, height: 760 } });
+  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), clip: { x: 0, y: 0, width: 1200, height: 760 } });
 }
 
 const results = [];
@@ -134,6 +135,18 @@ await test("a closed poll shows its final result and its close checkpoint; a sea
   await open(base, `#/poll/${city.polls.sealed}`);
   assert(await page.isVisible("[data-testid=sealed]"), "the sealed notice is missing");
   assert((await page.$("[data-testid=tally]")) === null, "a sealed poll shows counts");
+});
+
+await test("erased and redacted content shows as such, with its reason", async () => {
+  await open(base, `#/complaint/${city.complaints[5]}`);
+  const redacted = await page.textContent("[data-testid=description]");
+  assert(redacted.includes("Redacted by a moderator") && redacted.includes("third-party personal data"), `redacted shows: ${redacted}`);
+  await open(base, `#/complaint/${city.complaints[8]}`);
+  const erased = await page.textContent("[data-testid=description]");
+  assert(erased.includes("Erased by the author"), `erased shows: ${erased}`);
+  await open(base, `#/complaint/${city.complaints[6]}`);
+  const spam = await page.textContent("[data-testid=description]");
+  assert(spam.includes("Redacted by a moderator") && spam.includes("spam"), `spam shows: ${spam}`);
 });
 
 async function drawnCounts() {
@@ -279,7 +292,12 @@ await test("switching the language gives a fully translated page, with numbers i
     });
     assert(leftovers.length === 0, `${hash} still shows English: ${leftovers.join(" | ")}`);
     if (hash === "#/polls") await page.screenshot({ path: join(shots, "polls-ru.png"), fullPage: true });
-    if (hash.startsWith("#/poll/")) await page.screenshot({ path: join(shots, "poll-open-ru.png"), fullPage: true });
+    if (hash.startsWith("#/poll/")) {
+      // Dates in the Russian format: "7 дек. 2026 г., 18:40".
+      const text = await page.innerText("main");
+      assert(/\d{1,2} [а-я]+\.? \d{4} г\./u.test(text), "no date in the Russian format on the poll page");
+      await page.screenshot({ path: join(shots, "poll-open-ru.png"), fullPage: true });
+    }
   }
   await page.click("[data-testid=language]");
   await page.waitForSelector("html[lang=en] main[data-ready]");

@@ -102,6 +102,8 @@ interface Complaint {
 }
 
 const filters = ["status", "category", "district", "department"] as const;
+// The moderator queue is `filed`; the others follow the complaint's lifecycle.
+const statuses = ["filed", "needs_info", "accepted", "in_progress", "resolved", "confirmed", "closed_unconfirmed", "cannot_resolve", "rejected", "merged"];
 
 export async function complaintList(main: HTMLElement, params: URLSearchParams): Promise<void> {
   const query = new URLSearchParams();
@@ -110,8 +112,11 @@ export async function complaintList(main: HTMLElement, params: URLSearchParams):
   query.set("limit", "100");
   const page = await json<{ complaints: Complaint[] }>(`/v1/complaints?${query}`);
   const form = h("form", { class: "filters", "data-testid": "complaint-filters" });
-  for (const name of filters) {
-    form.append(h("label", { for: `filter-${name}` }, t(name === "status" ? "status" : name)), h("input", { id: `filter-${name}`, name, value: params.get(name) ?? "" }));
+  const chosenStatus = params.get("status") ?? "";
+  const statusSelect = h("select", { id: "filter-status", name: "status" }, h("option", { value: "" }, t("all")), ...statuses.map((code) => h("option", { value: code, selected: code === chosenStatus }, word(code))));
+  form.append(h("label", { for: "filter-status" }, t("status")), statusSelect);
+  for (const name of filters.slice(1)) {
+    form.append(h("label", { for: `filter-${name}` }, t(name)), h("input", { id: `filter-${name}`, name, value: params.get(name) ?? "" }));
   }
   form.append(h("label", { for: "filter-sla" }, h("input", { id: "filter-sla", name: "sla_at_risk", type: "checkbox", value: "true", checked: params.get("sla_at_risk") === "true" }), " ", t("sla_at_risk")), h("button", { type: "submit" }, t("apply")));
   form.addEventListener("submit", (event) => {
@@ -140,7 +145,7 @@ async function content(text: string): Promise<HTMLElement> {
     const page = await json<{ entries: { payload: string }[] }>(`/v1/log/entries?from=${position}&limit=1`);
     const payload = JSON.parse(page.entries[0].payload) as { action: string; body: { reason?: string } };
     const message = payload.action === "erase_content" ? t("erased", num(position)) : t("redacted", num(position), word(payload.body.reason ?? "spam"));
-    return h("em", { class: "erased", "data-testid": "erased" }, message);
+    return h("em", { class: "erased", "data-testid": "erased" }, h("a", { href: `#/record?from=${position}` }, message));
   }
   if (text.startsWith("[content not held")) return h("em", { class: "erased" }, t("not_held"));
   return h("span", {}, text);
