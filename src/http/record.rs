@@ -25,7 +25,7 @@ use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::{page_size, role_name, RoleView};
 use crate::http::Reply;
 use crate::node::Node;
-use crate::store::StoredEntry;
+use crate::store::{EventStore, StoredEntry};
 
 #[derive(Serialize, ToSchema)]
 pub struct RoleHolderView {
@@ -312,27 +312,42 @@ pub async fn log_actions(
     let published = node.proven_ledger()?.size;
     let end = query.to.map_or(published, |to| to.min(published));
     let node = node.clone();
-    let page = off_worker(move || scan(&node, &filter, from, end, size)).await?;
+    let page = off_worker(move || {
+        let stretch = Stretch {
+            from,
+            end,
+            budget: ACTION_SCAN_ENTRIES_MAX,
+        };
+        scan(node.store(), &filter, stretch, size)
+    })
+    .await?;
     Ok(web::Json(page))
 }
 
-/// Reads from `from` towards `end`, at most `ACTION_SCAN_ENTRIES_MAX` entries, until `size`
-/// actions pass the filter; the next page starts where this one stopped reading.
-fn scan(
-    node: &Node,
-    filter: &ActionFilter,
+/// The positions one page may read: from `from` towards `end` (exclusive), `budget` at most.
+struct Stretch {
     from: u64,
     end: u64,
+    budget: usize,
+}
+
+/// Reads the stretch until `size` actions pass the filter; the next page starts where this one
+/// stopped reading.
+fn scan(
+    store: &dyn EventStore,
+    filter: &ActionFilter,
+    stretch: Stretch,
     size: usize,
 ) -> Result<ActionPage, ApiError> {
-    let budget_end = end.min(from.saturating_add(ACTION_SCAN_ENTRIES_MAX as u64));
+    let Stretch { from, end, budget } = stretch;
+    let budget_end = end.min(from.saturating_add(budget as u64));
     let mut items = Vec::new();
     let mut position = from;
     while position < budget_end && items.len() < size {
         let chunk = usize::try_from(budget_end - position)
             .unwrap_or(usize::MAX)
             .min(LOG_PAGE_ENTRIES_MAX);
-        let stored = node.store().read(position, chunk)?;
+        let stored = store.read(position, chunk)?;
         if stored.is_empty() {
             return Err(ApiError::StoreUnavailable(format!(
                 "the store holds no entry at {position}, below the published size {end}"
@@ -568,6 +583,110 @@ fn redaction_reason_name(reason: RedactionReason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
+    use ed25519_dalek::SigningKey;
+    use projections::command::{Genesis, RegisterKey};
+    use projections::protocol::public_key_of;
+    use projections::replay::seal;
+    use projections::{Ledger, SignedCommand};
+
+    const START: Timestamp = Timestamp(1_795_428_000_000);
+
+    /// A genesis, `citizens` registrations, then the admin's grant of the moderator role to the
+    /// first citizen and its revocation: the store, and the grant's position.
+    fn log_with_a_grant_after(citizens: u8) -> (MemoryStore, u64) {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let admin = SigningKey::from_bytes(&[2; 32]);
+        let citizen = |index: u8| SigningKey::from_bytes(&[index.wrapping_add(10); 32]);
+        let genesis = Action::Genesis(Genesis {
+            log_origin: "actions.veche.test/log".into(),
+            admin_keys: vec![public_key_of(&admin)],
+            recovery: None,
+        });
+        let change = RoleChange {
+            subject: public_key_of(&citizen(0)),
+            role: Role::Moderator,
+            department: None,
+        };
+        let mut commands = vec![(server, EntryKind::System, genesis)];
+        for index in 0..citizens {
+            let registration = Action::RegisterKey(RegisterKey {});
+            commands.push((citizen(index), EntryKind::Command, registration));
+        }
+        commands.push((
+            admin.clone(),
+            EntryKind::Command,
+            Action::GrantRole(change.clone()),
+        ));
+        commands.push((admin, EntryKind::Command, Action::RevokeRole(change)));
+        let mut ledger = Ledger::new();
+        let mut entries = Vec::new();
+        for (key, kind, action) in commands {
+            let time = START.plus_milliseconds(ledger.size as i64);
+            let command = Command {
+                author: public_key_of(&key),
+                nonce: format!("{:032x}", ledger.size),
+                issued_at: time,
+                action,
+            };
+            let signed = SignedCommand::sign(&key, kind, command);
+            let sealed = seal(&ledger, signed, time).expect("a valid command");
+            ledger.evolve(&sealed.event);
+            entries.push(StoredEntry {
+                position: sealed.event.position,
+                bytes: sealed.bytes,
+                hash: sealed.event.hash,
+                content: Vec::new(),
+                erases: None,
+            });
+        }
+        let store = MemoryStore::new();
+        store.append(&entries).expect("a memory store appends");
+        (store, u64::from(citizens) + 1)
+    }
+
+    fn positions(page: &ActionPage) -> Vec<(u64, &str)> {
+        let listed = page.items.iter();
+        listed
+            .map(|item| (item.position, item.action.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_page_reads_no_more_than_its_budget_and_names_where_the_next_one_reads_from() {
+        let (store, granted_at) = log_with_a_grant_after(25);
+        let end = granted_at + 2;
+        let filter = ActionFilter {
+            kinds: ActionKind::ALL.to_vec(),
+            action: None,
+            author: None,
+        };
+        let page = |from: u64, size: usize| {
+            let stretch = Stretch {
+                from,
+                end,
+                budget: 10,
+            };
+            scan(&store, &filter, stretch, size).expect("the store reads")
+        };
+        // The first ten entries hold no listed action: an empty page that reads on from 10.
+        let first = page(0, 20);
+        assert!(first.items.is_empty());
+        assert_eq!(first.next, Some(10));
+        assert_eq!(page(10, 20).next, Some(20));
+        let last = page(20, 20);
+        let expected = vec![(granted_at, "grant_role"), (granted_at + 1, "revoke_role")];
+        assert_eq!(positions(&last), expected);
+        assert_eq!(last.next, None, "the page reached the end");
+        // A full page stops at its last action, and the next reads on from just after it.
+        let full = page(20, 1);
+        assert_eq!(positions(&full), vec![(granted_at, "grant_role")]);
+        assert_eq!(full.next, Some(granted_at + 1));
+        assert_eq!(
+            full.items[0].subject,
+            SubjectView::Key(public_key_of(&SigningKey::from_bytes(&[10; 32])).to_hex())
+        );
+    }
 
     #[test]
     fn each_redaction_reason_is_named_as_its_payload_names_it() {
