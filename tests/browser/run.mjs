@@ -149,6 +149,20 @@ await test("erased and redacted content shows as such, with its reason", async (
   assert(spam.includes("Redacted by a moderator") && spam.includes("spam"), `spam shows: ${spam}`);
 });
 
+await test("the log explorer filters by action and by key; a proposal shows its support history", async () => {
+  await open(base, "#/record?action=grant_role");
+  const actions = await page.$$eval("[data-testid=log-entries] tbody tr td:nth-child(4)", (cells) => cells.map((c) => c.textContent));
+  assert(actions.length === 4 && actions.every((a) => a === "grant_role"), `grant_role rows: ${actions}`);
+  const moderator = city.cast.roles.moderator.public;
+  await open(base, `#/record?signer=${moderator}`);
+  const signers = await page.$$eval("[data-testid=log-entries] tbody tr td:nth-child(5) code", (cells) => cells.map((c) => c.getAttribute("title")));
+  assert(signers.length > 0 && signers.every((k) => k === moderator), `rows signed by others: ${signers}`);
+  const proposal = await client.get(`/v1/proposals/${city.proposals[0]}`);
+  await open(base, `#/proposal/${city.proposals[0]}`);
+  const rows = await page.$$eval("[data-testid=support-history] tbody tr td:last-child", (cells) => cells.map((c) => Number(c.textContent.replace(/[^0-9]/g, ""))));
+  assert(rows.join(",") === proposal.support_history.map((s) => s.supports).join(","), `history ${rows} vs ${proposal.support_history.map((s) => s.supports)}`);
+});
+
 async function drawnCounts() {
   return page.evaluate(() => {
     const table = document.querySelector("[data-testid=counts]");

@@ -81,7 +81,7 @@ export async function proposalPage(main: HTMLElement, id: number): Promise<void>
     h("h1", {}, p.title),
     h("p", {}, p.body),
     h("dl", { class: "figures" }, h("dt", {}, t("status")), h("dd", {}, word(p.status)), h("dt", {}, t("category")), h("dd", {}, p.category), h("dt", {}, t("district")), h("dd", {}, p.district ?? "—"), h("dt", {}, t("supports")), h("dd", { "data-testid": "supports" }, num(p.supports)), h("dt", {}, t("threshold")), h("dd", {}, num(p.support_threshold))),
-    p.answer ? h("p", {}, h("strong", {}, t("answer"), ": "), p.answer.answer) : null,
+    p.answer ? h("p", {}, h("strong", {}, t("answer"), ": "), p.answer.answer) : "",
     h("h2", {}, t("support_history")),
     history.length ? lineChart(history.map((s) => Date.parse(s.at) / 1000), [{ label: t("supports"), values: history.map((s) => s.supports) }]).element : h("p", {}, t("none")),
     table(t("support_history"), [t("position"), t("time"), t("supports")], history.map((s) => [link(`#/record?from=${s.position}`, num(s.position)), date(s.at), num(s.supports)]), "support-history"),

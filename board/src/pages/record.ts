@@ -28,8 +28,16 @@ async function explorer(params: URLSearchParams): Promise<HTMLElement> {
   const from = Math.max(0, Number(params.get("from") ?? 0) || 0);
   const signer = params.get("signer") ?? "";
   const wanted = params.get("action") ?? "";
-  const page = await json<{ entries: Entry[]; next_from?: number | null }>(`/v1/log/entries?from=${from}&limit=${signer || wanted ? 1000 : 50}`);
-  const entries = page.entries.filter((e) => (!signer || e.signer === signer) && (!wanted || action(e) === wanted));
+  // Filtering by key or action reads pages of 1,000 entries until 50 match or 20 pages are read;
+  // "More" goes on from where the reading stopped.
+  const filtering = Boolean(signer || wanted);
+  const entries: Entry[] = [];
+  let next: number | null = from;
+  for (let pages = 0; next !== null && pages < (filtering ? 20 : 1) && entries.length < 50; pages++) {
+    const page: { entries: Entry[]; next_from?: number | null } = await json(`/v1/log/entries?from=${next}&limit=${filtering ? 1000 : 50}`);
+    entries.push(...page.entries.filter((e) => (!signer || e.signer === signer) && (!wanted || action(e) === wanted)));
+    next = page.next_from ?? null;
+  }
   const form = h(
     "form",
     { class: "filters", "data-testid": "log-filters" },
@@ -50,7 +58,6 @@ async function explorer(params: URLSearchParams): Promise<HTMLElement> {
     location.hash = `#/record?${chosen}`;
   });
   const rows = entries.map((e) => [num(e.position), date(e.server_time), word(e.kind), h("code", {}, action(e)), short(e.signer), h("details", {}, h("summary", {}, t("payload")), h("pre", {}, e.payload))]);
-  const next = page.next_from ?? null;
   return h(
     "section",
     { "aria-labelledby": "explorer-heading" },
