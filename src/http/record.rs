@@ -308,8 +308,10 @@ pub async fn log_actions(
             "to must not be below from".into(),
         ));
     }
-    // Never past the published size: the list shows what the ledger has folded.
-    let published = node.proven_ledger()?.size;
+    // Never past the published size: the list shows what the ledger has folded. Read from the
+    // log alone, which the chain proves, so it is served even while the state is unproven, as
+    // `/v1/log/entries` is.
+    let published = node.ledger().size;
     let end = query.to.map_or(published, |to| to.min(published));
     let node = node.clone();
     let page = off_worker(move || {
