@@ -405,3 +405,8 @@ export function word(code: string): string {
 export function englishWords(): string[] {
   return Object.values(words).map((pair) => pair[0]);
 }
+
+/** A time of day to the second, for live samples. */
+export function clock(seconds: number): string {
+  return new Intl.DateTimeFormat(language, { timeStyle: "medium" }).format(new Date(seconds * 1000));
+}

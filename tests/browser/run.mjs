@@ -163,6 +163,40 @@ await test("the log explorer filters by action and by key; a proposal shows its 
   assert(rows.join(",") === proposal.support_history.map((s) => s.supports).join(","), `history ${rows} vs ${proposal.support_history.map((s) => s.supports)}`);
 });
 
+// Turnout by district, role holders and the readable actions come from endpoints of the same
+// issue: where the server has them, the drawn numbers must equal theirs; where not, the page
+// must say so plainly.
+await test("turnout by district, role holders and moderation and admin actions equal the API's, or show as not available", async () => {
+  const turnout = await fetch(`${base}/v1/polls/${city.polls.district}/turnout`);
+  await open(base, `#/poll/${city.polls.district}`);
+  if (turnout.ok) {
+    const view = await turnout.json();
+    const drawn = await page.$$eval("[data-testid=district-turnout] tbody tr", (rows) => rows.map((r) => [r.querySelector("th").textContent, Number(r.querySelector("td").textContent.replace(/[^0-9]/g, ""))]));
+    const expected = view.districts.map((d) => [d.district, d.turnout]);
+    assert(JSON.stringify(drawn.slice(0, expected.length)) === JSON.stringify(expected), `districts drawn ${JSON.stringify(drawn)}, published ${JSON.stringify(expected)}`);
+    assert(drawn[expected.length][1] === view.unattested, "the voters with no district differ");
+  } else {
+    assert(await page.isVisible("#district-heading ~ .unavailable"), "no 'not available' message for turnout by district");
+  }
+  const roles = await fetch(`${base}/v1/roles`);
+  const actions = await fetch(`${base}/v1/log/actions?kind=moderation&limit=100`);
+  await open(base, "#/record");
+  if (roles.ok) {
+    const held = (await roles.json()).holders.reduce((n, holder) => n + holder.roles.length, 0);
+    const rows = await page.$$eval("[data-testid=roles] tbody tr", (r) => r.length);
+    assert(rows === held, `${rows} role rows, ${held} roles held`);
+  } else {
+    assert(await page.isVisible("#roles-heading ~ .unavailable"), "no 'not available' message for role holders");
+  }
+  if (actions.ok) {
+    const listed = (await actions.json()).actions.length;
+    const rows = await page.$$eval("[data-testid=actions-moderation] tbody tr", (r) => r.length);
+    assert(rows === listed, `${rows} moderation rows, ${listed} listed`);
+  } else {
+    assert(await page.isVisible("#moderation-heading ~ .unavailable"), "no 'not available' message for moderation actions");
+  }
+});
+
 async function drawnCounts() {
   return page.evaluate(() => {
     const table = document.querySelector("[data-testid=counts]");

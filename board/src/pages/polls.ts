@@ -3,7 +3,7 @@
 import { json, type Poll, type Tally } from "../api";
 import { barFigure, lineChart } from "../chart";
 import { h, link, table } from "../dom";
-import { date, num, percent, t, word } from "../i18n";
+import { clock, date, num, percent, t, word } from "../i18n";
 
 interface PollPage {
   polls: Poll[];
@@ -122,7 +122,13 @@ function follow(poll: Poll, holder: HTMLElement, first: Tally, signal: AbortSign
   const times = [Date.now() / 1000];
   const turnouts = [first.turnout];
   const history = lineChart(times, [{ label: t("turnout"), values: turnouts }]);
-  const historySection = h("section", { "aria-labelledby": "history-heading" }, h("h2", { id: "history-heading" }, t("turnout_history")), h("p", { class: "live", role: "status" }, t("live")), history.element);
+  // The chart's table: the last ten changes, newest first.
+  const historyTable = (): HTMLElement => {
+    const rows = times.map((time, i) => [clock(time), num(turnouts[i])]).slice(-10).reverse();
+    return table(t("chart_table") + ": " + t("turnout_history"), [t("time"), t("turnout")], rows, "turnout-history");
+  };
+  let historyRows = historyTable();
+  const historySection = h("section", { "aria-labelledby": "history-heading" }, h("h2", { id: "history-heading" }, t("turnout_history")), h("p", { class: "live" }, t("live")), history.element, historyRows);
   holder.after(historySection);
   let latest = first;
   let scheduled = false;
@@ -139,6 +145,9 @@ function follow(poll: Poll, holder: HTMLElement, first: Tally, signal: AbortSign
       scheduled = false;
       holder.replaceChildren(tallyBlock(poll, latest));
       history.update(times, [{ label: t("turnout"), values: turnouts }]);
+      const next = historyTable();
+      historyRows.replaceWith(next);
+      historyRows = next;
     });
   });
 }
