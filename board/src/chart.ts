@@ -26,7 +26,8 @@ export function barsSvg(labels: string[], values: number[]): SVGElement {
     const y = i * rowHeight + 2;
     const length = Math.round(((width - labelWidth - 80) * values[i]) / max);
     const name = svg("text", { x: labelWidth - 8, y: y + 18, "text-anchor": "end" });
-    name.textContent = label.length > 30 ? label.slice(0, 29) + "…" : label;
+    // Long labels are cut to fit the label column; the table beside the chart has them whole.
+    name.textContent = label.length > 26 ? label.slice(0, 25) + "…" : label;
     const bar = svg("rect", { x: labelWidth, y: y + 4, width: length, height: rowHeight - 8, fill: palette[i % palette.length] });
     const value = svg("text", { x: labelWidth + length + 6, y: y + 18 });
     value.textContent = num(values[i]);

@@ -136,8 +136,11 @@ function follow(poll: Poll, holder: HTMLElement, first: Tally, signal: AbortSign
   signal.addEventListener("abort", () => source.close());
   source.addEventListener("tally", (event) => {
     latest = JSON.parse((event as MessageEvent).data) as Tally;
-    times.push(Date.now() / 1000);
-    turnouts.push(latest.turnout);
+    // The stream opens with the tally already drawn: the history keeps changes only.
+    if (latest.turnout !== turnouts[turnouts.length - 1]) {
+      times.push(Date.now() / 1000);
+      turnouts.push(latest.turnout);
+    }
     if (latest.is_final) source.close();
     if (scheduled) return;
     scheduled = true;
