@@ -118,4 +118,33 @@ mod tests {
         assert!(page.contains("/board/board.js") && page.contains("/board/board.css"));
         assert!(!page.contains("http://") && !page.contains("https://"));
     }
+
+    #[actix_web::test]
+    async fn assets_carry_their_type_policy_and_tag_and_revalidate_to_304() {
+        use actix_web::{http::StatusCode, test, App};
+        let app = test::init_service(App::new().configure(configure)).await;
+        let page = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let headers = page.headers();
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            headers.get(header::CONTENT_SECURITY_POLICY).unwrap(),
+            CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-cache");
+        let script = test::TestRequest::get().uri("/board/board.js").to_request();
+        let script = test::call_service(&app, script).await;
+        assert_eq!(script.status(), StatusCode::OK);
+        let tag = script.headers().get(header::ETAG).unwrap().clone();
+        let again = test::TestRequest::get()
+            .uri("/board/board.js")
+            .insert_header((header::IF_NONE_MATCH, tag))
+            .to_request();
+        let again = test::call_service(&app, again).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(test::read_body(again).await.len(), 0);
+    }
 }
