@@ -1,9 +1,9 @@
 //! A poll's turnout by district: what the board draws beside the tally.
 //!
-//! Computed from the published ledger at each ask, under the tally's own rule for sealed polls.
-//! The ledger keeps ballots by voter number, not by district, so a poll of signed ballots is
-//! counted through the residents' attestations as they stand; an anonymous poll's ballots name
-//! no voter, and the ledger knows its counts per district issuer key only.
+//! Read from the published ledger at each ask, under the tally's own rule for sealed polls. The
+//! fold counts a poll of signed ballots by the district each voter's key was attested in when
+//! their first counted ballot went in; an anonymous poll's ballots name no voter, and the ledger
+//! knows its counts per district issuer key only.
 
 use std::collections::BTreeMap;
 
@@ -26,18 +26,17 @@ pub struct TurnoutView {
     /// True once the server-signed close event is in the log.
     pub is_final: bool,
     /// What the districts are taken from: `resident_attestation` (a poll of signed ballots:
-    /// the district each voter's resident is attested in at `log_size`, which may differ from
-    /// when they voted) or `issuer_key` (an anonymous poll: the district whose issuer key covers
-    /// each ballot's credential).
+    /// the district the voter's key was attested in when their first counted ballot went in;
+    /// a later move or revocation does not move it) or `issuer_key` (an anonymous poll: the
+    /// district whose issuer key covers each ballot's credential).
     #[schema(example = "resident_attestation")]
     pub basis: String,
     /// Turnout per district, by district name; every district of a district audience is listed,
     /// with 0 where nobody voted.
     pub districts: Vec<DistrictTurnoutView>,
-    /// Voters counted under no district: for signed ballots, voters whose resident attestation
-    /// names no district now (never attested with a resident tag, attested without a district,
-    /// or their key revoked); for an anonymous poll with one issuer key for its whole audience,
-    /// every voter.
+    /// Voters counted under no district: for signed ballots, voters whose key had no attested
+    /// district when their first counted ballot went in; for an anonymous poll with one issuer
+    /// key for its whole audience, every voter.
     pub unattested: u64,
     /// The number of log entries this turnout is computed from.
     pub log_size: u64,
@@ -91,7 +90,7 @@ pub(crate) fn turnout_view(
                 })
                 .collect(),
         ),
-        None => ("resident_attestation", attested_districts(ledger, poll)),
+        None => ("resident_attestation", attested_districts(poll)),
     };
     Ok(counted_view(tally, basis, districts))
 }
@@ -119,11 +118,11 @@ fn issuer_districts(poll: &Poll) -> Vec<Option<String>> {
     }
 }
 
-/// Counted voters per district of a poll of signed ballots. A resident's ballot is kept under
-/// the resident's number, whichever of their keys cast it; the district is the one their active
-/// key is attested in. One pass over the residents, in tag order: ballots are kept by number,
-/// and only the residents join a number to a district.
-fn attested_districts(ledger: &Ledger, poll: &Poll) -> Vec<DistrictTurnoutView> {
+/// Counted voters per district of a poll of signed ballots, as the fold keeps them: by the
+/// district each voter's key was attested in when their first counted ballot went in. A read
+/// of the poll alone, so asking never holds the ledger for a pass over every resident (which
+/// would stall the writer's publishing behind a public read).
+fn attested_districts(poll: &Poll) -> Vec<DistrictTurnoutView> {
     let mut counts: BTreeMap<String, u64> = match &poll.definition.audience {
         Audience::Districts { districts } => districts
             .iter()
@@ -131,18 +130,8 @@ fn attested_districts(ledger: &Ledger, poll: &Poll) -> Vec<DistrictTurnoutView> 
             .collect(),
         Audience::Everyone | Audience::Verified => BTreeMap::new(),
     };
-    if poll.tally.turnout > 0 {
-        for resident in ledger.keys.residents().values() {
-            let district = resident
-                .active_key
-                .and_then(|key| ledger.keys.get(&key))
-                .and_then(|record| record.district());
-            if let Some(district) = district {
-                if poll.ballots.contains_key(&resident.number) {
-                    *counts.entry(district.to_string()).or_default() += 1;
-                }
-            }
-        }
+    for (district, turnout) in &poll.turnout_by_district {
+        counts.insert(district.clone(), *turnout);
     }
     counts
         .into_iter()

@@ -71,6 +71,13 @@ pub struct Poll {
     #[serde(skip)]
     pub ballots: KeyedMap<u64, ChoiceSet>,
     pub tally: Tally,
+    /// Voters counted in the tally, by the district their key was attested in when their
+    /// first counted ballot went in (a vote change moves nothing; voters with no attested
+    /// district are the rest of the turnout). Kept by the fold, so the board's turnout by
+    /// district costs a read, not a pass over every resident. Signed ballots only: an
+    /// anonymous poll's ballots name no voter (see `credentials`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub turnout_by_district: BTreeMap<String, u64>,
     pub closed: Option<ClosedPoll>,
     /// An anonymous poll's credentials issued and ballot keys counted; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,6 +96,7 @@ impl Poll {
                 counts: vec![0; definition.options.len()],
                 ..Tally::default()
             },
+            turnout_by_district: BTreeMap::new(),
             closed: None,
             credentials: definition
                 .anonymous
@@ -262,7 +270,19 @@ impl Polls {
                         unreachable!("a ballot in poll {} from an unregistered key", ballot.poll)
                     }
                 };
-                count_ballot(self.poll_mut(ballot.poll), voter, &ballot.choices);
+                let district = keys
+                    .get(&event.command.author)
+                    .and_then(|record| record.district());
+                let poll = self.poll_mut(ballot.poll);
+                if count_ballot(poll, voter, &ballot.choices) == Counted::NewVoter {
+                    if let Some(district) = district {
+                        let count = poll
+                            .turnout_by_district
+                            .entry(district.to_string())
+                            .or_insert(0);
+                        *count = increment(*count, "a district's turnout");
+                    }
+                }
             }
             PollAction::RequestCredentials(request) => self.evolve_request(request, event, keys),
             PollAction::CastAnonymousBallot(ballot) => {
@@ -366,21 +386,31 @@ pub(super) fn check_choices(poll: &Poll, choices: &[u32]) -> Result<(), Refusal>
     Ok(())
 }
 
-fn count_ballot(poll: &mut Poll, voter: u64, choices: &[u32]) {
-    if let Some(previous) = poll.ballots.insert(voter, ChoiceSet::of(choices)) {
+/// Whether a counted ballot was its voter's first in the poll or replaced an earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    NewVoter,
+    Replaced,
+}
+
+fn count_ballot(poll: &mut Poll, voter: u64, choices: &[u32]) -> Counted {
+    let counted = if let Some(previous) = poll.ballots.insert(voter, ChoiceSet::of(choices)) {
         for choice in previous.iter() {
             // The superseded ballot was counted when it was cast, so its options hold at least one.
             let count = option_count_mut(poll, choice);
             *count = decrement(*count, "a superseded choice's count");
         }
         poll.tally.superseded_ballots = increment(poll.tally.superseded_ballots, "superseded");
+        Counted::Replaced
     } else {
         poll.tally.turnout = increment(poll.tally.turnout, "turnout");
-    }
+        Counted::NewVoter
+    };
     for &choice in choices {
         let count = option_count_mut(poll, choice);
         *count = increment(*count, "an option's count");
     }
+    counted
 }
 
 /// The count of option `choice`, which `decide` checked the poll has.

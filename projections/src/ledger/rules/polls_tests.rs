@@ -119,6 +119,26 @@ fn resident_rows() -> Vec<Row> {
             ballot(CITIZEN, &[1]),
             Then::Refused("key-revoked"),
         ),
+        row(
+            "a resident's new key replacing their ballot leaves the turnout by district as it was",
+            voted_then_replaced(|poll| poll.vote_changes_allowed = true),
+            ballot(NEW_KEY, &[1]),
+            Then::AcceptedAnd(|ledger| {
+                let poll = &ledger.polls[&latest_poll(ledger)];
+                poll.turnout_by_district.get(NORTH) == Some(&1) && poll.tally.turnout == 1
+            }),
+        ),
+        row(
+            "an attested voter's first ballot counts in their key's district, an unattested one's in none",
+            base_and(vec![open(|_| {}), ballot(CITIZEN, &[0])]),
+            ballot(NEIGHBOUR, &[1]),
+            Then::AcceptedAnd(|ledger| {
+                let poll = &ledger.polls[&latest_poll(ledger)];
+                poll.turnout_by_district.len() == 1
+                    && poll.turnout_by_district.get(NORTH) == Some(&1)
+                    && poll.tally.turnout == 2
+            }),
+        ),
     ]
 }
 
