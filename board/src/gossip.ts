@@ -9,6 +9,7 @@ export type Witness =
   | { kind: "first"; now: Checkpoint }
   | { kind: "ok"; now: Checkpoint; before: Checkpoint }
   | { kind: "rewound" | "forked"; now: Checkpoint; before: Checkpoint }
+  | { kind: "rekeyed"; now: Checkpoint; before: string }
   | { kind: "bad"; note: string };
 
 function storageKey(head: LogHead): string {
@@ -45,7 +46,11 @@ export async function witness(head: LogHead): Promise<Witness> {
     before = null;
   }
   if (before === null) {
+    // A log that comes back under another key escapes every consistency check: say so, with the
+    // checkpoint kept under the old key.
+    const others = Object.keys(localStorage).filter((k) => k.startsWith("veche.witness.") && k !== storageKey(head));
     localStorage.setItem(storageKey(head), now.note);
+    if (others.length > 0) return { kind: "rekeyed", now, before: localStorage.getItem(others[0]) ?? "" };
     return { kind: "first", now };
   }
   if (now.size < before.size) return { kind: "rewound", now, before };

@@ -36,6 +36,15 @@ function banner(result: Witness | null): HTMLElement {
   if (result === null) return h("div", {});
   if (result.kind === "first") return h("p", { class: "witness", "data-testid": "witness", "data-state": "first" }, t("witness_first", num(result.now.size)));
   if (result.kind === "ok") return h("p", { class: "witness", "data-testid": "witness", "data-state": "ok" }, t("witness_ok", num(result.now.size), num(result.before.size)));
+  if (result.kind === "rekeyed")
+    return h(
+      "div",
+      { class: "alarm", role: "alert", "data-testid": "witness", "data-state": "rekeyed" },
+      h("h2", {}, t("witness_alarm")),
+      h("p", {}, t("witness_rekeyed")),
+      copyable(t("seen_before"), result.before, "note-before"),
+      copyable(t("seen_now"), result.now.note, "note-now"),
+    );
   if (result.kind === "bad") return h("div", { class: "alarm", role: "alert", "data-testid": "witness", "data-state": "bad" }, h("h2", {}, t("witness_alarm")), h("p", {}, t("witness_bad")), copyable(t("seen_now"), result.note, "note-now"));
   return h(
     "div",
@@ -60,7 +69,7 @@ function layout(): HTMLElement {
     { class: "top" },
     h("a", { href: "#main", class: "skip" }, t("skip")),
     h("p", { class: "brand" }, t("title")),
-    h("nav", { "aria-label": t("nav_polls") + " · " + t("nav_check") }, h("ul", {}, ...navigation.map(([href, key]) => h("li", {}, h("a", { href, "aria-current": hash === href ? "page" : undefined }, t(key)))))),
+    h("nav", { "aria-label": t("menu") }, h("ul", {}, ...navigation.map(([href, key]) => h("li", {}, h("a", { href, "aria-current": hash === href ? "page" : undefined }, t(key)))))),
     h("div", { class: "tools" }, h("span", { id: "language-label" }, t("language"), ": "), switcher),
   );
 }

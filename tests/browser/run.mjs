@@ -404,6 +404,14 @@ await test("gossip: the browser witnesses the log, and raises the alarm when the
   assert(now !== before && now.split("\n")[1] !== before.split("\n")[1], "the alarm's two checkpoints are the same");
   await page.screenshot({ path: join(shots, "alarm-forked.png"), fullPage: true });
   await docShot("alarm");
+  // A log under a new key at the same address cannot be checked against the old one: the board
+  // says so rather than starting afresh in silence.
+  await server.stop();
+  server = await startServer(binary, join(work, "c"), port, join(work, "c.log"));
+  servers.push(server);
+  await open(base, "#/polls");
+  await page.waitForSelector("[data-testid=witness][data-state=rekeyed]", { timeout: 10000 });
+  await page.screenshot({ path: join(shots, "alarm-rekeyed.png"), fullPage: true });
 });
 
 if (!process.env.BOARD_SKIP_BIG) await test("a poll page is ready in under a second on loopback with 100 polls and 100,000 ballots", async () => {
