@@ -22,6 +22,13 @@ export function append(parent: Node, ...children: Child[]): void {
   }
 }
 
+/** Numbers are right-aligned so their digits line up; words stay left. */
+function numeric(cell: Child): boolean {
+  if (typeof cell === "number") return true;
+  if (typeof cell === "string") return /^[-—\d\s\u00a0\u202f.,%/]+$/.test(cell);
+  return cell instanceof HTMLElement && cell.classList.contains("num");
+}
+
 /** A table with a caption, header cells and rows; `testid` names it for the tests. */
 export function table(caption: string, headers: string[], rows: Child[][], testid?: string): HTMLElement {
   return h(
@@ -29,7 +36,7 @@ export function table(caption: string, headers: string[], rows: Child[][], testi
     { "data-testid": testid },
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, ...headers.map((text) => h("th", { scope: "col" }, text)))),
-    h("tbody", {}, ...rows.map((row) => h("tr", {}, ...row.map((cell, i) => (i === 0 ? h("th", { scope: "row" }, cell) : h("td", {}, cell)))))),
+    h("tbody", {}, ...rows.map((row) => h("tr", {}, ...row.map((cell, i) => (i === 0 ? h("th", { scope: "row" }, cell) : h("td", { class: numeric(cell) ? "num" : undefined }, cell)))))),
   );
 }
 

@@ -31,7 +31,7 @@ interface Report {
 
 function rate(value: number | null, numerator: number, denominator: number): HTMLElement {
   const shown = value === null ? t("no_rate") : percent(value);
-  return h("span", {}, shown, h("small", {}, " (", t("rate_of", num(numerator), num(denominator)), ")"));
+  return h("span", { class: "num" }, shown, h("small", {}, " (", t("rate_of", num(numerator), num(denominator)), ")"));
 }
 
 function hours(value: number | null): string {
@@ -50,7 +50,7 @@ function groupTable(caption: string, groups: Record<string, Stats>, testid: stri
   const headers = [t("group"), ...counted.map(([, key]) => t(key)), t("rate_accepted"), t("rate_resolved"), t("rate_confirmed"), t("rate_sla"), t("median_hours"), t("p90_hours")];
   const rows = Object.entries(groups).map(([name, s]) => [
     label(name),
-    ...counted.map(([field]) => h("span", { "data-field": field }, num(s[field] as number))),
+    ...counted.map(([field]) => h("span", { "data-field": field, class: "num" }, num(s[field] as number))),
     rate(s.accepted_per_filed, s.accepted, s.filed),
     rate(s.resolved_per_accepted_including_unconfirmed, s.resolved, s.accepted),
     rate(s.confirmed_per_accepted, s.confirmed, s.accepted),

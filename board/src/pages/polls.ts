@@ -80,7 +80,7 @@ async function districtTurnout(poll: number): Promise<HTMLElement> {
 
 function tallyBlock(poll: Poll, tally: Tally): HTMLElement {
   const total = tally.counts.reduce((a, b) => a + b, 0);
-  const rows = poll.options.map((option, i) => [option, h("span", { "data-count": i }, num(tally.counts[i] ?? 0)), total ? percent((tally.counts[i] ?? 0) / total) : "—"]);
+  const rows = poll.options.map((option, i) => [option, h("span", { "data-count": i, class: "num" }, num(tally.counts[i] ?? 0)), total ? percent((tally.counts[i] ?? 0) / total) : "—"]);
   return h(
     "div",
     { "data-testid": "tally", "data-log-size": tally.log_size, "data-counts": tally.counts.join(","), "data-turnout": tally.turnout },

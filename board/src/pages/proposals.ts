@@ -39,6 +39,8 @@ function countBy(proposals: Proposal[], pick: (p: Proposal) => string): [string[
   return [names, names.map((n) => counts.get(n) ?? 0)];
 }
 
+const statuses = ["submitted", "published", "under_review", "accepted", "declined", "implemented", "rejected", "withdrawn", "expired"];
+
 const filters: [string, Key][] = [
   ["status", "status"],
   ["district", "district"],
@@ -50,7 +52,9 @@ export async function proposalList(main: HTMLElement, params: URLSearchParams): 
   for (const [name] of filters) if (params.get(name)) query.set(name, params.get(name) ?? "");
   const proposals = await allProposals(query);
   const form = h("form", { class: "filters" });
-  for (const [name, key] of filters) form.append(h("label", { for: `p-${name}` }, t(key)), h("input", { id: `p-${name}`, name, value: params.get(name) ?? "" }));
+  const chosenStatus = params.get("status") ?? "";
+  form.append(h("label", { for: "p-status" }, t("status")), h("select", { id: "p-status", name: "status" }, h("option", { value: "" }, t("all")), ...statuses.map((code) => h("option", { value: code, selected: code === chosenStatus }, word(code)))));
+  for (const [name, key] of filters.slice(1)) form.append(h("label", { for: `p-${name}` }, t(key)), h("input", { id: `p-${name}`, name, value: params.get(name) ?? "" }));
   form.append(h("button", { type: "submit" }, t("apply")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
