@@ -39,7 +39,7 @@ function countBy(proposals: Proposal[], pick: (p: Proposal) => string): [string[
   return [names, names.map((n) => counts.get(n) ?? 0)];
 }
 
-const statuses = ["submitted", "published", "under_review", "accepted", "declined", "implemented", "rejected", "withdrawn", "expired"];
+const proposalStatuses = ["submitted", "published", "under_review", "accepted", "declined", "implemented", "rejected", "withdrawn", "expired"];
 
 const filters: [string, Key][] = [
   ["status", "status"],
@@ -53,7 +53,7 @@ export async function proposalList(main: HTMLElement, params: URLSearchParams): 
   const proposals = await allProposals(query);
   const form = h("form", { class: "filters" });
   const chosenStatus = params.get("status") ?? "";
-  form.append(h("label", { for: "p-status" }, t("status")), h("select", { id: "p-status", name: "status" }, h("option", { value: "" }, t("all")), ...statuses.map((code) => h("option", { value: code, selected: code === chosenStatus }, word(code)))));
+  form.append(h("label", { for: "p-status" }, t("status")), h("select", { id: "p-status", name: "status" }, h("option", { value: "" }, t("all")), ...proposalStatuses.map((code) => h("option", { value: code, selected: code === chosenStatus }, word(code)))));
   for (const [name, key] of filters.slice(1)) form.append(h("label", { for: `p-${name}` }, t(key)), h("input", { id: `p-${name}`, name, value: params.get(name) ?? "" }));
   form.append(h("button", { type: "submit" }, t("apply")));
   form.addEventListener("submit", (event) => {
