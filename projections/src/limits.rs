@@ -59,6 +59,9 @@ pub const RECOVERY_THRESHOLD_CREATED: u32 = 2;
 pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;
 /// Items one page of any other list may hold.
 pub const LIST_PAGE_ITEMS_MAX: usize = 100;
+/// The largest age, in hours, a complaint listing filters by (`older_than_hours`,
+/// `newer_than_hours`): ten years, longer than any complaint stays in a queue.
+pub const COMPLAINT_AGE_FILTER_HOURS_MAX: u32 = 10 * 366 * 24;
 /// Log entries one page of `/v1/log/actions` reads to find the moderation and admin actions it
 /// lists: the list is filtered from the log as it stands, never from an index, so this bounds the
 /// work of one request (a page that reaches it ends early, and its cursor continues the scan).

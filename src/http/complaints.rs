@@ -226,6 +226,13 @@ pub struct ComplaintQuery {
     pub department: Option<String>,
     /// Only complaints open and due within a day or already late.
     pub sla_at_risk: Option<bool>,
+    /// Only complaints filed at least this many hours before the server's time, 0 to 87,840:
+    /// the moderator's "waiting longer than" filter.
+    #[param(minimum = 0, maximum = 87840)]
+    pub older_than_hours: Option<u32>,
+    /// Only complaints filed less than this many hours before the server's time, 1 to 87,840.
+    #[param(minimum = 1, maximum = 87840)]
+    pub newer_than_hours: Option<u32>,
     /// Return complaints filed after this one (exclusive), 0 to 2^64 − 1.
     #[param(format = "uint64", minimum = 0)]
     pub after: Option<u64>,
@@ -281,6 +288,7 @@ pub async fn list_complaints(
     query: web::Query<ComplaintQuery>,
 ) -> Reply<ComplaintPage> {
     let status = query.status.as_deref().map(parse_status).transpose()?;
+    let age = AgeFilter::of(&query)?;
     let query = query.into_inner();
     let page = page(&node, query.after, query.limit, |complaint, now| {
         status.is_none_or(|status| complaint.status == status)
@@ -299,8 +307,44 @@ pub async fn list_complaints(
             && query
                 .sla_at_risk
                 .is_none_or(|at_risk| complaint.sla_at_risk(now) == at_risk)
+            && age.keeps(complaint.filed_at, now)
     })?;
     Ok(web::Json(filled(&node, page).await?))
+}
+
+/// A listing's bounds on a complaint's age (the server's time less its filing time), in
+/// milliseconds: at least `older_than`, and less than `newer_than`.
+struct AgeFilter {
+    older_than: Option<i64>,
+    newer_than: Option<i64>,
+}
+
+impl AgeFilter {
+    fn of(query: &ComplaintQuery) -> Result<AgeFilter, ApiError> {
+        let milliseconds = |name: &str, hours: Option<u32>, least: u32| match hours {
+            None => Ok(None),
+            Some(hours)
+                if (least..=projections::limits::COMPLAINT_AGE_FILTER_HOURS_MAX)
+                    .contains(&hours) =>
+            {
+                Ok(Some(i64::from(hours) * (projections::time::DAY_MS / 24)))
+            }
+            Some(hours) => Err(ApiError::MalformedRequest(format!(
+                "{name} is {least} to {} hours, not {hours}",
+                projections::limits::COMPLAINT_AGE_FILTER_HOURS_MAX
+            ))),
+        };
+        Ok(AgeFilter {
+            older_than: milliseconds("older_than_hours", query.older_than_hours, 0)?,
+            newer_than: milliseconds("newer_than_hours", query.newer_than_hours, 1)?,
+        })
+    }
+
+    fn keeps(&self, filed_at: Timestamp, now: Timestamp) -> bool {
+        let age = now.milliseconds().saturating_sub(filed_at.milliseconds());
+        self.older_than.is_none_or(|least| age >= least)
+            && self.newer_than.is_none_or(|most| age < most)
+    }
 }
 
 /// A department's queue: complaints routed to it that await its work, oldest first.

@@ -1975,10 +1975,43 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
             "/v1/complaints?status=resolved&category=yard-cleaning".into(),
             Box::new(|c| c.status == Status::Resolved && c.category() == "yard-cleaning"),
         ),
+        // The moderator's age filters: waiting for at least two days, and filed in the last week.
+        (
+            "/v1/complaints?status=filed&older_than_hours=48".into(),
+            Box::new(move |c| c.status == Status::Filed && now - c.filed_at >= 48 * HOUR_MS),
+        ),
+        (
+            "/v1/complaints?newer_than_hours=168&district=Arbat".into(),
+            Box::new(move |c| now - c.filed_at < 168 * HOUR_MS && c.district() == "Arbat"),
+        ),
+        (
+            "/v1/complaints?older_than_hours=24&newer_than_hours=240".into(),
+            Box::new(move |c| (24 * HOUR_MS..240 * HOUR_MS).contains(&(now - c.filed_at))),
+        ),
     ];
     for (path, keep) in &filters {
         let expected: Vec<&ComplaintModel> = world.complaints.iter().filter(|c| keep(c)).collect();
         complaint_pages(&world, &mut snapshot, path, &expected).await;
+    }
+    // The age filters split the month: some complaints on each side of two days.
+    let waiting = |c: &&ComplaintModel| now - c.filed_at >= 48 * HOUR_MS;
+    let old = world.complaints.iter().filter(waiting).count();
+    assert!(
+        0 < old && old < world.complaints.len(),
+        "{old} of {}",
+        world.complaints.len()
+    );
+    for path in [
+        "/v1/complaints?older_than_hours=87841",
+        "/v1/complaints?newer_than_hours=0",
+        "/v1/complaints?older_than_hours=-1",
+    ] {
+        let refused = world.app.get(path).await;
+        assert_eq!(refused.status, 400, "{path}: {:?}", refused.body);
+        assert_eq!(
+            refused.body["type"], "urn:veche:problem:malformed-request",
+            "{path}"
+        );
     }
     let queue: Vec<&ComplaintModel> = world
         .complaints
