@@ -226,9 +226,9 @@ impl Node {
                 None,
             ),
         };
-        let mut completed_tiles = Vec::new();
+        let mut tiles = crate::transparency::TileWriter::new(&*config.store);
         let mut grow_tree = |event: &projections::Event| {
-            completed_tiles.extend(tree.push(event.leaf_hash));
+            tiles.extend(tree.push(event.leaf_hash));
         };
         let replayed = catch_up(&*config.store, &mut replayer, &mut grow_tree)?;
         // Before a genesis could be written over an emptied log.
@@ -241,9 +241,9 @@ impl Node {
         // folded (or, below a snapshot, against the snapshot's tree until the audit re-folds them)
         // and a bad one is replaced by its recomputation, never trusted.
         if let Some(header) = &audit {
-            completed_tiles.extend(tree.recompute_bad_tiles(&*config.store, header.size)?);
+            tiles.extend(tree.recompute_bad_tiles(&*config.store, header.size)?);
         }
-        crate::transparency::store_recomputed_tiles(&*config.store, &completed_tiles)?;
+        tiles.finish()?;
         settle_tree(&config, &replayer.ledger, &mut tree)?;
         check_signed_root(signed, &tree, &*config.store)?;
         // `replayed` counts the entries checked now; with a snapshot the rest awaits its audit.

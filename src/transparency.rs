@@ -450,6 +450,55 @@ pub fn store_recomputed_tiles(
     Ok(repaired)
 }
 
+/// Stores the tiles a replay recomputes while it goes, `REPLAY_TILES_PENDING_MAX` at a time, so
+/// replaying millions of entries never holds all their tiles; keeps the names of those it
+/// replaced, and the first store error, which `finish` returns (later chunks are then dropped:
+/// the replay has failed, and its tiles are rewritten by the next start).
+pub struct TileWriter<'a> {
+    store: &'a dyn EventStore,
+    pending: Vec<StoredTile>,
+    repaired: Vec<TileName>,
+    failed: Option<StoreError>,
+}
+
+impl<'a> TileWriter<'a> {
+    pub fn new(store: &'a dyn EventStore) -> TileWriter<'a> {
+        TileWriter {
+            store,
+            pending: Vec::new(),
+            repaired: Vec::new(),
+            failed: None,
+        }
+    }
+
+    pub fn extend(&mut self, tiles: impl IntoIterator<Item = StoredTile>) {
+        self.pending.extend(tiles);
+        if self.pending.len() >= projections::limits::REPLAY_TILES_PENDING_MAX {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let tiles = std::mem::take(&mut self.pending);
+        if self.failed.is_some() {
+            return;
+        }
+        match store_recomputed_tiles(self.store, &tiles) {
+            Ok(repaired) => self.repaired.extend(repaired),
+            Err(error) => self.failed = Some(error),
+        }
+    }
+
+    /// Stores what is pending; the tiles replaced, or the first error.
+    pub fn finish(mut self) -> Result<Vec<TileName>, StoreError> {
+        self.flush();
+        match self.failed {
+            Some(error) => Err(error),
+            None => Ok(self.repaired),
+        }
+    }
+}
+
 /// Perfect nodes read from the in-memory state, falling back to stored level-0 tiles for low
 /// nodes of old leaves.
 pub struct StateNodes<'a> {
@@ -599,5 +648,40 @@ impl TreeState {
             inclusion_proof: proof.iter().map(base64).collect(),
             consistency,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn tile(index: u64, byte: u8) -> StoredTile {
+        StoredTile {
+            level: 0,
+            index,
+            hashes: vec![byte; 32 * 256],
+        }
+    }
+
+    #[test]
+    fn a_replays_tiles_are_stored_a_chunk_at_a_time_and_a_corrupted_one_is_named_and_replaced() {
+        let store = MemoryStore::new();
+        store.write_tiles(&[tile(3, 0xee)]).unwrap();
+        let mut writer = TileWriter::new(&store);
+        let chunk = projections::limits::REPLAY_TILES_PENDING_MAX as u64;
+        writer.extend((0..chunk).map(|index| tile(index, 1)));
+        // A full chunk is in the store before the replay ends.
+        assert_eq!(
+            store.read_tile(0, chunk - 1).unwrap(),
+            Some(vec![1; 32 * 256])
+        );
+        assert!(writer.pending.is_empty());
+        writer.extend([tile(chunk, 1)]);
+        assert_eq!(store.read_tile(0, chunk).unwrap(), None);
+        let repaired = writer.finish().unwrap();
+        assert_eq!(store.read_tile(0, chunk).unwrap(), Some(vec![1; 32 * 256]));
+        assert_eq!(store.read_tile(0, 3).unwrap(), Some(vec![1; 32 * 256]));
+        assert_eq!(repaired.len(), 1, "{repaired:?}");
     }
 }

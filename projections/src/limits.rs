@@ -186,6 +186,9 @@ pub const HTTP_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 /// Leaves whose low Merkle nodes (heights 0 to 7) a node keeps in memory: sixteen full tiles,
 /// several writer batches' worth, so a receipt's proof never touches the store.
 pub const TREE_RECENT_LEAVES_MAX: u64 = 4_096;
+/// Recomputed hash tiles a replay (start-up, snapshot audit) holds before it stores them: about
+/// 8 MiB of level-0 tiles. Held to the end, a 10,000,000-entry log's tiles took 320 MiB.
+pub const REPLAY_TILES_PENDING_MAX: usize = 1_024;
 /// Signature lines a note may carry. The specification requires accepting at least 16; the Go
 /// reference accepts 100, which leaves room for many witnesses while bounding the work an
 /// attacker can make a verifier do.
