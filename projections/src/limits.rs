@@ -62,9 +62,10 @@ pub const LIST_PAGE_ITEMS_MAX: usize = 100;
 /// The largest age, in hours, a complaint listing filters by (`older_than_hours`,
 /// `newer_than_hours`): ten years, longer than any complaint stays in a queue.
 pub const COMPLAINT_AGE_FILTER_HOURS_MAX: u32 = 10 * 366 * 24;
-/// Log entries one page of `/v1/log/actions` reads to find the moderation and admin actions it
-/// lists: the list is filtered from the log as it stands, never from an index, so this bounds the
-/// work of one request (a page that reaches it ends early, and its cursor continues the scan).
+/// Log entries one page of `/v1/log/actions`, or of `/v1/log/entries` filtered by signer or
+/// action, reads to find what it lists: the lists are filtered from the log as it stands, never
+/// from an index, so this bounds the work of one request (a page that reaches it ends early, and
+/// its cursor continues the scan).
 pub const ACTION_SCAN_ENTRIES_MAX: usize = 10_000;
 /// Log positions one page of `/v1/content` covers: each may carry a proposal body and ten
 /// attachment URLs, so a page stays a few megabytes.

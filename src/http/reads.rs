@@ -413,6 +413,95 @@ pub struct LogQuery {
     /// Entries per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// Only entries signed by this key (64 lowercase hexadecimal characters): a citizen's
+    /// commands, or the server's system events under its key.
+    pub signer: Option<String>,
+    /// Only entries of this action, e.g. `cast_ballot`.
+    pub action: Option<String>,
+}
+
+/// The filters of a log page: which signer and which action, if any.
+struct EntryFilter {
+    signer: Option<projections::PublicKey>,
+    action: Option<&'static str>,
+}
+
+impl EntryFilter {
+    fn of(query: &LogQuery) -> Result<EntryFilter, ApiError> {
+        let signer = query
+            .signer
+            .as_deref()
+            .map(crate::http::parse_key)
+            .transpose()?;
+        let action = match query.action.as_deref() {
+            None => None,
+            Some(text) => Some(
+                projections::Action::NAMES
+                    .into_iter()
+                    .find(|name| *name == text)
+                    .ok_or_else(|| {
+                        ApiError::MalformedRequest(format!("unknown action {text:?}"))
+                    })?,
+            ),
+        };
+        Ok(EntryFilter { signer, action })
+    }
+
+    fn filters(&self) -> bool {
+        self.signer.is_some() || self.action.is_some()
+    }
+
+    fn keeps(&self, entry: &Entry) -> bool {
+        /// The one member a filter reads from a payload: the rest is the entry's to check.
+        #[derive(Deserialize)]
+        struct Named<'a> {
+            action: &'a str,
+        }
+        self.signer.is_none_or(|signer| entry.signer == signer)
+            && self.action.is_none_or(|wanted| {
+                serde_json::from_slice::<Named>(&entry.payload)
+                    .is_ok_and(|named| named.action == wanted)
+            })
+    }
+}
+
+/// Reads the page of the log from `from`: `size` entries, or with a filter the first `size`
+/// that match within `ACTION_SCAN_ENTRIES_MAX` entries read, so no request reads more than that
+/// however rare the matches are. Returns them decoded, and where the next page reads from.
+fn read_log_page(
+    store: &dyn crate::store::EventStore,
+    from: u64,
+    published: u64,
+    size: usize,
+    filter: &EntryFilter,
+) -> Result<(Vec<(crate::store::StoredEntry, Entry)>, Option<u64>), ApiError> {
+    let budget = if filter.filters() {
+        projections::limits::ACTION_SCAN_ENTRIES_MAX as u64
+    } else {
+        size as u64
+    };
+    let end = published.min(from.saturating_add(budget));
+    let (mut at, mut found) = (from, Vec::new());
+    while at < end && found.len() < size {
+        let chunk = (end - at).min(projections::limits::LOG_PAGE_ENTRIES_MAX as u64) as usize;
+        let stored = store.read(at, chunk)?;
+        if stored.is_empty() {
+            break;
+        }
+        for stored in stored {
+            at = stored.position + 1;
+            let entry = Entry::decode(&stored.bytes).map_err(|error| {
+                ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
+            })?;
+            if filter.keeps(&entry) {
+                found.push((stored, entry));
+                if found.len() == size {
+                    break;
+                }
+            }
+        }
+    }
+    Ok((found, (at < published).then_some(at)))
 }
 
 pub type LogPage = Page<LogEntryView>;
@@ -421,26 +510,24 @@ impl Listed for LogEntryView {
     const LISTING: Listing = Listing::new("LogPage", "entries", "next_from");
 }
 
-/// The raw log, paged by position.
+/// The raw log, paged by position. With `signer` or `action`, only the entries that match,
+/// found within at most 10,000 entries read per page: a page may hold fewer than `limit`, or
+/// none, and `next_from` says where the reading goes on.
 #[utoipa::path(tag = "log", params(LogQuery),
     responses((status = 200, body = LogPage), ProblemStatus<400>, ProblemStatus<503>))]
 #[get("/v1/log/entries")]
 pub async fn log_entries(node: web::Data<Node>, query: web::Query<LogQuery>) -> Reply<LogPage> {
     let size = page_size(query.limit, 100, projections::limits::LOG_PAGE_ENTRIES_MAX)?;
     let from = query.from.unwrap_or(0);
+    let filter = EntryFilter::of(&query)?;
     // Never serve past the published size: the reader sees exactly what the ledger has folded.
     let published = node.ledger().size;
-    let limit = usize::try_from(published.saturating_sub(from))
-        .unwrap_or(usize::MAX)
-        .min(size);
     let node = node.clone();
-    let stored = off_worker(move || node.store().read(from, limit)).await?;
-    let mut entries = Vec::with_capacity(stored.len());
-    for stored in stored {
-        let entry = Entry::decode(&stored.bytes).map_err(|error| {
-            ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
-        })?;
-        entries.push(LogEntryView {
+    let (found, next) =
+        off_worker(move || read_log_page(&*node.store(), from, published, size, &filter)).await?;
+    let entries = found
+        .into_iter()
+        .map(|(stored, entry)| LogEntryView {
             position: stored.position,
             entry: hex::encode(&stored.bytes),
             entry_hash: hex::encode(stored.hash),
@@ -451,12 +538,11 @@ pub async fn log_entries(node: web::Data<Node>, query: web::Query<LogQuery>) -> 
             server_time: entry.server_time,
             signer: entry.signer.to_hex(),
             payload: String::from_utf8_lossy(&entry.payload).into_owned(),
-        });
-    }
-    let next = from + entries.len() as u64;
+        })
+        .collect();
     Ok(web::Json(Page {
         items: entries,
-        next: (next < published).then_some(next),
+        next,
     }))
 }
 

@@ -430,3 +430,84 @@ async fn an_unknown_kind_or_action_a_foreign_action_a_bad_author_or_a_reversed_r
     assert_eq!(beyond.body, json!({"actions": [], "next_from": null}));
     app.stop().await;
 }
+
+/// The positions and actions of a log page's entries.
+fn entry_actions(page: &Value) -> Vec<(u64, String)> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let payload: Value = serde_json::from_str(entry["payload"].as_str().unwrap()).unwrap();
+            (
+                entry["position"].as_u64().unwrap(),
+                payload["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_log_explorer_filters_entries_by_signer_and_action_and_pages_on_where_it_stopped() {
+    let (app, official) = TestApp::with_official().await;
+    let voters = [
+        app.citizen().await,
+        app.citizen().await,
+        app.citizen().await,
+    ];
+    let poll = app.open_standard_poll(&official, 2).await;
+    for voter in &voters {
+        assert_eq!(app.vote(voter, poll, vec![1]).await.status, 201);
+    }
+    let voter = public(&voters[1]).to_hex();
+
+    let mine = app.get(&format!("/v1/log/entries?signer={voter}")).await;
+    assert_eq!(mine.status, 200, "{:?}", mine.body);
+    let mine = entry_actions(&mine.body);
+    assert_eq!(
+        mine.iter()
+            .map(|(_, action)| action.as_str())
+            .collect::<Vec<_>>(),
+        ["register_key", "cast_ballot"]
+    );
+    for entry in app
+        .get(&format!("/v1/log/entries?signer={voter}"))
+        .await
+        .body["entries"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(entry["signer"], voter.as_str());
+    }
+
+    // Ballots one at a time: each page names where the next one reads from.
+    let (mut from, mut ballots) = (0, Vec::new());
+    loop {
+        let page = app
+            .get(&format!(
+                "/v1/log/entries?action=cast_ballot&limit=1&from={from}"
+            ))
+            .await
+            .body;
+        ballots.extend(entry_actions(&page));
+        match page["next_from"].as_u64() {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert_eq!(ballots.len(), 3, "{ballots:?}");
+    assert!(ballots.iter().all(|(_, action)| action == "cast_ballot"));
+    let both = app
+        .get(&format!(
+            "/v1/log/entries?action=cast_ballot&signer={voter}"
+        ))
+        .await;
+    assert_eq!(entry_actions(&both.body), vec![mine[1].clone()]);
+
+    for bad in ["action=cast_vote", "signer=zz", "signer=ABC"] {
+        let refused = app.get(&format!("/v1/log/entries?{bad}")).await;
+        assert_eq!(refused.status, 400, "{bad}: {:?}", refused.body);
+        assert_eq!(refused.body["type"], "urn:veche:problem:malformed-request");
+    }
+    app.stop().await;
+}
