@@ -465,6 +465,9 @@ impl EntryFilter {
     }
 }
 
+/// A log page as read: its entries, stored and decoded, and where the next page reads from.
+type LogPageRead = (Vec<(crate::store::StoredEntry, Entry)>, Option<u64>);
+
 /// Reads the page of the log from `from`: `size` entries, or with a filter the first `size`
 /// that match within `ACTION_SCAN_ENTRIES_MAX` entries read, so no request reads more than that
 /// however rare the matches are. Returns them decoded, and where the next page reads from.
@@ -474,7 +477,7 @@ fn read_log_page(
     published: u64,
     size: usize,
     filter: &EntryFilter,
-) -> Result<(Vec<(crate::store::StoredEntry, Entry)>, Option<u64>), ApiError> {
+) -> Result<LogPageRead, ApiError> {
     let budget = if filter.filters() {
         projections::limits::ACTION_SCAN_ENTRIES_MAX as u64
     } else {
@@ -524,7 +527,7 @@ pub async fn log_entries(node: web::Data<Node>, query: web::Query<LogQuery>) -> 
     let published = node.ledger().size;
     let node = node.clone();
     let (found, next) =
-        off_worker(move || read_log_page(&*node.store(), from, published, size, &filter)).await?;
+        off_worker(move || read_log_page(node.store(), from, published, size, &filter)).await?;
     let entries = found
         .into_iter()
         .map(|(stored, entry)| LogEntryView {
