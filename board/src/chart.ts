@@ -81,6 +81,9 @@ export function lineChart(times: number[], series: Series[], width = 640): { ele
       })),
     ],
     axes: [{ values: (_u: uPlot, ticks: number[]) => timeTicks(ticks) }, { values: (_u: uPlot, ticks: number[]) => ticks.map((v) => num(v)) }],
+    // One instant alone (a single month, say) would stretch the axis over years: give it a day
+    // either side instead.
+    scales: { x: { time: true, range: (_u: uPlot, min: number, max: number): uPlot.Range.MinMax => (min === max ? [min - 86400, max + 86400] : [min, max]) } },
   };
   const plot = new uPlot(options, [times, ...series.map((s) => s.values)] as uPlot.AlignedData, element);
   return {

@@ -137,6 +137,20 @@ await test("a closed poll shows its final result and its close checkpoint; a sea
   assert((await page.$("[data-testid=tally]")) === null, "a sealed poll shows counts");
 });
 
+await test("the complaint list's age filter shows what the API's moderator queue does", async () => {
+  for (const hours of [0, 1]) {
+    const hash = `#/complaints/list?status=filed&older_than_hours=${hours}`;
+    await open(base, hash);
+    const drawn = await page.$$eval("[data-testid=complaints] tbody tr", (rows) => rows.length);
+    const listed = await client.get(`/v1/complaints?status=filed&older_than_hours=${hours}&limit=100`);
+    assert(drawn === listed.complaints.length, `${hash}: drawn ${drawn}, listed ${listed.complaints.length}`);
+    assert((await page.inputValue("#filter-older")) === String(hours), `${hash}: the filter does not show ${hours}`);
+  }
+  // The test city's complaints were all filed minutes ago: some wait, none for an hour.
+  const waiting = await client.get("/v1/complaints?status=filed&older_than_hours=0&limit=100");
+  assert(waiting.complaints.length > 0, "no filed complaint in the test city");
+});
+
 await test("erased and redacted content shows as such, with its reason", async () => {
   await open(base, `#/complaint/${city.complaints[5]}`);
   const redacted = await page.textContent("[data-testid=description]");

@@ -109,6 +109,9 @@ export async function complaintList(main: HTMLElement, params: URLSearchParams):
   const query = new URLSearchParams();
   for (const name of filters) if (params.get(name)) query.set(name, params.get(name) ?? "");
   if (params.get("sla_at_risk") === "true") query.set("sla_at_risk", "true");
+  // The moderator's "waiting longer than": hours since filing, by the server's clock.
+  const olderThan = params.get("older_than_hours") ?? "";
+  if (/^[0-9]+$/.test(olderThan)) query.set("older_than_hours", olderThan);
   query.set("limit", "100");
   const page = await json<{ complaints: Complaint[] }>(`/v1/complaints?${query}`);
   const form = h("form", { class: "filters", "data-testid": "complaint-filters" });
@@ -118,6 +121,7 @@ export async function complaintList(main: HTMLElement, params: URLSearchParams):
   for (const name of filters.slice(1)) {
     form.append(h("label", { for: `filter-${name}` }, t(name)), h("input", { id: `filter-${name}`, name, value: params.get(name) ?? "" }));
   }
+  form.append(h("label", { for: "filter-older" }, t("older_than_hours")), h("input", { id: "filter-older", name: "older_than_hours", type: "number", min: 0, max: 87840, value: olderThan }));
   form.append(h("label", { for: "filter-sla" }, h("input", { id: "filter-sla", name: "sla_at_risk", type: "checkbox", value: "true", checked: params.get("sla_at_risk") === "true" }), " ", t("sla_at_risk")), h("button", { type: "submit" }, t("apply")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
