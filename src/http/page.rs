@@ -11,6 +11,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::http::problem::ApiError;
+use crate::store::{EventStore, StoredEntry};
+
 /// How one listing names its page, its items and its next-page cursor.
 pub struct Listing {
     /// The page's schema name, e.g. `PollPage`.
@@ -104,4 +107,45 @@ impl<Item: Listed, Cursor: PartialSchema> ToSchema for Page<Item, Cursor> {
         schemas.push((Item::name().into_owned(), Item::schema()));
         Item::schemas(schemas);
     }
+}
+
+/// The positions one page may read: from `from` towards `end` (exclusive), `budget` at most.
+pub(crate) struct Stretch {
+    pub(crate) from: u64,
+    pub(crate) end: u64,
+    pub(crate) budget: usize,
+}
+
+/// Reads the log over `stretch`, a page of the store at a time, keeping what `pick` takes until
+/// `size` are kept: the one bounded scan behind every filtered listing of the log. Returns what
+/// was kept and where the next page reads from (none at the stretch's end).
+pub(crate) fn scan_log<T>(
+    store: &dyn EventStore,
+    stretch: Stretch,
+    size: usize,
+    mut pick: impl FnMut(StoredEntry) -> Result<Option<T>, ApiError>,
+) -> Result<(Vec<T>, Option<u64>), ApiError> {
+    let Stretch { from, end, budget } = stretch;
+    let budget_end = end.min(from.saturating_add(budget as u64));
+    let mut items = Vec::new();
+    let mut position = from;
+    while position < budget_end && items.len() < size {
+        let chunk = usize::try_from(budget_end - position)
+            .unwrap_or(usize::MAX)
+            .min(projections::limits::LOG_PAGE_ENTRIES_MAX);
+        let stored = store.read(position, chunk)?;
+        if stored.is_empty() {
+            return Err(ApiError::StoreUnavailable(format!(
+                "the store holds no entry at {position}, below the published size {end}"
+            )));
+        }
+        for entry in stored {
+            position = entry.position + 1;
+            items.extend(pick(entry)?);
+            if items.len() == size {
+                break;
+            }
+        }
+    }
+    Ok((items, (position < end).then_some(position)))
 }

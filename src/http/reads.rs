@@ -470,7 +470,7 @@ type LogPageRead = (Vec<(crate::store::StoredEntry, Entry)>, Option<u64>);
 
 /// Reads the page of the log from `from`: `size` entries, or with a filter the first `size`
 /// that match within `ACTION_SCAN_ENTRIES_MAX` entries read, so no request reads more than that
-/// however rare the matches are. Returns them decoded, and where the next page reads from.
+/// however rare the matches are.
 fn read_log_page(
     store: &dyn crate::store::EventStore,
     from: u64,
@@ -479,32 +479,21 @@ fn read_log_page(
     filter: &EntryFilter,
 ) -> Result<LogPageRead, ApiError> {
     let budget = if filter.filters() {
-        projections::limits::ACTION_SCAN_ENTRIES_MAX as u64
+        projections::limits::ACTION_SCAN_ENTRIES_MAX
     } else {
-        size as u64
+        size
     };
-    let end = published.min(from.saturating_add(budget));
-    let (mut at, mut found) = (from, Vec::new());
-    while at < end && found.len() < size {
-        let chunk = (end - at).min(projections::limits::LOG_PAGE_ENTRIES_MAX as u64) as usize;
-        let stored = store.read(at, chunk)?;
-        if stored.is_empty() {
-            break;
-        }
-        for stored in stored {
-            at = stored.position + 1;
-            let entry = Entry::decode(&stored.bytes).map_err(|error| {
-                ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
-            })?;
-            if filter.keeps(&entry) {
-                found.push((stored, entry));
-                if found.len() == size {
-                    break;
-                }
-            }
-        }
-    }
-    Ok((found, (at < published).then_some(at)))
+    let stretch = crate::http::page::Stretch {
+        from,
+        end: published,
+        budget,
+    };
+    crate::http::page::scan_log(store, stretch, size, |stored| {
+        let entry = Entry::decode(&stored.bytes).map_err(|error| {
+            ApiError::StoreUnavailable(format!("stored entry {}: {error}", stored.position))
+        })?;
+        Ok(filter.keeps(&entry).then_some((stored, entry)))
+    })
 }
 
 pub type LogPage = Page<LogEntryView>;

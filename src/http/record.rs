@@ -13,14 +13,14 @@ use projections::command::{
     Attestation, CategoryDefinition, Merge, ModerationDecision, ProposalModeration, Redaction,
     RedactionReason, RejectionReason, Role, RoleChange, TriageDecision,
 };
-use projections::limits::{ACTION_SCAN_ENTRIES_MAX, LIST_PAGE_ITEMS_MAX, LOG_PAGE_ENTRIES_MAX};
+use projections::limits::{ACTION_SCAN_ENTRIES_MAX, LIST_PAGE_ITEMS_MAX};
 use projections::protocol::Entry;
 use projections::{Action, Command, EntryKind, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::off_worker;
-use crate::http::page::{Listed, Listing, Page};
+use crate::http::page::{scan_log, Listed, Listing, Page, Stretch};
 use crate::http::problem::{ApiError, ProblemStatus};
 use crate::http::reads::{page_size, role_name, RoleView};
 use crate::http::Reply;
@@ -326,13 +326,6 @@ pub async fn log_actions(
     Ok(web::Json(page))
 }
 
-/// The positions one page may read: from `from` towards `end` (exclusive), `budget` at most.
-struct Stretch {
-    from: u64,
-    end: u64,
-    budget: usize,
-}
-
 /// Reads the stretch until `size` actions pass the filter; the next page starts where this one
 /// stopped reading.
 fn scan(
@@ -341,32 +334,8 @@ fn scan(
     stretch: Stretch,
     size: usize,
 ) -> Result<ActionPage, ApiError> {
-    let Stretch { from, end, budget } = stretch;
-    let budget_end = end.min(from.saturating_add(budget as u64));
-    let mut items = Vec::new();
-    let mut position = from;
-    while position < budget_end && items.len() < size {
-        let chunk = usize::try_from(budget_end - position)
-            .unwrap_or(usize::MAX)
-            .min(LOG_PAGE_ENTRIES_MAX);
-        let stored = store.read(position, chunk)?;
-        if stored.is_empty() {
-            return Err(ApiError::StoreUnavailable(format!(
-                "the store holds no entry at {position}, below the published size {end}"
-            )));
-        }
-        for entry in &stored {
-            position = entry.position + 1;
-            items.extend(listed(entry, filter)?);
-            if items.len() == size {
-                break;
-            }
-        }
-    }
-    Ok(Page {
-        items,
-        next: (position < end).then_some(position),
-    })
+    let (items, next) = scan_log(store, stretch, size, |entry| listed(&entry, filter))?;
+    Ok(Page { items, next })
 }
 
 /// The entry as the list shows it, if it is a listed action that passes the filter.
