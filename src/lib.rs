@@ -9,6 +9,7 @@ pub mod coordination;
 pub mod http;
 pub mod issuer;
 pub mod metrics;
+pub mod migration;
 pub mod node;
 pub mod registrar;
 pub mod server;

@@ -101,6 +101,14 @@ enum Commands {
     Tally(Tally),
     /// Sign an action and print the envelope, for sending with curl.
     Sign(Sign),
+    /// Write a node's log and content store into a directory (log.export, content.json), to move
+    /// it to another store with `import`: offline, from SQLite or PostgreSQL.
+    Export(Export),
+    /// Check an export as a journalist would, append it to an empty store, and start a node on
+    /// it whose checkpoint must equal the export's.
+    Import(Import),
+    /// Copy a running SQLite node's data directory consistently (log, checkpoint record, keys).
+    Backup(Backup),
     /// Check a log trusting only its public key: from a server (its export plus the numbers it
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
@@ -129,6 +137,9 @@ fn main() -> anyhow::Result<()> {
         Commands::CoIssuer(command) => command.run(),
         Commands::Tally(command) => command.run(),
         Commands::Sign(command) => command.run(),
+        Commands::Export(command) => command.run(),
+        Commands::Import(command) => command.run(),
+        Commands::Backup(command) => command.run(),
         Commands::Verify(command) => command.run(),
     }
 }
@@ -186,13 +197,7 @@ struct Serve {
 
 impl Serve {
     fn run(self) -> anyhow::Result<()> {
-        let store: Option<Arc<dyn EventStore>> = match self.store.as_deref() {
-            None | Some("sqlite") => None,
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Some(Arc::new(veche::store::PostgresStore::open(url, None)?))
-            }
-            Some(other) => bail!("--store {other:?}: use sqlite or a postgres:// URL"),
-        };
+        let store = store_named(self.store.as_deref())?;
         let listen = &self.listen;
         let listener =
             TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -216,6 +221,17 @@ impl Serve {
             anyhow::Ok(())
         })
     }
+}
+
+/// The store `--store` names: `None` for the data directory's SQLite file (the default).
+fn store_named(store: Option<&str>) -> anyhow::Result<Option<Arc<dyn EventStore>>> {
+    Ok(match store {
+        None | Some("sqlite") => None,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(Arc::new(veche::store::PostgresStore::open(url, None)?))
+        }
+        Some(other) => bail!("--store {other:?}: use sqlite or a postgres:// URL"),
+    })
 }
 
 /// Stopped by a signal: leave a snapshot so the next start folds only what comes after.
@@ -946,6 +962,130 @@ impl Verify {
                 }
             );
         }
+        Ok(())
+    }
+}
+
+/// Where a node's log lives, for `export` and `import`.
+#[derive(clap::Args)]
+struct StoreArguments {
+    /// The data directory: its server key signs and checks the export, and its SQLite file is the
+    /// store unless --store names another.
+    #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
+    data_dir: PathBuf,
+    /// `sqlite` (the data directory's file) or a PostgreSQL URL.
+    #[arg(long, env = "VECHE_STORE")]
+    store: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoreArguments {
+    fn open(&self) -> anyhow::Result<(DataDirectory, Arc<dyn EventStore>)> {
+        let directory = DataDirectory::open_existing(&self.data_dir)?;
+        let store = match store_named(self.store.as_deref())? {
+            Some(store) => store,
+            None => directory.open_store()?,
+        };
+        Ok((directory, store))
+    }
+
+    fn report(&self, what: &str, moved: &veche::migration::Moved) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string(moved)?);
+        } else {
+            println!(
+                "{what} {} entries ({} with content), root {}, in {:.1} s",
+                moved.entries, moved.entries_with_content, moved.root, moved.seconds
+            );
+        }
+        Ok(())
+    }
+}
+
+fn terminal_progress() -> impl FnMut(u64, u64) {
+    use std::io::IsTerminal;
+    veche_verifier::cli::progress_bar(std::io::stderr().is_terminal())
+}
+
+#[derive(clap::Args)]
+struct Export {
+    #[command(flatten)]
+    store: StoreArguments,
+    /// The directory to write log.export and content.json into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl Export {
+    fn run(self) -> anyhow::Result<()> {
+        let (directory, store) = self.store.open()?;
+        let moved = veche::migration::export(
+            &*store,
+            &directory.server_key,
+            &self.out,
+            &mut terminal_progress(),
+        )?;
+        self.store.report("exported", &moved)
+    }
+}
+
+#[derive(clap::Args)]
+struct Import {
+    #[command(flatten)]
+    store: StoreArguments,
+    /// A directory written by `veche export`.
+    #[arg(long)]
+    from: PathBuf,
+}
+
+impl Import {
+    fn run(self) -> anyhow::Result<()> {
+        let (directory, store) = self.store.open()?;
+        let (note, moved) = veche::migration::import(
+            &*store,
+            &directory.server_key,
+            &self.from,
+            &mut terminal_progress(),
+        )?;
+        let origin = note
+            .lines()
+            .next()
+            .context("the export's checkpoint is empty")?;
+        // The start-up replay every node runs: it writes the tiles and signs the checkpoint.
+        let node = directory.start_node(store, Arc::new(SystemClock), origin)?;
+        let checkpoint = node.tree().checkpoint().to_owned();
+        node.shut_down();
+        if checkpoint != note {
+            bail!("the imported log's checkpoint differs from the export's:\n{checkpoint}\n{note}");
+        }
+        self.store.report("imported", &moved)
+    }
+}
+
+#[derive(clap::Args)]
+struct Backup {
+    /// The running node's data directory.
+    #[arg(long, env = "VECHE_DATA_DIR", default_value = "veche-data")]
+    data_dir: PathBuf,
+    /// A new directory for the copy; a data directory `veche serve` can start on.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl Backup {
+    fn run(self) -> anyhow::Result<()> {
+        let copied = veche::migration::backup(&self.data_dir, &self.out)?;
+        let store = SqliteStore::open(&self.out.join(LOG_FILE))?;
+        let ledger = veche::node::verify_stored_log(&store)
+            .map_err(|error| anyhow::anyhow!("the copy does not verify: {error}"))?;
+        println!(
+            "backed up {} entries into {} ({} files); the copy verifies",
+            ledger.size,
+            self.out.display(),
+            copied.len()
+        );
         Ok(())
     }
 }

@@ -70,6 +70,9 @@ pub const ACTION_SCAN_ENTRIES_MAX: usize = 10_000;
 /// Log positions one page of `/v1/content` covers: each may carry a proposal body and ten
 /// attachment URLs, so a page stays a few megabytes.
 pub const CONTENT_PAGE_POSITIONS_MAX: usize = 256;
+/// Entries `veche import` appends per transaction: large enough that the fsync per batch is
+/// amortised, small enough that a batch and its content stay a few megabytes.
+pub const IMPORT_BATCH_ENTRIES_MAX: usize = 4_096;
 
 /// Commands the single writer takes into one group commit.
 pub const WRITER_BATCH_COMMANDS_MAX: usize = 2_048;

@@ -13,7 +13,7 @@ mod contract;
 
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
-pub use sqlite::{SqliteStore, SIGNED_CHECKPOINT_EXTENSION};
+pub use sqlite::{backup_sqlite, SqliteStore, SIGNED_CHECKPOINT_EXTENSION};
 
 use projections::Hash;
 

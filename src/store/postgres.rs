@@ -409,10 +409,15 @@ fn insert_batch(
             .iter()
             .map(|piece| piece.piece.as_ref().map(|(_, text)| text.as_str()))
             .collect();
+        // Set only by an import, for content its source had already erased.
+        let erased_by: Vec<Option<i64>> = pieces
+            .iter()
+            .map(|piece| piece.erased_by.map(|position| position as i64))
+            .collect();
         transaction.execute(
-            "INSERT INTO content (commitment, position, salt, text) \
-             SELECT * FROM unnest($1::BYTEA[], $2::BIGINT[], $3::BYTEA[], $4::TEXT[])",
-            &[&commitments, &positions, &salts, &texts],
+            "INSERT INTO content (commitment, position, salt, text, erased_by) \
+             SELECT * FROM unnest($1::BYTEA[], $2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::BIGINT[])",
+            &[&commitments, &positions, &salts, &texts, &erased_by],
         )?;
     }
     // An erasure deletes the text and salt in the entry's own transaction: every node shares the

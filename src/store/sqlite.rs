@@ -91,6 +91,26 @@ impl SqliteStore {
     }
 }
 
+/// Copies the SQLite log at `source` into a new file `target` as one consistent read: SQLite's
+/// `VACUUM INTO` reads inside a transaction, so a node appending meanwhile is neither blocked nor
+/// half-copied, and erased text (already deleted) is not carried over. `target` must not exist.
+pub fn backup_sqlite(source: &Path, target: &Path) -> Result<(), StoreError> {
+    if target.exists() {
+        return Err(StoreError::Unavailable(format!(
+            "{} exists; a backup is written only to a new file",
+            target.display()
+        )));
+    }
+    let connection =
+        Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    let target = target
+        .to_str()
+        .ok_or_else(|| StoreError::Unavailable("the backup path is not UTF-8".into()))?;
+    connection.execute("VACUUM INTO ?1", params![target])?;
+    Ok(())
+}
+
 fn next_position(connection: &Connection) -> Result<u64, StoreError> {
     // Cached: the writer asks once per batch, and parsing the statement each time showed up in
     // the ingest profile.
@@ -113,7 +133,8 @@ fn insert_rows(connection: &Connection, entries: &[StoredEntry]) -> Result<(), S
     // The content goes in the same transaction: an entry and the content it commits to are
     // durable together or not at all.
     let mut insert = connection.prepare_cached(
-        "INSERT INTO content (commitment, position, salt, text) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO content (commitment, position, salt, text, erased_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for piece in entries.iter().flat_map(|entry| &entry.content) {
         let position = piece.position as i64;
@@ -121,7 +142,15 @@ fn insert_rows(connection: &Connection, entries: &[StoredEntry]) -> Result<(), S
             Some((salt, text)) => (Some(salt.as_slice()), Some(text.as_str())),
             None => (None, None),
         };
-        insert.execute(params![piece.commitment.as_slice(), position, salt, text])?;
+        // Set only by an import, for content its source had already erased.
+        let erased_by = piece.erased_by.map(|position| position as i64);
+        insert.execute(params![
+            piece.commitment.as_slice(),
+            position,
+            salt,
+            text,
+            erased_by
+        ])?;
     }
     // An erasure deletes the text and salt in the entry's own transaction: once the erasure is
     // durable, the content is gone (`secure_delete` overwrites the freed bytes in the file).

@@ -17,6 +17,7 @@ mod harness;
 mod idempotent_retries;
 mod key_lifecycle;
 mod lifecycle;
+mod migration;
 mod open311_and_audiences;
 mod polls;
 mod public_record;

@@ -222,7 +222,7 @@ impl VerifyArguments {
 }
 
 /// A progress bar on stderr, redrawn at most five times a second; silent when `shown` is false.
-fn progress_bar(shown: bool) -> impl FnMut(u64, u64) {
+pub fn progress_bar(shown: bool) -> impl FnMut(u64, u64) {
     let started = Instant::now();
     let mut last_shown = Instant::now();
     move |done: u64, total: u64| {

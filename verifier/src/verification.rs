@@ -373,7 +373,7 @@ fn with_erasures(
 }
 
 /// Reads one length-prefixed record; `Ok(None)` at a clean end of input.
-fn read_record(input: &mut dyn Read) -> std::io::Result<Option<Vec<u8>>> {
+pub fn read_record(input: &mut dyn Read) -> std::io::Result<Option<Vec<u8>>> {
     let mut length = [0u8; 2];
     let mut filled = 0;
     while filled < 2 {
