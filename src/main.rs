@@ -21,6 +21,8 @@ use veche::server::{Application, DataDirectory, Settings, LOG_FILE};
 use veche::store::{EventStore, SqliteStore};
 use veche_verifier::wallet::wallet_path;
 
+mod cli;
+
 /// mimalloc rather than the system allocator: under load the server allocates and frees small
 /// buffers on every thread (envelopes, payloads, receipts), and glibc's malloc showed in the profile.
 #[global_allocator]
@@ -101,6 +103,15 @@ enum Commands {
     Tally(Tally),
     /// Sign an action and print the envelope, for sending with curl.
     Sign(Sign),
+    /// Complaints: residents file, supplement, confirm, dispute and erase; moderators triage,
+    /// merge and redact; officials answer.
+    Complaint(cli::complaint::ComplaintCommand),
+    /// Proposals: residents submit, support and erase; moderators publish; officials answer.
+    Proposal(cli::proposal::ProposalCommand),
+    /// The category catalogue (admin).
+    Category(cli::catalogue::CategoryCommand),
+    /// Roles: grant, revoke (admin) and list.
+    Role(cli::catalogue::RoleCommand),
     /// Check a log trusting only its public key: from a server (its export plus the numbers it
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
@@ -130,6 +141,10 @@ fn main() -> anyhow::Result<()> {
         Commands::Tally(command) => command.run(),
         Commands::Sign(command) => command.run(),
         Commands::Verify(command) => command.run(),
+        Commands::Complaint(command) => command.run(),
+        Commands::Proposal(command) => command.run(),
+        Commands::Category(command) => command.run(),
+        Commands::Role(command) => command.run(),
     }
 }
 
@@ -921,8 +936,10 @@ impl Verify {
         }
         let store = SqliteStore::open(&path)?;
         let total = store.size()?;
-        let ledger = &veche::node::verify_stored_log(&store)
+        let progress = cli::progress::Progress::new(total, "entries");
+        let ledger = &veche::node::verify_stored_log(&store, &|| progress.advance(1))
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
+        progress.finish();
         let hashed = veche::http::content::verify_stored_content(&store, ledger)
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
         println!(
