@@ -12,7 +12,7 @@ use projections::Action;
 use serde_json::Value;
 
 use crate::cli::output;
-use crate::cli::{get, query, Connection, OutputArgument, Session};
+use crate::cli::{get, query, read_and_show, Connection, OutputArgument, Session};
 use crate::KeyArgument;
 
 #[derive(clap::Args)]
@@ -42,9 +42,7 @@ impl CategoryCommand {
             CategoryAction::Add(add) => add.run(server, output),
             CategoryAction::Change(change) => change.run(server, output),
             CategoryAction::List => {
-                let list = get(server, "/v1/categories")?;
-                output::show(output, &list, output::categories);
-                Ok(())
+                read_and_show(server, output, "/v1/categories", output::categories)
             }
         }
     }
@@ -237,8 +235,7 @@ impl List {
             "/v1/roles{}",
             query(&[("role", self.role), ("department", self.department)])
         );
-        let page = get(server, &path)?;
-        output::show(output, &page, |page| {
+        read_and_show(server, output, &path, |page| {
             output::page(
                 page,
                 "holders",
@@ -246,7 +243,6 @@ impl List {
                 &["key", "roles"],
                 output::holder_row,
             )
-        });
-        Ok(())
+        })
     }
 }

@@ -15,7 +15,9 @@ use projections::command::{
 use projections::Action;
 
 use crate::cli::output::{self, COMPLAINT_HEADER};
-use crate::cli::{get, query, segment, text_argument, Connection, OutputArgument, Session};
+use crate::cli::{
+    query, read_and_show, segment, text_argument, Connection, OutputArgument, Session,
+};
 use crate::KeyArgument;
 
 #[derive(clap::Args)]
@@ -292,9 +294,8 @@ struct Show {
 
 impl Show {
     fn run(self, server: &Connection, output: OutputArgument) -> anyhow::Result<()> {
-        let complaint = get(server, &format!("/v1/complaints/{}", self.complaint))?;
-        output::show(output, &complaint, output::complaint);
-        Ok(())
+        let path = format!("/v1/complaints/{}", self.complaint);
+        read_and_show(server, output, &path, output::complaint)
     }
 }
 
@@ -361,8 +362,7 @@ fn show_complaint_page(
     output: OutputArgument,
     path: &str,
 ) -> anyhow::Result<()> {
-    let page = get(server, path)?;
-    output::show(output, &page, |page| {
+    read_and_show(server, output, path, |page| {
         output::page(
             page,
             "complaints",
@@ -370,8 +370,7 @@ fn show_complaint_page(
             &COMPLAINT_HEADER,
             output::complaint_row,
         )
-    });
-    Ok(())
+    })
 }
 
 #[derive(clap::Args)]

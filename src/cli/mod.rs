@@ -110,6 +110,17 @@ pub fn get(server: &Connection, path: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// Reads `path` and prints it: `human`'s lines, or the JSON with `--json`.
+pub fn read_and_show(
+    server: &Connection,
+    output: OutputArgument,
+    path: &str,
+    human: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    output::show(output, &get(server, path)?, human);
+    Ok(())
+}
+
 /// The server's problem document as an error: its type and detail on one line.
 fn refusal(status: u16, body: &Value) -> anyhow::Error {
     let kind = body["type"].as_str().unwrap_or("unknown problem");

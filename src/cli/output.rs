@@ -2,19 +2,25 @@
 //! `--json`. People's lines read the server's documents field by field; a field the server
 //! leaves out prints as `-`, never as an error.
 
+use std::io::Write;
+
+use projections::limits::CLI_TABLE_CELL_CHARACTERS_MAX as CELL_CHARACTERS_MAX;
 use serde_json::Value;
 
 use crate::cli::OutputArgument;
 
-use projections::limits::CLI_TABLE_CELL_CHARACTERS_MAX as CELL_CHARACTERS_MAX;
-
 /// Prints `document` as JSON with `--json`, else the lines `human` makes of it.
 pub fn show(output: OutputArgument, document: &Value, human: impl Fn(&Value) -> Vec<String>) {
-    if output.json {
-        println!("{}", json(document));
+    let lines = if output.json {
+        vec![json(document)]
     } else {
-        for line in human(document) {
-            println!("{line}");
+        human(document)
+    };
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        // A reader that stops early (`| head`) closes the pipe: stop writing, do not panic.
+        if writeln!(stdout, "{line}").is_err() {
+            return;
         }
     }
 }

@@ -12,7 +12,9 @@ use projections::command::{
 use projections::Action;
 
 use crate::cli::output::{self, PROPOSAL_HEADER};
-use crate::cli::{complaint, get, query, text_argument, Connection, OutputArgument, Session};
+use crate::cli::{
+    complaint, query, read_and_show, text_argument, Connection, OutputArgument, Session,
+};
 use crate::KeyArgument;
 
 #[derive(clap::Args)]
@@ -205,9 +207,8 @@ struct Show {
 
 impl Show {
     fn run(self, server: &Connection, output: OutputArgument) -> anyhow::Result<()> {
-        let proposal = get(server, &format!("/v1/proposals/{}", self.proposal))?;
-        output::show(output, &proposal, output::proposal);
-        Ok(())
+        let path = format!("/v1/proposals/{}", self.proposal);
+        read_and_show(server, output, &path, output::proposal)
     }
 }
 
@@ -246,8 +247,7 @@ impl List {
                 ("limit", self.limit.map(|limit| limit.to_string())),
             ])
         );
-        let page = get(server, &path)?;
-        output::show(output, &page, |page| {
+        read_and_show(server, output, &path, |page| {
             output::page(
                 page,
                 "proposals",
@@ -255,7 +255,6 @@ impl List {
                 &PROPOSAL_HEADER,
                 output::proposal_row,
             )
-        });
-        Ok(())
+        })
     }
 }

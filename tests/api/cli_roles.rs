@@ -28,40 +28,39 @@ impl Person {
     /// Runs `veche <arguments> --key <file>` off the server's thread; its stdout, insisting
     /// that it succeeded.
     async fn run(&self, arguments: &[&str]) -> String {
-        let output = self.output(arguments, true).await;
-        assert!(
-            output.status.success(),
-            "veche {arguments:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        self.succeeded(arguments, true).await
     }
 
     /// The same, without a key (reads).
     async fn read(&self, arguments: &[&str]) -> String {
-        let output = self.output(arguments, false).await;
+        self.succeeded(arguments, false).await
+    }
+
+    /// `run` with `--json`, its stdout parsed.
+    async fn json(&self, arguments: &[&str]) -> Value {
+        self.parsed(arguments, true).await
+    }
+
+    /// `read` with `--json`, its stdout parsed.
+    async fn read_json(&self, arguments: &[&str]) -> Value {
+        self.parsed(arguments, false).await
+    }
+
+    async fn parsed(&self, arguments: &[&str], signed: bool) -> Value {
+        let stdout = self
+            .succeeded(&[arguments, &["--json"]].concat(), signed)
+            .await;
+        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    }
+
+    async fn succeeded(&self, arguments: &[&str], signed: bool) -> String {
+        let output = self.output(arguments, signed).await;
         assert!(
             output.status.success(),
             "veche {arguments:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// `run` with `--json`, its stdout parsed.
-    async fn json(&self, arguments: &[&str]) -> Value {
-        let mut with_json = arguments.to_vec();
-        with_json.push("--json");
-        let stdout = self.run(&with_json).await;
-        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
-    }
-
-    /// `read` with `--json`, its stdout parsed.
-    async fn read_json(&self, arguments: &[&str]) -> Value {
-        let mut with_json = arguments.to_vec();
-        with_json.push("--json");
-        let stdout = self.read(&with_json).await;
-        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
     }
 
     async fn output(&self, arguments: &[&str], signed: bool) -> std::process::Output {
@@ -220,38 +219,16 @@ async fn every_role_drives_complaints_and_proposals_from_the_command_line() {
 
     // The moderator's queue by age: three hours on, both wait longer than two hours and none is
     // newer than one.
-    let fresh = moderator
-        .read_json(&[
-            "complaint",
-            "queue",
-            "--status",
-            "filed",
-            "--newer-than-hours",
-            "1",
-        ])
-        .await;
-    assert_eq!(ids(&fresh), [lamp, again]);
+    let reader = &moderator;
+    let filed = |age: &'static str, hours: &'static str| async move {
+        let filter = ["complaint", "queue", "--status", "filed", age, hours];
+        ids(&reader.read_json(&filter).await)
+    };
+    assert_eq!(filed("--newer-than-hours", "1").await, [lamp, again]);
     app.clock.advance_milliseconds(3 * 3_600_000);
-    let waiting = moderator
-        .read_json(&[
-            "complaint",
-            "queue",
-            "--status",
-            "filed",
-            "--older-than-hours",
-            "2",
-        ])
-        .await;
-    assert_eq!(ids(&waiting), [lamp, again]);
-    let newer = [
-        "complaint",
-        "queue",
-        "--status",
-        "filed",
-        "--newer-than-hours",
-        "1",
-    ];
-    assert_eq!(ids(&moderator.read_json(&newer).await), Vec::<u64>::new());
+    assert_eq!(filed("--older-than-hours", "2").await, [lamp, again]);
+    assert_eq!(filed("--older-than-hours", "4").await, Vec::<u64>::new());
+    assert_eq!(filed("--newer-than-hours", "1").await, Vec::<u64>::new());
     let table = moderator
         .read(&["complaint", "queue", "--older-than-hours", "2"])
         .await;
