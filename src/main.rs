@@ -112,6 +112,8 @@ enum Commands {
     Category(cli::catalogue::CategoryCommand),
     /// Roles: grant, revoke (admin) and list.
     Role(cli::catalogue::RoleCommand),
+    /// Residents' keys: attest and revoke (registrar), and what the log says of a key.
+    Resident(cli::resident::ResidentCommand),
     /// Check a log trusting only its public key: from a server (its export plus the numbers it
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
@@ -145,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Proposal(command) => command.run(),
         Commands::Category(command) => command.run(),
         Commands::Role(command) => command.run(),
+        Commands::Resident(command) => command.run(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod complaint;
 pub mod output;
 pub mod progress;
 pub mod proposal;
+pub mod resident;
 
 use std::path::{Path, PathBuf};
 

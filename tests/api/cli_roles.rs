@@ -464,3 +464,62 @@ async fn a_refused_command_fails_with_the_problem_type_and_appends_nothing() {
     assert_eq!(app.log_size().await, size);
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn the_admin_and_a_registrar_manage_roles_and_residents_from_the_command_line() {
+    let app = TestApp::fresh().await;
+    app.clock.set(SystemClock.now());
+    let directory = tempfile::tempdir().unwrap();
+    let admin = Person::new(&app, directory.path(), "admin", &app.admin);
+    let [registrar, resident] = ["registrar", "resident"]
+        .map(|name| Person::new(&app, directory.path(), name, &app.new_key()));
+    registrar.run(&["register"]).await;
+    resident.run(&["register"]).await;
+    let key_of =
+        |person: &Person| public(&veche::keys::read_key_file(&person.key).unwrap()).to_hex();
+    let (registrar_key, resident_key) = (key_of(&registrar), key_of(&resident));
+    admin
+        .run(&["role", "grant", &registrar_key, "--role", "registrar"])
+        .await;
+
+    let secret = directory.path().join("registrar.secret");
+    std::fs::write(&secret, [7; 32]).unwrap();
+    let secret = secret.display().to_string();
+    let attest = [
+        "resident",
+        "attest",
+        &resident_key,
+        "--district",
+        "Riverside",
+    ];
+    let identity = ["--secret-file", &secret, "--identity", "AB123456"];
+    let attested = registrar.json(&[&attest[..], &identity[..]].concat()).await;
+    let tag = veche::registrar::resident_tag(&[7; 32], "AB123456");
+    let key = app.get(&format!("/v1/keys/{resident_key}")).await.body;
+    assert_eq!(
+        (key["verified"].as_bool(), key["district"].as_str()),
+        (Some(true), Some("Riverside"))
+    );
+    assert_eq!(key["resident_tag"], tag.as_str());
+    assert!(attested["position"].as_u64().unwrap() > 0);
+    let shown = resident.read(&["resident", "show", &resident_key]).await;
+    assert!(
+        shown.contains("resident:   verified (district Riverside"),
+        "{shown}"
+    );
+
+    resident.run(&["resident", "revoke-key"]).await;
+    let revoked = resident
+        .read_json(&["resident", "show", &resident_key])
+        .await;
+    assert_eq!(revoked["revoked"], true);
+
+    admin
+        .run(&["role", "revoke", &registrar_key, "--role", "registrar"])
+        .await;
+    let registrars = admin
+        .read_json(&["role", "list", "--role", "registrar"])
+        .await;
+    assert_eq!(registrars["holders"], serde_json::json!([]));
+    app.stop().await;
+}
