@@ -246,3 +246,30 @@ impl List {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_served_category_reads_back_as_the_definition_it_was_made_of() {
+        let definition = CategoryDefinition {
+            id: "street-lighting".into(),
+            name: "Street lighting".into(),
+            department: "roads".into(),
+            sla_working_days: 8,
+            confirmation_window_days: 7,
+            support_threshold: 100,
+            proposal_lifetime_days: 30,
+            supports_from_residents_only: true,
+        };
+        let mut served = serde_json::to_value(&definition).unwrap();
+        served["version"] = 3.into();
+        assert_eq!(definition_of(&served).unwrap(), definition);
+        served["unknown"] = true.into();
+        assert!(
+            definition_of(&served).is_err(),
+            "a field it cannot sign is refused"
+        );
+    }
+}
