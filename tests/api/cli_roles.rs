@@ -311,6 +311,7 @@ async fn every_role_drives_complaints_and_proposals_from_the_command_line() {
     assert!(page.contains("timeline:"), "{page}");
 
     details_and_redaction(&app, &resident, &moderator, &attachment).await;
+    spam_and_cannot_resolve(&app, &resident, &moderator, &official, &attachment).await;
     proposal_workflow(&app, &resident, &neighbour, &moderator, &official).await;
 
     // The resident erases their own complaint's words; its numbers and timeline stay.
@@ -385,6 +386,43 @@ async fn details_and_redaction(
         redacted["description"],
         format!("[erased by entry {}]", redaction["position"]).as_str()
     );
+}
+
+/// Spam rejected and taken down in one step; a routed complaint its department cannot fix.
+async fn spam_and_cannot_resolve(
+    app: &TestApp,
+    resident: &Person,
+    moderator: &Person,
+    official: &Person,
+    attachment: &str,
+) {
+    let spam = resident
+        .file("Buy cheap watches!", attachment)
+        .await
+        .to_string();
+    let reject = ["complaint", "reject", &spam, "--reason", "spam", "--redact"];
+    let rejection = moderator.json(&reject).await;
+    let taken_down = app.get(&format!("/v1/complaints/{spam}")).await.body;
+    assert_eq!(taken_down["status"], "rejected");
+    let placeholder = format!("[erased by entry {}]", rejection["position"]);
+    assert_eq!(taken_down["description"], placeholder.as_str());
+
+    let railway = resident
+        .file("The lamp by the railway is dark.", attachment)
+        .await
+        .to_string();
+    moderator.run(&["complaint", "accept", &railway]).await;
+    let answer = [
+        "complaint",
+        "answer",
+        &railway,
+        "--cannot-resolve",
+        "--text",
+        "It is the railway's.",
+    ];
+    official.run(&answer).await;
+    let answered = app.get(&format!("/v1/complaints/{railway}")).await.body;
+    assert_eq!(answered["status"], "cannot_resolve");
 }
 
 /// A proposal submitted, published, supported to its threshold, answered, then erased by its
