@@ -939,7 +939,7 @@ impl Verify {
         }
         let store = SqliteStore::open(&path)?;
         let total = store.size()?;
-        let progress = cli::progress::Progress::new(total, "entries");
+        let progress = cli::progress::Progress::new(Some(total), "entries");
         let ledger = &veche::node::verify_stored_log(&store, &|| progress.advance(1))
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
         progress.finish();

@@ -5,33 +5,52 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A bar over a known number of units (entries, bytes), hidden off a terminal. Finishing or
-/// dropping it clears it, so the result printed after it stands alone.
+/// A bar over a known number of units (entries, bytes), or a counter while the total is not
+/// known, hidden off a terminal. Finishing or dropping it clears it, so the result printed after
+/// it stands alone.
 pub struct Progress {
     bar: ProgressBar,
+    what: String,
 }
 
 impl Progress {
-    /// A bar for `total` units of `what` (e.g. "entries"), shown when stderr is a terminal.
-    pub fn new(total: u64, what: &str) -> Progress {
+    /// A bar for `total` units of `what` (e.g. "entries"), or a counter when the total is not
+    /// known (a stream, an export whose length is not known yet); shown when stderr is a
+    /// terminal.
+    pub fn new(total: Option<u64>, what: &str) -> Progress {
         Progress::drawn(total, what, std::io::stderr().is_terminal())
     }
 
-    /// A bar drawn on stderr when `shown`, else kept silently (it still counts).
-    pub fn drawn(total: u64, what: &str, shown: bool) -> Progress {
+    /// A bar (with a total) or a counter, drawn on stderr when `shown`, else kept silently (it
+    /// still counts).
+    pub fn drawn(total: Option<u64>, what: &str, shown: bool) -> Progress {
         let target = if shown {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
-        let bar = ProgressBar::with_draw_target(Some(total), target);
+        let progress = Progress {
+            bar: ProgressBar::with_draw_target(total, target),
+            what: what.to_string(),
+        };
+        progress.style();
+        progress
+    }
+
+    /// A bar's look with a total, a counter's without.
+    fn style(&self) {
+        let what = &self.what;
+        let template = match self.bar.length() {
+            Some(_) => format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} \
+                 ({{per_sec}}, {{eta}} left)"
+            ),
+            None => format!("{{spinner}} [{{elapsed_precise}}] {{human_pos}} {what} ({{per_sec}})"),
+        };
         // The template is fixed text: it parses, and a failure would only lose the style.
-        if let Ok(style) = ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} ({{per_sec}}, {{eta}} left)"
-        )) {
-            bar.set_style(style);
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            self.bar.set_style(style);
         }
-        Progress { bar }
     }
 
     /// `units` more done.
@@ -59,11 +78,18 @@ mod tests {
 
     #[test]
     fn a_hidden_bar_still_counts_what_is_done() {
-        let progress = Progress::drawn(10, "entries", false);
+        let progress = Progress::drawn(Some(10), "entries", false);
         progress.advance(3);
         progress.advance(4);
         assert_eq!(progress.bar.position(), 7);
         assert!(progress.bar.is_hidden());
         progress.finish();
+    }
+
+    #[test]
+    fn a_counter_without_a_total_counts_too() {
+        let counter = Progress::drawn(None, "bytes", false);
+        counter.advance(5);
+        assert_eq!((counter.bar.position(), counter.bar.length()), (5, None));
     }
 }
