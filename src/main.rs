@@ -21,6 +21,8 @@ use veche::server::{Application, DataDirectory, Settings, LOG_FILE};
 use veche::store::{EventStore, SqliteStore};
 use veche_verifier::wallet::wallet_path;
 
+mod cli;
+
 /// mimalloc rather than the system allocator: under load the server allocates and frees small
 /// buffers on every thread (envelopes, payloads, receipts), and glibc's malloc showed in the profile.
 #[global_allocator]
@@ -109,6 +111,17 @@ enum Commands {
     Import(Import),
     /// Copy a running SQLite node's data directory consistently (log, checkpoint record, keys).
     Backup(Backup),
+    /// Complaints: residents file, supplement, confirm, dispute and erase; moderators triage,
+    /// merge and redact; officials answer.
+    Complaint(cli::complaint::ComplaintCommand),
+    /// Proposals: residents submit, support and erase; moderators publish; officials answer.
+    Proposal(cli::proposal::ProposalCommand),
+    /// The category catalogue (admin).
+    Category(cli::catalogue::CategoryCommand),
+    /// Roles: grant, revoke (admin) and list.
+    Role(cli::catalogue::RoleCommand),
+    /// Residents' keys: attest and revoke (registrar), and what the log says of a key.
+    Resident(cli::resident::ResidentCommand),
     /// Check a log trusting only its public key: from a server (its export plus the numbers it
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
@@ -141,6 +154,11 @@ fn main() -> anyhow::Result<()> {
         Commands::Import(command) => command.run(),
         Commands::Backup(command) => command.run(),
         Commands::Verify(command) => command.run(),
+        Commands::Complaint(command) => command.run(),
+        Commands::Proposal(command) => command.run(),
+        Commands::Category(command) => command.run(),
+        Commands::Role(command) => command.run(),
+        Commands::Resident(command) => command.run(),
     }
 }
 
@@ -937,8 +955,10 @@ impl Verify {
         }
         let store = SqliteStore::open(&path)?;
         let total = store.size()?;
-        let ledger = &veche::node::verify_stored_log(&store)
+        let progress = cli::progress::Progress::new(Some(total), "entries");
+        let ledger = &veche::node::verify_stored_log(&store, &|| progress.advance(1))
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
+        progress.finish();
         let hashed = veche::http::content::verify_stored_content(&store, ledger)
             .map_err(|error| anyhow::anyhow!("verification failed: {error}"))?;
         println!(
@@ -1078,7 +1098,7 @@ impl Backup {
     fn run(self) -> anyhow::Result<()> {
         let copied = veche::migration::backup(&self.data_dir, &self.out)?;
         let store = SqliteStore::open(&self.out.join(LOG_FILE))?;
-        let ledger = veche::node::verify_stored_log(&store)
+        let ledger = veche::node::verify_stored_log(&store, &|| {})
             .map_err(|error| anyhow::anyhow!("the copy does not verify: {error}"))?;
         println!(
             "backed up {} entries into {} ({} files); the copy verifies",

@@ -96,7 +96,7 @@ pub fn export(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Moved, MigrationError> {
     let started = Instant::now();
-    let ledger = crate::node::verify_stored_log(store)?;
+    let ledger = crate::node::verify_stored_log(store, &|| {})?;
     let identity = ledger.identity().ok_or(MigrationError::NoGenesis)?;
     let expected = public_key_of(server_key);
     if identity.server_key != expected {

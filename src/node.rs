@@ -782,8 +782,9 @@ fn write_genesis(config: &NodeConfig, ledger: &Ledger) -> Result<(), StartError>
 
 /// Checks a stored log offline without changing it (`veche verify --data-dir`): every entry as a
 /// start-up does, the largest signed checkpoint against the log's size and root, and every stored
-/// hash tile against the entries. Returns the folded ledger.
-pub fn verify_stored_log(store: &dyn EventStore) -> Result<Ledger, StartError> {
+/// hash tile against the entries. Returns the folded ledger. `folded` hears of each entry as it
+/// is folded, for a progress bar.
+pub fn verify_stored_log(store: &dyn EventStore, folded: &dyn Fn()) -> Result<Ledger, StartError> {
     use projections::merkle::Frontier;
     use projections::tiles::TileBuilder;
     let signed = store.largest_signed_checkpoint()?;
@@ -791,6 +792,7 @@ pub fn verify_stored_log(store: &dyn EventStore) -> Result<Ledger, StartError> {
     let (mut frontier, mut builder) = (Frontier::default(), TileBuilder::new());
     let (mut full_tiles, mut root_at_signed) = (Vec::new(), None);
     catch_up(store, &mut replayer, |event| {
+        folded();
         let nodes = frontier.push(event.leaf_hash);
         // The builder refuses only nodes out of order, which one frontier never gives.
         full_tiles.extend(builder.add(&nodes).unwrap_or_default());

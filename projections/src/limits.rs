@@ -200,3 +200,6 @@ pub const NOTE_SIGNATURES_MAX: usize = 100;
 /// An anonymous poll's issuer keys are RSA keys of this many modulus bits: RFC 9474's floor, as
 /// every ballot carries one signature of this length per issuer.
 pub const ISSUER_KEY_BITS: usize = 2_048;
+/// Characters of free text (a description, a title) one cell of the CLI's tables shows before
+/// cutting it: a queue row stays on one line of a terminal.
+pub const CLI_TABLE_CELL_CHARACTERS_MAX: usize = 48;

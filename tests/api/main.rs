@@ -4,6 +4,7 @@
 mod admin_recovery;
 mod anonymous_polls;
 mod audit;
+mod cli_roles;
 mod content;
 mod content_verify;
 mod crash;
