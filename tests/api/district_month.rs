@@ -2161,7 +2161,7 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
     // The same data directory, a new process's worth of state: every answer byte-identical.
     let clock = world.app.clock.clone();
     world.app.stop().await;
-    let app = TestApp::spawn_with_clock(directory.path(), clock).await;
+    let app = TestApp::spawn_with_clock(directory.path(), clock.clone()).await;
     assert!(app.node.ledger().due_system_actions(app.now()).is_empty());
     for (path, before) in &snapshot.0 {
         let after = app.get_text(path).await;
@@ -2174,6 +2174,13 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
 
     // And a journalist's recount of the downloaded log agrees with every entry.
     assert_data_directory_verifies(directory.path());
+    // Moved to PostgreSQL, the city serves the same tallies, statistics and root.
+    crate::migration::moves_to_postgresql_with_identical_answers(
+        directory.path(),
+        clock,
+        &snapshot.0,
+    )
+    .await;
     eprintln!(
         "a month of a district: {} complaints, {} proposals, {} log entries, {} snapshots, {} refusals met; simulated in {:.1?}, {:.1?} in all",
         world.complaints.len(),

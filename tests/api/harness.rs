@@ -94,10 +94,20 @@ impl TestApp {
 
     /// A server on `directory` (created or reopened), reading time from `clock`.
     pub async fn spawn_with_clock(directory: &Path, clock: Arc<ManualClock>) -> TestApp {
+        TestApp::spawn_on_store(directory, clock, None).await
+    }
+
+    /// A server on `directory`'s keys with its log in `store` (the directory's SQLite file when
+    /// `None`), reading time from `clock`.
+    pub async fn spawn_on_store(
+        directory: &Path,
+        clock: Arc<ManualClock>,
+        store: Option<Arc<dyn veche::store::EventStore>>,
+    ) -> TestApp {
         let application = Application::build(Settings {
             data_directory: directory,
             entropy: &SeededEntropy::new(99),
-            store: None,
+            store,
             clock: clock.clone(),
             log_origin: "test.veche/log",
             listener: TcpListener::bind("127.0.0.1:0").unwrap(),

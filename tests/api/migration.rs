@@ -242,3 +242,77 @@ async fn a_backup_of_a_node_taken_while_it_writes_verifies_and_serves() {
     assert_eq!(restored.log_size().await, size);
     restored.stop().await;
 }
+
+/// Moves the data directory's SQLite log to a fresh PostgreSQL schema with `veche export` and
+/// `veche import`, starts a server on it, and insists every path of `answers` is served byte for
+/// byte as before. Without `DATABASE_URL` it says why it skipped, except under `CI=true`.
+pub async fn moves_to_postgresql_with_identical_answers(
+    directory: &Path,
+    clock: std::sync::Arc<veche::clock::ManualClock>,
+    answers: &std::collections::BTreeMap<String, String>,
+) {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "DATABASE_URL is not set: the migration to PostgreSQL cannot run in CI without it"
+            )
+        }
+        _ => {
+            eprintln!("skipped the migration to PostgreSQL: DATABASE_URL is not set");
+            return;
+        }
+    };
+    let mut unique = [0u8; 8];
+    veche::keys::Entropy::fill(&veche::keys::OsEntropy, &mut unique);
+    let schema = format!("veche_migration_{}", hex::encode(unique));
+    crate::harness::postgres_batch(&url, format!("CREATE SCHEMA {schema}"));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+
+    let export = tempfile::tempdir().unwrap();
+    let exported = migrate("export", directory, "--out", export.path());
+    assert_succeeded("export", &exported);
+    let imported = veche(&[
+        "import",
+        "--data-dir",
+        text(directory),
+        "--store",
+        &store_url,
+        "--from",
+        text(export.path()),
+        "--json",
+    ]);
+    assert_succeeded("import into PostgreSQL", &imported);
+    let moved: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(moved["root"], exported["root"]);
+
+    let owned = (url.clone(), schema.clone());
+    let store = tokio::task::spawn_blocking(move || {
+        veche::store::PostgresStore::open(&owned.0, Some(&owned.1)).unwrap()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_on_store(directory, clock, Some(std::sync::Arc::new(store))).await;
+    for (path, before) in answers {
+        let after = app.get_text(path).await;
+        assert!(
+            after == *before,
+            "{path} changed on PostgreSQL:\nbefore {before}\nafter  {after}"
+        );
+    }
+    app.stop().await;
+    eprintln!(
+        "migrated {} entries to PostgreSQL: export {:.2} s, import {:.2} s; {} answers identical",
+        moved["entries"],
+        exported["seconds"].as_f64().unwrap_or(0.0),
+        moved["seconds"].as_f64().unwrap_or(0.0),
+        answers.len()
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::harness::postgres_batch(&url, format!("DROP SCHEMA {schema} CASCADE"))
+    })
+    .await
+    .unwrap();
+}
