@@ -252,6 +252,17 @@ fn store_named(store: Option<&str>) -> anyhow::Result<Option<Arc<dyn EventStore>
     })
 }
 
+/// The store `--store` names, or the data directory's SQLite file.
+fn store_for(
+    directory: &DataDirectory,
+    store: Option<&str>,
+) -> anyhow::Result<Arc<dyn EventStore>> {
+    Ok(match store_named(store)? {
+        Some(store) => store,
+        None => directory.open_store()?,
+    })
+}
+
 /// Stopped by a signal: leave a snapshot so the next start folds only what comes after.
 async fn write_snapshot(node: &veche::node::Node) {
     let started = std::time::Instant::now();
@@ -272,17 +283,18 @@ struct Init {
     data_dir: PathBuf,
     #[arg(long, env = "VECHE_LOG_ORIGIN", default_value = "veche.localhost/log")]
     log_origin: String,
+    /// Where the genesis goes: `sqlite` (the data directory's file, the default) or the
+    /// PostgreSQL URL the nodes will share.
+    #[arg(long, env = "VECHE_STORE")]
+    store: Option<String>,
 }
 
 impl Init {
     fn run(self) -> anyhow::Result<()> {
         let data_dir = &self.data_dir;
         let directory = DataDirectory::open_or_init(data_dir, &OsEntropy)?;
-        let node = directory.start_node(
-            directory.open_store()?,
-            Arc::new(SystemClock),
-            &self.log_origin,
-        )?;
+        let store = store_for(&directory, self.store.as_deref())?;
+        let node = directory.start_node(store, Arc::new(SystemClock), &self.log_origin)?;
         println!("data directory: {}", data_dir.display());
         println!(
             "admin key file: {}",
@@ -1004,10 +1016,7 @@ struct StoreArguments {
 impl StoreArguments {
     fn open(&self) -> anyhow::Result<(DataDirectory, Arc<dyn EventStore>)> {
         let directory = DataDirectory::open_existing(&self.data_dir)?;
-        let store = match store_named(self.store.as_deref())? {
-            Some(store) => store,
-            None => directory.open_store()?,
-        };
+        let store = store_for(&directory, self.store.as_deref())?;
         Ok((directory, store))
     }
 

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod proposals;
 pub mod reads;
 pub mod record;
+pub mod request_log;
 pub mod schemas;
 pub mod transparency;
 pub mod turnout;
@@ -342,6 +343,7 @@ pub fn bind(
             .app_data(data.clone())
             .app_data(stream_slots.clone())
             .wrap(actix_web::middleware::Compress::default())
+            .wrap(actix_web::middleware::from_fn(request_log::log_request))
             .configure(configure)
     })
     .listen(listener)?
