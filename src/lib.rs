@@ -10,6 +10,7 @@ pub mod http;
 pub mod issuer;
 pub mod metrics;
 pub mod node;
+pub mod open_data;
 pub mod registrar;
 pub mod server;
 pub mod signature_pool;

@@ -105,6 +105,8 @@ enum Commands {
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
     Verify(Verify),
+    /// Open data: dump every export with a manifest, or check a dump against the log.
+    OpenData(veche::open_data::OpenData),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Tally(command) => command.run(),
         Commands::Sign(command) => command.run(),
         Commands::Verify(command) => command.run(),
+        Commands::OpenData(command) => command.run(),
     }
 }
 
