@@ -51,7 +51,7 @@ pub struct OpenDataIndex {
 /// The list of open-data exports.
 #[utoipa::path(tag = "open-data", responses((status = 200, body = OpenDataIndex)))]
 #[get("/v1/open-data")]
-pub async fn index() -> Reply<OpenDataIndex> {
+pub async fn open_data_index() -> Reply<OpenDataIndex> {
     let files = FILES
         .iter()
         .map(|name| OpenDataFile {
@@ -104,7 +104,7 @@ fn take(node: &Node, name: &str) -> Result<(u64, Taken), ApiError> {
             ("X-Veche-Checkpoint" = String, description = "Base64 of the signed checkpoint note at that size"))),
         ProblemStatus<404>, ProblemStatus<503>))]
 #[get("/v1/open-data/{file}")]
-pub async fn export(
+pub async fn open_data_file(
     node: web::Data<Node>,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
