@@ -364,8 +364,10 @@ async fn a_month_of_a_district_exports_in_full_and_its_dump_verifies_until_one_b
         eprintln!("open data: {name} {} bytes", export.body.len());
     }
     eprintln!(
-        "open data: the month's {} entries give {bytes} bytes in {} files, served in {elapsed:.2?}",
+        "open data: the month's {} entries and {} complaints give {bytes} bytes in {} files, \
+         served in {elapsed:.2?}",
         app.log_size().await,
+        records(&exports["complaints.csv"].body).len(),
         exports.len()
     );
     complaints_agree(&app, &exports).await;

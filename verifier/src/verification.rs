@@ -703,7 +703,14 @@ fn compare_published(
         compared += compare_standings(standings, size, ledger)?;
     }
     if let Some(files) = published.open_data.get(&size) {
-        compared += crate::open_data::compare_dumped(files, ledger)?;
+        let differing = crate::open_data::differing_files(files, ledger)?;
+        if !differing.is_empty() {
+            return Err(VerifyError::OpenDataDiffers {
+                size,
+                files: differing,
+            });
+        }
+        compared += files.len() as u64;
     }
     if let Some(statistics) = published.statistics.get(&size) {
         let recount = serde_json::to_value(projections::statistics::complaint_statistics(ledger))?;
