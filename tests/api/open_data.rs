@@ -91,30 +91,26 @@ fn as_field(value: &Value) -> String {
     }
 }
 
-async fn all_complaints(app: &TestApp) -> Vec<Value> {
+/// Every item of a listing: `items` of each page, following `next` into `cursor`.
+async fn all_pages(app: &TestApp, path: &str, items: &str, next: &str, cursor: &str) -> Vec<Value> {
     let mut all = Vec::new();
-    let mut path = "/v1/complaints?limit=100".to_string();
+    let mut page_path = format!("{path}?limit=100");
     loop {
-        let page = app.get(&path).await.body;
-        all.extend(page["complaints"].as_array().unwrap().iter().cloned());
-        match page["next_after"].as_u64() {
-            Some(after) => path = format!("/v1/complaints?limit=100&after={after}"),
-            None => return all,
+        let page = app.get(&page_path).await.body;
+        all.extend(page[items].as_array().unwrap().iter().cloned());
+        match &page[next] {
+            Value::Null => return all,
+            value => page_path = format!("{path}?limit=100&{cursor}={}", as_field(value)),
         }
     }
 }
 
+async fn all_complaints(app: &TestApp) -> Vec<Value> {
+    all_pages(app, "/v1/complaints", "complaints", "next_after", "after").await
+}
+
 async fn all_proposals(app: &TestApp) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut path = "/v1/proposals?limit=100".to_string();
-    loop {
-        let page = app.get(&path).await.body;
-        all.extend(page["proposals"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/v1/proposals?limit=100&cursor={cursor}"),
-            None => return all,
-        }
-    }
+    all_pages(app, "/v1/proposals", "proposals", "next_cursor", "cursor").await
 }
 
 /// complaints.csv and complaints.geojson against `/v1/complaints`, field by field.
