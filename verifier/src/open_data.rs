@@ -896,6 +896,65 @@ mod tests {
         assert_eq!(row.len(), STATISTICS_COLUMNS.len());
     }
 
+    fn row(id: u64) -> ComplaintRow {
+        ComplaintRow {
+            id,
+            filed_at: Timestamp(1_795_428_000_000 + id as i64),
+            category: "potholes".into(),
+            district: "Arbat, \"old\" town".into(),
+            latitude: 55.751,
+            longitude: 37.618,
+            status: "filed",
+            department: None,
+            accepted_at: None,
+            deadline: None,
+            resolved_at: None,
+            confirmation_deadline: None,
+            sla_breached: false,
+            disputes: 0,
+            rejection_reason: None,
+            duplicate_of: None,
+            merged_into: None,
+            merged_from: String::new(),
+            attachments: 1,
+            evidence: 0,
+            answer: Some("Fixed.\nThanks".into()),
+            description_commitment: "00".repeat(32),
+            content_erased_by: None,
+        }
+    }
+
+    #[test]
+    fn a_complaint_file_streamed_in_chunks_is_the_file_rendered_at_once() {
+        let rows: Vec<ComplaintRow> = (0..2_500).map(row).collect();
+        let stamp = Stamp::of(&Ledger::new());
+        for format in [ComplaintFormat::Csv, ComplaintFormat::GeoJson] {
+            let mut whole = format.head(&stamp).unwrap();
+            whole.extend(format.rows(&rows, 0).unwrap());
+            whole.extend(format.tail());
+            let mut streamed = format.head(&stamp).unwrap();
+            for (index, chunk) in rows.chunks(1_000).enumerate() {
+                streamed.extend(format.rows(chunk, index * 1_000).unwrap());
+            }
+            streamed.extend(format.tail());
+            assert!(whole == streamed, "{format:?}");
+        }
+        let geojson: serde_json::Value = {
+            let format = ComplaintFormat::GeoJson;
+            let mut bytes = format.head(&stamp).unwrap();
+            bytes.extend(format.rows(&rows[..2], 0).unwrap());
+            bytes.extend(format.tail());
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        let properties = geojson["features"][1]["properties"].as_object().unwrap();
+        let mut keys: Vec<&str> = properties.keys().map(String::as_str).collect();
+        let mut columns = COMPLAINT_COLUMNS.to_vec();
+        keys.sort_unstable();
+        columns.sort_unstable();
+        assert_eq!(keys, columns);
+        assert_eq!(row(0).fields().len(), COMPLAINT_COLUMNS.len());
+    }
+
     #[test]
     fn an_empty_log_renders_every_file() {
         let ledger = Ledger::new();
