@@ -30,3 +30,30 @@ fn main() -> anyhow::Result<()> {
         None => cli.verify.run(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_command_line_is_well_formed_and_takes_the_open_data_subcommand() {
+        Cli::command().debug_assert();
+        let arguments = [
+            "veche-verify",
+            "open-data",
+            "verify",
+            "--dump",
+            "dump",
+            "--export",
+            "log.export",
+            "--log-key",
+            "key",
+        ];
+        let parsed = Cli::try_parse_from(arguments).unwrap();
+        assert!(matches!(parsed.command, Some(Command::OpenData(_))));
+        let plain = Cli::try_parse_from(["veche-verify", "--export", "log.export"]).unwrap();
+        assert!(plain.command.is_none());
+    }
+}
