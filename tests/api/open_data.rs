@@ -422,6 +422,30 @@ async fn a_month_of_a_district_exports_in_full_and_its_dump_verifies_until_one_b
     assert!(!passed, "a dump with an altered byte verified");
     assert!(stderr.contains("complaints.csv"), "{stderr}");
     assert!(stderr.contains("1 file(s) differ"), "{stderr}");
+    assert!(
+        stderr.contains("not the ones the manifest lists"),
+        "{stderr}"
+    );
+    // And with the manifest's digest changed to match: the recount names the file all the same.
+    let manifest_path = dumped.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let digest = veche_verifier::open_data::sha256_hex(&std::fs::read(&altered).unwrap());
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["name"] == "complaints.csv" {
+            file["sha256"] = Value::from(digest.clone());
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let (passed, _, stderr) = veche(verify(&dumped)).await;
+    assert!(
+        !passed,
+        "an altered file with its digest in the manifest verified"
+    );
+    assert!(
+        stderr.contains("complaints.csv: differs from the file the log gives"),
+        "{stderr}"
+    );
     app.stop().await;
 
     // The operator's offline dump of the same log gives the same bytes.
