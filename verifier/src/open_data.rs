@@ -39,7 +39,7 @@ pub const FILES: [&str; 10] = [
     "complaint-statistics.json",
 ];
 
-/// The first line of a dump's manifest names its format.
+/// The `format` member of a dump's manifest: which layout of files and manifest it is.
 pub const MANIFEST_FORMAT: &str = "veche open-data dump v1";
 pub const MANIFEST_FILE: &str = "manifest.json";
 
