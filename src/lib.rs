@@ -11,6 +11,7 @@ pub mod issuer;
 pub mod metrics;
 pub mod migration;
 pub mod node;
+pub mod open_data;
 pub mod registrar;
 pub mod server;
 pub mod signature_pool;

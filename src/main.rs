@@ -126,6 +126,8 @@ enum Commands {
     /// publishes) or from an export file, or an operator's own data directory. Exits non-zero and
     /// names the first bad position when anything does not hold.
     Verify(Verify),
+    /// Open data: dump every export with a manifest, or check a dump against the log.
+    OpenData(veche::open_data::OpenData),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -159,6 +161,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Category(command) => command.run(),
         Commands::Role(command) => command.run(),
         Commands::Resident(command) => command.run(),
+        Commands::OpenData(command) => command.run(),
     }
 }
 

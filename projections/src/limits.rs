@@ -57,6 +57,8 @@ pub const RECOVERY_THRESHOLD_CREATED: u32 = 2;
 
 /// Entries one page of the raw log may hold.
 pub const LOG_PAGE_ENTRIES_MAX: usize = 1_000;
+/// Complaint rows an open-data export renders into one chunk of its streamed body.
+pub const OPEN_DATA_CHUNK_ROWS: usize = 1_000;
 /// Items one page of any other list may hold.
 pub const LIST_PAGE_ITEMS_MAX: usize = 100;
 /// The largest age, in hours, a complaint listing filters by (`older_than_hours`,

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod issuance;
 pub mod live;
 pub mod open311;
+pub mod open_data;
 pub mod page;
 pub mod problem;
 pub mod proposals;
@@ -49,6 +50,7 @@ use problem::ApiError;
         (name = "catalogue", description = "Complaint and proposal categories"),
         (name = "complaints", description = "\"Our City\" complaints, queues and statistics"),
         (name = "proposals", description = "Crowdsourced proposals"),
+        (name = "open-data", description = "Open-data exports (CSV, GeoJSON, JSON), each at one log size with its signed checkpoint"),
         (name = "open311", description = "Open311 GeoReport v2 (read-only, JSON)"),
         (name = "log", description = "The raw signed log"),
         (name = "transparency", description = "Merkle tree: C2SP tlog-tiles, signed checkpoints, proofs and receipts"),
@@ -243,6 +245,8 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(complaints::department_queue)
         .service(complaints::get_complaint)
         .service(complaints::statistics)
+        .service(open_data::open_data_index)
+        .service(open_data::open_data_file)
         .service(proposals::submit_proposal)
         .service(proposals::proposal_event)
         .service(proposals::list_proposals)

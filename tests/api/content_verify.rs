@@ -13,15 +13,15 @@ use crate::harness::{commit, lighting, streetlight_filing, TestApp};
 
 /// Positions of a city's three entries with content: an erased complaint, a redacted proposal
 /// and a complaint still held.
-struct Entries {
-    erased: u64,
-    redacted: u64,
-    kept: u64,
+pub(crate) struct Entries {
+    pub erased: u64,
+    pub redacted: u64,
+    pub kept: u64,
 }
 
 /// A server with a complaint its author erased, a proposal a moderator redacted and a
 /// complaint whose content is still held.
-async fn city_with_erasures(directory: &Path) -> (TestApp, Entries) {
+pub(crate) async fn city_with_erasures(directory: &Path) -> (TestApp, Entries) {
     let app = TestApp::spawn(directory).await;
     let defined = app
         .act(&app.admin, Action::DefineCategory(lighting()))

@@ -1840,12 +1840,9 @@ async fn set_up(app: TestApp, seed: u64) -> World {
     world
 }
 
-#[actix_web::test]
-async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_count() {
-    let started = std::time::Instant::now();
-    let directory = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(directory.path()).await;
-    let mut world = set_up(app, SEED).await;
+/// A month of the district played out through the API from `seed`: the world at the month's end.
+async fn play(app: TestApp, seed: u64) -> World {
+    let mut world = set_up(app, seed).await;
     let start = world.now() + HOUR_MS;
 
     // The month's schedule: filings every day, a catalogue change, a revoked moderator, and
@@ -1870,6 +1867,20 @@ async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_co
     }
     let end = world.end;
     world.set_time(end).await;
+    world
+}
+
+/// The month's log on a server over `directory`, for tests that need a city's worth of data.
+pub(crate) async fn a_month_of_a_district(directory: &std::path::Path) -> TestApp {
+    play(TestApp::spawn(directory).await, SEED).await.app
+}
+
+#[actix_web::test]
+async fn a_month_of_a_district_publishes_statistics_that_match_an_independent_count() {
+    let started = std::time::Instant::now();
+    let directory = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(directory.path()).await;
+    let world = play(app, SEED).await;
     let simulated = started.elapsed();
 
     // The month must have exercised what the statistics are about, whatever the seed.

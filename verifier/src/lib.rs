@@ -9,6 +9,8 @@
 //!   against the log's commitments and erasures;
 //! - `envelope`, `keys`, `client`: the citizen side (signing, key files, sending commands);
 //! - `credentials`, `wallet`: anonymous polls' credentials, and the wallet that keeps them;
+//! - `open_data`: the open-data files rendered from a ledger, byte for byte as the server
+//!   serves them, and a dump's check; `open_data_cli` (http): `veche open-data dump|verify`;
 //! - `cli` (http): `veche verify`, shared by `veche-verify` and the server binary.
 
 #[cfg(feature = "http")]
@@ -17,6 +19,9 @@ pub mod client;
 pub mod credentials;
 pub mod envelope;
 pub mod keys;
+pub mod open_data;
+#[cfg(feature = "http")]
+pub mod open_data_cli;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod published;

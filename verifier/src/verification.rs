@@ -99,6 +99,14 @@ pub enum VerifyError {
         count: usize,
         first: String,
     },
+    #[error(
+        "open data at log size {size}: {} file(s) differ from the recount: {}",
+        .files.len(),
+        .files.join("; ")
+    )]
+    OpenDataDiffers { size: u64, files: Vec<String> },
+    #[error("open data: {0}")]
+    OpenData(#[from] crate::open_data::OpenDataError),
     #[error("cannot serialise the recount: {0}")]
     Recount(#[from] serde_json::Error),
     #[error("{0}")]
@@ -245,7 +253,7 @@ impl SavedState {
     }
 }
 
-fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
+pub fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
     let body = open_note(note, verifier)
         .map_err(|error| VerifyError::CheckpointSignature(error.to_string()))?;
     let checkpoint = Checkpoint::parse_body(&body)
@@ -269,6 +277,8 @@ pub struct Published {
     /// Every proposal's standing (`id`, `status`, `supports`, as `/v1/proposals` lists them) by
     /// log size.
     pub proposals: BTreeMap<u64, Vec<Value>>,
+    /// The files of an open-data dump, by the log size each was computed at.
+    pub open_data: BTreeMap<u64, Vec<crate::open_data::DumpedFile>>,
 }
 
 impl Published {
@@ -278,6 +288,7 @@ impl Published {
             .keys()
             .chain(self.statistics.keys())
             .chain(self.proposals.keys())
+            .chain(self.open_data.keys())
             .copied()
             .collect();
         sizes.sort_unstable();
@@ -690,6 +701,16 @@ fn compare_published(
     }
     if let Some(standings) = published.proposals.get(&size) {
         compared += compare_standings(standings, size, ledger)?;
+    }
+    if let Some(files) = published.open_data.get(&size) {
+        let differing = crate::open_data::differing_files(files, ledger)?;
+        if !differing.is_empty() {
+            return Err(VerifyError::OpenDataDiffers {
+                size,
+                files: differing,
+            });
+        }
+        compared += files.len() as u64;
     }
     if let Some(statistics) = published.statistics.get(&size) {
         let recount = serde_json::to_value(projections::statistics::complaint_statistics(ledger))?;
