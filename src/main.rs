@@ -874,7 +874,7 @@ fn role_change(
 ) -> anyhow::Result<RoleChange> {
     let subject = public_key_argument(subject)?;
     let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
-        .with_context(|| format!("unknown role {role:?}: use official, moderator or registrar"))?;
+        .with_context(|| format!("unknown role {role:?}: use official, moderator, registrar or gateway"))?;
     Ok(RoleChange {
         subject,
         role,

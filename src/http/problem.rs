@@ -192,6 +192,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotEligible
         | Refusal::NotModerator
         | Refusal::NotRegistrar
+        | Refusal::NotGateway
         | Refusal::NotResponsibleDepartment
         | Refusal::NotAuthor
         | Refusal::NotRecoveryKey

@@ -739,6 +739,7 @@ impl World {
                 district: district.into(),
             },
             attachments: attachments.clone(),
+            through_gateway: false,
         };
         let author = &self.people.citizens[citizen];
         let answer = self
