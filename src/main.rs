@@ -71,6 +71,9 @@ enum Commands {
     Keygen(Keygen),
     /// Print the public key of a key file.
     PublicKey(ShowPublicKey),
+    /// Print the Open311 `api_key` of a gateway's key file, for its Open311 client; the node
+    /// signs for the gateway once the key file is in the data directory's `gateway-keys`.
+    GatewayApiKey(GatewayApiKey),
     /// Register the key as a citizen.
     Register(Register),
     /// Grant a role (admin key).
@@ -115,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Init(command) => command.run(),
         Commands::Keygen(command) => command.run(),
         Commands::PublicKey(command) => command.run(),
+        Commands::GatewayApiKey(command) => command.run(),
         Commands::Register(command) => command.run(),
         Commands::Grant(command) => command.run(),
         Commands::Revoke(command) => command.run(),
@@ -290,6 +294,20 @@ struct ShowPublicKey {
 impl ShowPublicKey {
     fn run(self) -> anyhow::Result<()> {
         println!("{}", public_key_of(&read_key_file(&self.key.key)?));
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
+struct GatewayApiKey {
+    #[command(flatten)]
+    key: KeyArgument,
+}
+
+impl GatewayApiKey {
+    fn run(self) -> anyhow::Result<()> {
+        let key = read_key_file(&self.key.key)?;
+        println!("{}", veche::gateway::api_key_of(&key));
         Ok(())
     }
 }
@@ -874,7 +892,9 @@ fn role_change(
 ) -> anyhow::Result<RoleChange> {
     let subject = public_key_argument(subject)?;
     let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
-        .with_context(|| format!("unknown role {role:?}: use official, moderator, registrar or gateway"))?;
+        .with_context(|| {
+            format!("unknown role {role:?}: use official, moderator, registrar or gateway")
+        })?;
     Ok(RoleChange {
         subject,
         role,

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod issuance;
 pub mod live;
 pub mod open311;
+pub mod open311_gateway;
 pub mod page;
 pub mod problem;
 pub mod proposals;
@@ -48,7 +49,7 @@ use problem::ApiError;
         (name = "catalogue", description = "Complaint and proposal categories"),
         (name = "complaints", description = "\"Our City\" complaints, queues and statistics"),
         (name = "proposals", description = "Crowdsourced proposals"),
-        (name = "open311", description = "Open311 GeoReport v2 (read-only, JSON)"),
+        (name = "open311", description = "Open311 GeoReport v2 in XML and JSON (by the path's extension); errors are GeoReport error documents, not problems; gateways file through POST requests"),
         (name = "log", description = "The raw signed log"),
         (name = "transparency", description = "Merkle tree: C2SP tlog-tiles, signed checkpoints, proofs and receipts"),
         (name = "operations", description = "Health and readiness"),
@@ -201,9 +202,11 @@ fn fits(template: &[String], path: &str) -> bool {
         && template.iter().zip(&segments).all(|(expected, actual)| {
             expected == actual
                 || (is_parameter(expected) && !actual.is_empty())
-                || expected
-                    .strip_suffix(".json")
-                    .is_some_and(|stem| is_parameter(stem) && actual.ends_with(".json"))
+                || expected.strip_suffix(".{format}").is_some_and(|stem| {
+                    actual.rsplit_once('.').is_some_and(|(head, _)| {
+                        head == stem || (is_parameter(stem) && !head.is_empty())
+                    })
+                })
         })
 }
 
@@ -246,8 +249,11 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(proposals::proposal_event)
         .service(proposals::list_proposals)
         .service(proposals::get_proposal)
+        .service(open311::discovery)
         .service(open311::services)
+        .service(open311::service_definition)
         .service(open311::requests)
+        .service(open311_gateway::create_request)
         .service(open311::request)
         .service(reads::list_polls)
         .service(reads::get_poll)

@@ -18,6 +18,7 @@ mod idempotent_retries;
 mod key_lifecycle;
 mod lifecycle;
 mod open311_and_audiences;
+mod open311_complete;
 mod polls;
 mod public_record;
 mod readiness;
