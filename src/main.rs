@@ -336,7 +336,7 @@ struct RoleArguments {
     /// Public key receiving or losing the role, hex.
     #[arg(long)]
     subject: String,
-    /// official, moderator or registrar.
+    /// official, moderator, registrar or gateway.
     #[arg(long)]
     role: String,
 }
