@@ -449,6 +449,21 @@ async fn a_gateway_files_for_a_resident_without_a_key_and_the_log_and_statistics
         0
     );
 
+    // The same form to the JSON path answers GeoReport's JSON shape.
+    let json = app
+        .post_raw(
+            "/open311/v2/requests.json",
+            "application/x-www-form-urlencoded",
+            form(&api_key, "A second lamp is out"),
+        )
+        .await;
+    assert_eq!(json.status, 201, "{:?}", json.body);
+    let second = json.body[0]["service_request_id"].as_str().unwrap();
+    assert_ne!(second, id);
+    assert_eq!(json.body[0]["account_id"], "");
+    let statistics = app.get("/v1/statistics/complaints").await.body;
+    assert_eq!(statistics["overall"]["filed_through_gateway"], 2);
+
     // Contact details are not kept anywhere: not in the log, the content table or a snapshot.
     app.stop().await;
     for contact in ["resident@mail.example", "Ivanova-Gateway", "123-45-67"] {
