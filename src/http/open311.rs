@@ -59,13 +59,12 @@ impl Format {
                     .body(format!(
                         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{document}"
                     )),
+                // Plain structs of strings, numbers and lists: nothing here fails to serialise, but
+                // if it did the client hears so in the one format that cannot fail.
                 Err(error) => {
-                    let failed = ApiError::Faulted(format!("an Open311 document: {error}"));
-                    error_response(
-                        Format::Json,
-                        failed.status_and_detail().0,
-                        error.to_string(),
-                    )
+                    tracing::error!(%error, root, "an Open311 document failed to serialise");
+                    let status = StatusCode::INTERNAL_SERVER_ERROR;
+                    error_response(Format::Json, status, error.to_string())
                 }
             },
         }
