@@ -3,12 +3,16 @@
 //! and one request; errors as GeoReport's `<errors>` document in the same format. Residents'
 //! writes stay signed, through `/v1`; a gateway's `POST requests` is in `open311_gateway.rs`.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use projections::complaints::{Complaint, ComplaintStatus};
 use projections::time::DAY_MS;
 use projections::{Ledger, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::content::{filled, HoldsContent, Served};
@@ -82,6 +86,36 @@ impl Format {
 pub struct GeoReportError {
     pub code: u16,
     pub description: String,
+}
+
+/// The OpenAPI response of one GeoReport error status: the error document in XML or JSON, as
+/// the path's extension asks. An operation lists one per status it can answer.
+pub struct GeoReportErrors<const STATUS: u16>;
+
+impl<const STATUS: u16> utoipa::IntoResponses for GeoReportErrors<STATUS> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let description = match STATUS {
+            400 => "A field or filter that does not parse, or a required field missing",
+            403 => {
+                "The api_key names no gateway this node holds, or its key lacks the gateway role"
+            }
+            404 => "An unknown format (answered in XML), service code or request",
+            409 => "The filing conflicts with the log's state",
+            422 => "The filing breaks a rule of the log",
+            429 => "Too many requests from this address or gateway",
+            503 => "Overloaded, not ready or not proven yet: retry later",
+            other => panic!("no GeoReport error is answered with status {other}"),
+        };
+        let errors = || {
+            let list = ArrayBuilder::new().items(Ref::from_schema_name("GeoReportError"));
+            Content::new(Some(RefOr::T(Schema::Array(list.build()))))
+        };
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", errors())
+            .content("text/xml", errors());
+        BTreeMap::from([(STATUS.to_string(), RefOr::T(response.build()))])
+    }
 }
 
 #[derive(Serialize)]
@@ -197,8 +231,8 @@ fn discovery_of(base_url: String) -> Discovery {
 /// Service discovery: this node's one GeoReport v2 endpoint and its formats.
 #[utoipa::path(tag = "open311",
     params(("format" = String, Path, description = "`xml` or `json`")),
-    responses((status = 200, content((Discovery = "application/json"), (Discovery = "text/xml"))),
-        (status = 404, body = Vec<GeoReportError>, description = "An unknown format")))]
+    responses((status = 200, description = "The discovery document", content((Discovery = "application/json"), (Discovery = "text/xml"))),
+        GeoReportErrors<404>))]
 #[get("/open311/v2/discovery.{format}")]
 pub async fn discovery(asked: HttpRequest, format: web::Path<String>) -> HttpResponse {
     let connection = asked.connection_info().clone();
@@ -273,9 +307,9 @@ fn services_of(ledger: &Ledger) -> Vec<Service> {
 /// The catalogue as Open311 services.
 #[utoipa::path(tag = "open311",
     params(("format" = String, Path, description = "`xml` or `json`")),
-    responses((status = 200, content((Vec<Service> = "application/json"), (Vec<Service> = "text/xml"))),
-        (status = 404, body = Vec<GeoReportError>, description = "An unknown format"),
-        (status = 503, body = Vec<GeoReportError>, description = "The numbers are not proven yet")))]
+    responses((status = 200, description = "The services", content((Vec<Service> = "application/json"), (Vec<Service> = "text/xml"))),
+        GeoReportErrors<404>,
+        GeoReportErrors<503>))]
 #[get("/open311/v2/services.{format}")]
 pub async fn services(node: web::Data<Node>, format: web::Path<String>) -> HttpResponse {
     in_format(&format, |format| async move {
@@ -336,10 +370,10 @@ struct AttributesXml<'a> {
 #[utoipa::path(tag = "open311",
     params(("service_code" = String, Path, description = "A category id"),
         ("format" = String, Path, description = "`xml` or `json`")),
-    responses((status = 200,
+    responses((status = 200, description = "The service's definition",
             content((ServiceDefinition = "application/json"), (ServiceDefinition = "text/xml"))),
-        (status = 404, body = Vec<GeoReportError>, description = "An unknown service code or format"),
-        (status = 503, body = Vec<GeoReportError>, description = "The numbers are not proven yet")))]
+        GeoReportErrors<404>,
+        GeoReportErrors<503>))]
 #[get("/open311/v2/services/{service_code}.{format}")]
 pub async fn service_definition(
     node: web::Data<Node>,
@@ -506,11 +540,11 @@ fn parse_date(name: &str, text: Option<&String>) -> Result<Option<Timestamp>, Ap
 /// Service requests, newest first, at most 1,000; by default those of the last 90 days.
 #[utoipa::path(tag = "open311",
     params(("format" = String, Path, description = "`xml` or `json`"), RequestsQuery),
-    responses((status = 200,
+    responses((status = 200, description = "The service requests",
             content((Vec<ServiceRequest> = "application/json"), (Vec<ServiceRequest> = "text/xml"))),
-        (status = 400, body = Vec<GeoReportError>, description = "A filter that does not parse"),
-        (status = 404, body = Vec<GeoReportError>, description = "An unknown service code or format"),
-        (status = 503, body = Vec<GeoReportError>, description = "The numbers are not proven yet")))]
+        GeoReportErrors<400>,
+        GeoReportErrors<404>,
+        GeoReportErrors<503>))]
 #[get("/open311/v2/requests.{format}")]
 pub async fn requests(
     node: web::Data<Node>,
@@ -607,11 +641,11 @@ fn find_requests(node: &Node, query: &RequestsQuery) -> Result<Vec<ServiceReques
 #[utoipa::path(tag = "open311",
     params(("service_request_id" = u64, Path, description = "Complaint identifier"),
         ("format" = String, Path, description = "`xml` or `json`")),
-    responses((status = 200,
+    responses((status = 200, description = "The service requests",
             content((Vec<ServiceRequest> = "application/json"), (Vec<ServiceRequest> = "text/xml"))),
-        (status = 400, body = Vec<GeoReportError>, description = "An identifier that is not a number"),
-        (status = 404, body = Vec<GeoReportError>, description = "No such request, or an unknown format"),
-        (status = 503, body = Vec<GeoReportError>, description = "The numbers are not proven yet")))]
+        GeoReportErrors<400>,
+        GeoReportErrors<404>,
+        GeoReportErrors<503>))]
 #[get("/open311/v2/requests/{service_request_id}.{format}")]
 pub async fn request(node: web::Data<Node>, path: web::Path<(String, String)>) -> HttpResponse {
     let (id, format) = path.into_inner();

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::client::{signed_envelope, ContentBook};
 use crate::http::commands::submit;
-use crate::http::open311::{respond_requests, Format, GeoReportError};
+use crate::http::open311::{respond_requests, Format, GeoReportErrors};
 use crate::http::problem::ApiError;
 use crate::keys::OsEntropy;
 use crate::node::Node;
@@ -134,15 +134,15 @@ fn filing_of(form: &Form, book: &ContentBook) -> Result<ComplaintFiling, ApiErro
 #[utoipa::path(tag = "open311",
     params(("format" = String, Path, description = "`xml` or `json`")),
     request_body(content((RequestForm = "application/x-www-form-urlencoded"))),
-    responses((status = 201,
+    responses((status = 201, description = "Filed: the new request's id",
             content((Vec<CreatedRequest> = "application/json"), (Vec<CreatedRequest> = "text/xml"))),
-        (status = 400, body = Vec<GeoReportError>, description = "A required field is missing or malformed"),
-        (status = 403, body = Vec<GeoReportError>,
-            description = "The api_key names no gateway this node holds, or its key lacks the gateway role"),
-        (status = 404, body = Vec<GeoReportError>, description = "An unknown service code or format"),
-        (status = 422, body = Vec<GeoReportError>, description = "The filing breaks a rule of the log"),
-        (status = 429, body = Vec<GeoReportError>, description = "Too many requests"),
-        (status = 503, body = Vec<GeoReportError>, description = "Overloaded or not ready: retry later")))]
+        GeoReportErrors<400>,
+        GeoReportErrors<403>,
+        GeoReportErrors<404>,
+        GeoReportErrors<409>,
+        GeoReportErrors<422>,
+        GeoReportErrors<429>,
+        GeoReportErrors<503>))]
 #[post("/open311/v2/requests.{format}")]
 pub async fn create_request(
     node: web::Data<Node>,
