@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod co_issuer;
 pub mod coordination;
+pub mod gateway;
 pub mod http;
 pub mod issuer;
 pub mod metrics;

@@ -73,6 +73,9 @@ enum Commands {
     Keygen(Keygen),
     /// Print the public key of a key file.
     PublicKey(ShowPublicKey),
+    /// Print the Open311 `api_key` of a gateway's key file, for its Open311 client; the node
+    /// signs for the gateway once the key file is in the data directory's `gateway-keys`.
+    GatewayApiKey(GatewayApiKey),
     /// Register the key as a citizen.
     Register(Register),
     /// Grant a role (admin key).
@@ -138,6 +141,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Init(command) => command.run(),
         Commands::Keygen(command) => command.run(),
         Commands::PublicKey(command) => command.run(),
+        Commands::GatewayApiKey(command) => command.run(),
         Commands::Register(command) => command.run(),
         Commands::Grant(command) => command.run(),
         Commands::Revoke(command) => command.run(),
@@ -344,6 +348,20 @@ impl ShowPublicKey {
 }
 
 #[derive(clap::Args)]
+struct GatewayApiKey {
+    #[command(flatten)]
+    key: KeyArgument,
+}
+
+impl GatewayApiKey {
+    fn run(self) -> anyhow::Result<()> {
+        let key = read_key_file(&self.key.key)?;
+        println!("{}", veche::gateway::api_key_of(&key));
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
 struct Register {
     #[command(flatten)]
     key: KeyArgument,
@@ -367,7 +385,7 @@ struct RoleArguments {
     /// Public key receiving or losing the role, hex.
     #[arg(long)]
     subject: String,
-    /// official, moderator or registrar.
+    /// official, moderator, registrar or gateway.
     #[arg(long)]
     role: String,
 }
@@ -923,7 +941,9 @@ fn role_change(
 ) -> anyhow::Result<RoleChange> {
     let subject = public_key_argument(subject)?;
     let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
-        .with_context(|| format!("unknown role {role:?}: use official, moderator or registrar"))?;
+        .with_context(|| {
+            format!("unknown role {role:?}: use official, moderator, registrar or gateway")
+        })?;
     Ok(RoleChange {
         subject,
         role,

@@ -161,6 +161,9 @@ pub struct Node {
     /// The registrar role's credential issuers, held in the data directory; unset for a node
     /// started without one (some tests), which then issues no credentials.
     issuers: std::sync::OnceLock<crate::issuer::IssuerRing>,
+    /// The Open311 gateways this node signs for, from the data directory; none for a node
+    /// started without one.
+    gateways: std::sync::OnceLock<crate::gateway::GatewayRing>,
 }
 
 const STANDINGS: [SnapshotStanding; 3] = [
@@ -322,6 +325,7 @@ impl Node {
             log_origin: config.log_origin,
             snapshot_standing,
             issuers: std::sync::OnceLock::new(),
+            gateways: std::sync::OnceLock::new(),
         })
     }
 
@@ -330,6 +334,18 @@ impl Node {
         if self.issuers.set(ring).is_err() {
             tracing::warn!("the node already holds its issuers; a second ring was ignored");
         }
+    }
+
+    /// Gives this node its Open311 gateways; the first ring given stays.
+    pub fn hold_gateways(&self, ring: crate::gateway::GatewayRing) {
+        if self.gateways.set(ring).is_err() {
+            tracing::warn!("the node already holds its gateways; a second ring was ignored");
+        }
+    }
+
+    /// The gateway whose Open311 `api_key` this is, if this node holds it.
+    pub fn gateway(&self, api_key: &str) -> Option<&ed25519_dalek::SigningKey> {
+        self.gateways.get()?.find(api_key)
     }
 
     /// The node's credential issuers, if it holds any.

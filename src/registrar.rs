@@ -22,7 +22,7 @@ pub fn resident_tag(secret: &[u8], identity: &str) -> String {
 }
 
 /// HMAC-SHA-256 as RFC 2104 defines it: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ message)).
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     // HMAC pads its key to one input block of the hash (64 bytes for SHA-256), hashing a
     // longer key first.
     let block_bytes = Sha256::block_size();

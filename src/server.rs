@@ -76,6 +76,8 @@ pub enum ServeError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Issuer(#[from] crate::issuer::IssuerError),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
 }
 
 /// The keys and store of a data directory, created on first use.
@@ -173,6 +175,7 @@ impl DataDirectory {
             snapshot_interval_entries,
         })?;
         node.hold_issuers(crate::issuer::IssuerRing::open(&self.path)?);
+        node.hold_gateways(crate::gateway::GatewayRing::open(&self.path)?);
         Ok(node)
     }
 }

@@ -1083,6 +1083,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::TooManyStreams(1),
         ApiError::StreamsFull(1),
         ApiError::MethodNotAllowed(String::new()),
+        ApiError::InvalidApiKey,
     ];
     api_errors.extend(command_errors.into_iter().map(ApiError::Command));
     for error in &api_errors {
@@ -1101,6 +1102,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::TooManyStreams(_)
             | ApiError::StreamsFull(_)
             | ApiError::MethodNotAllowed(_)
+            | ApiError::InvalidApiKey
             | ApiError::RateLimited { .. } => {}
         }
     }

@@ -163,6 +163,7 @@ pub fn seed_commands() -> Vec<Command> {
                     sha256: hex_of(&[0xab; 32]),
                     url: Commitment([0x33; 32]),
                 }],
+                through_gateway: false,
             }),
         ),
         command(

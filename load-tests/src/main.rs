@@ -995,6 +995,7 @@ fn complaint_filing(byte: usize) -> Action {
             district: "Centre".into(),
         },
         attachments: vec![],
+        through_gateway: false,
     })
 }
 

@@ -254,6 +254,9 @@ pub enum Role {
     Official,
     Moderator,
     Registrar,
+    /// A call centre or another reporting service that files complaints on behalf of residents
+    /// who hold no key (Open311's `POST requests`): its filings say `through_gateway`.
+    Gateway,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -544,6 +547,11 @@ pub struct ComplaintFiling {
     pub location: Location,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// The signer is a gateway filing for a resident who holds no key. Only a key holding the
+    /// gateway role may say so; absent (false) in every other filing, whose bytes stay as they
+    /// were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub through_gateway: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -966,6 +974,7 @@ mod tests {
                     district: "Arbat".into(),
                 },
                 attachments: vec![],
+                through_gateway: false,
             }),
             ..ballot()
         };

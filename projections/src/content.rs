@@ -331,6 +331,7 @@ mod tests {
                 district: "North".into(),
             },
             attachments: vec![],
+            through_gateway: false,
         })
     }
 

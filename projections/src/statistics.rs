@@ -2,7 +2,9 @@
 //! category, department and month of filing.
 //!
 //! Definitions (also in `docs/STATISTICS.md`):
-//! - `filed`: every complaint; `accepted` ("recognised"): ever accepted by a moderator;
+//! - `filed`: every complaint; `filed_through_gateway`: those of them a gateway filed for a
+//!   resident without a key (Open311 `POST requests`), counted apart and also in `filed`;
+//!   `accepted` ("recognised"): ever accepted by a moderator;
 //! - `resolved`: a resolution stands now — confirmed, closed unconfirmed, or awaiting the author;
 //!   it therefore *includes unconfirmed* resolutions, and every rate built on it says so;
 //! - `confirmed`: the author confirmed the fix; `disputed`: disputed at least once;
@@ -22,6 +24,8 @@ const HOUR_MS: f64 = 3_600_000.0;
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ComplaintStatistics {
     pub filed: u64,
+    /// Of `filed`, those a gateway filed on a resident's behalf (`through_gateway`).
+    pub filed_through_gateway: u64,
     pub accepted: u64,
     pub rejected: u64,
     pub merged: u64,
@@ -74,6 +78,9 @@ impl Tally {
     fn add(&mut self, complaint: &Complaint) {
         let counts = &mut self.statistics;
         counts.filed += 1;
+        if complaint.filing.through_gateway {
+            counts.filed_through_gateway += 1;
+        }
         if complaint.accepted_at.is_some() {
             counts.accepted += 1;
         }

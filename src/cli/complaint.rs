@@ -150,6 +150,8 @@ impl File {
                 district: self.district,
             },
             attachments: session.attachments(&self.attachments)?,
+            // A resident files in their own name; gateways file through Open311.
+            through_gateway: false,
         };
         let receipt = session.send(Action::FileComplaint(filing))?;
         output::receipt(output, &receipt, |id| format!("filed complaint {id}"));

@@ -20,16 +20,46 @@ use projections::content::{CheckedPiece, ContentError, ContentPiece};
 use projections::Refusal;
 use projections::{Action, Command, PublicKey, SignedCommand};
 
+/// What a write did: appended a new entry, or found the exact envelope already appended.
+pub(crate) enum Outcome {
+    Appended(Receipt),
+    AlreadyAppended(Receipt),
+}
+
+impl Outcome {
+    pub(crate) fn receipt(&self) -> &Receipt {
+        match self {
+            Outcome::Appended(receipt) | Outcome::AlreadyAppended(receipt) => receipt,
+        }
+    }
+}
+
 /// Opens the envelope (the signature check runs on the node's signature-check pool, not on this
 /// worker, which stays free for reads), checks that the action fits the endpoint, and waits for
 /// the writer's durable receipt.
 async fn accept(
     node: &web::Data<Node>,
     request: &HttpRequest,
-    mut envelope: Envelope,
+    envelope: Envelope,
     expected: Option<&'static str>,
     location: impl FnOnce(&Command) -> Result<Location, ApiError>,
 ) -> Answer {
+    let (outcome, location) = submit(node, request, envelope, expected, location).await?;
+    Ok(match outcome {
+        Outcome::Appended(receipt) => answer(HttpResponse::Created(), location, receipt),
+        Outcome::AlreadyAppended(receipt) => answer(HttpResponse::Ok(), location, receipt),
+    })
+}
+
+/// [`accept`]'s work, answering with the outcome and where the result can be read, for writes
+/// that answer in a shape of their own (Open311).
+pub(crate) async fn submit<L>(
+    node: &web::Data<Node>,
+    request: &HttpRequest,
+    mut envelope: Envelope,
+    expected: Option<&'static str>,
+    location: impl FnOnce(&Command) -> Result<L, ApiError>,
+) -> Result<(Outcome, L), ApiError> {
     if let Some(address) = request.peer_addr() {
         admit(
             node,
@@ -91,7 +121,7 @@ async fn accept(
         // Not the command's fault: let the client send the same envelope again.
         coordination.release_nonce(&author, &nonce).await;
     }
-    Ok(answer(HttpResponse::Created(), location, appended?))
+    Ok((Outcome::Appended(appended?), location))
 }
 
 /// Matches the content sent beside a command to its commitments. Text that matches but breaks
@@ -127,6 +157,9 @@ async fn charge_author(
     crate::http::issuance::check_answerable(node, command)?;
     admit(node, RateLimit::KeyPerMinute, author, "key").await?;
     match &command.action {
+        // A gateway files for many residents who hold no key: no one resident's daily quota is
+        // its to spend (its key's own per-minute limit above still holds).
+        Action::FileComplaint(filing) if filing.through_gateway => Ok(()),
         Action::FileComplaint(_) => {
             let resident = complaint_quota_subject(node, command.author, author);
             admit(
@@ -167,12 +200,16 @@ fn complaint_quota_subject(node: &Node, key: PublicKey, author: &str) -> String 
 /// after a lost answer) gets the original receipt with `200 OK`; anything else is a replay.
 /// On a shared log the original may be another node's entry this node has not folded in yet: it
 /// follows the log again, a bounded number of times, before calling the envelope a replay.
-async fn retried(node: &web::Data<Node>, signed: SignedCommand, location: Location) -> Answer {
+async fn retried<L>(
+    node: &web::Data<Node>,
+    signed: SignedCommand,
+    location: L,
+) -> Result<(Outcome, L), ApiError> {
     let signed = std::sync::Arc::new(signed);
     for attempt in 0..=projections::limits::RETRY_FOLLOW_ATTEMPTS_MAX {
         let (reader, lookup) = (node.clone(), signed.clone());
         if let Some(receipt) = off_worker(move || reader.original_receipt(&lookup)).await? {
-            return Ok(answer(HttpResponse::Ok(), location, receipt));
+            return Ok((Outcome::AlreadyAppended(receipt), location));
         }
         // Without Redis no node learns of another's nonce before folding its entry in (here or
         // in the writer), so there is nothing to wait for.

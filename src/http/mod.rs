@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod issuance;
 pub mod live;
 pub mod open311;
+pub mod open311_gateway;
 pub mod open_data;
 pub mod page;
 pub mod problem;
@@ -43,7 +44,7 @@ use problem::ApiError;
                        is `urn:veche:problem:<code>` (see docs/PROBLEMS.md).",
         license(name = "AGPL-3.0-or-later")
     ),
-    components(schemas(problem::Problem)),
+    components(schemas(problem::Problem, open311::GeoReportError)),
     tags(
         (name = "keys", description = "Registering keys and granting roles"),
         (name = "polls", description = "Polls, ballots and tallies"),
@@ -51,7 +52,7 @@ use problem::ApiError;
         (name = "complaints", description = "\"Our City\" complaints, queues and statistics"),
         (name = "proposals", description = "Crowdsourced proposals"),
         (name = "open-data", description = "Open-data exports (CSV, GeoJSON, JSON), each at one log size with its signed checkpoint"),
-        (name = "open311", description = "Open311 GeoReport v2 (read-only, JSON)"),
+        (name = "open311", description = "Open311 GeoReport v2 in XML and JSON (by the path's extension); errors are GeoReport error documents, not problems; gateways file through POST requests"),
         (name = "log", description = "The raw signed log"),
         (name = "transparency", description = "Merkle tree: C2SP tlog-tiles, signed checkpoints, proofs and receipts"),
         (name = "operations", description = "Health and readiness"),
@@ -93,7 +94,11 @@ fn declare_malformed_parameters(
     mut document: utoipa::openapi::OpenApi,
 ) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::path::ParameterIn;
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in document.paths.paths.iter_mut() {
+        // Open311's handlers read their parameters as text and answer GeoReport's own errors.
+        if path.starts_with("/open311/") {
+            continue;
+        }
         let operations = [
             &mut item.get,
             &mut item.post,
@@ -204,9 +209,11 @@ fn fits(template: &[String], path: &str) -> bool {
         && template.iter().zip(&segments).all(|(expected, actual)| {
             expected == actual
                 || (is_parameter(expected) && !actual.is_empty())
-                || expected
-                    .strip_suffix(".json")
-                    .is_some_and(|stem| is_parameter(stem) && actual.ends_with(".json"))
+                || expected.strip_suffix(".{format}").is_some_and(|stem| {
+                    actual.rsplit_once('.').is_some_and(|(head, _)| {
+                        head == stem || (is_parameter(stem) && !head.is_empty())
+                    })
+                })
         })
 }
 
@@ -251,8 +258,11 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(proposals::proposal_event)
         .service(proposals::list_proposals)
         .service(proposals::get_proposal)
+        .service(open311::discovery)
         .service(open311::services)
+        .service(open311::service_definition)
         .service(open311::requests)
+        .service(open311_gateway::create_request)
         .service(open311::request)
         .service(reads::list_polls)
         .service(reads::get_poll)

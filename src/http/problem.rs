@@ -107,6 +107,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("no credentials can be issued here: {0}")]
     IssuerKeyNotHeld(String),
+    #[error("the api_key names no gateway this node signs for")]
+    InvalidApiKey,
     #[error("too many requests from this {subject}; retry after {retry_after_seconds} s")]
     RateLimited {
         subject: &'static str,
@@ -122,6 +124,7 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ApiError::TallySealed => (StatusCode::FORBIDDEN, "tally-sealed"),
+            ApiError::InvalidApiKey => (StatusCode::FORBIDDEN, "invalid-api-key"),
             ApiError::IssuerKeyNotHeld(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "issuer-key-not-held")
             }
@@ -192,6 +195,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotEligible
         | Refusal::NotModerator
         | Refusal::NotRegistrar
+        | Refusal::NotGateway
         | Refusal::NotResponsibleDepartment
         | Refusal::NotAuthor
         | Refusal::NotRecoveryKey
@@ -269,6 +273,18 @@ impl ApiError {
             }
             other => other.to_string(),
         }
+    }
+}
+
+impl ApiError {
+    /// The status and what the client is told, for the answers of a protocol with its own error
+    /// document (Open311's `<errors>`): the same status and words as the problem would carry.
+    pub fn status_and_detail(&self) -> (StatusCode, String) {
+        let (status, code) = self.classify();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, code, "request failed on the server side");
+        }
+        (status, self.public_detail())
     }
 }
 

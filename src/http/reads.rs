@@ -298,6 +298,7 @@ pub(crate) fn role_name(role: Role) -> &'static str {
         Role::Official => "official",
         Role::Moderator => "moderator",
         Role::Registrar => "registrar",
+        Role::Gateway => "gateway",
     }
 }
 

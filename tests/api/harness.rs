@@ -353,6 +353,7 @@ pub fn streetlight_filing(district: &str) -> ComplaintFiling {
             district: district.into(),
         },
         attachments: vec![],
+        through_gateway: false,
     }
 }
 

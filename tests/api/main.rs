@@ -20,6 +20,7 @@ mod key_lifecycle;
 mod lifecycle;
 mod migration;
 mod open311_and_audiences;
+mod open311_complete;
 mod open_data;
 mod operations;
 mod polls;

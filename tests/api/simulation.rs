@@ -205,7 +205,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                 match role {
                     Role::Official => officials.push(subject.clone()),
                     Role::Moderator => moderators.push(subject.clone()),
-                    Role::Registrar => {}
+                    Role::Registrar | Role::Gateway => {}
                 }
                 let department =
                     (role == Role::Official).then(|| format!("department-{}", random.below(2)));
@@ -248,6 +248,7 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                         district: format!("district-{}", random.below(3)),
                     },
                     attachments: vec![],
+                    through_gateway: false,
                 };
                 (author, Action::FileComplaint(filing))
             }

@@ -779,10 +779,11 @@ fn proposals_csv(ledger: &Ledger) -> Vec<u8> {
 
 // ---- Complaint statistics ----
 
-pub const STATISTICS_COLUMNS: [&str; 23] = [
+pub const STATISTICS_COLUMNS: [&str; 24] = [
     "grouping",
     "group",
     "filed",
+    "filed_through_gateway",
     "accepted",
     "rejected",
     "merged",
@@ -810,6 +811,7 @@ fn statistics_fields(grouping: &str, group: &str, counts: &ComplaintStatistics) 
     fields.extend(
         [
             counts.filed,
+            counts.filed_through_gateway,
             counts.accepted,
             counts.rejected,
             counts.merged,

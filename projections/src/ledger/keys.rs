@@ -643,10 +643,12 @@ fn check_role_department(change: &RoleChange, grant: bool) -> Result<(), Refusal
             check_field("a department name", department, Lines::One, max)
                 .map_err(Refusal::InvalidRoleChange)
         }
-        (Role::Moderator | Role::Registrar, Some(_)) => Err(Refusal::InvalidRoleChange(
-            "only officials belong to a department".into(),
-        )),
-        (Role::Official, None) | (Role::Moderator | Role::Registrar, None) => Ok(()),
+        (Role::Moderator | Role::Registrar | Role::Gateway, Some(_)) => Err(
+            Refusal::InvalidRoleChange("only officials belong to a department".into()),
+        ),
+        (Role::Official, None) | (Role::Moderator | Role::Registrar | Role::Gateway, None) => {
+            Ok(())
+        }
     }
 }
 

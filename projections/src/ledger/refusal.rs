@@ -65,6 +65,8 @@ pub enum Refusal {
     NotModerator,
     #[error("only a registrar may do this")]
     NotRegistrar,
+    #[error("only a key holding the gateway role may file a complaint through a gateway")]
+    NotGateway,
     #[error("only an official of the responsible department may do this")]
     NotResponsibleDepartment,
     #[error("only the author may do this")]
@@ -187,7 +189,8 @@ impl Refusal {
             Refusal::FinalTallyMismatch => Some(Refusal::CheckpointMismatch),
             Refusal::CheckpointMismatch => Some(Refusal::NotModerator),
             Refusal::NotModerator => Some(Refusal::NotRegistrar),
-            Refusal::NotRegistrar => Some(Refusal::NotResponsibleDepartment),
+            Refusal::NotRegistrar => Some(Refusal::NotGateway),
+            Refusal::NotGateway => Some(Refusal::NotResponsibleDepartment),
             Refusal::NotResponsibleDepartment => Some(Refusal::NotAuthor),
             Refusal::NotAuthor => Some(Refusal::UnknownCategory),
             Refusal::UnknownCategory => Some(Refusal::InvalidCategory(String::new())),
@@ -262,6 +265,7 @@ impl Refusal {
             Refusal::CheckpointMismatch => "checkpoint-mismatch",
             Refusal::NotModerator => "not-moderator",
             Refusal::NotRegistrar => "not-registrar",
+            Refusal::NotGateway => "not-gateway",
             Refusal::NotResponsibleDepartment => "not-responsible-department",
             Refusal::NotAuthor => "not-author",
             Refusal::UnknownCategory => "unknown-category",

@@ -4,7 +4,7 @@
 use super::support::*;
 use crate::command::{
     Action, Attachment, CannotResolve, ComplaintFiling, ComplaintReference, Degrees, Dispute,
-    Location, Merge, RejectionReason, Resolution, Supplement, Triage, TriageDecision,
+    Location, Merge, RejectionReason, Resolution, Role, Supplement, Triage, TriageDecision,
 };
 use crate::complaints::ComplaintStatus;
 use crate::ledger::Ledger;
@@ -21,6 +21,15 @@ pub(super) fn filing() -> ComplaintFiling {
             district: NORTH.into(),
         },
         attachments: vec![],
+        through_gateway: false,
+    }
+}
+
+/// A filing marked as a gateway's, for a resident who holds no key.
+fn through_gateway() -> ComplaintFiling {
+    ComplaintFiling {
+        through_gateway: true,
+        ..filing()
     }
 }
 
@@ -191,6 +200,30 @@ fn filing_rows() -> Vec<Row> {
             base(),
             Step::by(STRANGER, Action::FileComplaint(filing())),
             Then::Refused("not-eligible"),
+        ),
+        row(
+            "a gateway files a complaint for a resident without a key, and the entry says so",
+            base_and(vec![Step::by(ADMIN, grant(NEIGHBOUR, Role::Gateway, None))]),
+            Step::by(NEIGHBOUR, Action::FileComplaint(through_gateway())),
+            Then::AcceptedAnd(|ledger| {
+                let complaint = first(ledger);
+                complaint.filing.through_gateway && complaint.author == public(NEIGHBOUR)
+            }),
+        ),
+        row(
+            "a key without the gateway role cannot file through a gateway",
+            base(),
+            Step::by(CITIZEN, Action::FileComplaint(through_gateway())),
+            Then::Refused("not-gateway"),
+        ),
+        row(
+            "a gateway whose role was revoked files through a gateway no more",
+            base_and(vec![
+                Step::by(ADMIN, grant(NEIGHBOUR, Role::Gateway, None)),
+                Step::by(ADMIN, revoke(NEIGHBOUR, Role::Gateway)),
+            ]),
+            Step::by(NEIGHBOUR, Action::FileComplaint(through_gateway())),
+            Then::Refused("not-gateway"),
         ),
         row(
             "a complaint names a category of the catalogue",

@@ -23,6 +23,7 @@ fn filed() -> Step {
                 district: NORTH.into(),
             },
             attachments: vec![],
+            through_gateway: false,
         }),
     )
 }

@@ -132,6 +132,18 @@ pub(super) fn rows() -> Vec<Row> {
             Then::Refused("invalid-role-change"),
         ),
         row(
+            "the admin makes a registered key a gateway, which files for residents without keys",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Gateway, None)),
+            Then::AcceptedAnd(|ledger| ledger.holds_role(public(NEIGHBOUR), Role::Gateway)),
+        ),
+        row(
+            "a gateway belongs to no department",
+            base(),
+            Step::by(ADMIN, grant(NEIGHBOUR, Role::Gateway, Some(ROADS))),
+            Then::Refused("invalid-role-change"),
+        ),
+        row(
             "a role already held cannot be granted again",
             base(),
             Step::by(ADMIN, grant(MODERATOR, Role::Moderator, None)),
