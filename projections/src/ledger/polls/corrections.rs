@@ -60,7 +60,8 @@ impl Poll {
                 PollVersion {
                     version: u32::try_from(index + 1).unwrap_or(u32::MAX),
                     position: made_by.map_or(self.id, |correction| correction.position),
-                    server_time: made_by.map_or(self.opened_at, |correction| correction.server_time),
+                    server_time: made_by
+                        .map_or(self.opened_at, |correction| correction.server_time),
                     definition: self
                         .corrections
                         .get(index)
@@ -135,7 +136,11 @@ fn check_fixed_fields(current: &PollDefinition, corrected: &PollDefinition) -> R
 /// the ballots are voided when the options changed.
 pub(super) fn evolve(poll: &mut Poll, correction: &PollCorrection, event: &Event) {
     let voids = voids_ballots(&poll.definition, &correction.definition);
-    let ballots_voided = if voids { void_ballots(poll, &correction.definition) } else { 0 };
+    let ballots_voided = if voids {
+        void_ballots(poll, &correction.definition)
+    } else {
+        0
+    };
     let replaced = std::mem::replace(&mut poll.definition, correction.definition.clone());
     poll.corrections.push(Correction {
         position: event.position,
@@ -158,4 +163,137 @@ fn void_ballots(poll: &mut Poll, corrected: &PollDefinition) -> u64 {
         voided_ballots: add(poll.tally.voided_ballots, voided, "voided ballots"),
     };
     voided
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Audience, ChoiceKind, TallyVisibility};
+    use crate::ledger::polls::ChoiceSet;
+    use crate::protocol::EntryKind;
+
+    fn definition() -> PollDefinition {
+        PollDefinition {
+            title: "Where should the bench go?".into(),
+            description: String::new(),
+            options: vec!["River".into(), "School".into()],
+            choice_kind: ChoiceKind::SingleChoice,
+            max_choices: 1,
+            audience: Audience::Everyone,
+            opens_at: Timestamp(0),
+            closes_at: Timestamp(100_000),
+            vote_changes_allowed: true,
+            tally_visibility: TallyVisibility::Public,
+            anonymous: None,
+        }
+    }
+
+    /// A poll with three voters: two for the river (one of whom changed their mind once), one
+    /// for the school.
+    fn voted_poll() -> Poll {
+        let mut poll = Poll {
+            id: 4,
+            author: PublicKey([3; 32]),
+            opened_at: Timestamp(0),
+            definition: definition(),
+            ballots: KeyedMap::new(),
+            tally: Tally {
+                counts: vec![2, 1],
+                turnout: 3,
+                superseded_ballots: 1,
+                voided_ballots: 0,
+            },
+            turnout_by_district: [("north".to_string(), 2)].into_iter().collect(),
+            closed: None,
+            credentials: None,
+            corrections: Vec::new(),
+        };
+        for (voter, choice) in [(10, 0), (11, 0), (12, 1)] {
+            poll.ballots.insert(voter, ChoiceSet::of(&[choice]));
+        }
+        poll
+    }
+
+    fn correction_event(position: u64, correction: &PollCorrection) -> Event {
+        Event {
+            position,
+            server_time: Timestamp(5_000),
+            kind: EntryKind::Command,
+            hash: [0; 32],
+            leaf_hash: [0; 32],
+            command: crate::command::Command {
+                author: PublicKey([3; 32]),
+                nonce: "0".repeat(32),
+                issued_at: Timestamp(5_000),
+                action: crate::command::Action::CorrectPoll(correction.clone()),
+            },
+        }
+    }
+
+    fn corrected(change: fn(&mut PollDefinition)) -> Poll {
+        let mut poll = voted_poll();
+        let mut new = definition();
+        change(&mut new);
+        let correction = PollCorrection {
+            poll: 4,
+            replaces: 1,
+            definition: new,
+        };
+        evolve(&mut poll, &correction, &correction_event(9, &correction));
+        poll
+    }
+
+    #[test]
+    fn a_change_of_options_voids_every_counted_ballot_and_counts_them_as_voided() {
+        let poll = corrected(|definition| definition.options.push("Library".into()));
+        assert_eq!(poll.tally.counts, vec![0, 0, 0]);
+        assert_eq!(poll.tally.turnout, 0);
+        assert_eq!(poll.tally.voided_ballots, 3);
+        // Superseded ballots were replaced before the correction: that history stays public.
+        assert_eq!(poll.tally.superseded_ballots, 1);
+        assert!(poll.ballots.is_empty());
+        assert!(poll.turnout_by_district.is_empty());
+        assert_eq!(poll.corrections[0].ballots_voided, 3);
+        assert_eq!(poll.corrections[0].replaced, definition());
+    }
+
+    #[test]
+    fn a_change_of_max_choices_alone_voids_the_ballots_too() {
+        let before = definition();
+        let mut after = definition();
+        after.options.push("Library".into());
+        assert!(voids_ballots(&before, &after));
+        let mut wider = definition();
+        wider.max_choices = 2;
+        assert!(voids_ballots(&before, &wider));
+    }
+
+    #[test]
+    fn a_rewording_or_a_new_closing_time_leaves_the_tally_as_it_was() {
+        for poll in [
+            corrected(|definition| definition.description = "Near the square".into()),
+            corrected(|definition| definition.closes_at = Timestamp(200_000)),
+        ] {
+            assert_eq!(poll.tally, voted_poll().tally);
+            assert_eq!(poll.ballots.len(), 3);
+            assert_eq!(poll.corrections[0].ballots_voided, 0);
+            assert_eq!(poll.version(), 2);
+        }
+    }
+
+    #[test]
+    fn versions_list_the_opening_then_each_correction_with_its_position() {
+        let poll =
+            corrected(|definition| definition.title = "Where should the bench stand?".into());
+        let versions = poll.versions();
+        assert_eq!(versions.len(), 2);
+        assert_eq!((versions[0].version, versions[0].position), (1, 4));
+        assert_eq!((versions[1].version, versions[1].position), (2, 9));
+        assert_eq!(versions[0].definition.title, "Where should the bench go?");
+        assert_eq!(
+            versions[1].definition.title,
+            "Where should the bench stand?"
+        );
+        assert!(versions[0].replaced && !versions[1].replaced);
+    }
 }
