@@ -20,6 +20,7 @@ mod key_lifecycle;
 mod lifecycle;
 mod migration;
 mod open311_and_audiences;
+mod poll_corrections;
 mod polls;
 mod public_record;
 mod readiness;
