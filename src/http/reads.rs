@@ -151,7 +151,7 @@ pub async fn list_polls(node: web::Data<Node>, query: web::Query<PageQuery>) -> 
     Ok(web::Json(Page::first(polls, size, |poll| poll.id)))
 }
 
-pub(crate) fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
+fn find_poll(ledger: &Ledger, poll: u64) -> Result<&Poll, ApiError> {
     ledger
         .polls
         .get(&poll)

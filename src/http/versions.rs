@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::problem::{ApiError, ProblemStatus};
-use crate::http::reads::find_poll;
 use crate::http::Reply;
 use crate::node::Node;
 
@@ -77,7 +76,12 @@ pub async fn get_poll_version(
     path: web::Path<VersionPath>,
 ) -> Reply<PollVersionView> {
     let ledger = node.proven_ledger()?;
-    let poll = find_poll(&ledger, path.poll)?;
+    // The same lookup and problem as `reads::find_poll`, which `reads` (holding the poll view that
+    // lists these versions) cannot lend without a cycle between the two modules.
+    let poll = ledger
+        .polls
+        .get(&path.poll)
+        .ok_or_else(|| ApiError::NotFound(format!("poll {}", path.poll)))?;
     let versions = poll.versions();
     let version = versions
         .iter()

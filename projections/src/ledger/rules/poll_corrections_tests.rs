@@ -211,25 +211,17 @@ fn refused_rows() -> Vec<Row> {
     ]
 }
 
-/// A poll corrected `POLL_CORRECTIONS_MAX` (8) times, alternating two closing times.
+/// A poll corrected `POLL_CORRECTIONS_MAX` (8) times, moving its closing time back and forth.
 fn corrected_to_the_limit() -> Vec<Step> {
     let mut steps = base_and(vec![open()]);
-    let corrections: [(u32, fn(&mut PollDefinition)); 8] = [
-        (1, |poll| poll.closes_at = after_days(2)),
-        (2, |poll| poll.closes_at = after_days(3)),
-        (3, |poll| poll.closes_at = after_days(2)),
-        (4, |poll| poll.closes_at = after_days(3)),
-        (5, |poll| poll.closes_at = after_days(2)),
-        (6, |poll| poll.closes_at = after_days(3)),
-        (7, |poll| poll.closes_at = after_days(2)),
-        (8, |poll| poll.closes_at = after_days(3)),
-    ];
-    assert_eq!(corrections.len(), crate::limits::POLL_CORRECTIONS_MAX);
-    steps.extend(
-        corrections
-            .into_iter()
-            .map(|(replaces, change)| correct(replaces, change)),
-    );
+    let limit = u32::try_from(crate::limits::POLL_CORRECTIONS_MAX).unwrap();
+    steps.extend((1..=limit).map(|replaces| {
+        if replaces % 2 == 1 {
+            correct(replaces, |poll| poll.closes_at = after_days(2))
+        } else {
+            correct(replaces, |poll| poll.closes_at = after_days(3))
+        }
+    }));
     steps
 }
 
