@@ -417,60 +417,24 @@ mod tests {
         assert_eq!(decode(&bytes), Ok(ledger));
     }
 
-    /// A poll corrected once (options added, two ballots voided) and voted in again.
-    fn corrected_poll() -> crate::ledger::Poll {
-        use crate::command::{Audience, ChoiceKind, PollDefinition, Tally, TallyVisibility};
-        use crate::ledger::polls::{ChoiceSet, Correction};
-        let first = PollDefinition {
-            title: "Where should the bench go?".into(),
-            description: String::new(),
-            options: vec!["River".into(), "School".into()],
-            choice_kind: ChoiceKind::SingleChoice,
-            max_choices: 1,
-            audience: Audience::Everyone,
-            opens_at: Timestamp(1_000),
-            closes_at: Timestamp(90_000),
-            vote_changes_allowed: false,
-            tally_visibility: TallyVisibility::Public,
-            anonymous: None,
-        };
-        let mut current = first.clone();
-        current.options.push("Library".into());
-        crate::ledger::Poll {
-            id: 7,
-            author: PublicKey([5; 32]),
-            opened_at: Timestamp(1_000),
-            definition: current,
-            ballots: [(3, ChoiceSet::of(&[2]))].into_iter().collect(),
-            tally: Tally {
-                counts: vec![0, 0, 1],
-                turnout: 1,
-                superseded_ballots: 0,
-                voided_ballots: 2,
-            },
-            turnout_by_district: std::collections::BTreeMap::new(),
-            closed: None,
-            credentials: None,
-            corrections: vec![Correction {
-                position: 11,
-                server_time: Timestamp(2_000),
-                replaced: first,
-                ballots_voided: 2,
-            }],
-        }
-    }
-
     #[test]
     fn a_corrected_poll_reads_back_with_every_version_and_its_voided_count() {
+        use crate::ledger::polls::corrections::tests::corrected;
+        use crate::ledger::polls::ChoiceSet;
+        let mut poll = corrected(|definition| definition.options.push("Library".into()));
+        // A ballot cast for the new options after the correction, in the packed ballots part.
+        poll.ballots.insert(30, ChoiceSet::of(&[2]));
+        poll.tally.counts = vec![0, 0, 1];
+        poll.tally.turnout = 1;
         let mut ledger = sample_ledger(false);
-        ledger.polls.forge().insert(7, corrected_poll());
+        ledger.polls.forge().insert(poll.id, poll);
         let mut bytes = Vec::new();
         encode(&ledger, &mut bytes);
         let read = decode(&bytes).expect("the snapshot reads back");
         // Decoding rebuilds the deadlines from the polls, which this hand-made ledger lacks.
         assert_eq!(read.polls, ledger.polls);
-        assert_eq!(read.polls[&7].versions().len(), 2);
-        assert_eq!(read.polls[&7].tally.voided_ballots, 2);
+        assert_eq!(read.polls[&4].versions().len(), 2);
+        assert_eq!(read.polls[&4].tally.voided_ballots, 3);
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn void_ballots(poll: &mut Poll, corrected: &PollDefinition) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::command::{Audience, ChoiceKind, TallyVisibility};
     use crate::ledger::polls::ChoiceSet;
@@ -230,7 +230,9 @@ mod tests {
         }
     }
 
-    fn corrected(change: fn(&mut PollDefinition)) -> Poll {
+    /// The three-voter poll (`id` 4) after one correction by `change` at position 9; the
+    /// snapshot tests read one back.
+    pub(crate) fn corrected(change: fn(&mut PollDefinition)) -> Poll {
         let mut poll = voted_poll();
         let mut new = definition();
         change(&mut new);

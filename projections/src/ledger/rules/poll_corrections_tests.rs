@@ -1,29 +1,10 @@
 //! The rules of poll corrections: who corrects a poll and when, which fields a correction may
 //! change, the version it must name, and which ballots stand after it.
 
+use super::polls_tests::definition;
 use super::support::*;
-use crate::command::{
-    Action, Audience, CastBallot, ChoiceKind, ClosePoll, PollCorrection, PollDefinition,
-    TallyVisibility,
-};
+use crate::command::{Action, Audience, CastBallot, ClosePoll, PollCorrection, PollDefinition};
 use crate::ledger::Ledger;
-
-/// A single-choice poll for everyone, open from `T0` for one day, with no vote changes.
-fn definition() -> PollDefinition {
-    PollDefinition {
-        title: "Where should the new bench go?".into(),
-        description: String::new(),
-        options: vec!["By the river".into(), "By the school".into()],
-        choice_kind: ChoiceKind::SingleChoice,
-        max_choices: 1,
-        audience: Audience::Everyone,
-        opens_at: T0,
-        closes_at: after_days(1),
-        vote_changes_allowed: false,
-        tally_visibility: TallyVisibility::Public,
-        anonymous: None,
-    }
-}
 
 fn open() -> Step {
     Step::by(OFFICIAL, Action::OpenPoll(definition()))

@@ -9,7 +9,7 @@ use crate::ledger::Ledger;
 use crate::protocol::EntryKind;
 
 /// A single-choice poll for everyone, open from `T0` for one day, with no vote changes.
-fn definition() -> PollDefinition {
+pub(super) fn definition() -> PollDefinition {
     PollDefinition {
         title: "Where should the new bench go?".into(),
         description: String::new(),
