@@ -2,6 +2,7 @@
 //! publicly so a correction is never silent.
 
 use actix_web::{get, web};
+use projections::command::TallyVisibility;
 use projections::ledger::polls::PollVersion;
 use projections::{Poll, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,9 @@ pub struct PollVersionView {
     /// True once a later version replaced it.
     pub replaced: bool,
     /// Ballots the correction that made this version voided (it changed the options or
-    /// `max_choices`); 0 for version 1 and for a correction of wording or closing time.
-    pub ballots_voided: u64,
+    /// `max_choices`); 0 for version 1 and for a correction of wording or closing time. `null`
+    /// while a sealed poll is open: the count would tell its running turnout.
+    pub ballots_voided: Option<u64>,
     pub title: String,
     pub description: String,
     pub options: Vec<String>,
@@ -36,14 +38,16 @@ pub struct PollVersionView {
 }
 
 impl PollVersionView {
-    fn of(version: &PollVersion<'_>) -> PollVersionView {
+    fn of(poll: &Poll, version: &PollVersion<'_>) -> PollVersionView {
         let definition = version.definition;
+        let sealed =
+            poll.closed.is_none() && poll.definition.tally_visibility == TallyVisibility::Sealed;
         PollVersionView {
             version: version.version,
             position: version.position,
             server_time: version.server_time,
             replaced: version.replaced,
-            ballots_voided: version.ballots_voided,
+            ballots_voided: (!sealed).then_some(version.ballots_voided),
             title: definition.title.clone(),
             description: definition.description.clone(),
             options: definition.options.clone(),
@@ -54,7 +58,10 @@ impl PollVersionView {
 
     /// Every version of `poll`, oldest first.
     pub(crate) fn all_of(poll: &Poll) -> Vec<PollVersionView> {
-        poll.versions().iter().map(PollVersionView::of).collect()
+        poll.versions()
+            .iter()
+            .map(|version| PollVersionView::of(poll, version))
+            .collect()
     }
 }
 
@@ -89,5 +96,5 @@ pub async fn get_poll_version(
         .ok_or_else(|| {
             ApiError::NotFound(format!("version {} of poll {}", path.version, path.poll))
         })?;
-    Ok(web::Json(PollVersionView::of(version)))
+    Ok(web::Json(PollVersionView::of(poll, version)))
 }

@@ -146,3 +146,28 @@ async fn a_correction_cannot_change_who_votes_or_how() {
         .await;
     assert_eq!(answer.status, 400, "{:?}", answer.body);
 }
+
+#[actix_web::test]
+async fn a_sealed_poll_does_not_tell_its_voided_ballots_before_the_close() {
+    let (app, official) = TestApp::with_official().await;
+    let mut first = poll_definition(app.now(), 2);
+    first.tally_visibility = projections::command::TallyVisibility::Sealed;
+    let poll = app.open_poll(&official, first.clone()).await;
+    let voter = app.citizen().await;
+    assert_eq!(app.vote(&voter, poll, vec![0]).await.status, 201);
+    let mut wider = first.clone();
+    wider.options.push("Route 2".into());
+    let answer = correct(&app, &official, poll, 1, &wider).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let shown = app.get(&format!("/v1/polls/{poll}")).await.body;
+    assert_eq!(
+        shown["versions"][1]["options"],
+        json!(["Route 0", "Route 1", "Route 2"])
+    );
+    assert_eq!(
+        shown["versions"][1]["ballots_voided"],
+        serde_json::Value::Null
+    );
+    let one = app.get(&format!("/v1/polls/{poll}/versions/2")).await.body;
+    assert_eq!(one["ballots_voided"], serde_json::Value::Null);
+}
