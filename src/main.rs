@@ -807,6 +807,7 @@ impl Vote {
             return self.cast_anonymously();
         }
         let ballot = CastBallot {
+            version: None,
             poll: self.poll,
             choices: self.choices,
         };

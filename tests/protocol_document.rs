@@ -227,6 +227,7 @@ fn official_opens_poll() -> Command {
 
 fn citizen_votes() -> Command {
     let ballot = Action::CastBallot(CastBallot {
+        version: None,
         poll: 4,
         choices: vec![1],
     });

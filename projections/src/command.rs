@@ -357,6 +357,12 @@ pub struct CastBallot {
     pub poll: u64,
     /// Indices into the poll's options, counted from zero.
     pub choices: Vec<u32>,
+    /// The version of the poll's definition the voter chose from (see `correct_poll`): when
+    /// given and not the current one, the ballot is refused as `stale-poll-version`, so a
+    /// correction landing first cannot turn its indices into other options. Optional, so that
+    /// ballots signed before corrections existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 /// A citizen's request for an anonymous poll's credentials: blinded credential messages, which
@@ -926,6 +932,7 @@ mod tests {
             nonce: "00112233445566778899aabbccddeeff".into(),
             issued_at: Timestamp(1_795_000_000_000),
             action: Action::CastBallot(CastBallot {
+                version: None,
                 poll: 4,
                 choices: vec![1],
             }),

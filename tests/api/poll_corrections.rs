@@ -73,7 +73,20 @@ async fn a_corrected_poll_shows_every_version_and_counts_only_ballots_for_its_op
     assert_eq!(voided["counts"], json!([0, 0, 0]));
     assert_eq!(voided["turnout"], 0);
     assert_eq!(voided["voided_ballots"], 2);
-    assert_eq!(app.vote(&early, poll, vec![2]).await.status, 201);
+    // A ballot signed for version 2 is refused now, rather than counted for version 3's options.
+    let pinned = |version| {
+        Action::CastBallot(projections::command::CastBallot {
+            poll,
+            choices: vec![2],
+            version: Some(version),
+        })
+    };
+    let stale_ballot = app.act(&early, pinned(2)).await;
+    assert_eq!(
+        stale_ballot.problem_type(),
+        "urn:veche:problem:stale-poll-version"
+    );
+    assert_eq!(app.act(&early, pinned(3)).await.status, 201);
     let recast = tally(&app, poll).await;
     assert_eq!(recast["counts"], json!([0, 0, 1]));
     assert_eq!(recast["turnout"], 1);

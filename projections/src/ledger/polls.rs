@@ -239,6 +239,12 @@ impl Polls {
         if !in_audience(keys, voter, &poll.definition.audience) {
             return Err(Refusal::NotEligible);
         }
+        if ballot
+            .version
+            .is_some_and(|version| version != poll.version())
+        {
+            return Err(Refusal::StalePollVersion);
+        }
         check_choices(poll, &ballot.choices)?;
         if ballot_of(keys, poll, voter).is_some() && !poll.definition.vote_changes_allowed {
             return Err(Refusal::BallotAlreadyCast);

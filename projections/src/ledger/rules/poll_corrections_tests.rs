@@ -18,6 +18,7 @@ fn latest_poll(ledger: &Ledger) -> u64 {
 fn ballot_at(voter: u8, choice: u32, hours: i64) -> Step {
     Step::by_with(voter, move |ledger| {
         Action::CastBallot(CastBallot {
+            version: None,
             poll: latest_poll(ledger),
             choices: vec![choice],
         })
@@ -218,8 +219,32 @@ fn close() -> Step {
     .at(after_days(1))
 }
 
+/// A ballot for the river in the latest poll, three hours after `T0`, naming `version`.
+fn ballot_naming(version: u32) -> Step {
+    Step::by_with(CITIZEN, move |ledger| {
+        Action::CastBallot(CastBallot {
+            poll: latest_poll(ledger),
+            choices: vec![0],
+            version: Some(version),
+        })
+    })
+    .at(after_milliseconds(3 * HOUR_MS))
+}
+
 fn ballot_rule_rows() -> Vec<Row> {
     vec![
+        row(
+            "a ballot naming the current version is counted",
+            base_and(vec![open(), correct(1, add_option)]),
+            ballot_naming(2),
+            Then::AcceptedAnd(|ledger| poll_of(ledger).tally.counts == vec![1, 0, 0]),
+        ),
+        row(
+            "a ballot naming a version a correction replaced is refused, not counted for other options",
+            base_and(vec![open(), correct(1, add_option)]),
+            ballot_naming(1),
+            Then::Refused("stale-poll-version"),
+        ),
         row(
             "a rewording leaves every ballot standing",
             voted(),
