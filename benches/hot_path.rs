@@ -73,6 +73,7 @@ fn ballots(count: usize) -> (Replayer, Vec<veche::envelope::Envelope>) {
             open(&citizen, Action::RegisterKey(RegisterKey {})),
         );
         let ballot = Action::CastBallot(CastBallot {
+            version: None,
             poll,
             choices: vec![(index % 3) as u32],
         });

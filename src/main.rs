@@ -770,6 +770,10 @@ struct Vote {
     /// Option index, counted from zero; repeat for multiple choice.
     #[arg(long = "choice", required = true)]
     choices: Vec<u32>,
+    /// The version of the poll's definition the choices index (`version` in
+    /// `GET /v1/polls/{poll}`): the ballot is refused if a correction replaced it meanwhile.
+    #[arg(long, conflicts_with = "anonymous")]
+    poll_version: Option<u32>,
     /// The poll is anonymous: obtain its credentials first if the wallet beside the key has
     /// none (see `veche credentials`), then cast with the wallet's per-poll key.
     #[arg(long)]
@@ -840,6 +844,7 @@ impl Vote {
             return self.cast_anonymously();
         }
         let ballot = CastBallot {
+            version: self.poll_version,
             poll: self.poll,
             choices: self.choices,
         };

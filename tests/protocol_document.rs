@@ -227,6 +227,7 @@ fn official_opens_poll() -> Command {
 
 fn citizen_votes() -> Command {
     let ballot = Action::CastBallot(CastBallot {
+        version: None,
         poll: 4,
         choices: vec![1],
     });
@@ -382,6 +383,7 @@ fn the_documented_limits_are_the_ones_the_code_enforces() {
         POLL_DESCRIPTION_CHARS_MAX,
         POLL_OPTION_CHARS_MAX,
         POLL_DURATION_MS_MAX,
+        POLL_CORRECTIONS_MAX,
         DEPARTMENT_CHARS_MAX,
         DISTRICT_CHARS_MAX,
         AUDIENCE_DISTRICTS_MAX,
@@ -621,6 +623,7 @@ fn the_documented_bodies_are_the_worked_examples_and_name_only_documented_keys()
             counts: vec![12, 30, 7],
             turnout: 49,
             superseded_ballots: 3,
+            voided_ballots: 0,
         },
         checkpoint: CheckpointReference {
             size: 412,
@@ -725,6 +728,7 @@ fn the_documented_endpoints_are_where_the_client_sends_each_action_and_exist() {
             Action::CastBallot(ballot) => Some(ballot.poll),
             Action::RequestCredentials(request) => Some(request.poll),
             Action::CastAnonymousBallot(ballot) => Some(ballot.poll),
+            Action::CorrectPoll(correction) => Some(correction.poll),
             _ => None,
         };
         if let Some(poll) = poll {

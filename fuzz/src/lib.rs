@@ -128,6 +128,7 @@ pub fn seed_commands() -> Vec<Command> {
             Action::CastBallot(CastBallot {
                 poll: 4,
                 choices: vec![0, 2],
+                version: None,
             }),
         ),
         command(

@@ -576,6 +576,7 @@ fn ballot_jobs(
             let choice = u32::try_from(option).unwrap_or(0);
             (
                 Action::CastBallot(CastBallot {
+                    version: None,
                     poll,
                     choices: vec![choice],
                 }),

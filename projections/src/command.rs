@@ -36,6 +36,9 @@ pub enum Action {
     ApproveRecovery(RecoveryApproval),
     /// An official opens a poll.
     OpenPoll(PollDefinition),
+    /// The poll's author publishes a new version of its definition while it runs: the earlier
+    /// versions stay public, and ballots follow the rule in `ledger::polls::corrections`.
+    CorrectPoll(PollCorrection),
     /// A citizen casts (or, where allowed, replaces) a ballot.
     CastBallot(CastBallot),
     /// An eligible citizen asks an anonymous poll's issuers to blind-sign their credential
@@ -114,6 +117,7 @@ impl Action {
             Action::HandOverAdmin(_) => "hand_over_admin",
             Action::ApproveRecovery(_) => "approve_recovery",
             Action::OpenPoll(_) => "open_poll",
+            Action::CorrectPoll(_) => "correct_poll",
             Action::CastBallot(_) => "cast_ballot",
             Action::RequestCredentials(_) => "request_credentials",
             Action::CastAnonymousBallot(_) => "cast_anonymous_ballot",
@@ -148,13 +152,14 @@ impl Action {
     }
 
     /// Every action name, in the order of the protocol document.
-    pub const NAMES: [&'static str; 36] = [
+    pub const NAMES: [&'static str; 37] = [
         "register_key",
         "grant_role",
         "revoke_role",
         "hand_over_admin",
         "approve_recovery",
         "open_poll",
+        "correct_poll",
         "cast_ballot",
         "request_credentials",
         "cast_anonymous_ballot",
@@ -333,6 +338,21 @@ pub struct Anonymity {
     pub co_issuer_key: Option<IssuerKey>,
 }
 
+/// A new version of a running poll's definition. `replaces` names the version it corrects, which
+/// must be the current one (the opening is version 1, each correction the next), so an official
+/// who did not see an earlier correction is refused rather than silently undoing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollCorrection {
+    /// The poll's identifier: the log position of its `open_poll` entry.
+    pub poll: u64,
+    /// The version this one replaces: the poll's current version.
+    pub replaces: u32,
+    /// The whole new definition. Only the title, the description, the options, `max_choices`
+    /// and `closes_at` may differ from the current one.
+    pub definition: PollDefinition,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CastBallot {
@@ -340,6 +360,12 @@ pub struct CastBallot {
     pub poll: u64,
     /// Indices into the poll's options, counted from zero.
     pub choices: Vec<u32>,
+    /// The version of the poll's definition the voter chose from (see `correct_poll`): when
+    /// given and not the current one, the ballot is refused as `stale-poll-version`, so a
+    /// correction landing first cannot turn its indices into other options. Optional, so that
+    /// ballots signed before corrections existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 /// A citizen's request for an anonymous poll's credentials: blinded credential messages, which
@@ -418,6 +444,15 @@ pub struct Tally {
     pub turnout: u64,
     /// Ballots replaced by a later ballot of the same citizen (publicly counted, not in `counts`).
     pub superseded_ballots: u64,
+    /// Ballots voided by a correction that changed the options (publicly counted, not in
+    /// `counts`): their voters vote again. Absent while zero, so the close events of logs
+    /// written before corrections existed read back unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub voided_ballots: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -905,6 +940,7 @@ mod tests {
             nonce: "00112233445566778899aabbccddeeff".into(),
             issued_at: Timestamp(1_795_000_000_000),
             action: Action::CastBallot(CastBallot {
+                version: None,
                 poll: 4,
                 choices: vec![1],
             }),

@@ -168,6 +168,7 @@ impl Action {
             | Action::HandOverAdmin(_)
             | Action::ApproveRecovery(_)
             | Action::OpenPoll(_)
+            | Action::CorrectPoll(_)
             | Action::CastBallot(_)
             | Action::RequestCredentials(_)
             | Action::CastAnonymousBallot(_)

@@ -41,6 +41,9 @@ pub const POLL_OPTIONS_MAX: usize = 64;
 pub const POLL_TITLE_CHARS_MAX: usize = 200;
 pub const POLL_DESCRIPTION_CHARS_MAX: usize = 4_000;
 pub const POLL_OPTION_CHARS_MAX: usize = 200;
+/// Corrections one poll may take: each is a public new version, and a poll corrected over and
+/// over is one its voters can no longer follow.
+pub const POLL_CORRECTIONS_MAX: usize = 8;
 /// Longest time a poll may stay open.
 pub const POLL_DURATION_MS_MAX: i64 = 366 * 24 * 60 * 60 * 1000;
 

@@ -417,6 +417,30 @@ pub async fn open_poll(submission: Submission) -> Answer {
     submission.accept(Some("open_poll"), location).await
 }
 
+/// Correct a running poll: a new version of its definition, signed by the poll's author. The
+/// payload's action is `correct_poll`, its `poll` must equal the path's and its `replaces` must
+/// name the current version; the new version is readable at the answer's location.
+#[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written),
+    params(("poll" = u64, Path, description = "Poll identifier")))]
+#[post("/v1/polls/{poll}/corrections")]
+pub async fn correct_poll(submission: Submission, poll: web::Path<u64>) -> Answer {
+    let poll = poll.into_inner();
+    let location = |command: &Command| match &command.action {
+        Action::CorrectPoll(correction) if correction.poll != poll => {
+            Err(ApiError::MalformedRequest(format!(
+                "the correction is for poll {} but was sent to poll {poll}",
+                correction.poll
+            )))
+        }
+        Action::CorrectPoll(correction) => Ok(Location::At(format!(
+            "/v1/polls/{poll}/versions/{}",
+            u64::from(correction.replaces) + 1
+        ))),
+        _ => Ok(Location::At(format!("/v1/polls/{poll}"))),
+    };
+    submission.accept(Some("correct_poll"), location).await
+}
+
 /// Cast a ballot. The payload's action is `cast_ballot` and its `poll` must equal the path's.
 #[utoipa::path(tag = "polls", request_body = EnvelopeSchema, responses(Written),
     params(("poll" = u64, Path, description = "Poll identifier")))]

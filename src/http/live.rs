@@ -202,6 +202,7 @@ fn differs(view: &TallyView, last: &TallyView) -> bool {
     view.counts != last.counts
         || view.turnout != last.turnout
         || view.superseded_ballots != last.superseded_ballots
+        || view.voided_ballots != last.voided_ballots
         || view.is_final != last.is_final
         || view.status != last.status
 }

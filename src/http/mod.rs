@@ -24,6 +24,7 @@ pub mod request_log;
 pub mod schemas;
 pub mod transparency;
 pub mod turnout;
+pub mod versions;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -236,6 +237,7 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(commands::register_key)
         .service(commands::change_role)
         .service(commands::open_poll)
+        .service(commands::correct_poll)
         .service(commands::cast_ballot)
         .service(credentials::node_issuer_key)
         .service(credentials::request_credentials)
@@ -266,6 +268,7 @@ fn routes(config: &mut DocumentedRoutes) {
         .service(open311::request)
         .service(reads::list_polls)
         .service(reads::get_poll)
+        .service(versions::get_poll_version)
         .service(reads::get_tally)
         .service(turnout::get_turnout)
         .service(live::tally_stream)

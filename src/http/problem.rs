@@ -228,6 +228,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::PollIsAnonymous
         | Refusal::CredentialsAlreadyRequested
         | Refusal::CredentialsExhausted
+        | Refusal::StalePollVersion
         | Refusal::RecoveryAlreadyApproved => StatusCode::CONFLICT,
         Refusal::WeakKey
         | Refusal::KeyNotRegistered

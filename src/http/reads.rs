@@ -47,6 +47,10 @@ pub struct PollView {
     /// counted under each.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anonymous: Option<crate::http::credentials::AnonymityView>,
+    /// The current version of the definition above: 1 until a correction.
+    pub version: u32,
+    /// Every version, oldest first, the last being the current one: a correction is public.
+    pub versions: Vec<crate::http::versions::PollVersionView>,
 }
 
 pub type PollPage = Page<PollView>;
@@ -74,6 +78,8 @@ impl PollView {
             status: poll.status(now),
             closed_at_position: poll.closed.as_ref().map(|closed| closed.position),
             anonymous: crate::http::credentials::AnonymityView::of(poll),
+            version: poll.version(),
+            versions: crate::http::versions::PollVersionView::all_of(poll),
         }
     }
 }
@@ -174,6 +180,8 @@ pub struct TallyView {
     pub turnout: u64,
     /// Ballots replaced by a later ballot of the same citizen.
     pub superseded_ballots: u64,
+    /// Ballots voided by a correction that changed the options; their voters vote again.
+    pub voided_ballots: u64,
     /// Options with the most counted choices (several on a tie; none before any ballot).
     pub leading_options: Vec<u32>,
     /// True once the server-signed close event is in the log: the result is final.
@@ -218,6 +226,7 @@ pub(crate) fn tally_view(
         counts: poll.tally.counts.clone(),
         turnout: poll.tally.turnout,
         superseded_ballots: poll.tally.superseded_ballots,
+        voided_ballots: poll.tally.voided_ballots,
         leading_options: poll.leading_options(),
         is_final: poll.closed.is_some(),
         log_size: ledger.size,

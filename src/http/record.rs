@@ -401,6 +401,7 @@ fn describe(command: &Command) -> Option<Described> {
         Action::RevokeKey(_)
         | Action::RegisterKey(_)
         | Action::OpenPoll(_)
+        | Action::CorrectPoll(_)
         | Action::CastBallot(_)
         | Action::RequestCredentials(_)
         | Action::CastAnonymousBallot(_)

@@ -282,6 +282,7 @@ async fn crash_under_load(
                 };
                 acknowledged.lock().unwrap().push(record(&receipt));
                 let ballot = Action::CastBallot(CastBallot {
+                    version: None,
                     poll,
                     choices: vec![0],
                 });

@@ -111,6 +111,7 @@ async fn a_body_with_a_member_named_twice_is_refused_as_protocol_md_says() {
     let poll = app.open_standard_poll(&official, 2).await;
     let voter = app.citizen().await;
     let ballot = Action::CastBallot(CastBallot {
+        version: None,
         poll,
         choices: vec![0],
     });

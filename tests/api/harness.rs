@@ -300,8 +300,15 @@ impl TestApp {
     }
 
     pub async fn vote(&self, voter: &SigningKey, poll: u64, choices: Vec<u32>) -> Answer {
-        self.act(voter, Action::CastBallot(CastBallot { poll, choices }))
-            .await
+        self.act(
+            voter,
+            Action::CastBallot(CastBallot {
+                poll,
+                choices,
+                version: None,
+            }),
+        )
+        .await
     }
 }
 

@@ -155,6 +155,7 @@ async fn a_citizen_revokes_a_lost_key_and_re_registers_with_one_active_key_and_o
 
 fn ballot(poll: u64, choice: u32) -> Action {
     Action::CastBallot(projections::command::CastBallot {
+        version: None,
         poll,
         choices: vec![choice],
     })

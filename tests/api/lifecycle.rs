@@ -51,7 +51,7 @@ const ROLE_ACTIONS: [&str; 6] = [
 
 /// Actions whose refusals live in `refusals.rs` and `polls.rs`; listed so that a new action in
 /// `Action::NAMES` fails this test until someone decides where its refusals are tested.
-const TESTED_ELSEWHERE: [&str; 14] = [
+const TESTED_ELSEWHERE: [&str; 15] = [
     "register_key",
     "open_poll",
     "cast_ballot",
@@ -72,6 +72,8 @@ const TESTED_ELSEWHERE: [&str; 14] = [
     // Anonymous polls: tests/api/anonymous_polls.rs, and their rule table in projections.
     "request_credentials",
     "cast_anonymous_ballot",
+    // Corrections: tests/api/poll_corrections.rs, and their rule table in projections.
+    "correct_poll",
 ];
 
 /// The lifecycle's system events; every other lifecycle action is a client's, with a state, and

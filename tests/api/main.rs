@@ -23,6 +23,7 @@ mod open311_and_audiences;
 mod open311_complete;
 mod open_data;
 mod operations;
+mod poll_corrections;
 mod polls;
 mod public_record;
 mod readiness;

@@ -250,6 +250,7 @@ async fn every_export_reads_back_as_the_api_publishes_it_and_holds_no_erased_tex
         let ballot = CastBallot {
             poll: public_poll,
             choices: vec![choice],
+            version: None,
         };
         app.act_ok(&voter, Action::CastBallot(ballot)).await;
     }

@@ -88,6 +88,7 @@ async fn a_thousand_concurrent_ballots_are_tallied_exactly_and_survive_a_restart
             let envelope = app.sign(
                 key,
                 Action::CastBallot(projections::command::CastBallot {
+                    version: None,
                     poll,
                     choices: vec![choice as u32],
                 }),

@@ -85,7 +85,11 @@ async fn fixture(app: TestApp) -> Fixture {
 }
 
 fn ballot(poll: u64, choices: Vec<u32>) -> Action {
-    Action::CastBallot(CastBallot { poll, choices })
+    Action::CastBallot(CastBallot {
+        poll,
+        choices,
+        version: None,
+    })
 }
 
 /// Signs an arbitrary payload text with `key`.

@@ -576,6 +576,7 @@ async fn three_nodes_share_one_chain_count_each_citizen_once_and_converge_within
             let cluster = cluster.clone();
             async move {
                 let ballot = Action::CastBallot(CastBallot {
+                    version: None,
                     poll,
                     choices: vec![choice],
                 });
@@ -684,6 +685,7 @@ async fn losing_redis_mid_load_fails_no_command_and_tallies_converge_after_it_re
             proxy.restore();
         }
         let ballot = Action::CastBallot(CastBallot {
+            version: None,
             poll,
             choices: vec![(index % 2) as u32],
         });

@@ -234,7 +234,14 @@ async fn simulate(seed: u64, steps: usize) -> (usize, u64) {
                     continue;
                 };
                 let choices = vec![random.below(5) as u32];
-                (voter, Action::CastBallot(CastBallot { poll, choices }))
+                (
+                    voter,
+                    Action::CastBallot(CastBallot {
+                        poll,
+                        choices,
+                        version: None,
+                    }),
+                )
             }
             7 => {
                 let Some(author) = some_key else { continue };

@@ -112,6 +112,7 @@ pub fn endpoint_for(action: &Action) -> String {
         Action::GrantRole(_) | Action::RevokeRole(_) => "/v1/roles".into(),
         Action::SupplementComplaint(_) | Action::StartWork(_) => complaint_events(action),
         Action::OpenPoll(_) => "/v1/polls".into(),
+        Action::CorrectPoll(correction) => format!("/v1/polls/{}/corrections", correction.poll),
         Action::ResolveComplaint(_) | Action::CannotResolve(_) => complaint_events(action),
         Action::CastBallot(ballot) => format!("/v1/polls/{}/ballots", ballot.poll),
         Action::RequestCredentials(request) => format!("/v1/polls/{}/credentials", request.poll),

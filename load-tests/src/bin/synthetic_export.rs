@@ -240,6 +240,7 @@ fn main() -> anyhow::Result<()> {
                                         1 + ballot,
                                         START.plus_milliseconds((offset + 1 + ballot) as i64),
                                         Action::CastBallot(CastBallot {
+                                            version: None,
                                             poll,
                                             choices: vec![((citizen + ballot) % 3) as u32],
                                         }),

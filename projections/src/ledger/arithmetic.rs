@@ -16,3 +16,11 @@ pub(crate) fn decrement(count: u64, what: &str) -> u64 {
         None => unreachable!("{what} fell below zero: it was never counted"),
     }
 }
+
+/// `amount` more.
+pub(crate) fn add(count: u64, amount: u64, what: &str) -> u64 {
+    match count.checked_add(amount) {
+        Some(next) => next,
+        None => unreachable!("{what} overflowed u64"),
+    }
+}

@@ -81,6 +81,7 @@ pub fn address(action: &Action) -> Addressed<'_> {
             To::Catalogue(CatalogueAction::DefineCategory(definition))
         }
         Action::OpenPoll(definition) => To::Polls(PollAction::OpenPoll(definition)),
+        Action::CorrectPoll(correction) => To::Polls(PollAction::CorrectPoll(correction)),
         Action::CastBallot(ballot) => To::Polls(PollAction::CastBallot(ballot)),
         Action::RequestCredentials(request) => To::Polls(PollAction::RequestCredentials(request)),
         Action::CastAnonymousBallot(ballot) => To::Polls(PollAction::CastAnonymousBallot(ballot)),
@@ -161,6 +162,8 @@ fn changed_by(action: &Addressed<'_>, position: u64) -> Changed {
         Addressed::Polls(action) => match action {
             PollAction::OpenPoll(_) => Changed::Poll(position),
             PollAction::ClosePoll(close) => Changed::Poll(close.poll),
+            // A correction may move `closes_at`.
+            PollAction::CorrectPoll(correction) => Changed::Poll(correction.poll),
             PollAction::CastBallot(_)
             | PollAction::RequestCredentials(_)
             | PollAction::CastAnonymousBallot(_) => Changed::Nothing,

@@ -1,9 +1,10 @@
-//! Polls: opening by an official, ballots from the poll's audience (replaceable where the poll
-//! allows), and the server's close with the final tally and the checkpoint it pins.
+//! Polls: opening by an official, corrections by its author as public new versions, ballots
+//! from the poll's audience (replaceable where the poll allows), and the server's close with the
+//! final tally and the checkpoint it pins.
 //!
 //! Invariant: a poll's tally is exactly the count of its counted ballots, one per voter (the
-//! latest where changes are allowed); the close's final tally equals it and its checkpoint is
-//! the log before the close.
+//! latest where changes are allowed, none from before a correction that changed the options);
+//! the close's final tally equals it and its checkpoint is the log before the close.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use super::refusal::Refusal;
 use super::state::State;
 use crate::command::{
     Action, AnonymousBallot, Audience, CastBallot, CheckpointReference, ChoiceKind, ClosePoll,
-    CredentialRequest, PollDefinition, Role, Tally,
+    CredentialRequest, PollCorrection, PollDefinition, Role, Tally,
 };
 use crate::keyed_map::KeyedMap;
 use crate::limits;
@@ -23,13 +24,16 @@ use crate::text::{self, check_field, Lines};
 use crate::time::Timestamp;
 
 pub mod anonymous;
+pub mod corrections;
 
 pub use anonymous::{CredentialCounts, IssuedRequest};
+pub use corrections::{Correction, PollVersion};
 
 /// The actions whose rules live here.
 #[derive(Clone, Copy, Debug)]
 pub enum PollAction<'a> {
     OpenPoll(&'a PollDefinition),
+    CorrectPoll(&'a PollCorrection),
     CastBallot(&'a CastBallot),
     RequestCredentials(&'a CredentialRequest),
     CastAnonymousBallot(&'a AnonymousBallot),
@@ -82,6 +86,9 @@ pub struct Poll {
     /// An anonymous poll's credentials issued and ballot keys counted; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialCounts>,
+    /// The corrections in log order: correction `i` made version `i + 2` (see `versions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<Correction>,
 }
 
 impl Poll {
@@ -102,6 +109,7 @@ impl Poll {
                 .anonymous
                 .as_ref()
                 .map(CredentialCounts::for_poll),
+            corrections: Vec::new(),
         }
     }
 
@@ -195,6 +203,10 @@ impl Polls {
                 }
                 check_poll_definition(definition, at)
             }
+            PollAction::CorrectPoll(correction) => {
+                let poll = self.find(correction.poll, Refusal::UnknownPoll)?;
+                corrections::decide(poll, author, correction, at)
+            }
             PollAction::CastBallot(ballot) => self.decide_ballot(author, ballot, at, keys),
             PollAction::RequestCredentials(request) => {
                 let poll = self.find(request.poll, Refusal::UnknownPoll)?;
@@ -226,6 +238,12 @@ impl Polls {
         }
         if !in_audience(keys, voter, &poll.definition.audience) {
             return Err(Refusal::NotEligible);
+        }
+        if ballot
+            .version
+            .is_some_and(|version| version != poll.version())
+        {
+            return Err(Refusal::StalePollVersion);
         }
         check_choices(poll, &ballot.choices)?;
         if ballot_of(keys, poll, voter).is_some() && !poll.definition.vote_changes_allowed {
@@ -262,6 +280,9 @@ impl Polls {
             PollAction::OpenPoll(definition) => {
                 let poll = Poll::opened(event, definition);
                 self.0.insert(event.position, poll);
+            }
+            PollAction::CorrectPoll(correction) => {
+                corrections::evolve(self.poll_mut(correction.poll), correction, event);
             }
             PollAction::CastBallot(ballot) => {
                 let voter = match keys.voter_number(event.command.author) {

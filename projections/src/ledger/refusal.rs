@@ -136,6 +136,8 @@ pub enum Refusal {
     MissingCredential(String),
     #[error("as many ballot keys are counted under this issuer key as credentials were requested: a further one was never issued on the log")]
     CredentialsExhausted,
+    #[error("the correction names a version of the poll that is not its current one; read the poll again")]
+    StalePollVersion,
 }
 
 impl Refusal {
@@ -227,7 +229,8 @@ impl Refusal {
             Refusal::InvalidBlindedMessage(_) => Some(Refusal::InvalidCredential(String::new())),
             Refusal::InvalidCredential(_) => Some(Refusal::MissingCredential(String::new())),
             Refusal::MissingCredential(_) => Some(Refusal::CredentialsExhausted),
-            Refusal::CredentialsExhausted => None,
+            Refusal::CredentialsExhausted => Some(Refusal::StalePollVersion),
+            Refusal::StalePollVersion => None,
         }
     }
 
@@ -298,6 +301,7 @@ impl Refusal {
             Refusal::InvalidCredential(_) => "invalid-credential",
             Refusal::MissingCredential(_) => "missing-credential",
             Refusal::CredentialsExhausted => "credentials-exhausted",
+            Refusal::StalePollVersion => "stale-poll-version",
         }
     }
 }

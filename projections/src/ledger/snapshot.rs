@@ -418,6 +418,26 @@ mod tests {
     }
 
     #[test]
+    fn a_corrected_poll_reads_back_with_every_version_and_its_voided_count() {
+        use crate::ledger::polls::corrections::tests::corrected;
+        use crate::ledger::polls::ChoiceSet;
+        let mut poll = corrected(|definition| definition.options.push("Library".into()));
+        // A ballot cast for the new options after the correction, in the packed ballots part.
+        poll.ballots.insert(30, ChoiceSet::of(&[2]));
+        poll.tally.counts = vec![0, 0, 1];
+        poll.tally.turnout = 1;
+        let mut ledger = sample_ledger(false);
+        ledger.polls.forge().insert(poll.id, poll);
+        let mut bytes = Vec::new();
+        encode(&ledger, &mut bytes);
+        let read = decode(&bytes).expect("the snapshot reads back");
+        // Decoding rebuilds the deadlines from the polls, which this hand-made ledger lacks.
+        assert_eq!(read.polls, ledger.polls);
+        assert_eq!(read.polls[&4].versions().len(), 2);
+        assert_eq!(read.polls[&4].tally.voided_ballots, 3);
+    }
+
+    #[test]
     fn equal_ledgers_built_in_different_orders_give_the_same_bytes() {
         let (mut first, mut second) = (Vec::new(), Vec::new());
         encode(&sample_ledger(false), &mut first);

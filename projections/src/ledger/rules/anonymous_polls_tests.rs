@@ -337,6 +337,7 @@ fn refused_ballot_rows() -> Vec<Row> {
             requested(),
             Step::by_with(CITIZEN, |ledger| {
                 Action::CastBallot(CastBallot {
+                    version: None,
                     poll: latest_poll(ledger),
                     choices: vec![0],
                 })

@@ -4,7 +4,7 @@
 use super::support::{accepted_actions, refusal_codes, Row};
 use super::{
     anonymous_polls_tests, catalogue_tests, complaints_tests, erasures_tests, keys_tests,
-    polls_tests, proposals_tests, replay_protection_tests, state_tests,
+    poll_corrections_tests, polls_tests, proposals_tests, replay_protection_tests, state_tests,
 };
 use crate::command::Action;
 use crate::ledger::Refusal;
@@ -19,6 +19,7 @@ fn every_row() -> Vec<Row> {
     rows.extend(replay_protection_tests::rows());
     rows.extend(state_tests::rows());
     rows.extend(anonymous_polls_tests::rows());
+    rows.extend(poll_corrections_tests::rows());
     rows
 }
 

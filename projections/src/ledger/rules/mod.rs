@@ -9,6 +9,7 @@ mod coverage_tests;
 mod deadlines_tests;
 mod erasures_tests;
 mod keys_tests;
+mod poll_corrections_tests;
 mod polls_tests;
 mod proposals_tests;
 mod replay_protection_tests;

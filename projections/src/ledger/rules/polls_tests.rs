@@ -9,7 +9,7 @@ use crate::ledger::Ledger;
 use crate::protocol::EntryKind;
 
 /// A single-choice poll for everyone, open from `T0` for one day, with no vote changes.
-fn definition() -> PollDefinition {
+pub(super) fn definition() -> PollDefinition {
     PollDefinition {
         title: "Where should the new bench go?".into(),
         description: String::new(),
@@ -40,6 +40,7 @@ fn ballot(voter: u8, choices: &[u32]) -> Step {
     let choices = choices.to_vec();
     Step::by_with(voter, move |ledger| {
         Action::CastBallot(CastBallot {
+            version: None,
             poll: latest_poll(ledger),
             choices: choices.clone(),
         })
@@ -290,6 +291,7 @@ fn ballot_rows() -> Vec<Row> {
             Step::by(
                 CITIZEN,
                 Action::CastBallot(CastBallot {
+                    version: None,
                     poll: 9_999,
                     choices: vec![0],
                 }),
